@@ -1,0 +1,272 @@
+//! The wire protocol: message types, framing and limits. Pure: it turns bytes into messages and
+//! back, and owns no socket (the frame codec follows mini-redis: `check` the buffer, then parse).
+//!
+//! A frame is a 4-byte big-endian body length followed by a MessagePack body (structs as maps
+//! with field names, enums as `{ "Variant": content }`). docs/PROTOCOL.md is the normative text.
+
+use crate::id::Id;
+use crate::routing::{Hop, NodeRef};
+use crate::store::Item;
+use crate::version::Version;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+/// Bumped on any incompatible change; peers with another version are rejected at handshake.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Default largest frame body accepted (4 MiB): room for the largest value plus framing, yet
+/// far from the 4 GiB the old p2p.today framing allowed a hostile peer to announce.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
+/// Smallest configurable frame limit: a handshake and a small value must fit.
+pub const MIN_FRAME_BYTES: usize = 4 << 10;
+/// Largest key accepted by the dict (64 KiB).
+pub const MAX_KEY_BYTES: usize = 64 << 10;
+/// Largest value accepted by the dict (1 MiB); a value must fit in one frame with its key.
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+/// Bytes of the length prefix.
+pub const LENGTH_PREFIX_BYTES: usize = 4;
+
+/// What a node says about itself in the handshake.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u16,
+    pub protocol_id: Id,
+    pub subnet: String,
+    pub encryption: String,
+    pub node: NodeRef,
+    /// Whether the node is a member of the Chord ring (holds data and routes).
+    pub member: bool,
+}
+
+/// Which dict write an owner is asked to perform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteMode {
+    /// Store the value.
+    Set,
+    /// Store a tombstone if the key is live; report what was there.
+    Delete,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// First frame of the connecting side.
+    Hello(Hello),
+    /// The accepting side's answer to an acceptable `Hello`.
+    Welcome(Hello),
+    /// The accepting side refuses; the connection closes after this frame.
+    Reject { code: String, reason: String, subnet: String },
+    /// Peer exchange: nodes the sender is connected to.
+    Peers(Vec<PeerAd>),
+    /// A message for every node; `id` deduplicates it.
+    Broadcast { id: Id, origin: NodeRef, time_ms: u64, packets: Vec<ByteBuf> },
+    /// A message for one node.
+    Whisper { origin: NodeRef, target: Id, time_ms: u64, packets: Vec<ByteBuf> },
+    /// A dict change announced ring-wide (El-Ansary et al. 2003): forward to fingers in
+    /// `(receiver, limit)`.
+    Event { id: Id, key: ByteBuf, added: bool, limit: Id },
+    Request { id: u64, body: Request },
+    Response { id: u64, body: Response },
+    /// The sender is closing this connection, and why.
+    Goodbye { reason: String },
+}
+
+/// A peer advertised in peer exchange.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerAd {
+    pub node: NodeRef,
+    pub member: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    Ping,
+    /// Stabilize: your predecessor and successor list, please.
+    State,
+    /// I think I am your predecessor.
+    Notify(NodeRef),
+    /// Next hop towards the owner of a position (one step of an iterative lookup).
+    FindSuccessor(Id),
+    /// Read a key at its owner.
+    Get { key: ByteBuf },
+    /// Write a key at its owner, which versions and replicates it before answering.
+    Write { key: ByteBuf, value: Option<ByteBuf>, mode: WriteMode },
+    /// Store these versioned items as a replica.
+    Replicate { items: Vec<Item> },
+    /// Anti-entropy: does your copy of `(from, to]` hash to `digest`?
+    SyncArc { from: Id, to: Id, digest: ByteBuf },
+    /// Send me these keys' entries (tombstones included).
+    Fetch { keys: Vec<ByteBuf> },
+    /// A page of the live keys you are primary for, after the cursor.
+    Page { after: Option<(Id, ByteBuf)>, limit: u32, with_values: bool },
+    /// I am leaving: here are my predecessor and successors, take over.
+    Leaving { predecessor: Option<NodeRef>, successors: Vec<NodeRef> },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Ok,
+    Pong,
+    State { predecessor: Option<NodeRef>, successors: Vec<NodeRef> },
+    Next(Hop),
+    /// The owner's answer to `Get`; `arc` is its primary arc, for the caller's location cache.
+    Value { item: Option<Item>, arc: (Id, Id) },
+    /// The owner's answer to `Write`: the live value that was replaced, if any.
+    Written { previous: Option<ByteBuf>, version: Version, arc: (Id, Id) },
+    /// Not the owner (any more): ask this node.
+    Redirect(NodeRef),
+    InSync,
+    Versions(Vec<(ByteBuf, Version)>),
+    Items(Vec<Item>),
+    Page { items: Vec<Item>, more: bool, successor: NodeRef },
+    /// The request was understood but refused.
+    Error { code: String, message: String },
+}
+
+/// Why a byte stream could not be read as frames; each closes that connection.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FrameError {
+    #[error("frame of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("this port speaks the chordnet protocol, not HTTP (got an HTTP request)")]
+    Http,
+    #[error("empty frame")]
+    Empty,
+    #[error("unknown message type: {0}")]
+    UnknownType(String),
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+}
+
+/// Encode one message as a complete frame (length prefix included).
+pub fn encode(message: &Message) -> Bytes {
+    let mut out = BytesMut::with_capacity(64);
+    out.put_u32(0);
+    let mut writer = (&mut out).writer();
+    rmp_serde::encode::write_named(&mut writer, message).expect("encoding into memory cannot fail");
+    let body_len = (out.len() - LENGTH_PREFIX_BYTES) as u32;
+    out[..LENGTH_PREFIX_BYTES].copy_from_slice(&body_len.to_be_bytes());
+    out.freeze()
+}
+
+/// Is a whole frame buffered? `Ok(Some(len))` gives the body length; `Ok(None)` asks for more.
+/// Rejects oversized frames from the prefix alone, before any body is buffered.
+pub fn check(buffer: &[u8], max_frame_bytes: usize) -> Result<Option<usize>, FrameError> {
+    if buffer.len() < LENGTH_PREFIX_BYTES {
+        return Ok(None);
+    }
+    if looks_like_http(buffer) {
+        return Err(FrameError::Http);
+    }
+    let size = u32::from_be_bytes(buffer[..4].try_into().unwrap()) as usize;
+    if size == 0 {
+        return Err(FrameError::Empty);
+    }
+    if size > max_frame_bytes {
+        return Err(FrameError::TooLarge { size, limit: max_frame_bytes });
+    }
+    if buffer.len() < LENGTH_PREFIX_BYTES + size {
+        return Ok(None);
+    }
+    Ok(Some(size))
+}
+
+/// Take one frame off the front of `buffer` if a whole one is there.
+pub fn decode(buffer: &mut BytesMut, max_frame_bytes: usize) -> Result<Option<Message>, FrameError> {
+    let Some(size) = check(buffer, max_frame_bytes)? else { return Ok(None) };
+    buffer.advance(LENGTH_PREFIX_BYTES);
+    let body = buffer.split_to(size);
+    parse(&body).map(Some)
+}
+
+/// Parse a frame body.
+pub fn parse(body: &[u8]) -> Result<Message, FrameError> {
+    rmp_serde::from_slice(body).map_err(|error| {
+        let text = error.to_string();
+        match text.find("unknown variant") {
+            Some(at) => FrameError::UnknownType(text[at..].chars().take(120).collect()),
+            None => FrameError::Malformed(text.chars().take(200).collect()),
+        }
+    })
+}
+
+fn looks_like_http(buffer: &[u8]) -> bool {
+    const METHODS: [&[u8]; 9] = [b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC"];
+    METHODS.iter().any(|m| buffer.starts_with(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> NodeRef {
+        NodeRef { id: Id(9), host: "127.0.0.1".into(), port: 4000 }
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let message = Message::Whisper { origin: node(), target: Id(3), time_ms: 5, packets: vec![ByteBuf::from(vec![1, 2, 3])] };
+        let mut buffer = BytesMut::from(&encode(&message)[..]);
+        assert_eq!(decode(&mut buffer, DEFAULT_MAX_FRAME_BYTES).unwrap(), Some(message));
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn a_partial_frame_waits_for_more() {
+        let frame = encode(&Message::Request { id: 1, body: Request::Ping });
+        for cut in 0..frame.len() {
+            let mut buffer = BytesMut::from(&frame[..cut]);
+            assert_eq!(decode(&mut buffer, DEFAULT_MAX_FRAME_BYTES).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn two_frames_in_one_read_decode_in_order() {
+        let mut buffer = BytesMut::new();
+        buffer.extend_from_slice(&encode(&Message::Request { id: 1, body: Request::Ping }));
+        buffer.extend_from_slice(&encode(&Message::Response { id: 1, body: Response::Pong }));
+        assert!(matches!(decode(&mut buffer, 1 << 20).unwrap(), Some(Message::Request { id: 1, .. })));
+        assert!(matches!(decode(&mut buffer, 1 << 20).unwrap(), Some(Message::Response { id: 1, .. })));
+    }
+
+    #[test]
+    fn oversized_prefix_is_rejected_before_the_body_arrives() {
+        let buffer = [0xff, 0xff, 0xff, 0xff, 1];
+        assert_eq!(check(&buffer, 1024), Err(FrameError::TooLarge { size: u32::MAX as usize, limit: 1024 }));
+    }
+
+    #[test]
+    fn limit_is_inclusive() {
+        let frame = encode(&Message::Goodbye { reason: "x".repeat(100) });
+        let size = frame.len() - 4;
+        assert!(check(&frame, size).unwrap().is_some());
+        assert!(check(&frame, size - 1).is_err());
+    }
+
+    #[test]
+    fn http_and_garbage_are_named() {
+        assert_eq!(check(b"GET / HTTP/1.1\r\n", 1024), Err(FrameError::Http));
+        assert_eq!(check(&[0, 0, 0, 0], 1024), Err(FrameError::Empty));
+        let mut junk = BytesMut::from(&[0, 0, 0, 3, 0xc1, 0xc1, 0xc1][..]);
+        assert!(matches!(decode(&mut junk, 1024), Err(FrameError::Malformed(_))));
+    }
+
+    #[test]
+    fn unknown_message_type_is_reported_as_such() {
+        let mut body = Vec::new();
+        rmp_serde::encode::write_named(&mut body, &std::collections::BTreeMap::from([("Teleport", 1)])).unwrap();
+        assert!(matches!(parse(&body), Err(FrameError::UnknownType(_))));
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        for _ in 0..5000 {
+            let len = rng.gen_range(0..64);
+            let bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+            let _ = parse(&bytes);
+            let mut buffer = BytesMut::from(&bytes[..]);
+            let _ = decode(&mut buffer, 1 << 16);
+        }
+    }
+}
