@@ -9,6 +9,7 @@ pub mod protocol;
 pub mod routing;
 pub mod store;
 pub mod version;
+pub mod node;
 
 pub use id::Id;
 pub use routing::NodeRef;

@@ -98,6 +98,8 @@ pub enum Request {
     Fetch { keys: Vec<ByteBuf> },
     /// A page of the live keys you are primary for, after the cursor.
     Page { after: Option<(Id, ByteBuf)>, limit: u32, with_values: bool },
+    /// Take these entries over as their new primary, and replicate them before answering.
+    Handoff { items: Vec<Item> },
     /// I am leaving: here are my predecessor and successors, take over.
     Leaving { predecessor: Option<NodeRef>, successors: Vec<NodeRef> },
 }

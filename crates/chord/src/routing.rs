@@ -334,7 +334,7 @@ mod tests {
         loop {
             match nodes[at].next_hop(position) {
                 Hop::Local => return (nodes[at].me.id, hops),
-                Hop::Owner(n) => return (n.id, hops + 1),
+                Hop::Owner(n) => return (n.id, hops),
                 Hop::Closer(n) => {
                     hops += 1;
                     at = nodes.iter().position(|r| r.me.id == n.id).unwrap();

@@ -153,6 +153,11 @@ impl Store {
         before - self.entries.len()
     }
 
+    /// Live entries in `(from, to]`.
+    pub fn count_live_in(&self, from: Id, to: Id) -> usize {
+        self.range_iter(from, to).filter(|(_, entry)| entry.value.is_some()).count()
+    }
+
     /// Every entry, for a node that hands its whole store over when leaving.
     pub fn all_items(&self) -> Vec<Item> {
         self.entries.iter().map(|(slot, entry)| to_item(slot, entry)).collect()

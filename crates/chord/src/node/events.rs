@@ -1,0 +1,114 @@
+//! Events a node reports to its user, and the bounded queue they wait in until taken in
+//! batches (one batch per wake-up keeps the cost of crossing into JavaScript low).
+
+use super::Conn;
+use crate::id::Id;
+use crate::routing::NodeRef;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use tokio::sync::Notify;
+
+/// Events kept waiting for the user before new ones are dropped (and one error says so).
+pub const MAX_QUEUED_EVENTS: usize = 100_000;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerInfo {
+    pub id: Id,
+    pub host: String,
+    pub port: u16,
+    /// We dialed it (true) or it dialed us.
+    pub outbound: bool,
+    /// It is a member of the Chord ring.
+    pub member: bool,
+}
+
+impl PeerInfo {
+    pub(crate) fn of(conn: &Conn) -> PeerInfo {
+        PeerInfo { id: conn.peer.id, host: conn.peer.host.clone(), port: conn.peer.port, outbound: conn.outbound, member: conn.member }
+    }
+}
+
+/// A mesh message delivered to this node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Incoming {
+    pub sender: NodeRef,
+    pub time_ms: u64,
+    pub packets: Vec<Vec<u8>>,
+    pub broadcast: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Connect(PeerInfo),
+    Disconnect { peer: PeerInfo, reason: String },
+    Message(Incoming),
+    /// Something went wrong that no caller is waiting on (a peer sent garbage, a background
+    /// repair failed). The node keeps running.
+    Error { code: String, message: String },
+    /// A key was set somewhere in the ring.
+    Added(Vec<u8>),
+    /// A key was deleted somewhere in the ring.
+    Deleted(Vec<u8>),
+}
+
+pub(crate) struct EventQueue {
+    queue: Mutex<Queue>,
+    ready: Notify,
+}
+
+struct Queue {
+    events: VecDeque<Event>,
+    closed: bool,
+    overflowed: bool,
+}
+
+impl EventQueue {
+    pub(crate) fn new() -> EventQueue {
+        EventQueue { queue: Mutex::new(Queue { events: VecDeque::new(), closed: false, overflowed: false }), ready: Notify::new() }
+    }
+
+    pub(crate) fn push(&self, event: Event) {
+        let mut queue = self.queue.lock().unwrap();
+        if queue.closed {
+            return;
+        }
+        if queue.events.len() >= MAX_QUEUED_EVENTS {
+            if !queue.overflowed {
+                queue.overflowed = true;
+                queue.events.push_back(Event::Error {
+                    code: "ERR_EVENTS_DROPPED".into(),
+                    message: format!("more than {MAX_QUEUED_EVENTS} events were waiting; newer ones are dropped"),
+                });
+            }
+            return;
+        }
+        queue.overflowed = false;
+        queue.events.push_back(event);
+        drop(queue);
+        self.ready.notify_one();
+    }
+
+    /// Up to `max` events, waiting for at least one; `None` when closed and drained.
+    pub(crate) async fn next_batch(&self, max: usize) -> Option<Vec<Event>> {
+        loop {
+            {
+                let mut queue = self.queue.lock().unwrap();
+                if !queue.events.is_empty() {
+                    let take = queue.events.len().min(max.max(1));
+                    return Some(queue.events.drain(..take).collect());
+                }
+                if queue.closed {
+                    return None;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    /// No more events will come; waiters wake up and drain what is left.
+    pub(crate) fn close(&self) {
+        self.queue.lock().unwrap().closed = true;
+        self.ready.notify_waiters();
+        self.ready.notify_one();
+    }
+}

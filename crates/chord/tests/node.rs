@@ -1,0 +1,122 @@
+//! Nodes over real loopback sockets: mesh delivery and the replicated dict.
+
+use chord::node::chord::ChordConfig;
+use chord::node::{Config, Event, Node};
+use std::time::Duration;
+
+fn mesh_config() -> Config {
+    Config::new("127.0.0.1", 0)
+}
+
+fn chord_config() -> Config {
+    let mut config = Config::new("127.0.0.1", 0);
+    config.chord = Some(ChordConfig { stabilize_interval: Duration::from_millis(50), ..ChordConfig::default() });
+    config
+}
+
+async fn next_message(node: &Node) -> chord::node::Incoming {
+    loop {
+        let events = tokio::time::timeout(Duration::from_secs(5), node.next_events(64)).await.expect("an event in time").expect("open");
+        for event in events {
+            if let Event::Message(message) = event {
+                return message;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whisper_reaches_its_target() {
+    let a = Node::start(mesh_config()).await.unwrap();
+    let b = Node::start(mesh_config()).await.unwrap();
+    let (host, port) = b.addr();
+    let info = a.connect(&host, port).await.unwrap();
+    assert_eq!(info.id, b.id());
+    a.send(vec![b"hi".to_vec()], Some(chord::node::mesh::Target { id: b.id(), addr: None })).await.unwrap();
+    let message = next_message(&b).await;
+    assert_eq!(message.packets, vec![b"hi".to_vec()]);
+    assert_eq!(message.sender.id, a.id());
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_mismatch_is_refused() {
+    let a = Node::start(mesh_config()).await.unwrap();
+    let mut other = mesh_config();
+    other.subnet = "elsewhere".into();
+    let b = Node::start(other).await.unwrap();
+    let (host, port) = b.addr();
+    let error = a.connect(&host, port).await.unwrap_err();
+    assert_eq!(error.code(), "ERR_PROTOCOL_MISMATCH");
+    assert!(a.peers().is_empty());
+}
+
+async fn ring(n: usize) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for i in 0..n {
+        let node = Node::start(chord_config()).await.unwrap();
+        if i > 0 {
+            let (host, port) = nodes[rand::random::<usize>() % i].addr();
+            node.connect(&host, port).await.unwrap();
+        }
+        nodes.push(node);
+    }
+    settle(&nodes).await;
+    nodes
+}
+
+/// Wait until every node's successor is the next node by id.
+async fn settle(nodes: &[Node]) {
+    let mut ids: Vec<_> = nodes.iter().map(|n| n.id()).collect();
+    ids.sort();
+    for _ in 0..200 {
+        let ok = nodes.iter().all(|n| {
+            let stats = n.stats();
+            let at = ids.iter().position(|id| *id == n.id()).unwrap();
+            let want = ids[(at + 1) % ids.len()];
+            stats.successors.first().map(|s| s.id) == Some(want) && stats.predecessor.is_some()
+        });
+        if ok {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("ring did not settle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_stores_reads_and_survives_a_crash() {
+    let nodes = ring(6).await;
+    for i in 0..200 {
+        nodes[i % 6].set(format!("k{i}").into_bytes(), format!("v{i}").into_bytes()).await.unwrap();
+    }
+    for i in 0..200 {
+        let got = nodes[(i + 3) % 6].get(format!("k{i}").into_bytes()).await.unwrap();
+        assert_eq!(got, Some(format!("v{i}").into_bytes()));
+    }
+    // Crash two nodes at once (no hand-off): r = 3 keeps every key.
+    let (dead, alive) = nodes.split_at(2);
+    for node in dead {
+        node.inner_shutdown_for_tests();
+    }
+    settle(alive).await;
+    for i in 0..200 {
+        let got = alive[i % 4].get(format!("k{i}").into_bytes()).await.unwrap();
+        assert_eq!(got, Some(format!("v{i}").into_bytes()), "key k{i}");
+    }
+    let mut seen = 0;
+    let mut cursor = None;
+    loop {
+        let page = alive[0].scan(cursor, false, 50).await.unwrap();
+        seen += page.items.len();
+        cursor = page.cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, 200);
+    assert_eq!(alive[1].delete(b"k1".to_vec()).await.unwrap(), Some(b"v1".to_vec()));
+    assert_eq!(alive[2].delete(b"k1".to_vec()).await.unwrap(), None);
+    assert_eq!(alive[3].get(b"k1".to_vec()).await.unwrap(), None);
+}
