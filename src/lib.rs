@@ -1,1 +1,357 @@
+//! N-API binding of the chordnet engine. It converts JavaScript values to engine types and back
+//! and decides nothing: every rule lives in `crates/chord`. Errors cross as JSON in the error
+//! message (`{"code", "message", ...}`) so the TypeScript layer can rebuild typed errors, and
+//! every call runs under `catch_unwind` so a Rust panic becomes a JS error, never an abort.
 
+use chord::node::chord::{ChordConfig, LookupInfo, ScanPage, Stats};
+use chord::node::mesh::Target;
+use chord::node::{Config, Event, Node, NodeError, PeerInfo};
+use chord::{Id, NodeRef};
+use futures::FutureExt;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+/// Options of `startNode`, already validated by the TypeScript layer.
+#[napi(object)]
+pub struct StartOptions {
+    pub host: String,
+    pub port: u32,
+    pub subnet: String,
+    pub encryption: String,
+    pub out_host: Option<String>,
+    pub out_port: Option<u32>,
+    pub max_peers: Option<u32>,
+    pub max_frame_bytes: Option<u32>,
+    pub request_timeout_ms: Option<u32>,
+    pub peer_exchange: Option<bool>,
+    /// Present for a ChordSocket.
+    pub chord: Option<ChordOptions>,
+}
+
+#[napi(object)]
+pub struct ChordOptions {
+    pub replicas: u32,
+    pub join: bool,
+    pub events: bool,
+    pub stabilize_ms: u32,
+}
+
+#[napi(object)]
+pub struct JsPeer {
+    pub id: String,
+    pub host: String,
+    pub port: u32,
+    pub outbound: bool,
+    pub member: bool,
+}
+
+#[napi(object)]
+pub struct JsNodeRef {
+    pub id: String,
+    pub host: String,
+    pub port: u32,
+}
+
+/// One event; `kind` says which fields are set.
+#[napi(object)]
+pub struct JsEvent {
+    /// 'connect' | 'disconnect' | 'message' | 'error' | 'add' | 'delete'
+    pub kind: String,
+    pub peer: Option<JsPeer>,
+    pub reason: Option<String>,
+    pub sender: Option<JsNodeRef>,
+    pub time_ms: Option<f64>,
+    pub packets: Option<Vec<Buffer>>,
+    pub broadcast: Option<bool>,
+    pub code: Option<String>,
+    pub key: Option<Buffer>,
+}
+
+#[napi(object)]
+pub struct JsLookup {
+    pub owner: JsNodeRef,
+    pub hops: u32,
+}
+
+#[napi(object)]
+pub struct JsStats {
+    pub member: bool,
+    pub predecessor: Option<JsNodeRef>,
+    pub successors: Vec<JsNodeRef>,
+    pub fingers: u32,
+    pub ring_size_estimate: f64,
+    pub keys: f64,
+    pub primary_keys: f64,
+    pub connections: u32,
+    pub operations: f64,
+    pub mean_redirects: f64,
+    pub lookups: f64,
+    pub mean_lookup_hops: f64,
+}
+
+#[napi(object)]
+pub struct JsScanPage {
+    pub keys: Vec<Buffer>,
+    /// Parallel to `keys` when values were asked for.
+    pub values: Option<Vec<Buffer>>,
+    pub cursor: Option<Buffer>,
+}
+
+fn to_js_error(error: NodeError) -> Error {
+    let mut details = serde_json_lite(&[("code", error.code()), ("message", &error.to_string())]);
+    if let NodeError::ProtocolMismatch { ours, theirs, .. } = &error {
+        details = serde_json_lite(&[("code", error.code()), ("message", &error.to_string()), ("ours", ours), ("theirs", theirs)]);
+    }
+    Error::new(Status::GenericFailure, details)
+}
+
+/// A flat JSON object of strings (the binding needs no JSON library for this).
+fn serde_json_lite(fields: &[(&str, &str)]) -> String {
+    let escape = |s: &str| s.chars().flat_map(|c| match c {
+        '"' => "\\\"".chars().collect::<Vec<_>>(),
+        '\\' => "\\\\".chars().collect(),
+        c if (c as u32) < 0x20 => format!("\\u{:04x}", c as u32).chars().collect(),
+        c => vec![c],
+    }).collect::<String>();
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{}\":\"{}\"", k, escape(v))).collect();
+    format!("{{{}}}", body.join(","))
+}
+
+fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    Error::new(Status::GenericFailure, serde_json_lite(&[("code", "ERR_INTERNAL"), ("message", &format!("internal error (Rust panic): {text}"))]))
+}
+
+/// Await an engine future; a panic inside becomes a JS error.
+async fn guarded<T>(future: impl Future<Output = std::result::Result<T, NodeError>>) -> Result<T> {
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(result) => result.map_err(to_js_error),
+        Err(payload) => Err(panic_error(payload)),
+    }
+}
+
+/// Run a synchronous engine call; a panic inside becomes a JS error.
+fn guarded_sync<T>(call: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(AssertUnwindSafe(call)).map_err(panic_error)
+}
+
+fn node_ref(node: &NodeRef) -> JsNodeRef {
+    JsNodeRef { id: node.id.to_hex(), host: node.host.clone(), port: node.port as u32 }
+}
+
+fn peer(info: &PeerInfo) -> JsPeer {
+    JsPeer { id: info.id.to_hex(), host: info.host.clone(), port: info.port as u32, outbound: info.outbound, member: info.member }
+}
+
+fn empty_event(kind: &str) -> JsEvent {
+    JsEvent { kind: kind.into(), peer: None, reason: None, sender: None, time_ms: None, packets: None, broadcast: None, code: None, key: None }
+}
+
+fn event(event: Event) -> JsEvent {
+    match event {
+        Event::Connect(info) => JsEvent { peer: Some(peer(&info)), ..empty_event("connect") },
+        Event::Disconnect { peer: info, reason } => JsEvent { peer: Some(peer(&info)), reason: Some(reason), ..empty_event("disconnect") },
+        Event::Message(message) => JsEvent {
+            sender: Some(node_ref(&message.sender)),
+            time_ms: Some(message.time_ms as f64),
+            packets: Some(message.packets.into_iter().map(Buffer::from).collect()),
+            broadcast: Some(message.broadcast),
+            ..empty_event("message")
+        },
+        Event::Error { code, message } => JsEvent { code: Some(code), reason: Some(message), ..empty_event("error") },
+        Event::Added(key) => JsEvent { key: Some(key.into()), ..empty_event("add") },
+        Event::Deleted(key) => JsEvent { key: Some(key.into()), ..empty_event("delete") },
+    }
+}
+
+fn port(value: u32, what: &str) -> Result<u16> {
+    u16::try_from(value).map_err(|_| Error::new(Status::InvalidArg, format!("{what} must be an integer from 0 to 65535 (got {value})")))
+}
+
+/// The id of a protocol: a hash of the protocol version, subnet and encryption (32 hex digits).
+#[napi]
+pub fn protocol_id(subnet: String, encryption: String) -> String {
+    chord::node::protocol_id(&subnet, &encryption).to_hex()
+}
+
+/// Start a node listening on `host:port` (port 0 = any free port).
+#[napi]
+pub async fn start_node(options: StartOptions) -> Result<NativeNode> {
+    let mut config = Config::new(options.host.clone(), port(options.port, "port")?);
+    config.subnet = options.subnet;
+    config.encryption = options.encryption;
+    if let Some(host) = options.out_host {
+        config.out_addr = Some((host, port(options.out_port.unwrap_or(options.port), "outAddr port")?));
+    }
+    if let Some(max_peers) = options.max_peers {
+        config.max_peers = max_peers as usize;
+    }
+    if let Some(max_frame) = options.max_frame_bytes {
+        config.max_frame_bytes = max_frame as usize;
+    }
+    if let Some(timeout) = options.request_timeout_ms {
+        config.request_timeout = Duration::from_millis(timeout.max(1) as u64);
+    }
+    if let Some(exchange) = options.peer_exchange {
+        config.peer_exchange = exchange;
+    }
+    config.chord = options.chord.map(|c| ChordConfig {
+        replicas: c.replicas.max(1) as usize,
+        join: c.join,
+        events: c.events,
+        stabilize_interval: Duration::from_millis(c.stabilize_ms.max(10) as u64),
+    });
+    let node = guarded(Node::start(config)).await?;
+    Ok(NativeNode { node })
+}
+
+/// A running node. Every method is a thin conversion around `chord::node::Node`.
+#[napi]
+pub struct NativeNode {
+    node: Node,
+}
+
+#[napi]
+impl NativeNode {
+    #[napi(getter)]
+    pub fn id(&self) -> String {
+        self.node.id().to_hex()
+    }
+
+    #[napi(getter)]
+    pub fn host(&self) -> String {
+        self.node.addr().0
+    }
+
+    #[napi(getter)]
+    pub fn port(&self) -> u32 {
+        self.node.addr().1 as u32
+    }
+
+    #[napi]
+    pub async fn connect(&self, host: String, port_number: u32) -> Result<JsPeer> {
+        let target_port = port(port_number, "port")?;
+        let info = guarded(self.node.connect(&host, target_port)).await?;
+        Ok(peer(&info))
+    }
+
+    #[napi]
+    pub fn peers(&self) -> Result<Vec<JsPeer>> {
+        guarded_sync(|| self.node.peers().iter().map(peer).collect())
+    }
+
+    /// Broadcast when `to` is absent; else whisper to the node with that id (dialing
+    /// `toHost:toPort` first if not connected).
+    #[napi]
+    pub async fn send(&self, packets: Vec<Buffer>, to: Option<String>, to_host: Option<String>, to_port: Option<u32>) -> Result<()> {
+        let packets: Vec<Vec<u8>> = packets.iter().map(|p| p.to_vec()).collect();
+        let target = match to {
+            None => None,
+            Some(id) => {
+                let id = Id::from_hex(&id).ok_or_else(|| Error::new(Status::InvalidArg, format!("`to` must be a node id of 32 hex digits (got {id:?})")))?;
+                let addr = match (to_host, to_port) {
+                    (Some(host), Some(p)) => Some((host, port(p, "port")?)),
+                    _ => None,
+                };
+                Some(Target { id, addr })
+            }
+        };
+        guarded(self.node.send(packets, target)).await
+    }
+
+    /// The next events (at most `max`), waiting for one; `null` once the node is closed.
+    #[napi]
+    pub async fn next_events(&self, max: u32) -> Result<Option<Vec<JsEvent>>> {
+        let node = self.node.clone();
+        let batch = guarded(async move { Ok(node.next_events(max as usize).await) }).await?;
+        Ok(batch.map(|events| events.into_iter().map(event).collect()))
+    }
+
+    #[napi]
+    pub async fn close(&self) -> Result<()> {
+        let node = self.node.clone();
+        guarded(async move {
+            node.close().await;
+            Ok(())
+        })
+        .await
+    }
+
+    #[napi]
+    pub async fn get(&self, key: Buffer) -> Result<Option<Buffer>> {
+        let key = key.to_vec();
+        Ok(guarded(self.node.get(key)).await?.map(Buffer::from))
+    }
+
+    #[napi]
+    pub async fn set(&self, key: Buffer, value: Buffer) -> Result<()> {
+        let (key, value) = (key.to_vec(), value.to_vec());
+        guarded(self.node.set(key, value)).await
+    }
+
+    /// Delete a key; resolves to its previous value, or `null` when it was absent.
+    #[napi]
+    pub async fn delete(&self, key: Buffer) -> Result<Option<Buffer>> {
+        let key = key.to_vec();
+        Ok(guarded(self.node.delete(key)).await?.map(Buffer::from))
+    }
+
+    #[napi]
+    pub async fn lookup(&self, key: Buffer) -> Result<JsLookup> {
+        let key = key.to_vec();
+        let LookupInfo { owner, hops } = guarded(self.node.lookup(key)).await?;
+        Ok(JsLookup { owner: node_ref(&owner), hops })
+    }
+
+    #[napi]
+    pub fn stats(&self) -> Result<JsStats> {
+        guarded_sync(|| {
+            let s: Stats = self.node.stats();
+            JsStats {
+                member: s.member,
+                predecessor: s.predecessor.as_ref().map(node_ref),
+                successors: s.successors.iter().map(node_ref).collect(),
+                fingers: s.fingers as u32,
+                ring_size_estimate: s.ring_size_estimate,
+                keys: s.keys as f64,
+                primary_keys: s.primary_keys as f64,
+                connections: s.connections as u32,
+                operations: s.operations as f64,
+                mean_redirects: s.mean_redirects,
+                lookups: s.lookups as f64,
+                mean_lookup_hops: s.mean_lookup_hops,
+            }
+        })
+    }
+
+    /// One page of a walk over the ring's keys; pass `cursor` back for the next page.
+    #[napi]
+    pub async fn scan(&self, cursor: Option<Buffer>, with_values: bool, limit: u32) -> Result<JsScanPage> {
+        let cursor = cursor.map(|c| c.to_vec());
+        let ScanPage { items, cursor } = guarded(self.node.scan(cursor, with_values, limit)).await?;
+        let mut keys = Vec::with_capacity(items.len());
+        let mut values = Vec::with_capacity(items.len());
+        for (key, value) in items {
+            keys.push(Buffer::from(key));
+            values.push(Buffer::from(value.unwrap_or_default()));
+        }
+        Ok(JsScanPage { keys, values: with_values.then_some(values), cursor: cursor.map(Buffer::from) })
+    }
+
+    #[napi]
+    pub async fn join(&self) -> Result<()> {
+        guarded(self.node.join()).await
+    }
+
+    #[napi]
+    pub async fn unjoin(&self) -> Result<()> {
+        guarded(self.node.unjoin()).await
+    }
+}

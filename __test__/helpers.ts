@@ -1,0 +1,45 @@
+/** Shared helpers of the ava suites: sockets on 127.0.0.1 port 0, waits with deadlines. */
+import { ChordSocket, MeshSocket, Message } from '../index'
+
+export async function meshNodes(n: number, options = {}): Promise<MeshSocket[]> {
+  const nodes = Array.from({ length: n }, () => new MeshSocket('127.0.0.1', 0, options))
+  await Promise.all(nodes.map((node) => node.ready))
+  return nodes
+}
+
+export async function closeAll(nodes: MeshSocket[]): Promise<void> {
+  await Promise.all(nodes.map((node) => node.close()))
+}
+
+/** Poll `check` until it returns true, failing after `timeoutMs`. */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(20)
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+export function nextMessage(node: MeshSocket, timeoutMs = 5000): Promise<Message> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no message in time')), timeoutMs)
+    node.once('message', (message) => {
+      clearTimeout(timer)
+      resolve(message)
+    })
+  })
+}
+
+export function chordOptions(extra = {}) {
+  return { stabilizeMs: 50, ...extra }
+}
+
+export async function chordNode(extra = {}): Promise<ChordSocket> {
+  const node = new ChordSocket('127.0.0.1', 0, chordOptions(extra))
+  await node.ready
+  return node
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+'use strict'
+/**
+ * Install step. Makes sure the package has (1) its compiled TypeScript layer and (2) a native
+ * binary, trying in order: the platform package (optionalDependencies), a binary already in
+ * the package folder, a prebuilt release tarball (prebuild-install), and finally a build from
+ * source with cargo. Each binary is written to a temporary name and renamed into place, so a
+ * failed step never leaves a half-written file; if every way fails, the install fails with a
+ * message saying what to do.
+ */
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const root = path.resolve(__dirname, '..')
+/** How long a prebuilt download may take before we build from source instead. */
+const DOWNLOAD_TIMEOUT_MS = 30_000
+
+function log(message) {
+  process.stderr.write(`chordnet: ${message}\n`)
+}
+
+function platformSuffix() {
+  const { platform, arch } = process
+  if (platform === 'linux') {
+    let musl = false
+    try {
+      musl = !process.report.getReport().header.glibcVersionRuntime
+    } catch {}
+    return `linux-${arch}-${musl ? 'musl' : 'gnu'}`
+  }
+  if (platform === 'win32') return `win32-${arch}-msvc`
+  return `${platform}-${arch}`
+}
+
+function buildTypeScript() {
+  if (fs.existsSync(path.join(root, 'lib', 'index.js'))) return
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+  if (!fs.existsSync(path.join(root, 'ts')) || !fs.existsSync(tsc)) {
+    throw new Error('lib/ is missing and TypeScript is not installed to build it; install the published package or run `npm install` in a full checkout')
+  }
+  log('compiling the TypeScript layer (ts/ -> lib/)')
+  const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' })
+  if (result.status !== 0) throw new Error('tsc failed')
+}
+
+function binaryUsable(file) {
+  if (!fs.existsSync(file)) return false
+  const probe = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(file)})`], { stdio: 'ignore' })
+  return probe.status === 0
+}
+
+function platformPackagePresent(suffix) {
+  try {
+    require.resolve(`chordnet-${suffix}`, { paths: [root] })
+    return true
+  } catch {
+    return false
+  }
+}
+
+function tryPrebuild(target) {
+  const bin = (() => {
+    try {
+      return require.resolve('prebuild-install/bin.js', { paths: [root] })
+    } catch {
+      return null
+    }
+  })()
+  if (!bin || process.env.CHORDNET_BUILD_FROM_SOURCE) return false
+  log('no platform package; trying a prebuilt release tarball (prebuild-install)')
+  const result = spawnSync(process.execPath, [bin, '--runtime', 'napi', '--target', '8', '--verbose'], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    timeout: DOWNLOAD_TIMEOUT_MS,
+  })
+  if (result.status === 0 && binaryUsable(target)) return true
+  const why = result.error ? result.error.message : (result.stderr || '').toString().trim().split('\n').pop()
+  log(`no prebuilt binary (${why || 'download failed'}); building from source`)
+  return false
+}
+
+function libraryName() {
+  if (process.platform === 'win32') return 'chordnet_node.dll'
+  if (process.platform === 'darwin') return 'libchordnet_node.dylib'
+  return 'libchordnet_node.so'
+}
+
+function buildFromSource(target) {
+  const cargo = spawnSync('cargo', ['--version'], { stdio: 'ignore' })
+  if (cargo.error || cargo.status !== 0) {
+    throw new Error(
+      `no prebuilt binary fits ${platformSuffix()} (Node ${process.versions.node}) and cargo is not on PATH.\n` +
+        'Install Rust (https://rustup.rs) and reinstall, or install on a supported platform.',
+    )
+  }
+  if (!fs.existsSync(path.join(root, 'Cargo.toml'))) throw new Error('the Rust sources are not in this package; cannot build from source')
+  log('building the native addon with cargo (release); this takes a minute or two')
+  const result = spawnSync('cargo', ['build', '--release', '--lib', '-p', 'chordnet-node'], { cwd: root, stdio: 'inherit' })
+  if (result.status !== 0) throw new Error('cargo build failed (see the output above)')
+  const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, 'target')
+  const built = path.join(targetDir, 'release', libraryName())
+  const temporary = `${target}.${process.pid}.tmp`
+  fs.copyFileSync(built, temporary)
+  fs.renameSync(temporary, target)
+}
+
+function main() {
+  buildTypeScript()
+  const suffix = platformSuffix()
+  if (platformPackagePresent(suffix)) return
+  const target = path.join(root, `chordnet.${suffix}.node`)
+  if (binaryUsable(target) && !process.env.CHORDNET_BUILD_FROM_SOURCE) return
+  if (tryPrebuild(target)) return
+  buildFromSource(target)
+  if (!binaryUsable(target)) throw new Error(`the built binary ${target} does not load`)
+}
+
+try {
+  main()
+} catch (error) {
+  log(`install failed: ${error.message}`)
+  process.exit(1)
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+'use strict'
+/**
+ * `npm test`: every check, in order — Rust unit/integration tests of every engine crate, the
+ * TypeScript build, the ava suite over real sockets, and a type check of a typed usage file.
+ */
+const { spawnSync } = require('node:child_process')
+const path = require('node:path')
+
+const root = path.resolve(__dirname, '..')
+const steps = [
+  ['cargo test (engine crates)', 'cargo', ['test', '--release', '-p', 'chord']],
+  ['tsc (build lib/)', process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json']],
+  ['ava (over real sockets)', process.execPath, [require.resolve('ava/entrypoints/cli.mjs')]],
+  ['tsc --noEmit (typed usage file)', process.execPath, [require.resolve('typescript/bin/tsc'), '--noEmit', '-p', '__test__/tsconfig.json']],
+]
+
+const failed = []
+for (const [name, command, args] of steps) {
+  process.stdout.write(`\n=== ${name}\n`)
+  const started = Date.now()
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit' })
+  const seconds = ((Date.now() - started) / 1000).toFixed(1)
+  if (result.status !== 0) failed.push(name)
+  process.stdout.write(`=== ${name}: ${result.status === 0 ? 'ok' : 'FAILED'} (${seconds} s)\n`)
+}
+process.stdout.write(`\n${steps.length - failed.length} passed, ${failed.length} failed\n`)
+process.exit(failed.length === 0 ? 0 : 1)

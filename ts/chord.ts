@@ -1,0 +1,279 @@
+/**
+ * ChordSocket: the dict shared by every node of a Chord ring. Keys and values are bytes
+ * (strings become UTF-8); results are Buffers. Routing, replication and hand-off are in Rust.
+ */
+import { BytesLike, checkBoolean, checkPositiveInt, describe, toBytes } from './coerce'
+import { call, KeyError } from './errors'
+import { MeshOptions, MeshSocket, MeshSocketEvents } from './mesh'
+import { NativeEvent, NativeStartOptions } from './native'
+
+/** Largest key, in bytes (64 KiB). */
+export const MAX_KEY_BYTES = 64 * 1024
+/** Largest value, in bytes (1 MiB). */
+export const MAX_VALUE_BYTES = 1024 * 1024
+/** Writes in flight at once for `update()`. */
+const UPDATE_CONCURRENCY = 256
+/** Keys per page when walking the ring. */
+const PAGE_SIZE = 256
+
+export interface ChordOptions extends MeshOptions {
+  /** Copies of each key, the owner included (default 3). A resolved `set` survives `replicas - 1` simultaneous crashes. */
+  replicas?: number
+  /** Take part in the ring, storing and routing (default true). `false` makes a client that stores nothing yet reads and writes. */
+  join?: boolean
+  /** Emit `'add'` / `'delete'` for changes anywhere in the ring (default true). */
+  events?: boolean
+  /** Period of ring maintenance (stabilize, fix fingers, anti-entropy), in ms (default 250). */
+  stabilizeMs?: number
+}
+
+export interface NodeAddress {
+  id: string
+  addr: [string, number]
+}
+
+export interface LookupResult {
+  /** The node that owns the key. */
+  owner: NodeAddress
+  /** Remote nodes asked by a greedy finger-table lookup (about ½·log2 n). */
+  hops: number
+}
+
+export interface ChordStats {
+  /** Whether this node is a ring member (stores and routes). */
+  member: boolean
+  predecessor?: NodeAddress
+  successors: NodeAddress[]
+  /** Distinct nodes in the finger table. */
+  fingers: number
+  /** Ring size estimated from the successor list's spacing. */
+  ringSizeEstimate: number
+  /** Live keys held here, as owner or replica. */
+  keys: number
+  /** Live keys this node owns. */
+  primaryKeys: number
+  connections: number
+  /** Dict operations started here. */
+  operations: number
+  /** Mean redirects per operation (0 when the owner was guessed right). */
+  meanRedirects: number
+  lookups: number
+  meanLookupHops: number
+}
+
+export interface ChordSocketEvents extends MeshSocketEvents {
+  add: [key: Buffer]
+  delete: [key: Buffer]
+}
+
+/** Anything `update()` accepts. */
+export type Mapping = Map<BytesLike, BytesLike> | Iterable<readonly [BytesLike, BytesLike]> | Record<string, BytesLike>
+
+/**
+ * A node of a Chord ring sharing one dict.
+ *
+ * ```ts
+ * const a = new ChordSocket('127.0.0.1', 0)
+ * const b = new ChordSocket('127.0.0.1', 0)
+ * await Promise.all([a.ready, b.ready])
+ * await b.connect(...a.addr)
+ * await a.set('测试', '成功')
+ * (await b.get('测试'))?.toString() // '成功'
+ * ```
+ */
+export class ChordSocket extends MeshSocket {
+  constructor(addr: string, port: number, options: ChordOptions = {}) {
+    super(addr, port, options)
+  }
+
+  protected override configure(start: NativeStartOptions, options: ChordOptions): void {
+    start.chord = {
+      replicas: options.replicas === undefined ? 3 : checkPositiveInt(options.replicas, 'options.replicas', 64),
+      join: options.join === undefined ? true : checkBoolean(options.join, 'options.join'),
+      events: options.events === undefined ? true : checkBoolean(options.events, 'options.events'),
+      stabilizeMs: options.stabilizeMs === undefined ? 250 : checkPositiveInt(options.stabilizeMs, 'options.stabilizeMs', 600_000),
+    }
+  }
+
+  /** The value of `key`, or `fallback` (default `undefined`) when absent. */
+  async get(key: BytesLike): Promise<Buffer | undefined>
+  async get<T>(key: BytesLike, fallback: T): Promise<Buffer | T>
+  async get(key: BytesLike, ...rest: unknown[]): Promise<unknown> {
+    const bytes = toKey(key)
+    const node = await this.opened()
+    const value = await call(node.get(bytes))
+    return value ?? rest[0]
+  }
+
+  /** Store `value` under `key`; resolves once every replica holds it. */
+  async set(key: BytesLike, value: BytesLike): Promise<void> {
+    const k = toKey(key)
+    const v = toValue(value)
+    const node = await this.opened()
+    await call(node.set(k, v))
+  }
+
+  /** Delete `key`; rejects with `KeyError` when it is absent. */
+  async delete(key: BytesLike): Promise<void> {
+    const k = toKey(key)
+    const node = await this.opened()
+    const previous = await call(node.delete(k))
+    if (previous === null) throw new KeyError(`key not found: ${printable(k)}`, k)
+  }
+
+  /** Whether `key` is present. */
+  async has(key: BytesLike): Promise<boolean> {
+    return (await this.get(key)) !== undefined
+  }
+
+  /** Set every pair of a Map, an iterable of `[key, value]` pairs, or a plain object. */
+  async update(mapping: Mapping): Promise<void> {
+    const pairs = toPairs(mapping)
+    const node = await this.opened()
+    let next = 0
+    const worker = async () => {
+      while (next < pairs.length) {
+        const [k, v] = pairs[next++]
+        await call(node.set(k, v))
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(UPDATE_CONCURRENCY, pairs.length) }, worker))
+  }
+
+  /** Remove `key` and return its value; `fallback` when absent, else `KeyError`. */
+  async pop(key: BytesLike): Promise<Buffer>
+  async pop<T>(key: BytesLike, fallback: T): Promise<Buffer | T>
+  async pop(key: BytesLike, ...rest: unknown[]): Promise<unknown> {
+    const k = toKey(key)
+    const node = await this.opened()
+    const previous = await call(node.delete(k))
+    if (previous !== null) return previous
+    if (rest.length > 0) return rest[0]
+    throw new KeyError(`key not found: ${printable(k)}`, k)
+  }
+
+  /** Remove and return some `[key, value]` pair; `KeyError` when the dict is empty. */
+  async popitem(): Promise<[Buffer, Buffer]> {
+    const node = await this.opened()
+    for await (const key of this.keys()) {
+      const value = await call(node.delete(key))
+      if (value !== null) return [key, value]
+    }
+    throw new KeyError('popitem(): the dictionary is empty')
+  }
+
+  /** Every key of the whole ring, walked node by node (complete once the ring is quiet). */
+  async *keys(): AsyncGenerator<Buffer> {
+    for await (const [key] of this.#walk(false)) yield key
+  }
+
+  /** Every value of the whole ring; keys deleted during the walk are skipped. */
+  async *values(): AsyncGenerator<Buffer> {
+    for await (const [, value] of this.#walk(true)) yield value!
+  }
+
+  /** Every `[key, value]` pair of the whole ring. */
+  async *items(): AsyncGenerator<[Buffer, Buffer]> {
+    for await (const [key, value] of this.#walk(true)) yield [key, value!]
+  }
+
+  /** Same as `items()`. */
+  entries(): AsyncGenerator<[Buffer, Buffer]> {
+    return this.items()
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<[Buffer, Buffer]> {
+    return this.items()
+  }
+
+  /** Join the ring (through a connected member, if any). Sockets join by default; this undoes `unjoin()`. */
+  async join(): Promise<void> {
+    const node = await this.opened()
+    await call(node.join())
+  }
+
+  /** Leave the ring, handing this node's keys to the rest, and stay connected as a client. */
+  async unjoin(): Promise<void> {
+    const node = await this.opened()
+    await call(node.unjoin())
+  }
+
+  /** Which node owns `key`, found by a greedy finger-table lookup, and in how many hops. */
+  async lookup(key: BytesLike): Promise<LookupResult> {
+    const k = toKey(key)
+    const node = await this.opened()
+    const result = await call(node.lookup(k))
+    return { owner: toAddress(result.owner), hops: result.hops }
+  }
+
+  /** A snapshot of this node's routing state and counters. */
+  stats(): ChordStats {
+    if (!this.node) throw new TypeError('stats() needs a ready socket: await socket.ready first')
+    const s = this.node.stats()
+    return { ...s, predecessor: s.predecessor && toAddress(s.predecessor), successors: s.successors.map(toAddress) }
+  }
+
+  async *#walk(withValues: boolean): AsyncGenerator<[Buffer, Buffer | undefined]> {
+    const node = await this.opened()
+    let cursor: Buffer | null = null
+    do {
+      const page: { keys: Buffer[]; values?: Buffer[]; cursor?: Buffer } = await call(node.scan(cursor, withValues, PAGE_SIZE))
+      for (let i = 0; i < page.keys.length; i++) yield [page.keys[i], page.values?.[i]]
+      cursor = page.cursor ?? null
+    } while (cursor !== null)
+  }
+
+  protected override async beforeClose(): Promise<void> {
+    // Native close hands data over before releasing the port; nothing to add here.
+  }
+
+  protected override async dispatch(event: NativeEvent): Promise<void> {
+    if (event.kind === 'add' || event.kind === 'delete') {
+      this.emit(event.kind, event.key!)
+      return
+    }
+    return super.dispatch(event)
+  }
+}
+
+export interface ChordSocket {
+  on<E extends keyof ChordSocketEvents>(event: E, listener: (...args: ChordSocketEvents[E]) => void): this
+  once<E extends keyof ChordSocketEvents>(event: E, listener: (...args: ChordSocketEvents[E]) => void): this
+  off<E extends keyof ChordSocketEvents>(event: E, listener: (...args: ChordSocketEvents[E]) => void): this
+  emit<E extends keyof ChordSocketEvents>(event: E, ...args: ChordSocketEvents[E]): boolean
+}
+
+function toKey(key: unknown): Buffer {
+  const bytes = toBytes(key, 'key')
+  if (bytes.length > MAX_KEY_BYTES) throw new RangeError(`key is ${bytes.length} bytes; the limit is ${MAX_KEY_BYTES}`)
+  return bytes
+}
+
+function toValue(value: unknown): Buffer {
+  const bytes = toBytes(value, 'value')
+  if (bytes.length > MAX_VALUE_BYTES) throw new RangeError(`value is ${bytes.length} bytes; the limit is ${MAX_VALUE_BYTES}`)
+  return bytes
+}
+
+function toPairs(mapping: unknown): [Buffer, Buffer][] {
+  if (mapping === null || typeof mapping !== 'object') {
+    throw new TypeError(`update() takes a Map, an iterable of [key, value] pairs or a plain object (got ${describe(mapping)})`)
+  }
+  const entries: Iterable<unknown> =
+    Symbol.iterator in mapping ? (mapping as Iterable<unknown>) : Object.entries(mapping as Record<string, unknown>)
+  const pairs: [Buffer, Buffer][] = []
+  for (const entry of entries) {
+    if (!Array.isArray(entry) || entry.length !== 2) throw new TypeError(`update() pairs must be [key, value] (got ${describe(entry)})`)
+    pairs.push([toKey(entry[0]), toValue(entry[1])])
+  }
+  return pairs
+}
+
+function toAddress(node: { id: string; host: string; port: number }): NodeAddress {
+  return { id: node.id, addr: [node.host, node.port] }
+}
+
+function printable(key: Buffer): string {
+  const text = key.toString('utf8')
+  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text)
+}

@@ -1,0 +1,13 @@
+/**
+ * chordnet: a replicated Chord DHT for Node.js with a Rust core.
+ *
+ * - `MeshSocket`: a node of a peer-to-peer mesh (broadcast and whisper messages).
+ * - `ChordSocket`: a MeshSocket whose ring shares one dict (`get`, `set`, `delete`, ...).
+ * - `createTestnet(n)`: a local ring for tests.
+ */
+export { Protocol, Encryption } from './protocol'
+export { MeshSocket, MeshOptions, MeshSocketEvents, Message, PeerInfo, SendOptions, Handler, MAX_QUEUED_MESSAGES } from './mesh'
+export { ChordSocket, ChordOptions, ChordSocketEvents, ChordStats, LookupResult, NodeAddress, Mapping, MAX_KEY_BYTES, MAX_VALUE_BYTES } from './chord'
+export { ChordnetError, KeyError, ProtocolMismatchError } from './errors'
+export { BytesLike } from './coerce'
+export { createTestnet, waitForRing, Testnet } from './testnet'
