@@ -1,5 +1,5 @@
 /** Shared helpers of the ava suites: sockets on 127.0.0.1 port 0, waits with deadlines. */
-import { ChordSocket, MeshSocket, Message } from '../index'
+import { ChordSocket, MeshSocket, Message, Protocol } from '../index'
 
 export async function meshNodes(n: number, options = {}): Promise<MeshSocket[]> {
   const nodes = Array.from({ length: n }, () => new MeshSocket('127.0.0.1', 0, options))
@@ -34,8 +34,11 @@ export function nextMessage(node: MeshSocket, timeoutMs = 5000): Promise<Message
   })
 }
 
+/** Each test file gets a subnet of its own, so nodes of concurrent tests never meet through a reused port. */
+export const fileProtocol = new Protocol(`test-${process.pid}-${Math.random().toString(36).slice(2)}`)
+
 export function chordOptions(extra = {}) {
-  return { stabilizeMs: 50, ...extra }
+  return { stabilizeMs: 50, protocol: fileProtocol, ...extra }
 }
 
 export async function chordNode(extra = {}): Promise<ChordSocket> {

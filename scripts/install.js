@@ -50,13 +50,17 @@ function binaryUsable(file) {
   return probe.status === 0
 }
 
+/** The platform package (an optionalDependency) is installed and its binary loads here. */
 function platformPackagePresent(suffix) {
+  let file
   try {
-    require.resolve(`chordnet-${suffix}`, { paths: [root] })
-    return true
+    file = require.resolve(`chordnet-${suffix}`, { paths: [root] })
   } catch {
     return false
   }
+  if (binaryUsable(file)) return true
+  log(`chordnet-${suffix} is installed but its binary does not load; trying the other ways`)
+  return false
 }
 
 function tryPrebuild(target) {
@@ -75,6 +79,8 @@ function tryPrebuild(target) {
     timeout: DOWNLOAD_TIMEOUT_MS,
   })
   if (result.status === 0 && binaryUsable(target)) return true
+  // A failed or interrupted extraction may leave a partial file; never leave one behind.
+  if (fs.existsSync(target) && !binaryUsable(target)) fs.rmSync(target, { force: true })
   const why = result.error ? result.error.message : (result.stderr || '').toString().trim().split('\n').pop()
   log(`no prebuilt binary (${why || 'download failed'}); building from source`)
   return false

@@ -310,6 +310,12 @@ impl NativeNode {
         Ok(JsLookup { owner: node_ref(&owner), hops })
     }
 
+    /// The value this node holds locally for `key` (owner or replica), without routing.
+    #[napi]
+    pub fn local_get(&self, key: Buffer) -> Result<Option<Buffer>> {
+        guarded_sync(|| self.node.local_get(&key).map(Buffer::from))
+    }
+
     #[napi]
     pub fn stats(&self) -> Result<JsStats> {
         guarded_sync(|| {

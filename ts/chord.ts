@@ -206,6 +206,13 @@ export class ChordSocket extends MeshSocket {
     return { owner: toAddress(result.owner), hops: result.hops }
   }
 
+  /** The value this node itself holds for `key`, as owner or replica, without asking the ring (diagnostics). */
+  localGet(key: BytesLike): Buffer | undefined {
+    const k = toKey(key)
+    if (!this.node) throw new TypeError('localGet() needs a ready socket: await socket.ready first')
+    return this.node.localGet(k) ?? undefined
+  }
+
   /** A snapshot of this node's routing state and counters. */
   stats(): ChordStats {
     if (!this.node) throw new TypeError('stats() needs a ready socket: await socket.ready first')

@@ -58,6 +58,7 @@ export interface NativeNode {
   set(key: Buffer, value: Buffer): Promise<void>
   delete(key: Buffer): Promise<Buffer | null>
   lookup(key: Buffer): Promise<{ owner: NativeNodeRef; hops: number }>
+  localGet(key: Buffer): Buffer | null
   stats(): NativeStats
   scan(cursor: Buffer | null, withValues: boolean, limit: number): Promise<{ keys: Buffer[]; values?: Buffer[]; cursor?: Buffer }>
   join(): Promise<void>

@@ -3,10 +3,11 @@
  * Node 0 boots first, the rest join through it; `destroy()` closes them in reverse order.
  */
 import { ChordOptions, ChordSocket } from './chord'
+import { Protocol } from './protocol'
 
 export interface Testnet {
   nodes: ChordSocket[]
-  /** Resolves when every node's successor is the next node by id (the ring is settled). */
+  /** Resolves when every node's successor and predecessor are its neighbours by id (the ring is settled). */
   settled(timeoutMs?: number): Promise<void>
   destroy(): Promise<void>
 }
@@ -14,11 +15,13 @@ export interface Testnet {
 export async function createTestnet(size: number, options: ChordOptions = {}): Promise<Testnet> {
   if (!Number.isInteger(size) || size < 1) throw new TypeError(`size must be a positive integer (got ${String(size)})`)
   const nodes: ChordSocket[] = []
-  const boot = new ChordSocket('127.0.0.1', 0, { stabilizeMs: 50, ...options })
+  // A subnet of its own, so testnets in one process never mix even when ports are reused.
+  options = { stabilizeMs: 50, protocol: new Protocol(`testnet-${process.pid}-${Math.random().toString(36).slice(2)}`), ...options }
+  const boot = new ChordSocket('127.0.0.1', 0, options)
   await boot.ready
   nodes.push(boot)
   for (let i = 1; i < size; i++) {
-    const node = new ChordSocket('127.0.0.1', 0, { stabilizeMs: 50, ...options })
+    const node = new ChordSocket('127.0.0.1', 0, options)
     await node.ready
     await node.connect(...nodes[Math.floor(Math.random() * nodes.length)].addr)
     nodes.push(node)
@@ -34,7 +37,7 @@ export async function createTestnet(size: number, options: ChordOptions = {}): P
   return testnet
 }
 
-/** Wait until every node's successor is the next member by id and each knows a predecessor. */
+/** Wait until every member's successor and predecessor are its neighbours by id. */
 export async function waitForRing(nodes: ChordSocket[], timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -42,8 +45,10 @@ export async function waitForRing(nodes: ChordSocket[], timeoutMs = 20_000): Pro
     const ids = members.map((n) => n.id).sort()
     const ok = members.every((n) => {
       const s = n.stats()
-      const next = ids[(ids.indexOf(n.id) + 1) % ids.length]
-      return ids.length === 1 || (s.successors[0]?.id === next && s.predecessor !== undefined)
+      const at = ids.indexOf(n.id)
+      const next = ids[(at + 1) % ids.length]
+      const previous = ids[(at + ids.length - 1) % ids.length]
+      return ids.length === 1 || (s.successors[0]?.id === next && s.predecessor?.id === previous)
     })
     if (ok) return
     if (Date.now() > deadline) throw new Error(`ring of ${members.length} did not settle within ${timeoutMs} ms`)

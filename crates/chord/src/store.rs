@@ -95,6 +95,13 @@ impl Store {
         }
     }
 
+    /// Forget `key` entirely (its value or tombstone), when another node is responsible for it.
+    pub fn remove(&mut self, key: &[u8]) {
+        if let Some(entry) = self.entries.remove(&(Id::of_key(key), key.to_vec())) {
+            self.live -= entry.value.is_some() as usize;
+        }
+    }
+
     /// Every entry (tombstones included) whose position lies in `(from, to]`, clockwise.
     pub fn items_in(&self, from: Id, to: Id) -> Vec<Item> {
         self.range_iter(from, to).map(|(slot, entry)| to_item(slot, entry)).collect()
@@ -158,6 +165,11 @@ impl Store {
         self.range_iter(from, to).filter(|(_, entry)| entry.value.is_some()).count()
     }
 
+    /// Up to `limit` entries whose position satisfies `select`, without copying the others.
+    pub fn items_where(&self, select: impl Fn(Id) -> bool, limit: usize) -> Vec<Item> {
+        self.entries.iter().filter(|((position, _), _)| select(*position)).take(limit).map(|(slot, entry)| to_item(slot, entry)).collect()
+    }
+
     /// Every entry, for a node that hands its whole store over when leaving.
     pub fn all_items(&self) -> Vec<Item> {
         self.entries.iter().map(|(slot, entry)| to_item(slot, entry)).collect()
@@ -208,6 +220,18 @@ mod tests {
         assert_eq!(store.get(b"k").unwrap().0, Bytes::from("a"));
         assert_eq!(store.apply(&item("k", Some("b"), 3)), Applied::Stored { was_live: true });
         assert_eq!(store.get(b"k").unwrap().0, Bytes::from("b"));
+    }
+
+    #[test]
+    fn remove_forgets_values_and_tombstones() {
+        let mut store = Store::new();
+        store.apply(&item("a", Some("1"), 1));
+        store.apply(&item("b", None, 1));
+        store.remove(b"a");
+        store.remove(b"b");
+        store.remove(b"never");
+        assert!(store.is_empty());
+        assert_eq!(store.live_len(), 0);
     }
 
     #[test]

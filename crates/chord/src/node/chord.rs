@@ -46,6 +46,10 @@ const SYNC_VERSIONS_LIMIT: usize = 4096;
 const FETCH_BATCH: usize = 256;
 /// Bytes of values per replication or hand-off frame (well under the frame limit).
 const ITEM_BATCH_BYTES: usize = 1 << 20;
+/// Stray collection runs every this many maintenance rounds.
+const STRAY_EVERY_ROUNDS: u64 = 8;
+/// A replica lease lasts this many anti-entropy periods without a sync from its owner.
+const LEASE_SYNC_PERIODS: u32 = 10;
 /// Owners remembered in the location cache.
 const ARC_CACHE_ENTRIES: usize = 4096;
 /// Keys per page of a ring walk.
@@ -187,6 +191,12 @@ impl Node {
         state.stats.lookups += 1;
         state.stats.lookup_hops += hops as u64;
         Ok(LookupInfo { owner, hops })
+    }
+
+    /// The live value this node itself holds for `key` (as owner or replica), without routing:
+    /// for diagnostics and tests of replica convergence.
+    pub fn local_get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.inner().lock().store.get(key).map(|(value, _)| value.to_vec())
     }
 
     pub fn stats(&self) -> Stats {
@@ -525,6 +535,9 @@ async fn serve(inner: &Arc<Inner>, body: Request) -> Response {
     match body {
         Request::Write { key, value, mode } => serve_write(inner, key.into_vec(), value, mode).await,
         Request::Handoff { items } => {
+            if inner.lock().ring.is_none() {
+                return not_member();
+            }
             apply_items(inner, &items);
             sync_replicas(inner).await;
             Response::Ok
@@ -546,6 +559,10 @@ fn serve_now(inner: &Arc<Inner>, sender: Option<&NodeRef>, body: Request) -> Res
     }
     let mut state = inner.lock();
     let state = &mut *state;
+    if state.ring.is_none() && !matches!(body, Request::Ping) {
+        // A client (or a node that left) stores nothing: whoever asks must pick a member.
+        return Ok(not_member());
+    }
     let response = match body {
         Request::Ping => Response::Pong,
         Request::Write { .. } | Request::Handoff { .. } => unreachable!("answered by serve()"),
@@ -566,6 +583,7 @@ fn serve_now(inner: &Arc<Inner>, sender: Option<&NodeRef>, body: Request) -> Res
                 .collect(),
         ),
         Request::SyncArc { from, to, digest } => {
+            state.leases.insert(to, (from, Instant::now()));
             if state.store.digest(from, to)[..] == digest[..] {
                 Response::InSync
             } else {
@@ -913,6 +931,10 @@ pub(crate) async fn maintenance_loop(inner: Arc<Inner>) {
         if round % SYNC_EVERY_ROUNDS == 0 || inner.sync_wanted.swap(false, Ordering::Relaxed) {
             sync_replicas(&inner).await;
         }
+        if round % STRAY_EVERY_ROUNDS == 0 {
+            let lease_ttl = config.stabilize_interval * (SYNC_EVERY_ROUNDS as u32) * LEASE_SYNC_PERIODS;
+            hand_off_strays(&inner, lease_ttl).await;
+        }
         if round % 64 == 0 {
             let horizon = now_millis().saturating_sub(TOMBSTONE_HORIZON.as_millis() as u64);
             inner.lock().store.collect_tombstones(horizon);
@@ -982,6 +1004,33 @@ async fn fix_fingers(inner: &Arc<Inner>) {
                 }
             }
             Err(_) => return,
+        }
+    }
+}
+
+/// Entries we are neither owner nor a leased replica of go to their owner, then are dropped,
+/// so copies left on stand-ins cannot resurface after the tombstone horizon.
+async fn hand_off_strays(inner: &Arc<Inner>, lease_ttl: Duration) {
+    let strays: Vec<Item> = {
+        let mut state = inner.lock();
+        let state = &mut *state;
+        let Some(ring) = &state.ring else { return };
+        let Some((from, to)) = ring.primary_arc() else { return };
+        state.leases.retain(|_, (_, seen)| seen.elapsed() < lease_ttl);
+        let leases: Vec<(Id, Id)> = state.leases.iter().map(|(owner, (start, _))| (*start, *owner)).collect();
+        let covered = |position: Id| position.in_half_open(from, to) || leases.iter().any(|(a, b)| position.in_half_open(*a, *b));
+        state.store.items_where(|position| !covered(position), FETCH_BATCH)
+    };
+    for item in strays {
+        let Ok((owner, _)) = find_owner(inner, Id::of_key(&item.key)).await else { return };
+        if owner.id == inner.me.id {
+            continue;
+        }
+        if let Ok(Response::Ok) = inner.request(&owner, Request::Handoff { items: vec![item.clone()] }).await {
+            let mut state = inner.lock();
+            if state.store.version_of(&item.key) == Some(item.version) {
+                state.store.remove(&item.key);
+            }
         }
     }
 }

@@ -198,6 +198,10 @@ pub(crate) struct State {
     view: BTreeMap<Id, NodeRef>,
     /// Location cache: owner id -> (its predecessor id, owner), from owners' answers.
     arcs: BTreeMap<Id, (Id, NodeRef)>,
+    /// Replica leases: owner id -> (start of its arc, last anti-entropy from it). Entries outside
+    /// our own arc and every fresh lease are strays (left by a stand-in write or an old ring
+    /// shape) and are handed to their owner, then dropped.
+    leases: HashMap<Id, (Id, std::time::Instant)>,
     stats: Counters,
 }
 
@@ -289,6 +293,7 @@ impl Node {
                 clock: Clock::new(me.id),
                 view: BTreeMap::new(),
                 arcs: BTreeMap::new(),
+                leases: HashMap::new(),
                 stats: Counters::default(),
             }),
             pending: Mutex::new(HashMap::new()),
