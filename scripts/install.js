@@ -109,6 +109,11 @@ function buildFromSource(target) {
   const temporary = `${target}.${process.pid}.tmp`
   fs.copyFileSync(built, temporary)
   fs.renameSync(temporary, target)
+  // In an installed copy (under node_modules), cargo's ~200 MB target/ is of no further use;
+  // a checkout keeps it as its build cache, and a CARGO_TARGET_DIR is the user's to manage.
+  if (!process.env.CARGO_TARGET_DIR && root.split(path.sep).includes('node_modules')) {
+    fs.rmSync(targetDir, { recursive: true, force: true })
+  }
 }
 
 function main() {
