@@ -9,7 +9,7 @@ const path = require('node:path')
 
 const root = path.resolve(__dirname, '..')
 const steps = [
-  ['cargo test (engine crates)', 'cargo', ['test', '--release', '-p', 'chord']],
+  ['cargo test (engine and simulator crates)', 'cargo', ['test', '--release', '-p', 'chord', '-p', 'chord-sim']],
   ['tsc (build lib/)', process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json']],
   ['ava (over real sockets)', process.execPath, [require.resolve('ava/entrypoints/cli.mjs')]],
   ['tsc --noEmit (typed usage file)', process.execPath, [require.resolve('typescript/bin/tsc'), '--noEmit', '-p', '__test__/tsconfig.json']],

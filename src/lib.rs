@@ -284,6 +284,17 @@ impl NativeNode {
         .await
     }
 
+    /// Close at once without leaving the ring or handing data over (peers see a crash).
+    #[napi]
+    pub async fn destroy(&self) -> Result<()> {
+        let node = self.node.clone();
+        guarded(async move {
+            node.destroy().await;
+            Ok(())
+        })
+        .await
+    }
+
     #[napi]
     pub async fn get(&self, key: Buffer) -> Result<Option<Buffer>> {
         let key = key.to_vec();

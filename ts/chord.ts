@@ -230,10 +230,6 @@ export class ChordSocket extends MeshSocket {
     } while (cursor !== null)
   }
 
-  protected override async beforeClose(): Promise<void> {
-    // Native close hands data over before releasing the port; nothing to add here.
-  }
-
   protected override async dispatch(event: NativeEvent): Promise<void> {
     if (event.kind === 'add' || event.kind === 'delete') {
       this.emit(event.kind, event.key!)

@@ -194,27 +194,35 @@ export class MeshSocket extends EventEmitter {
     this.#handlers.push(handler)
   }
 
-  /** Close every connection and release the port. Further calls reject with `ERR_SOCKET_CLOSED`. */
+  /**
+   * Close every connection and release the port; a ChordSocket first leaves the ring and hands
+   * its keys over. Further calls reject with `ERR_SOCKET_CLOSED`.
+   */
   close(): Promise<void> {
     this.#closing ??= this.#close()
     return this.#closing
   }
 
-  async #close(): Promise<void> {
+  /**
+   * Close at once: drop every connection and the port without saying goodbye or handing data
+   * over — to peers it looks like a crash. Use `close()` for a graceful exit.
+   */
+  destroy(): Promise<void> {
+    this.#closing ??= this.#close(true)
+    return this.#closing
+  }
+
+  async #close(abrupt = false): Promise<void> {
     try {
       await this.ready
     } catch {
       this.#closed = true
       return // never started: nothing to release
     }
-    await this.beforeClose()
     this.#closed = true
-    await call(this.node!.close())
+    await call(abrupt ? this.node!.destroy() : this.node!.close())
     await this.#pump
   }
-
-  /** Subclass hook run before the native close (e.g. ChordSocket hand-off). @internal */
-  protected async beforeClose(): Promise<void> {}
 
   /** The native node once ready and not closed. @internal */
   protected async opened(): Promise<NativeNode> {

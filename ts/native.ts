@@ -54,6 +54,7 @@ export interface NativeNode {
   send(packets: Buffer[], to?: string | null, toHost?: string | null, toPort?: number | null): Promise<void>
   nextEvents(max: number): Promise<NativeEvent[] | null>
   close(): Promise<void>
+  destroy(): Promise<void>
   get(key: Buffer): Promise<Buffer | null>
   set(key: Buffer, value: Buffer): Promise<void>
   delete(key: Buffer): Promise<Buffer | null>

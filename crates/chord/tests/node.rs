@@ -98,7 +98,7 @@ async fn ring_stores_reads_and_survives_a_crash() {
     // Crash two nodes at once (no hand-off): r = 3 keeps every key.
     let (dead, alive) = nodes.split_at(2);
     for node in dead {
-        node.inner_shutdown_for_tests();
+        node.destroy().await;
     }
     settle(alive).await;
     for i in 0..200 {

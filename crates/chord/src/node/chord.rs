@@ -813,10 +813,7 @@ pub(crate) async fn on_member_connected(inner: &Arc<Inner>, peer: &PeerInfo) {
 /// Join the ring that `bootstrap` belongs to: find our successor, pull the keys we will own,
 /// adopt its successor list and notify it (Zave's join).
 async fn join_via(inner: &Arc<Inner>, bootstrap: &NodeRef) -> NodeResult<()> {
-    let (successor, _) = find_owner_from(inner, inner.me.id, Hop::Closer(bootstrap.clone())).await?;
-    if successor.id == inner.me.id {
-        return Ok(());
-    }
+    let successor = find_successor_through(inner, bootstrap).await?;
     let (predecessor, successors) = match inner.request(&successor, Request::State).await? {
         Response::State { predecessor, successors } => (predecessor, successors),
         other => return Err(unexpected(other)),
@@ -848,6 +845,23 @@ async fn join_via(inner: &Arc<Inner>, bootstrap: &NodeRef) -> NodeResult<()> {
     inner.sync_wanted.store(true, Ordering::Relaxed);
     inner.maintenance_wake.notify_one();
     Ok(())
+}
+
+/// Our successor-to-be, looked up through `bootstrap`. A lookup that falls back on our own
+/// tables (a ring of one: "we own everything") did not find it, so it is retried through the
+/// bootstrap rather than mistaken for a completed join.
+async fn find_successor_through(inner: &Arc<Inner>, bootstrap: &NodeRef) -> NodeResult<NodeRef> {
+    const ATTEMPTS: u32 = 5;
+    let mut last_error = None;
+    for attempt in 1..=ATTEMPTS {
+        match find_owner_from(inner, inner.me.id, Hop::Closer(bootstrap.clone())).await {
+            Ok((successor, _)) if successor.id != inner.me.id => return Ok(successor),
+            Ok(_) => {}
+            Err(error) => last_error = Some(error),
+        }
+        tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
+    }
+    Err(last_error.unwrap_or_else(|| NodeError::Unavailable(format!("no successor found through {}:{}", bootstrap.host, bootstrap.port))))
 }
 
 /// Leave the ring gracefully: tell the neighbours, push our data to the successor (which

@@ -377,9 +377,15 @@ impl Node {
         }
     }
 
-    /// Drop every connection and the port at once, without a hand-off: a crash, for tests.
-    pub fn inner_shutdown_for_tests(&self) {
-        self.inner.shut_down("simulated crash");
+    /// Drop every connection and the port at once, without leaving the ring or handing data
+    /// over: to peers this looks like a crash.
+    pub async fn destroy(&self) {
+        self.inner.member.store(false, Ordering::SeqCst);
+        self.inner.shut_down("socket destroyed");
+        let done = self.inner.listener_done.lock().unwrap().take();
+        if let Some(done) = done {
+            let _ = done.await;
+        }
     }
 
     pub(crate) fn inner(&self) -> &Arc<Inner> {

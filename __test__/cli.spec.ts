@@ -1,0 +1,55 @@
+import test from 'ava'
+import { spawn, spawnSync } from 'node:child_process'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+
+const bin = join(__dirname, '..', 'bin', 'chordnet.js')
+const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 60_000 })
+
+test('every command has --help', (t) => {
+  for (const command of ['demo', 'serve', 'get', 'set', 'del', 'keys', 'status']) {
+    const result = run(command, '--help')
+    t.is(result.status, 0, command)
+    t.regex(result.stdout, new RegExp(`Usage: chordnet ${command}`))
+  }
+  t.regex(run('--help').stdout, /Commands:/)
+  const unknown = run('frobnicate')
+  t.is(unknown.status, 2)
+  t.regex(unknown.stderr, /unknown command/)
+  const missing = run('get', 'k')
+  t.is(missing.status, 2)
+  t.regex(missing.stderr, /--connect must be host:port/)
+})
+
+test('demo runs a small ring and loses nothing', (t) => {
+  const result = run('demo', '--nodes', '4', '--keys', '200')
+  t.is(result.status, 0, result.stderr)
+  t.regex(result.stdout, /all correct/)
+  t.regex(result.stdout, /nothing lost/)
+  t.regex(result.stdout, /mean lookup hops/)
+})
+
+test('serve runs a node; get/set/del/keys/status talk to it as a client; SIGTERM leaves gracefully', async (t) => {
+  const subnet = `cli-${process.pid}`
+  const server = spawn(process.execPath, [bin, 'serve', '--port', '0', '--subnet', subnet], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => server.kill('SIGKILL'))
+  const lines = createInterface({ input: server.stdout! })
+  const address = await new Promise<string>((resolve) => lines.on('line', (line) => /^serving/.test(line) && resolve(line.split(' on ')[1].split(' ')[0])))
+  const client = (...args: string[]) => run(...args, '--connect', address, '--subnet', subnet)
+  t.is(client('set', '测试', '成功').status, 0)
+  const got = client('get', '测试')
+  t.is(got.status, 0, got.stderr)
+  t.is(got.stdout, '成功\n')
+  t.is(client('set', 'other', 'x').status, 0)
+  t.deepEqual(client('keys').stdout.trim().split('\n').sort(), ['other', '测试'].sort())
+  const status = client('status')
+  t.regex(status.stdout, /keys in the network: 2/)
+  t.is(client('del', 'other').status, 0)
+  const absent = client('get', 'other')
+  t.is(absent.status, 1)
+  t.regex(absent.stderr, /no such key/)
+  t.is(client('del', 'other').status, 1)
+  const exited = new Promise<number | null>((resolve) => server.on('exit', (code) => resolve(code)))
+  server.kill('SIGTERM')
+  t.is(await exited, 0)
+})

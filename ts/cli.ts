@@ -1,0 +1,189 @@
+/**
+ * The `chordnet` command: `demo` (what `npm start` runs), `serve` (a real node until Ctrl-C,
+ * leaving gracefully), and client commands `get`, `set`, `del`, `keys`, `status` that join a
+ * running network as a non-storing client.
+ */
+import { parseArgs } from 'node:util'
+import { ChordSocket } from './chord'
+import { ChordnetError } from './errors'
+import { runDemo } from './demo'
+import { Protocol } from './protocol'
+
+const HELP: Record<string, string> = {
+  main: `Usage: chordnet <command> [options]
+
+Commands:
+  demo     run an in-memory ring on 127.0.0.1 and show it working (npm start)
+  serve    run a ring member until Ctrl-C
+  get      print the value of a key
+  set      store a value under a key
+  del      delete a key
+  keys     list every key of the network
+  status   show what a client sees of the network
+
+Run "chordnet <command> --help" for the options of a command.`,
+  demo: `Usage: chordnet demo [--nodes 8] [--keys 1000]
+
+Starts a ring in this process on 127.0.0.1, writes keys from random nodes, reads them from
+every node, crashes one node and shows that nothing was lost.`,
+  serve: `Usage: chordnet serve --port P [--host 127.0.0.1] [--connect host:port] [--subnet S] [--replicas 3]
+
+Runs a ring member until SIGINT/SIGTERM, then hands its keys over and leaves.
+  --port      port to listen on (0 = any free port)
+  --host      address to bind (default 127.0.0.1)
+  --connect   a member of the network to join through
+  --subnet    network name; nodes only talk within one subnet (default "")
+  --replicas  copies of each key (default 3)`,
+  get: `Usage: chordnet get <key> --connect host:port [--subnet S]\n\nPrints the value of <key>; exits 1 if absent.`,
+  set: `Usage: chordnet set <key> <value> --connect host:port [--subnet S]\n\nStores <value> under <key> once every replica holds it.`,
+  del: `Usage: chordnet del <key> --connect host:port [--subnet S]\n\nDeletes <key>; exits 1 if it was absent.`,
+  keys: `Usage: chordnet keys --connect host:port [--subnet S]\n\nPrints every key of the network, one per line.`,
+  status: `Usage: chordnet status --connect host:port [--subnet S]\n\nPrints the members this client sees, the number of keys, and a lookup.`,
+}
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  connect: { type: 'string' },
+  subnet: { type: 'string' },
+  replicas: { type: 'string' },
+  nodes: { type: 'string' },
+  keys: { type: 'string' },
+} as const
+
+class UsageError extends Error {}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command = 'help', ...rest] = argv
+  if (command === 'help' || command === '--help' || command === '-h') {
+    console.log(HELP.main)
+    return 0
+  }
+  if (!(command in HELP) || command === 'main') {
+    console.error(`chordnet: unknown command "${command}"\n\n${HELP.main}`)
+    return 2
+  }
+  let parsed
+  try {
+    parsed = parseArgs({ args: rest, options: OPTIONS, allowPositionals: true })
+  } catch (error) {
+    console.error(`chordnet ${command}: ${(error as Error).message}\n\n${HELP[command]}`)
+    return 2
+  }
+  const { values, positionals } = parsed
+  if (values.help) {
+    console.log(HELP[command])
+    return 0
+  }
+  try {
+    return await run(command, values, positionals)
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`chordnet ${command}: ${error.message}\n\n${HELP[command]}`)
+      return 2
+    }
+    const code = error instanceof ChordnetError ? ` [${error.code}]` : ''
+    console.error(`chordnet ${command}: ${(error as Error).message}${code}`)
+    return 1
+  }
+}
+
+type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string }
+
+async function run(command: string, values: Values, positionals: string[]): Promise<number> {
+  switch (command) {
+    case 'demo':
+      await runDemo({ nodes: integer(values.nodes ?? '8', '--nodes', 1), keys: integer(values.keys ?? '1000', '--keys', 1), log: console.log })
+      return 0
+    case 'serve':
+      return serve(values)
+    default:
+      return client(command, values, positionals)
+  }
+}
+
+function integer(text: string, flag: string, min: number): number {
+  const value = Number(text)
+  if (!Number.isInteger(value) || value < min) throw new UsageError(`${flag} must be an integer ≥ ${min} (got "${text}")`)
+  return value
+}
+
+function address(text: string | undefined, flag: string): [string, number] {
+  const match = text === undefined ? null : /^(.+):(\d+)$/.exec(text)
+  if (!match) throw new UsageError(`${flag} must be host:port (got ${text === undefined ? 'nothing' : `"${text}"`})`)
+  return [match[1], integer(match[2], `${flag} port`, 1)]
+}
+
+async function serve(values: Values): Promise<number> {
+  if (values.port === undefined) throw new UsageError('--port is required (0 = any free port)')
+  const node = new ChordSocket(values.host ?? '127.0.0.1', integer(values.port, '--port', 0), {
+    protocol: new Protocol(values.subnet ?? ''),
+    replicas: integer(values.replicas ?? '3', '--replicas', 1),
+  })
+  await node.ready
+  node.on('connect', (peer) => console.log(`connected   ${peer.id.slice(0, 8)} ${peer.addr.join(':')}`))
+  node.on('disconnect', (peer, reason) => console.log(`disconnected ${peer.id.slice(0, 8)} ${peer.addr.join(':')} (${reason})`))
+  node.on('error', (error) => console.error(`warning: ${error.message}`))
+  if (values.connect) await node.connect(...address(values.connect, '--connect'))
+  console.log(`serving ${node.id} on ${node.addr.join(':')} (Ctrl-C to leave gracefully)`)
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      console.log(`${signal}: handing keys over and leaving ...`)
+      resolve()
+    }
+    process.once('SIGINT', () => stop('SIGINT'))
+    process.once('SIGTERM', () => stop('SIGTERM'))
+  })
+  await node.close()
+  console.log('left the ring')
+  return 0
+}
+
+async function client(command: string, values: Values, positionals: string[]): Promise<number> {
+  const wanted = { get: 1, set: 2, del: 1, keys: 0, status: 0 }[command] ?? 0
+  if (positionals.length !== wanted) throw new UsageError(`expected ${wanted} argument(s), got ${positionals.length}`)
+  const target = address(values.connect, '--connect')
+  const node = new ChordSocket('127.0.0.1', 0, { protocol: new Protocol(values.subnet ?? ''), join: false, events: false })
+  await node.ready
+  try {
+    await node.connect(...target)
+    switch (command) {
+      case 'get': {
+        const value = await node.get(positionals[0])
+        if (value === undefined) {
+          console.error(`chordnet get: no such key: ${positionals[0]}`)
+          return 1
+        }
+        process.stdout.write(value)
+        process.stdout.write('\n')
+        return 0
+      }
+      case 'set':
+        await node.set(positionals[0], positionals[1])
+        return 0
+      case 'del':
+        if ((await node.pop(positionals[0], null)) === null) {
+          console.error(`chordnet del: no such key: ${positionals[0]}`)
+          return 1
+        }
+        return 0
+      case 'keys':
+        for await (const key of node.keys()) console.log(key.toString())
+        return 0
+      default: {
+        let keys = 0
+        for await (const _ of node.keys()) keys++
+        const members = node.peers.filter((p) => p.member)
+        const probe = await node.lookup('status-probe')
+        console.log(`connected members: ${members.length}`)
+        for (const m of members) console.log(`  ${m.id} ${m.addr.join(':')}`)
+        console.log(`keys in the network: ${keys}`)
+        console.log(`lookup of "status-probe": owner ${probe.owner.id.slice(0, 8)} at ${probe.owner.addr.join(':')}, ${probe.hops} hop(s)`)
+        return 0
+      }
+    }
+  } finally {
+    await node.close()
+  }
+}
