@@ -104,7 +104,7 @@ test('chord: a response with an unknown request id is ignored, the connection ke
   await node.ready
   t.teardown(() => node.close())
   await node.set('safe', 'value')
-  const peer = await RawPeer.handshaken(node.addr[1])
+  const peer = await RawPeer.handshaken(node.addr[1], node.protocol)
   peer.write(frame({ Response: { id: 987654, body: 'Pong' } }))
   peer.write(frame({ Request: { id: 7, body: 'Ping' } }))
   const answer = await peer.nextNonPeers()
@@ -121,10 +121,10 @@ test('chord: a malformed store request closes that connection and loses nothing'
   const errors: ChordnetError[] = []
   node.on('error', (e) => errors.push(e))
   await node.set('kept', 'yes')
-  const peer = await RawPeer.handshaken(node.addr[1])
+  const peer = await RawPeer.handshaken(node.addr[1], node.protocol)
   peer.write(frame({ Request: { id: 1, body: { Replicate: { items: 'not a list' } } } }))
   await expectClosedWithReason(t, peer, errors, /malformed frame/)
-  const second = await RawPeer.handshaken(node.addr[1])
+  const second = await RawPeer.handshaken(node.addr[1], node.protocol)
   second.write(frame({ Request: { id: 2, body: { Write: { key: Buffer.from('kept'), value: 12, mode: 'Set' } } } }))
   t.true(await second.closedWithin(3000))
   t.is((await node.get('kept'))?.toString(), 'yes')
@@ -145,7 +145,7 @@ test('chord: an oversized raw frame from a peer is refused without storing anyth
   const node = new ChordSocket('127.0.0.1', 0, chordOptions({ maxFrameBytes: 64 * 1024 }))
   await node.ready
   t.teardown(() => node.close())
-  const peer = await RawPeer.handshaken(node.addr[1])
+  const peer = await RawPeer.handshaken(node.addr[1], node.protocol)
   peer.write(frame({ Request: { id: 3, body: { Write: { key: Buffer.from('huge'), value: Buffer.alloc(100 * 1024), mode: 'Set' } } } }))
   t.true(await peer.closedWithin(3000))
   t.false(await node.has('huge'))

@@ -12,7 +12,9 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// Options of `startNode`, already validated by the TypeScript layer.
 #[napi(object)]
@@ -98,6 +100,63 @@ pub struct JsScanPage {
     /// Parallel to `keys` when values were asked for.
     pub values: Option<Vec<Buffer>>,
     pub cursor: Option<Buffer>,
+}
+
+/// One dict operation of a `submit` batch. `kind`: 0 = get, 1 = set, 2 = delete.
+#[napi(object)]
+pub struct JsOp {
+    pub id: u32,
+    pub kind: u32,
+    pub key: Buffer,
+    pub value: Option<Buffer>,
+}
+
+/// The outcome of a submitted operation: `value` for get/delete (absent = no such key), or
+/// `error` as the same JSON an async method would reject with.
+#[napi(object)]
+pub struct JsDone {
+    pub id: u32,
+    pub value: Option<Buffer>,
+    pub error: Option<String>,
+}
+
+struct Done {
+    id: u32,
+    result: Result<Option<Vec<u8>>>,
+}
+
+/// Finished operations waiting to be collected by `nextCompletions`, in batches: one promise
+/// per batch instead of one per operation is what makes many operations in flight cheap.
+#[derive(Default)]
+struct Completions {
+    queue: Mutex<Vec<Done>>,
+    ready: Notify,
+}
+
+impl Completions {
+    fn push(&self, done: Done) {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(done);
+        self.ready.notify_one();
+    }
+
+    async fn next_batch(&self) -> Vec<Done> {
+        loop {
+            let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+            if !batch.is_empty() {
+                return batch;
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
+async fn run_op(node: Node, kind: u32, key: Vec<u8>, value: Option<Vec<u8>>) -> std::result::Result<Option<Vec<u8>>, NodeError> {
+    match kind {
+        0 => node.get(key).await,
+        1 => node.set(key, value.unwrap_or_default()).await.map(|_| None),
+        2 => node.delete(key).await,
+        other => Err(NodeError::InvalidArgument(format!("unknown operation kind {other}"))),
+    }
 }
 
 fn to_js_error(error: NodeError) -> Error {
@@ -209,13 +268,14 @@ pub async fn start_node(options: StartOptions) -> Result<NativeNode> {
         stabilize_interval: Duration::from_millis(c.stabilize_ms.max(10) as u64),
     });
     let node = guarded(Node::start(config)).await?;
-    Ok(NativeNode { node })
+    Ok(NativeNode { node, completions: Arc::default() })
 }
 
 /// A running node. Every method is a thin conversion around `chord::node::Node`.
 #[napi]
 pub struct NativeNode {
     node: Node,
+    completions: Arc<Completions>,
 }
 
 #[napi]
@@ -293,6 +353,34 @@ impl NativeNode {
             Ok(())
         })
         .await
+    }
+
+    /// Start a batch of dict operations; their outcomes arrive through `nextCompletions`.
+    #[napi]
+    pub fn submit(&self, ops: Vec<JsOp>) -> Result<()> {
+        for op in ops {
+            let (node, completions) = (self.node.clone(), self.completions.clone());
+            let (id, kind, key, value) = (op.id, op.kind, op.key.to_vec(), op.value.map(|v| v.to_vec()));
+            napi::bindgen_prelude::spawn(async move {
+                let result = guarded(run_op(node, kind, key, value)).await;
+                completions.push(Done { id, result });
+            });
+        }
+        Ok(())
+    }
+
+    /// Outcomes of submitted operations, waiting for at least one.
+    #[napi]
+    pub async fn next_completions(&self) -> Result<Vec<JsDone>> {
+        let completions = self.completions.clone();
+        let batch = completions.next_batch().await;
+        Ok(batch
+            .into_iter()
+            .map(|done| match done.result {
+                Ok(value) => JsDone { id: done.id, value: value.map(Buffer::from), error: None },
+                Err(error) => JsDone { id: done.id, value: None, error: Some(error.reason.clone()) },
+            })
+            .collect())
     }
 
     #[napi]

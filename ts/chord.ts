@@ -3,6 +3,7 @@
  * (strings become UTF-8); results are Buffers. Routing, replication and hand-off are in Rust.
  */
 import { BytesLike, checkBoolean, checkPositiveInt, describe, toBytes } from './coerce'
+import { Batcher, OpKind } from './batch'
 import { call, KeyError } from './errors'
 import { MeshOptions, MeshSocket, MeshSocketEvents } from './mesh'
 import { NativeEvent, NativeStartOptions } from './native'
@@ -21,7 +22,11 @@ export interface ChordOptions extends MeshOptions {
   replicas?: number
   /** Take part in the ring, storing and routing (default true). `false` makes a client that stores nothing yet reads and writes. */
   join?: boolean
-  /** Emit `'add'` / `'delete'` for changes anywhere in the ring (default true). */
+  /**
+   * Emit `'add'` / `'delete'` for changes anywhere in the ring (default true). Give every node of
+   * a network the same setting: a node with events off neither reports nor originates them, so a
+   * ring with events off carries no event traffic.
+   */
   events?: boolean
   /** Period of ring maintenance (stabilize, fix fingers, anti-entropy), in ms (default 250). */
   stabilizeMs?: number
@@ -82,8 +87,17 @@ export type Mapping = Map<BytesLike, BytesLike> | Iterable<readonly [BytesLike, 
  * ```
  */
 export class ChordSocket extends MeshSocket {
+  #batcher?: Batcher
+
   constructor(addr: string, port: number, options: ChordOptions = {}) {
     super(addr, port, options)
+  }
+
+  /** Run a dict operation through the batching layer. */
+  async #op(kind: OpKind, key: Buffer, value?: Buffer): Promise<Buffer | null> {
+    const node = await this.opened()
+    this.#batcher ??= new Batcher(node)
+    return this.#batcher.run(kind, key, value)
   }
 
   protected override configure(start: NativeStartOptions, options: ChordOptions): void {
@@ -99,9 +113,7 @@ export class ChordSocket extends MeshSocket {
   async get(key: BytesLike): Promise<Buffer | undefined>
   async get<T>(key: BytesLike, fallback: T): Promise<Buffer | T>
   async get(key: BytesLike, ...rest: unknown[]): Promise<unknown> {
-    const bytes = toKey(key)
-    const node = await this.opened()
-    const value = await call(node.get(bytes))
+    const value = await this.#op(OpKind.Get, toKey(key))
     return value ?? rest[0]
   }
 
@@ -109,15 +121,13 @@ export class ChordSocket extends MeshSocket {
   async set(key: BytesLike, value: BytesLike): Promise<void> {
     const k = toKey(key)
     const v = toValue(value)
-    const node = await this.opened()
-    await call(node.set(k, v))
+    await this.#op(OpKind.Set, k, v)
   }
 
   /** Delete `key`; rejects with `KeyError` when it is absent. */
   async delete(key: BytesLike): Promise<void> {
     const k = toKey(key)
-    const node = await this.opened()
-    const previous = await call(node.delete(k))
+    const previous = await this.#op(OpKind.Delete, k)
     if (previous === null) throw new KeyError(`key not found: ${printable(k)}`, k)
   }
 
@@ -129,12 +139,11 @@ export class ChordSocket extends MeshSocket {
   /** Set every pair of a Map, an iterable of `[key, value]` pairs, or a plain object. */
   async update(mapping: Mapping): Promise<void> {
     const pairs = toPairs(mapping)
-    const node = await this.opened()
     let next = 0
     const worker = async () => {
       while (next < pairs.length) {
         const [k, v] = pairs[next++]
-        await call(node.set(k, v))
+        await this.#op(OpKind.Set, k, v)
       }
     }
     await Promise.all(Array.from({ length: Math.min(UPDATE_CONCURRENCY, pairs.length) }, worker))
@@ -145,8 +154,7 @@ export class ChordSocket extends MeshSocket {
   async pop<T>(key: BytesLike, fallback: T): Promise<Buffer | T>
   async pop(key: BytesLike, ...rest: unknown[]): Promise<unknown> {
     const k = toKey(key)
-    const node = await this.opened()
-    const previous = await call(node.delete(k))
+    const previous = await this.#op(OpKind.Delete, k)
     if (previous !== null) return previous
     if (rest.length > 0) return rest[0]
     throw new KeyError(`key not found: ${printable(k)}`, k)
@@ -154,9 +162,8 @@ export class ChordSocket extends MeshSocket {
 
   /** Remove and return some `[key, value]` pair; `KeyError` when the dict is empty. */
   async popitem(): Promise<[Buffer, Buffer]> {
-    const node = await this.opened()
     for await (const key of this.keys()) {
-      const value = await call(node.delete(key))
+      const value = await this.#op(OpKind.Delete, key)
       if (value !== null) return [key, value]
     }
     throw new KeyError('popitem(): the dictionary is empty')

@@ -55,6 +55,8 @@ export interface NativeNode {
   nextEvents(max: number): Promise<NativeEvent[] | null>
   close(): Promise<void>
   destroy(): Promise<void>
+  submit(ops: { id: number; kind: number; key: Buffer; value?: Buffer }[]): void
+  nextCompletions(): Promise<{ id: number; value?: Buffer | null; error?: string | null }[]>
   get(key: Buffer): Promise<Buffer | null>
   set(key: Buffer, value: Buffer): Promise<void>
   delete(key: Buffer): Promise<Buffer | null>

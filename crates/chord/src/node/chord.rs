@@ -681,7 +681,9 @@ async fn serve_write(inner: &Arc<Inner>, key: Vec<u8>, value: Option<ByteBuf>, m
             message: format!("write stored on {} of {} replicas; anti-entropy will retry", stored + 1, wanted + 1),
         });
     }
-    if changed {
+    // A ring with events off (the option is meant to be the same on every node) carries no
+    // event traffic at all: the owner announces only when it reports events itself.
+    if changed && config.events {
         announce(inner, item.key.clone(), item.value.is_some());
     }
     Response::Written { previous, version: item.version, arc }

@@ -297,6 +297,10 @@ async fn read_loop(inner: Arc<Inner>, conn_id: u64, peer: NodeRef, mut reader: O
         if !inner.lock().conns.contains_key(&conn_id) {
             return;
         }
+        if buffer.capacity() - buffer.len() < READ_BUFFER_BYTES / 16 {
+            // Reclaim the consumed front (or grow) once per 64 KiB, not a little at every read.
+            buffer.reserve(READ_BUFFER_BYTES);
+        }
         match reader.read_buf(&mut buffer).await {
             Ok(0) => break "peer closed the connection".to_string(),
             Ok(_) => {}
