@@ -1,5 +1,5 @@
 import test from 'ava'
-import { ChordSocket, ChordnetError, MeshSocket, Protocol } from '../index'
+import { ChordSocket, ChordnetError, Protocol } from '../index'
 import { frame, hello, RawPeer } from './raw'
 import { chordOptions, closeAll, meshNodes, nextMessage, until } from './helpers'
 

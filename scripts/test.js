@@ -8,11 +8,12 @@ const { spawnSync } = require('node:child_process')
 const path = require('node:path')
 
 const root = path.resolve(__dirname, '..')
+const bin = (...parts) => path.join(root, 'node_modules', ...parts)
 const steps = [
   ['cargo test (engine and simulator crates)', 'cargo', ['test', '--release', '-p', 'chord', '-p', 'chord-sim']],
-  ['tsc (build lib/)', process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.json']],
-  ['ava (over real sockets)', process.execPath, [require.resolve('ava/entrypoints/cli.mjs')]],
-  ['tsc --noEmit (typed usage file)', process.execPath, [require.resolve('typescript/bin/tsc'), '--noEmit', '-p', '__test__/tsconfig.json']],
+  ['tsc (build lib/)', process.execPath, [bin('typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']],
+  ['ava (over real sockets)', process.execPath, [bin('ava', 'entrypoints', 'cli.mjs')]],
+  ['tsc --noEmit (typed usage file)', process.execPath, [bin('typescript', 'bin', 'tsc'), '--noEmit', '-p', '__test__/tsconfig.json']],
 ]
 
 const failed = []
