@@ -84,8 +84,9 @@ pub enum Request {
     State,
     /// I think I am your predecessor.
     Notify(NodeRef),
-    /// Next hop towards the owner of a position (one step of an iterative lookup).
-    FindSuccessor(Id),
+    /// Next hop towards the owner of `position` (one step of an iterative lookup), skipping
+    /// the nodes the asker found dead.
+    FindSuccessor { position: Id, avoid: Vec<Id> },
     /// Read a key at its owner.
     Get { key: ByteBuf },
     /// Write a key at its owner, which versions and replicates it before answering.

@@ -94,17 +94,23 @@ impl Routing {
 
     /// The next step of a greedy lookup of `position` from this node.
     pub fn next_hop(&self, position: Id) -> Hop {
+        self.next_hop_avoiding(position, &[])
+    }
+
+    /// The next step of a lookup that already found the nodes in `avoid` dead: they are
+    /// skipped, so a lookup can route around a failure through the node that pointed at it
+    /// instead of starting over (a dead successor's keys belong to the next live one).
+    pub fn next_hop_avoiding(&self, position: Id, avoid: &[Id]) -> Hop {
         if self.owns(position) {
             return Hop::Local;
         }
-        let successor = self.successor();
-        if successor.id == self.me.id {
+        let Some(successor) = self.successors.iter().find(|s| !avoid.contains(&s.id)) else {
             return Hop::Local;
-        }
+        };
         if position.in_half_open(self.me.id, successor.id) {
             return Hop::Owner(successor.clone());
         }
-        match self.closest_preceding(position) {
+        match self.closest_preceding_avoiding(position, avoid) {
             Some(node) => Hop::Closer(node.clone()),
             None => Hop::Owner(successor.clone()),
         }
@@ -112,11 +118,15 @@ impl Routing {
 
     /// The known node that most closely precedes `position` (fingers and successors alike).
     pub fn closest_preceding(&self, position: Id) -> Option<&NodeRef> {
+        self.closest_preceding_avoiding(position, &[])
+    }
+
+    fn closest_preceding_avoiding(&self, position: Id, avoid: &[Id]) -> Option<&NodeRef> {
         self.fingers
             .iter()
             .flatten()
             .chain(self.successors.iter())
-            .filter(|node| node.id.in_open(self.me.id, position))
+            .filter(|node| node.id.in_open(self.me.id, position) && !avoid.contains(&node.id))
             .max_by_key(|node| self.me.id.distance_to(node.id))
     }
 
@@ -375,6 +385,20 @@ mod tests {
             assert_eq!(route(&nodes, start, Id(11)).0, Id(100));
             assert_eq!(route(&nodes, start, Id(u128::MAX - 10)).0, Id(u128::MAX - 10));
         }
+    }
+
+    #[test]
+    fn avoiding_dead_nodes_routes_to_the_next_live_one() {
+        let nodes = ring(&[10, 20, 30, 40, 50, 60, 70, 80], 4);
+        let at10 = &nodes[0];
+        // 40's keys: normally via a finger to 40's predecessor region; with 30 dead, still progress.
+        assert_eq!(at10.next_hop(Id(35)), Hop::Closer(node(30)));
+        assert_eq!(at10.next_hop_avoiding(Id(35), &[Id(30)]), Hop::Closer(node(20)));
+        // A dead successor's keys belong to the next live successor.
+        assert_eq!(at10.next_hop_avoiding(Id(15), &[Id(20)]), Hop::Owner(node(30)));
+        // Everything avoided: nothing better than ourselves.
+        let all: Vec<Id> = [20, 30, 40, 50, 60, 70, 80].iter().map(|&i| Id(i)).collect();
+        assert_eq!(at10.next_hop_avoiding(Id(55), &all), Hop::Local);
     }
 
     #[test]

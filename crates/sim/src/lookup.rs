@@ -58,21 +58,25 @@ pub enum Outcome {
 
 /// Find the owner of `position` starting from `origin`'s own tables.
 pub fn find_owner(net: &mut Network, origin: Id, position: Id, policy: Policy) -> Trial {
-    match local_hop(net, origin, position) {
+    match local_hop(net, origin, position, &[]) {
         Some(hop) => find_owner_from(net, origin, position, hop, policy),
         None => Trial::default(),
     }
 }
 
-/// Continue a lookup from `start` (the real node's `find_owner_from`).
+/// Continue a lookup from `start` (the real node's `find_owner_from`): under [`Policy::Retry`]
+/// a dead hop is forgotten and routed around by asking the node that pointed at it again,
+/// with the dead nodes excluded (`FindSuccessor { avoid }`).
 pub fn find_owner_from(net: &mut Network, origin: Id, position: Id, start: Hop, policy: Policy) -> Trial {
     let mut trial = Trial::default();
     let mut hop = start;
+    let mut avoid: Vec<Id> = Vec::new();
+    let mut last_answer: Option<Id> = None;
     loop {
         let node = match hop {
             Hop::Local => return trial.found(origin),
             Hop::Owner(node) => return trial.found(node.id),
-            Hop::Closer(node) if node.id == origin => match local_hop(net, origin, position) {
+            Hop::Closer(node) if node.id == origin => match local_hop(net, origin, position, &avoid) {
                 Some(next) => {
                     hop = next;
                     continue;
@@ -85,19 +89,26 @@ pub fn find_owner_from(net: &mut Network, origin: Id, position: Id, start: Hop, 
         if trial.hops > MAX_HOPS {
             return trial;
         }
-        match net.request(node, Request::FindSuccessor(position)) {
+        match net.request(node, Request::FindSuccessor { position, avoid: avoid.clone() }) {
             Ok(Response::Next(Hop::Local)) => return trial.found(node),
-            Ok(Response::Next(next)) => hop = next,
+            Ok(Response::Next(next)) => {
+                last_answer = Some(node);
+                hop = next;
+            }
             _ => {
                 trial.dead_contacts += 1;
                 if policy == Policy::FirstTry {
                     return trial;
                 }
                 forget(net, origin, node);
-                match local_hop(net, origin, position) {
-                    Some(next) => hop = next,
-                    None => return trial,
-                }
+                avoid.push(node);
+                hop = match last_answer.take() {
+                    Some(previous) if previous != node => Hop::Closer(chord::NodeRef { id: previous, host: String::new(), port: 0 }),
+                    _ => match local_hop(net, origin, position, &avoid) {
+                        Some(next) => next,
+                        None => return trial,
+                    },
+                };
             }
         }
     }
@@ -130,8 +141,8 @@ fn judge(net: &Network, trial: &Trial, position: Id) -> Outcome {
     }
 }
 
-fn local_hop(net: &Network, origin: Id, position: Id) -> Option<Hop> {
-    net.routing(origin).map(|r| r.next_hop(position))
+fn local_hop(net: &Network, origin: Id, position: Id, avoid: &[Id]) -> Option<Hop> {
+    net.routing(origin).map(|r| r.next_hop_avoiding(position, avoid))
 }
 
 /// A node did not answer: drop it from `at`'s tables (the node's `forget`).

@@ -47,7 +47,7 @@ impl Counters {
             Request::State => self.state += 1,
             Request::Notify(_) => self.notify += 1,
             Request::Ping => self.ping += 1,
-            Request::FindSuccessor(_) => self.find_successor += 1,
+            Request::FindSuccessor { .. } => self.find_successor += 1,
             _ => {}
         }
     }
@@ -179,7 +179,7 @@ fn serve(routing: &mut Routing, request: Request) -> Response {
             routing.on_notify(&candidate);
             Response::Ok
         }
-        Request::FindSuccessor(position) => Response::Next(routing.next_hop(position)),
+        Request::FindSuccessor { position, avoid } => Response::Next(routing.next_hop_avoiding(position, &avoid)),
         _ => Response::Error { code: "not-simulated".into(), message: "the simulator only carries Chord routing requests".into() },
     }
 }

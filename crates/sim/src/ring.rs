@@ -123,6 +123,13 @@ pub fn stale_finger_nodes(net: &Network) -> usize {
     net.live_ids().iter().filter(|id| stale(id)).count()
 }
 
+/// Live nodes whose successor list still names a dead node (beyond the first, which
+/// stabilization already fixed); such entries are purged as lists propagate backwards.
+pub fn stale_successor_nodes(net: &Network) -> usize {
+    let stale = |id: &Id| net.routing(*id).expect("live").successors().iter().any(|s| !net.is_alive(s.id));
+    net.live_ids().iter().filter(|id| stale(id)).count()
+}
+
 /// Growth per round when building a ring by joins: 10% of the current size joins each round,
 /// an assumption (fast enough to reach 1,000 nodes in ~70 rounds, slow enough to stay sane).
 pub const JOIN_GROWTH_PER_ROUND: f64 = 0.10;

@@ -457,12 +457,16 @@ async fn find_owner_from(inner: &Arc<Inner>, position: Id, start: Hop) -> NodeRe
     let mut hops = 0u32;
     let mut attempt = 0;
     let mut hop = start;
+    // Nodes found dead during this lookup, and the last node that answered: a dead hop is
+    // routed around by asking that node again with the dead one excluded.
+    let mut avoid: Vec<Id> = Vec::new();
+    let mut last_answer: Option<NodeRef> = None;
     loop {
         let node = match hop {
             Hop::Local => return Ok((inner.me.clone(), hops)),
             Hop::Owner(node) => return Ok((node, hops)),
             Hop::Closer(node) if node.id == inner.me.id => {
-                hop = local_hop(inner, position)?;
+                hop = local_hop(inner, position, &avoid)?;
                 continue;
             }
             Hop::Closer(node) => node,
@@ -471,43 +475,53 @@ async fn find_owner_from(inner: &Arc<Inner>, position: Id, start: Hop) -> NodeRe
         if hops > 128 {
             return Err(NodeError::Unavailable("lookup did not converge in 128 hops".into()));
         }
-        match inner.request(&node, Request::FindSuccessor(position)).await {
+        match inner.request(&node, Request::FindSuccessor { position, avoid: avoid.clone() }).await {
             Ok(Response::Next(Hop::Local)) => return Ok((node, hops)),
-            Ok(Response::Next(next)) => hop = next,
+            Ok(Response::Next(next)) => {
+                last_answer = Some(node);
+                hop = next;
+            }
             Ok(Response::Error { .. }) => {
-                forget(inner, node.id);
-                attempt += 1;
-                backoff(deadline, attempt).await?;
-                hop = Hop::Closer(node);
-                hop = restart_hop(inner, position, hop)?;
+                hop = route_around(inner, position, &node, &mut avoid, &mut last_answer, deadline, &mut attempt).await?;
             }
             Ok(other) => return Err(unexpected(other)),
             Err(error) if error.is_unreachable() => {
-                forget(inner, node.id);
-                attempt += 1;
-                backoff(deadline, attempt).await?;
-                hop = restart_hop(inner, position, Hop::Closer(node))?;
+                hop = route_around(inner, position, &node, &mut avoid, &mut last_answer, deadline, &mut attempt).await?;
             }
             Err(error) => return Err(error),
         }
     }
 }
 
-fn local_hop(inner: &Inner, position: Id) -> NodeResult<Hop> {
-    let state = inner.lock();
-    match &state.ring {
-        Some(ring) => Ok(ring.next_hop(position)),
-        None => Err(NodeError::Unavailable("not a ring member".into())),
+/// `dead` did not answer: forget it and continue through the node that pointed at it, or
+/// from our own tables if there is none (or it is the dead one).
+async fn route_around(
+    inner: &Arc<Inner>,
+    position: Id,
+    dead: &NodeRef,
+    avoid: &mut Vec<Id>,
+    last_answer: &mut Option<NodeRef>,
+    deadline: Instant,
+    attempt: &mut u32,
+) -> NodeResult<Hop> {
+    forget(inner, dead.id);
+    avoid.push(dead.id);
+    *attempt += 1;
+    if *attempt > 3 {
+        backoff(deadline, *attempt).await?;
+    }
+    match last_answer.take() {
+        Some(previous) if previous.id != dead.id => Ok(Hop::Closer(previous)),
+        _ => local_hop(inner, position, avoid),
     }
 }
 
-/// After a failed hop, start over from our own tables (which no longer hold the dead node).
-fn restart_hop(inner: &Inner, position: Id, _failed: Hop) -> NodeResult<Hop> {
+fn local_hop(inner: &Inner, position: Id, avoid: &[Id]) -> NodeResult<Hop> {
     let state = inner.lock();
     if let Some(ring) = &state.ring {
-        return Ok(ring.next_hop(position));
+        return Ok(ring.next_hop_avoiding(position, avoid));
     }
-    let preceding = state.view.range(..position).next_back().or_else(|| state.view.iter().next_back());
+    let preceding = state.view.range(..position).rev().chain(state.view.iter().rev()).find(|(id, _)| !avoid.contains(id));
     preceding.map(|(_, n)| Hop::Closer(n.clone())).ok_or_else(|| NodeError::Unavailable("no ring member left to ask".into()))
 }
 
@@ -603,7 +617,7 @@ fn serve_now(inner: &Arc<Inner>, sender: Option<&NodeRef>, body: Request) -> Res
                     state.view.insert(candidate.id, candidate);
                     Response::Ok
                 }
-                Request::FindSuccessor(position) => Response::Next(ring.next_hop(position)),
+                Request::FindSuccessor { position, avoid } => Response::Next(ring.next_hop_avoiding(position, &avoid)),
                 Request::Get { key } => {
                     let position = Id::of_key(&key);
                     match ring.next_hop(position) {
