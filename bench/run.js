@@ -1,0 +1,307 @@
+#!/usr/bin/env node
+'use strict'
+/**
+ * `npm run bench`: chordnet against other DHTs for Node.js, all nodes of one implementation in
+ * one child process on 127.0.0.1, plus the floors (a raw loopback TCP round trip) and chordnet's
+ * MeshSocket whisper / broadcast figures.
+ *
+ *   node bench/run.js [--quick] [--smoke] [--peers chordnet,hyperdht,...] [--nodes 4,16]
+ *                     [--ops N] [--repeat K] [--budget MS] [--out DIR]
+ *
+ * Each measurement runs in a child process that reports every phase as soon as it is done; the
+ * parent gives every phase a deadline and kills a child that misses it, so a peer that hangs,
+ * crashes or reads back wrong values gets a row saying so and the run always ends by itself.
+ * Writes DIR/bench.md, DIR/bench.svg, DIR/BENCH_SUMMARY.md and DIR/results.json (DIR defaults
+ * to bench/results) and prints the table. `--smoke` (for the test suite): chordnet with 4 nodes
+ * and 50 operations plus hyperdht at the same tiny size, correctness only; exits non-zero if any
+ * value read back is wrong or chordnet does not complete.
+ */
+const { fork } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { median } = require('./stats')
+const { renderMarkdown, renderSummary } = require('./report')
+const { renderChart } = require('./chart')
+
+const HERE = __dirname
+const ROOT = path.resolve(HERE, '..')
+
+function version(pkg) {
+  try {
+    return require(path.join(ROOT, 'node_modules', pkg, 'package.json')).version
+  } catch {
+    return null
+  }
+}
+
+/** The implementations. `repeat` is the default number of runs (overridden by --repeat). */
+const PEERS = {
+  chordnet: { file: 'peers/chordnet.js', label: `chordnet ${require(path.join(ROOT, 'package.json')).version}`, repeat: 1, ours: true },
+  hyperdht: { file: 'peers/hyperdht.js', label: `hyperdht ${version('hyperdht')} (mutable)`, repeat: 1, options: { variant: 'mutable' } },
+  'hyperdht-immutable': { file: 'peers/hyperdht.js', label: `hyperdht ${version('hyperdht')} (immutable)`, repeat: 1, options: { variant: 'immutable' } },
+  js2p: { file: 'peers/js2p.js', label: `js2p ${version('js2p')}`, repeat: 3, options: { graceMs: 6000 }, note: 'set is fire-and-forget' },
+  'kad-dht': { file: 'peers/kad-dht.js', label: '@libp2p/kad-dht', repeat: 1 },
+}
+
+function parseArgs(argv) {
+  const args = { quick: false, smoke: false, peers: null, nodes: null, ops: null, repeat: null, budget: null, out: null }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    const value = () => {
+      const v = argv[++i]
+      if (v === undefined) throw new Error(`${a} needs a value`)
+      return v
+    }
+    if (a === '--quick') args.quick = true
+    else if (a === '--smoke') args.smoke = true
+    else if (a === '--peers') args.peers = value().split(',').map((s) => s.trim()).filter(Boolean)
+    else if (a === '--nodes') args.nodes = value().split(',').map(Number)
+    else if (a === '--ops') args.ops = Number(value())
+    else if (a === '--repeat') args.repeat = Number(value())
+    else if (a === '--budget') args.budget = Number(value())
+    else if (a === '--out') args.out = path.resolve(value())
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write(fs.readFileSync(__filename, 'utf8').split('*/')[0].replace(/^#!.*\n'use strict'\n\/\*\*\n/, '').replace(/^ \* ?/gm, '') + '\n')
+      process.exit(0)
+    } else throw new Error(`unknown argument ${a} (see --help)`)
+  }
+  for (const p of args.peers ?? []) if (!PEERS[p]) throw new Error(`unknown peer ${p}; known: ${Object.keys(PEERS).join(', ')}`)
+  for (const n of args.nodes ?? []) if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`--nodes takes integers 1..64 (got ${n})`)
+  if (args.ops !== null && !(Number.isInteger(args.ops) && args.ops > 0)) throw new Error('--ops takes a positive integer')
+  if (args.repeat !== null && !(Number.isInteger(args.repeat) && args.repeat > 0)) throw new Error('--repeat takes a positive integer')
+  return args
+}
+
+/**
+ * Run one child and collect its phase reports. A phase that outlives its deadline (sent by the
+ * child when the phase starts) or the whole-run deadline gets the child killed.
+ */
+function runChild(file, options, { firstPhaseDeadlineMs = 30000, totalDeadlineMs = Infinity } = {}) {
+  return new Promise((resolve) => {
+    const started = Date.now()
+    const run = { phases: {}, order: [], warnings: [], status: 'ok', detail: null, wallMs: 0 }
+    let current = null
+    let finished = false
+    let output = ''
+    const child = fork(path.join(HERE, file), [JSON.stringify(options)], {
+      cwd: ROOT,
+      execArgv: ['--expose-gc'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    })
+    const keep = (chunk) => {
+      output = (output + chunk.toString()).slice(-4000)
+    }
+    child.stdout.on('data', keep)
+    child.stderr.on('data', keep)
+    let timer = null
+    let totalTimer = null
+    const arm = (ms, why) => {
+      clearTimeout(timer)
+      timer = setTimeout(() => kill(why), ms)
+    }
+    const kill = (why) => {
+      if (finished) return
+      run.status = 'timeout'
+      run.detail = why
+      if (current && !run.phases[current]) run.phases[current] = { status: 'timeout' }
+      child.kill('SIGKILL')
+    }
+    arm(firstPhaseDeadlineMs, `no report within ${firstPhaseDeadlineMs / 1000} s of starting`)
+    if (Number.isFinite(totalDeadlineMs)) totalTimer = setTimeout(() => kill(`the whole run exceeded ${totalDeadlineMs / 1000} s`), totalDeadlineMs)
+    child.on('message', (m) => {
+      if (m.type === 'phase') {
+        current = m.name
+        run.order.push(m.name)
+        arm(m.deadlineMs, `phase ${m.name} exceeded its ${m.deadlineMs / 1000} s deadline`)
+      } else if (m.type === 'result') {
+        run.phases[m.name] = { status: 'ok', data: m.data }
+        if (m.data && m.data.hung && run.status === 'ok') {
+          run.status = 'hung'
+          run.detail = `${m.name}: ${m.data.hung}`
+        }
+      } else if (m.type === 'error') {
+        run.phases[m.name] = { status: 'error', message: m.message }
+        if (run.status === 'ok') {
+          run.status = 'error'
+          run.detail = `${m.name}: ${m.message}`
+        }
+      } else if (m.type === 'warning') {
+        if (run.warnings.length < 5) run.warnings.push(m.message)
+      } else if (m.type === 'unavailable') {
+        run.status = 'unavailable'
+        run.detail = m.reason
+      } else if (m.type === 'fatal') {
+        run.status = 'crashed'
+        run.detail = `${current ? `in ${current}: ` : ''}${m.message}`
+      } else if (m.type === 'done') {
+        finished = true
+        clearTimeout(timer)
+      }
+    })
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      clearTimeout(totalTimer)
+      run.wallMs = Date.now() - started
+      if (!finished && run.status === 'ok') {
+        run.status = 'crashed'
+        run.detail = `exited with ${signal ? `signal ${signal}` : `code ${code}`}${current ? ` during ${current}` : ''}: ${lastLines(output)}`
+      }
+      resolve(run)
+    })
+  })
+}
+
+function lastLines(text) {
+  const lines = text.trim().split('\n').filter(Boolean)
+  return lines.slice(-3).join(' | ').slice(0, 400) || '(no output)'
+}
+
+function machineInfo() {
+  let cpu = os.cpus()[0]?.model ?? 'unknown'
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))
+    if (m) cpu = m[1].trim()
+  } catch {}
+  return {
+    cpu,
+    cores: os.cpus().length,
+    memoryGiB: os.totalmem() / 2 ** 30,
+    node: process.version,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    date: new Date().toISOString(),
+  }
+}
+
+/** Collapse repeated runs of one (peer, N) into one row: medians, with min–max kept. */
+function aggregate(peer, n, runs) {
+  const metric = (get) => {
+    const values = runs.map(get).filter((x) => typeof x === 'number' && Number.isFinite(x))
+    return values.length ? { value: median(values), min: Math.min(...values), max: Math.max(...values), count: values.length } : null
+  }
+  const phase = (run, name) => (run.phases[name] && run.phases[name].status === 'ok' ? run.phases[name].data : null)
+  const row = {
+    peer,
+    label: PEERS[peer].label,
+    ours: !!PEERS[peer].ours,
+    note: PEERS[peer].note ?? null,
+    nodes: n,
+    runs: runs.length,
+    statuses: runs.map((r) => (r.status === 'ok' ? 'ok' : `${r.status}${r.detail ? `: ${r.detail}` : ''}`)),
+    setP50: metric((r) => phase(r, 'set-seq')?.latency?.p50),
+    setP99: metric((r) => phase(r, 'set-seq')?.latency?.p99),
+    getP50: metric((r) => phase(r, 'get-seq')?.latency?.p50),
+    getP99: metric((r) => phase(r, 'get-seq')?.latency?.p99),
+    setSamples: metric((r) => phase(r, 'set-seq')?.latency?.n),
+    getSamples: metric((r) => phase(r, 'get-seq')?.latency?.n),
+    rssPerNode: metric((r) => phase(r, 'start')?.rssPerNode),
+    startMs: metric((r) => phase(r, 'start')?.startMs),
+    info: runs.map((r) => phase(r, 'info')).find(Boolean) ?? null,
+    routingTables: runs.map((r) => phase(r, 'start')?.routingTableSizes).filter(Boolean),
+    throughput: {},
+    correctness: { checked: 0, wrong: 0, errors: 0, firstWrong: null, firstError: null },
+  }
+  for (const kind of ['set', 'get']) {
+    for (const c of [1, 16, 256]) row.throughput[`${kind}-c${c}`] = metric((r) => phase(r, `${kind}-c${c}`)?.rate)
+  }
+  for (const r of runs) {
+    for (const [name, p] of Object.entries(r.phases)) {
+      if (p.status !== 'ok' || !p.data) continue
+      const d = p.data
+      if (name.startsWith('get-') && typeof d.checked === 'number') {
+        row.correctness.checked += d.checked
+        row.correctness.wrong += d.wrong || 0
+        row.correctness.errors += d.errors || 0
+        row.correctness.firstWrong ??= d.firstWrong ?? null
+      }
+      if (d.errors) row.correctness.firstError ??= `${name}: ${d.firstError}`
+      if (name.startsWith('set-') && d.errors) row.correctness.setErrors = (row.correctness.setErrors || 0) + d.errors
+    }
+  }
+  row.ok = runs.every((r) => r.status === 'ok') && row.correctness.wrong === 0 && row.correctness.errors === 0 && !row.correctness.setErrors
+  row.unavailable = runs.every((r) => r.status === 'unavailable') ? runs[0].detail : null
+  return row
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2))
+  const smoke = args.smoke
+  const quick = args.quick
+  const outDir = args.out ?? path.join(HERE, 'results')
+  const budgetMs = args.budget ?? (smoke ? 1000 : quick ? 700 : 2500)
+  const nodesList = args.nodes ?? (smoke ? [4] : [4, 16])
+  const peers = args.peers ?? (smoke ? ['chordnet', 'hyperdht'] : Object.keys(PEERS))
+  const tpOps = args.ops ?? (smoke ? 50 : quick ? 10000 : 50000)
+  const seqOps = Math.min(tpOps, smoke ? 50 : 2000)
+  const started = Date.now()
+  const log = (s) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${s}\n`)
+  const info = machineInfo()
+  log(`${info.cpu}, ${info.cores} cores, Node ${info.node}; peers ${peers.join(', ')}; N = ${nodesList.join(', ')}; ${smoke ? 'smoke' : quick ? 'quick' : 'full'} run`)
+
+  const results = { machine: info, mode: smoke ? 'smoke' : quick ? 'quick' : 'full', settings: { budgetMs, tpOps, seqOps, nodes: nodesList, peers }, floors: {}, rows: [] }
+
+  // Stop children on Ctrl-C: fork()ed children share our process group, so they get it too.
+  process.on('SIGINT', () => process.exit(130))
+
+  if (!smoke) {
+    log('raw loopback TCP round trip')
+    const raw = await runChild('raw-tcp.js', { budgetMs: Math.max(budgetMs, 1000), count: 20000 })
+    results.floors.rawTcp = raw.phases.rtt?.data ?? null
+    results.floors.rawTcpStatus = raw.status === 'ok' ? 'ok' : `${raw.status}: ${raw.detail}`
+    if (!peers.includes('chordnet')) log('chordnet not selected: skipping the MeshSocket figures')
+    else {
+      log('chordnet MeshSocket whisper round trip and 10-node broadcast')
+      const mesh = await runChild('mesh.js', { budgetMs: Math.max(budgetMs, 1000), count: 5000, reps: 300 })
+      results.floors.whisper = mesh.phases.whisper?.status === 'ok' ? mesh.phases.whisper.data : null
+      results.floors.broadcast = mesh.phases.broadcast?.status === 'ok' ? mesh.phases.broadcast.data : null
+      results.floors.meshStatus = mesh.status === 'ok' ? 'ok' : `${mesh.status}: ${mesh.detail}`
+    }
+  }
+
+  for (const peer of peers) {
+    const spec = PEERS[peer]
+    const repeat = args.repeat ?? (smoke || quick ? 1 : spec.repeat)
+    for (const n of nodesList) {
+      const runs = []
+      for (let k = 0; k < repeat; k++) {
+        log(`${spec.label}, ${n} nodes${repeat > 1 ? `, run ${k + 1}/${repeat}` : ''}`)
+        const options = { nodes: n, seqOps, tpOps, budgetMs, smoke, ...(spec.options || {}) }
+        // In smoke mode, a peer other than ours gets 20 s in all: it is there only if it is fast.
+        const total = smoke && !spec.ours ? 20000 : smoke ? 100000 : 30000 + 16 * (budgetMs + 20000)
+        const run = await runChild(spec.file, options, { totalDeadlineMs: total })
+        log(`  -> ${run.status}${run.detail ? ` (${run.detail.slice(0, 200)})` : ''} in ${(run.wallMs / 1000).toFixed(1)} s`)
+        runs.push(run)
+        if (run.status === 'unavailable') break
+      }
+      results.rows.push({ ...aggregate(peer, n, runs), rawRuns: runs })
+      if (runs.every((r) => r.status === 'unavailable')) break // one row says why, not one per N
+    }
+  }
+  results.wallSeconds = (Date.now() - started) / 1000
+
+  fs.mkdirSync(outDir, { recursive: true })
+  const markdown = renderMarkdown(results)
+  fs.writeFileSync(path.join(outDir, 'bench.md'), markdown)
+  fs.writeFileSync(path.join(outDir, 'bench.svg'), renderChart(results))
+  fs.writeFileSync(path.join(outDir, 'BENCH_SUMMARY.md'), renderSummary(results))
+  fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(results, null, 2) + '\n')
+  process.stdout.write(markdown + '\n')
+  log(`wrote ${path.relative(process.cwd(), outDir) || '.'}/{bench.md,bench.svg,BENCH_SUMMARY.md,results.json} in ${results.wallSeconds.toFixed(0)} s`)
+
+  // Exit status: wrong values anywhere fail; so does chordnet not completing.
+  const wrong = results.rows.filter((r) => r.correctness.wrong > 0)
+  const oursBroken = results.rows.filter((r) => r.ours && !r.ok)
+  if (smoke) {
+    for (const r of wrong) log(`WRONG VALUES: ${r.label} with ${r.nodes} nodes: ${r.correctness.wrong} of ${r.correctness.checked} (${r.correctness.firstWrong})`)
+    for (const r of oursBroken) log(`chordnet did not complete cleanly with ${r.nodes} nodes: ${r.statuses.join('; ')} ${r.correctness.firstError ?? ''}`)
+    const checkedOurs = results.rows.filter((r) => r.ours).every((r) => r.correctness.checked > 0)
+    process.exitCode = wrong.length || oursBroken.length || !checkedOurs ? 1 : 0
+  } else {
+    process.exitCode = wrong.some((r) => r.ours) ? 1 : 0
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench: ${e && e.stack ? e.stack : e}\n`)
+  process.exit(2)
+})
