@@ -35,19 +35,81 @@ pub enum Applied {
 struct Entry {
     value: Option<Bytes>,
     version: Version,
+    /// This entry's share of arc digests (see [`entry_hash`]).
+    hash: u128,
+}
+
+/// The ring is cut into 2^12 equal buckets that keep running aggregates (XOR of entry hashes,
+/// live count), so an arc's digest or count costs O(buckets in the arc + entries of its two
+/// end buckets) instead of a walk over every entry under the node's lock.
+const BUCKET_BITS: u32 = 12;
+const BUCKETS: usize = 1 << BUCKET_BITS;
+const BUCKET_SHIFT: u32 = 128 - BUCKET_BITS;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Bucket {
+    digest: u128,
+    entries: u32,
+    live: u32,
 }
 
 /// Entries keyed by `(ring position, key)`: positions collide only for equal hashes, and the key
 /// keeps such entries apart.
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct Store {
     entries: BTreeMap<(Id, Vec<u8>), Entry>,
+    buckets: Vec<Bucket>,
     live: usize,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store { entries: BTreeMap::new(), buckets: vec![Bucket::default(); BUCKETS], live: 0 }
+    }
+}
+
+/// An entry's contribution to arc digests: the first 16 bytes of BLAKE3 over
+/// `key length (u32 BE) ‖ key ‖ millis (u64 BE) ‖ counter (u32 BE) ‖ writer (16 bytes)`.
+/// Digests XOR these, so they are independent of order and updated in O(1) per write.
+pub fn entry_hash(key: &[u8], version: &Version) -> u128 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&(key.len() as u32).to_be_bytes());
+    hasher.update(key);
+    hasher.update(&version.millis.to_be_bytes());
+    hasher.update(&version.counter.to_be_bytes());
+    hasher.update(&version.writer.to_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    u128::from_be_bytes(first)
+}
+
+fn bucket_of(position: Id) -> usize {
+    (position.0 >> BUCKET_SHIFT) as usize
+}
+
+fn bucket_start(bucket: usize) -> Id {
+    Id((bucket as u128) << BUCKET_SHIFT)
+}
+
+fn bucket_end(bucket: usize) -> Id {
+    Id(bucket_start(bucket).0 | ((1u128 << BUCKET_SHIFT) - 1))
 }
 
 impl Store {
     pub fn new() -> Store {
         Store::default()
+    }
+
+    fn account(&mut self, position: Id, entry: &Entry, sign: i32) {
+        let bucket = &mut self.buckets[bucket_of(position)];
+        bucket.digest ^= entry.hash;
+        if sign > 0 {
+            bucket.entries += 1;
+            bucket.live += entry.value.is_some() as u32;
+        } else {
+            bucket.entries -= 1;
+            bucket.live -= entry.value.is_some() as u32;
+        }
     }
 
     /// Number of live (non-tombstone) keys.
@@ -77,28 +139,30 @@ impl Store {
 
     /// Keep `item` if it is newer than what is stored.
     pub fn apply(&mut self, item: &Item) -> Applied {
-        let slot = (Id::of_key(&item.key), item.key.clone());
+        let position = Id::of_key(&item.key);
+        let slot = (position, item.key.clone());
+        let was_live = match self.entries.get(&slot) {
+            Some(entry) if entry.version >= item.version => return Applied::Stale,
+            Some(entry) => Some(entry.value.is_some()),
+            None => None,
+        };
         let value = item.value.as_ref().map(|v| Bytes::copy_from_slice(v));
-        match self.entries.get_mut(&slot) {
-            Some(entry) if entry.version >= item.version => Applied::Stale,
-            Some(entry) => {
-                let was_live = entry.value.is_some();
-                self.live = self.live - was_live as usize + value.is_some() as usize;
-                *entry = Entry { value, version: item.version };
-                Applied::Stored { was_live }
-            }
-            None => {
-                self.live += value.is_some() as usize;
-                self.entries.insert(slot, Entry { value, version: item.version });
-                Applied::Stored { was_live: false }
-            }
+        let entry = Entry { hash: entry_hash(&item.key, &item.version), value, version: item.version };
+        self.live += entry.value.is_some() as usize;
+        self.account(position, &entry, 1);
+        if let Some(old) = self.entries.insert(slot, entry) {
+            self.live -= old.value.is_some() as usize;
+            self.account(position, &old, -1);
         }
+        Applied::Stored { was_live: was_live.unwrap_or(false) }
     }
 
     /// Forget `key` entirely (its value or tombstone), when another node is responsible for it.
     pub fn remove(&mut self, key: &[u8]) {
-        if let Some(entry) = self.entries.remove(&(Id::of_key(key), key.to_vec())) {
+        let position = Id::of_key(key);
+        if let Some(entry) = self.entries.remove(&(position, key.to_vec())) {
             self.live -= entry.value.is_some() as usize;
+            self.account(position, &entry, -1);
         }
     }
 
@@ -126,18 +190,73 @@ impl Store {
         (page, false)
     }
 
-    /// An order-sensitive digest of `(key, version)` over `(from, to]`: equal digests mean two
-    /// replicas agree on that arc, so anti-entropy can skip it.
-    pub fn digest(&self, from: Id, to: Id) -> [u8; 32] {
-        let mut hasher = blake3::Hasher::new();
-        for ((_, key), entry) in self.range_iter(from, to) {
-            hasher.update(&(key.len() as u32).to_be_bytes());
-            hasher.update(key);
-            hasher.update(&entry.version.millis.to_be_bytes());
-            hasher.update(&entry.version.counter.to_be_bytes());
-            hasher.update(&entry.version.writer.to_bytes());
+    /// A digest of `(key, version)` over `(from, to]`: equal digests mean two replicas agree
+    /// on that arc (with overwhelming probability), so anti-entropy can skip it.
+    pub fn digest(&self, from: Id, to: Id) -> [u8; 16] {
+        self.fold_arc(from, to).0.to_be_bytes()
+    }
+
+    /// Live entries in `(from, to]`.
+    pub fn count_live_in(&self, from: Id, to: Id) -> usize {
+        self.fold_arc(from, to).1
+    }
+
+    /// (XOR of entry hashes, live count) over `(from, to]`: whole buckets from their running
+    /// aggregates, the two end buckets entry by entry.
+    fn fold_arc(&self, from: Id, to: Id) -> (u128, usize) {
+        // Partial ranges only: here `a == b` means an empty range, not the whole ring.
+        let exact = |a: Id, b: Id| {
+            if a == b {
+                return (0u128, 0usize);
+            }
+            self.range_iter(a, b).fold((0u128, 0usize), |(d, n), (_, e)| (d ^ e.hash, n + e.value.is_some() as usize))
+        };
+        if from == to {
+            return self.buckets.iter().fold((0, 0), |(d, n), b| (d ^ b.digest, n + b.live as usize));
         }
-        *hasher.finalize().as_bytes()
+        let (first, last) = (bucket_of(from), bucket_of(to));
+        let steps = match (first == last, from < to) {
+            (true, true) => return exact(from, to),
+            (true, false) => BUCKETS,
+            (false, _) => (last + BUCKETS - first) % BUCKETS,
+        };
+        let (mut digest, mut live) = exact(from, bucket_end(first));
+        for step in 1..steps {
+            let bucket = &self.buckets[(first + step) % BUCKETS];
+            digest ^= bucket.digest;
+            live += bucket.live as usize;
+        }
+        let (tail_digest, tail_live) = exact(Id(bucket_start(last).0.wrapping_sub(1)), to);
+        (digest ^ tail_digest, live + tail_live)
+    }
+
+    /// Entries that no arc in `covered` contains, at most `limit` of them, visiting only
+    /// buckets that hold entries and are not wholly covered.
+    pub fn items_outside(&self, covered: &[(Id, Id)], limit: usize) -> Vec<Item> {
+        let inside = |p: Id| covered.iter().any(|(a, b)| p.in_half_open(*a, *b));
+        let wholly_inside = |bucket: usize| {
+            let (start, end) = (bucket_start(bucket), bucket_end(bucket));
+            covered.iter().any(|(a, b)| start.in_half_open(*a, *b) && end.in_half_open(*a, *b) && a.distance_to(start) <= a.distance_to(end))
+        };
+        let mut out = Vec::new();
+        for bucket in 0..BUCKETS {
+            if self.buckets[bucket].entries == 0 || wholly_inside(bucket) {
+                continue;
+            }
+            let upper = match bucket + 1 {
+                BUCKETS => Bound::Unbounded,
+                next => Bound::Excluded((bucket_start(next), Vec::new())),
+            };
+            for (slot, entry) in self.entries.range((Bound::Included((bucket_start(bucket), Vec::new())), upper)) {
+                if !inside(slot.0) {
+                    out.push(to_item(slot, entry));
+                    if out.len() == limit {
+                        return out;
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// `(key, version)` of every entry in `(from, to]`, for comparing replicas.
@@ -147,27 +266,23 @@ impl Store {
 
     /// Drop every entry outside `(from, to]`; returns how many were dropped.
     pub fn retain_arc(&mut self, from: Id, to: Id) -> usize {
-        let before = self.entries.len();
-        self.entries.retain(|(position, _), _| position.in_half_open(from, to));
-        self.live = self.entries.values().filter(|e| e.value.is_some()).count();
-        before - self.entries.len()
+        self.remove_where(|position, _| !position.in_half_open(from, to))
     }
 
     /// Remove tombstones whose version is older than `horizon_millis`.
     pub fn collect_tombstones(&mut self, horizon_millis: u64) -> usize {
-        let before = self.entries.len();
-        self.entries.retain(|_, entry| entry.value.is_some() || entry.version.millis >= horizon_millis);
-        before - self.entries.len()
+        if self.entries.len() == self.live {
+            return 0; // no tombstones: skip the walk
+        }
+        self.remove_where(|_, entry| entry.value.is_none() && entry.version.millis < horizon_millis)
     }
 
-    /// Live entries in `(from, to]`.
-    pub fn count_live_in(&self, from: Id, to: Id) -> usize {
-        self.range_iter(from, to).filter(|(_, entry)| entry.value.is_some()).count()
-    }
-
-    /// Up to `limit` entries whose position satisfies `select`, without copying the others.
-    pub fn items_where(&self, select: impl Fn(Id) -> bool, limit: usize) -> Vec<Item> {
-        self.entries.iter().filter(|((position, _), _)| select(*position)).take(limit).map(|(slot, entry)| to_item(slot, entry)).collect()
+    fn remove_where(&mut self, doomed: impl Fn(Id, &Entry) -> bool) -> usize {
+        let keys: Vec<Vec<u8>> = self.entries.iter().filter(|((p, _), e)| doomed(*p, e)).map(|((_, k), _)| k.clone()).collect();
+        for key in &keys {
+            self.remove(key);
+        }
+        keys.len()
     }
 
     /// Every entry, for a node that hands its whole store over when leaving.
@@ -281,6 +396,46 @@ mod tests {
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 49);
+    }
+
+    #[test]
+    fn bucketed_digests_and_counts_match_a_full_walk() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut store = Store::new();
+        for i in 0..3000 {
+            let value = if i % 7 == 0 { None } else { Some("v") };
+            store.apply(&item(&format!("key{i}"), value, i as u64));
+        }
+        for i in (0..3000).step_by(11) {
+            store.apply(&item(&format!("key{i}"), Some("newer"), 10_000 + i as u64));
+        }
+        store.remove(b"key5");
+        let walk = |from: Id, to: Id| {
+            store.range_iter(from, to).fold((0u128, 0usize), |(d, n), ((_, k), e)| (d ^ entry_hash(k, &e.version), n + e.value.is_some() as usize))
+        };
+        let edges = [Id(0), Id(u128::MAX), bucket_start(5), bucket_end(5), bucket_start(BUCKETS - 1)];
+        for _ in 0..300 {
+            let pick = |rng: &mut rand::rngs::StdRng| if rng.gen_bool(0.2) { edges[rng.gen_range(0..edges.len())] } else { Id(rng.gen()) };
+            let (from, to) = (pick(&mut rng), pick(&mut rng));
+            let (digest, live) = walk(from, to);
+            assert_eq!(store.digest(from, to), digest.to_be_bytes(), "digest of ({from:?}, {to:?}]");
+            assert_eq!(store.count_live_in(from, to), live, "count of ({from:?}, {to:?}]");
+        }
+    }
+
+    #[test]
+    fn items_outside_finds_exactly_the_uncovered_entries() {
+        let mut store = Store::new();
+        for i in 0..500 {
+            store.apply(&item(&format!("key{i}"), Some("v"), 1));
+        }
+        let covered = [(Id(u128::MAX / 4), Id(u128::MAX / 2)), (Id(u128::MAX - 1000), Id(u128::MAX / 8))];
+        let outside = store.items_outside(&covered, usize::MAX);
+        let expected = store.all_items().into_iter().filter(|i| !covered.iter().any(|(a, b)| Id::of_key(&i.key).in_half_open(*a, *b))).count();
+        assert_eq!(outside.len(), expected);
+        assert!(expected > 0);
+        assert!(store.items_outside(&[(Id(7), Id(7))], usize::MAX).is_empty());
     }
 
     #[test]

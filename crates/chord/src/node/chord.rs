@@ -1047,9 +1047,9 @@ async fn hand_off_strays(inner: &Arc<Inner>, lease_ttl: Duration) {
         let Some(ring) = &state.ring else { return };
         let Some((from, to)) = ring.primary_arc() else { return };
         state.leases.retain(|_, (_, seen)| seen.elapsed() < lease_ttl);
-        let leases: Vec<(Id, Id)> = state.leases.iter().map(|(owner, (start, _))| (*start, *owner)).collect();
-        let covered = |position: Id| position.in_half_open(from, to) || leases.iter().any(|(a, b)| position.in_half_open(*a, *b));
-        state.store.items_where(|position| !covered(position), FETCH_BATCH)
+        let mut covered: Vec<(Id, Id)> = state.leases.iter().map(|(owner, (start, _))| (*start, *owner)).collect();
+        covered.push((from, to));
+        state.store.items_outside(&covered, FETCH_BATCH)
     };
     for item in strays {
         let Ok((owner, _)) = find_owner(inner, Id::of_key(&item.key)).await else { return };
@@ -1096,14 +1096,23 @@ async fn sync_arc_with(inner: &Arc<Inner>, peer: &NodeRef, (from, to): (Id, Id))
         let truncated = theirs.len() >= SYNC_VERSIONS_LIMIT;
         let theirs: HashMap<Vec<u8>, Version> = theirs.into_iter().map(|(k, v)| (k.into_vec(), v)).collect();
         let (to_push, to_fetch) = {
+            // Compare versions only; values are copied just for the entries the replica lacks.
             let state = inner.lock();
-            let ours = state.store.items_in(from, to);
             let to_fetch: Vec<ByteBuf> = theirs
                 .iter()
                 .filter(|(key, version)| state.store.version_of(key).map_or(true, |mine| mine < **version))
                 .map(|(key, _)| ByteBuf::from(key.clone()))
                 .collect();
-            let to_push: Vec<Item> = ours.into_iter().filter(|item| theirs.get(&item.key).map_or(true, |v| *v < item.version)).collect();
+            let to_push: Vec<Item> = state
+                .store
+                .versions_in(from, to)
+                .into_iter()
+                .filter(|(key, version)| theirs.get(key).map_or(true, |v| v < version))
+                .map(|(key, version)| {
+                    let value = state.store.get(&key).map(|(v, _)| ByteBuf::from(v.to_vec()));
+                    Item { key, value, version }
+                })
+                .collect();
             (to_push, to_fetch)
         };
         for batch in batches(&to_push) {
