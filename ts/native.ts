@@ -4,6 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { ChordStats } from './chord'
 
 export interface NativePeer { id: string; host: string; port: number; outbound: boolean; member: boolean }
 export interface NativeNodeRef { id: string; host: string; port: number }
@@ -18,20 +19,8 @@ export interface NativeEvent {
   code?: string
   key?: Buffer
 }
-export interface NativeStats {
-  member: boolean
-  predecessor?: NativeNodeRef
-  successors: NativeNodeRef[]
-  fingers: number
-  ringSizeEstimate: number
-  keys: number
-  primaryKeys: number
-  connections: number
-  operations: number
-  meanRedirects: number
-  lookups: number
-  meanLookupHops: number
-}
+/** `ChordStats` as the addon returns it: nodes as flat `{ id, host, port }`. */
+export type NativeStats = Omit<ChordStats, 'predecessor' | 'successors'> & { predecessor?: NativeNodeRef; successors: NativeNodeRef[] }
 export interface NativeStartOptions {
   host: string
   port: number

@@ -129,21 +129,22 @@ fn chord_config(inner: &Inner) -> NodeResult<&ChordConfig> {
     inner.config.chord.as_ref().ok_or_else(|| NodeError::InvalidArgument("this node is a MeshSocket, not a ChordSocket".into()))
 }
 
-fn check_key(key: &[u8]) -> NodeResult<()> {
+/// What every dict operation checks first: a ChordSocket, still open, a key within limits.
+/// Returns the key's ring position.
+fn admit(inner: &Inner, key: &[u8]) -> NodeResult<Id> {
+    chord_config(inner)?;
+    inner.ensure_open()?;
     if key.len() > MAX_KEY_BYTES {
         return Err(NodeError::KeyTooLarge { size: key.len(), limit: MAX_KEY_BYTES });
     }
-    Ok(())
+    Ok(Id::of_key(key))
 }
 
 impl Node {
     /// The value of `key`, or `None` when absent.
     pub async fn get(&self, key: Vec<u8>) -> NodeResult<Option<Vec<u8>>> {
         let inner = self.inner();
-        chord_config(inner)?;
-        inner.ensure_open()?;
-        check_key(&key)?;
-        let position = Id::of_key(&key);
+        let position = admit(inner, &key)?;
         match route(inner, position, Request::Get { key: ByteBuf::from(key) }).await? {
             Response::Value { item, .. } => Ok(item.and_then(|i| i.value).map(ByteBuf::into_vec)),
             other => Err(unexpected(other)),
@@ -153,13 +154,10 @@ impl Node {
     /// Store `value` under `key`; resolves once every replica holds it.
     pub async fn set(&self, key: Vec<u8>, value: Vec<u8>) -> NodeResult<()> {
         let inner = self.inner();
-        chord_config(inner)?;
-        inner.ensure_open()?;
-        check_key(&key)?;
+        let position = admit(inner, &key)?;
         if value.len() > MAX_VALUE_BYTES {
             return Err(NodeError::ValueTooLarge { size: value.len(), limit: MAX_VALUE_BYTES });
         }
-        let position = Id::of_key(&key);
         let request = Request::Write { key: ByteBuf::from(key), value: Some(ByteBuf::from(value)), mode: WriteMode::Set };
         match route(inner, position, request).await? {
             Response::Written { .. } => Ok(()),
@@ -170,10 +168,7 @@ impl Node {
     /// Delete `key`; returns the value it had, `None` if it was absent (nothing is written then).
     pub async fn delete(&self, key: Vec<u8>) -> NodeResult<Option<Vec<u8>>> {
         let inner = self.inner();
-        chord_config(inner)?;
-        inner.ensure_open()?;
-        check_key(&key)?;
-        let position = Id::of_key(&key);
+        let position = admit(inner, &key)?;
         let request = Request::Write { key: ByteBuf::from(key), value: None, mode: WriteMode::Delete };
         match route(inner, position, request).await? {
             Response::Written { previous, .. } => Ok(previous.map(ByteBuf::into_vec)),

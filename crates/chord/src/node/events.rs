@@ -112,3 +112,24 @@ impl EventQueue {
         self.ready.notify_one();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_and_says_when_it_drops() {
+        let queue = EventQueue::new();
+        for i in 0..MAX_QUEUED_EVENTS + 10 {
+            queue.push(Event::Added(vec![i as u8]));
+        }
+        let mut taken = Vec::new();
+        while taken.len() <= MAX_QUEUED_EVENTS {
+            taken.extend(queue.next_batch(4096).await.unwrap());
+        }
+        assert_eq!(taken.len(), MAX_QUEUED_EVENTS + 1);
+        assert!(matches!(&taken[MAX_QUEUED_EVENTS], Event::Error { code, .. } if code == "ERR_EVENTS_DROPPED"));
+        queue.close();
+        assert_eq!(queue.next_batch(10).await, None);
+    }
+}

@@ -527,3 +527,39 @@ impl Inner {
         self.shutdown.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_set_delivers_each_broadcast_once_within_its_window() {
+        let mut seen = SeenSet::new();
+        assert!(seen.first_time(Id(1)));
+        assert!(!seen.first_time(Id(1)));
+        for i in 2..(SEEN_BROADCASTS as u128 + 2) {
+            assert!(seen.first_time(Id(i)));
+        }
+        // The window is bounded: the oldest id was forgotten, the newest are remembered.
+        assert_eq!(seen.ids.len(), SEEN_BROADCASTS);
+        assert!(seen.first_time(Id(1)));
+        assert!(!seen.first_time(Id(SEEN_BROADCASTS as u128)));
+    }
+
+    #[test]
+    fn protocol_ids_differ_by_subnet_and_encryption() {
+        assert_eq!(protocol_id("a", "Plaintext"), protocol_id("a", "Plaintext"));
+        assert_ne!(protocol_id("a", "Plaintext"), protocol_id("b", "Plaintext"));
+        assert_ne!(protocol_id("a", "Plaintext"), protocol_id("a", "TLS"));
+        assert_ne!(protocol_id("ab", ""), protocol_id("a", "b"));
+    }
+
+    #[test]
+    fn io_errors_keep_the_os_code() {
+        let error = NodeError::io(std::io::Error::from(std::io::ErrorKind::AddrInUse), "cannot listen");
+        assert_eq!(error.code(), "EADDRINUSE");
+        assert!(error.to_string().contains("cannot listen"));
+        assert!(error.is_unreachable());
+        assert!(!NodeError::Closed.is_unreachable());
+    }
+}

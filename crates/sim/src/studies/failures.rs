@@ -162,7 +162,7 @@ fn output(n: usize, rows: &[Row], params: &Params) -> Output {
         ]);
     }
     let markdown = format!(
-        "## Study `failures`: simultaneous failures on {} nodes (seed {})\n\n{} lookups before and after stabilization; {} random keys, each replicated on its owner and r−1 successors. \"Worst violations\": most live nodes breaking the ring invariant after a round (rounds with any violation in brackets). Wrong-owner answers count as failures; \"after retry\" is the node's policy (forget the dead node, restart from the originator's tables) with no simulated time passing inside a lookup. \"Then\" = measured the round the ring became correct.\n\n{}",
+        "## Study `failures`: simultaneous failures on {} nodes (seed {})\n\n{} lookups before and after stabilization; {} random keys, each replicated on its owner and r−1 successors. \"Worst violations\": most live nodes breaking the ring invariant after a round (rounds with any violation in brackets). Wrong-owner answers count as failures; \"after retry\" is the node's policy (forget the dead node and ask the node that pointed at it again, excluding the dead ones) with no simulated time passing inside a lookup. \"Then\" = measured the round the ring became correct.\n\n{}",
         thousands(n), params.seed, thousands(params.lookups), thousands(params.keys), table.to_markdown()
     );
     Output { study: "failures", markdown, svg: chart(rows, params.max_rounds) }
