@@ -118,6 +118,8 @@ pub enum Response {
     /// Not the owner (any more): ask this node.
     Redirect(NodeRef),
     InSync,
+    /// The arc's digests cut at bucket boundaries (`Store::split_arc`), when it spans several.
+    SubDigests(Vec<ByteBuf>),
     Versions(Vec<(ByteBuf, Version)>),
     Items(Vec<Item>),
     Page { items: Vec<Item>, more: bool, successor: NodeRef },

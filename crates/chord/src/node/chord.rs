@@ -17,7 +17,7 @@ use super::{conn, now_millis, Inner, Node, NodeError, NodeResult};
 use crate::id::Id;
 use crate::protocol::{self, Message, Request, Response, WriteMode, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::routing::{Hop, NodeRef, Routing};
-use crate::store::{Applied, Item};
+use crate::store::{Applied, Item, Store};
 use crate::version::Version;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -595,6 +595,8 @@ fn serve_now(inner: &Arc<Inner>, sender: Option<&NodeRef>, body: Request) -> Res
             state.leases.insert(to, (from, Instant::now()));
             if state.store.digest(from, to)[..] == digest[..] {
                 Response::InSync
+            } else if Store::split_arc(from, to).len() > 1 {
+                Response::SubDigests(state.store.sub_digests(from, to).iter().map(|d| ByteBuf::from(d.to_vec())).collect())
             } else {
                 let mut versions = state.store.versions_in(from, to);
                 versions.truncate(SYNC_VERSIONS_LIMIT);
@@ -1079,8 +1081,35 @@ async fn sync_replicas(inner: &Arc<Inner>) {
 }
 
 /// Make `peer`'s copy of `(from, to]` and ours agree: each side gets the newer version of every
-/// entry. Rounds repeat while the replica's answer was truncated.
+/// entry. Equal digests end it at once; otherwise only the bucket-sized pieces whose digests
+/// differ exchange version lists, so repairs cost what differs, not the arc's size.
 async fn sync_arc_with(inner: &Arc<Inner>, peer: &NodeRef, (from, to): (Id, Id)) -> NodeResult<()> {
+    let digest = inner.lock().store.digest(from, to);
+    match inner.request(peer, Request::SyncArc { from, to, digest: ByteBuf::from(digest.to_vec()) }).await? {
+        Response::InSync => Ok(()),
+        Response::Versions(theirs) => repair_piece(inner, peer, (from, to), theirs).await,
+        Response::SubDigests(theirs) => {
+            let (pieces, ours) = {
+                let state = inner.lock();
+                (Store::split_arc(from, to), state.store.sub_digests(from, to))
+            };
+            if theirs.len() != pieces.len() {
+                return Err(NodeError::Protocol(format!("{} sub-digests for {} pieces", theirs.len(), pieces.len())));
+            }
+            for (index, piece) in pieces.into_iter().enumerate() {
+                if theirs[index][..] != ours[index][..] {
+                    repair_sub_arc(inner, peer, piece).await?;
+                }
+            }
+            Ok(())
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// One piece (at most a bucket): ask for its version list and repair, repeating while the
+/// replica's list was truncated.
+async fn repair_sub_arc(inner: &Arc<Inner>, peer: &NodeRef, (from, to): (Id, Id)) -> NodeResult<()> {
     for _ in 0..16 {
         let digest = inner.lock().store.digest(from, to);
         let theirs = match inner.request(peer, Request::SyncArc { from, to, digest: ByteBuf::from(digest.to_vec()) }).await? {
@@ -1089,37 +1118,43 @@ async fn sync_arc_with(inner: &Arc<Inner>, peer: &NodeRef, (from, to): (Id, Id))
             other => return Err(unexpected(other)),
         };
         let truncated = theirs.len() >= SYNC_VERSIONS_LIMIT;
-        let theirs: HashMap<Vec<u8>, Version> = theirs.into_iter().map(|(k, v)| (k.into_vec(), v)).collect();
-        let (to_push, to_fetch) = {
-            // Compare versions only; values are copied just for the entries the replica lacks.
-            let state = inner.lock();
-            let to_fetch: Vec<ByteBuf> = theirs
-                .iter()
-                .filter(|(key, version)| state.store.version_of(key).map_or(true, |mine| mine < **version))
-                .map(|(key, _)| ByteBuf::from(key.clone()))
-                .collect();
-            let to_push: Vec<Item> = state
-                .store
-                .versions_in(from, to)
-                .into_iter()
-                .filter(|(key, version)| theirs.get(key).map_or(true, |v| v < version))
-                .map(|(key, version)| {
-                    let value = state.store.get(&key).map(|(v, _)| ByteBuf::from(v.to_vec()));
-                    Item { key, value, version }
-                })
-                .collect();
-            (to_push, to_fetch)
-        };
-        for batch in batches(&to_push) {
-            inner.request(peer, Request::Replicate { items: batch }).await?;
-        }
-        for keys in to_fetch.chunks(FETCH_BATCH) {
-            if let Response::Items(items) = inner.request(peer, Request::Fetch { keys: keys.to_vec() }).await? {
-                apply_items(inner, &items);
-            }
-        }
+        repair_piece(inner, peer, (from, to), theirs).await?;
         if !truncated {
             return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Given the replica's versions of `(from, to]`, push what it lacks and fetch what we lack.
+async fn repair_piece(inner: &Arc<Inner>, peer: &NodeRef, (from, to): (Id, Id), theirs: Vec<(ByteBuf, Version)>) -> NodeResult<()> {
+    let theirs: HashMap<Vec<u8>, Version> = theirs.into_iter().map(|(k, v)| (k.into_vec(), v)).collect();
+    let (to_push, to_fetch) = {
+        // Compare versions only; values are copied just for the entries the replica lacks.
+        let state = inner.lock();
+        let to_fetch: Vec<ByteBuf> = theirs
+            .iter()
+            .filter(|(key, version)| state.store.version_of(key).map_or(true, |mine| mine < **version))
+            .map(|(key, _)| ByteBuf::from(key.clone()))
+            .collect();
+        let to_push: Vec<Item> = state
+            .store
+            .versions_in(from, to)
+            .into_iter()
+            .filter(|(key, version)| theirs.get(key).map_or(true, |v| v < version))
+            .map(|(key, version)| {
+                let value = state.store.get(&key).map(|(v, _)| ByteBuf::from(v.to_vec()));
+                Item { key, value, version }
+            })
+            .collect();
+        (to_push, to_fetch)
+    };
+    for batch in batches(&to_push) {
+        inner.request(peer, Request::Replicate { items: batch }).await?;
+    }
+    for keys in to_fetch.chunks(FETCH_BATCH) {
+        if let Response::Items(items) = inner.request(peer, Request::Fetch { keys: keys.to_vec() }).await? {
+            apply_items(inner, &items);
         }
     }
     Ok(())
