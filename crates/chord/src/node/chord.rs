@@ -592,7 +592,11 @@ fn serve_now(inner: &Arc<Inner>, sender: Option<&NodeRef>, body: Request) -> Res
                 .collect(),
         ),
         Request::SyncArc { from, to, digest } => {
-            state.leases.insert(to, (from, Instant::now()));
+            // Owners sync their own arc (it ends at their id): that grants us a replica lease.
+            // Bucket-sized pieces of it (which end elsewhere) grant nothing new.
+            if sender.is_some_and(|s| s.id == to) {
+                state.leases.insert(to, (from, Instant::now()));
+            }
             if state.store.digest(from, to)[..] == digest[..] {
                 Response::InSync
             } else if Store::split_arc(from, to).len() > 1 {
