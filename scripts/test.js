@@ -8,6 +8,7 @@ const { spawnSync } = require('node:child_process')
 const path = require('node:path')
 
 const root = path.resolve(__dirname, '..')
+require('./ensure-installed').ensureInstalled()
 const bin = (...parts) => path.join(root, 'node_modules', ...parts)
 const steps = [
   ['cargo test (engine and simulator crates)', 'cargo', ['test', '--release', '-p', 'chord', '-p', 'chord-sim']],
