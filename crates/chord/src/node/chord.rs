@@ -324,7 +324,7 @@ async fn route(inner: &Arc<Inner>, position: Id, request: Request) -> NodeResult
                 if let Target::Remote(node) = &target {
                     inner.lock().arcs.remove(&node.id);
                 }
-                if redirects % REDIRECTS_BEFORE_BACKOFF == 0 {
+                if redirects.is_multiple_of(REDIRECTS_BEFORE_BACKOFF) {
                     attempt += 1;
                     backoff(deadline, attempt).await?;
                 }
@@ -385,7 +385,7 @@ fn first_target(inner: &Inner, position: Id) -> NodeResult<Target> {
     }
     let guess = state.view.range(position..).next().or_else(|| state.view.iter().next()).map(|(_, n)| n.clone());
     // Are we ourselves the first member at or after the position? Then our fingers know best.
-    let me_first = state.ring.is_some() && guess.as_ref().map_or(true, |g| position.distance_to(inner.me.id) < position.distance_to(g.id));
+    let me_first = state.ring.is_some() && guess.as_ref().is_none_or(|g| position.distance_to(inner.me.id) < position.distance_to(g.id));
     if let (Some(ring), true) = (&state.ring, me_first) {
         return Ok(match ring.next_hop(position) {
             Hop::Local => Target::Local,
@@ -959,14 +959,14 @@ pub(crate) async fn maintenance_loop(inner: Arc<Inner>) {
         stabilize(&inner).await;
         check_predecessor(&inner).await;
         fix_fingers(&inner).await;
-        if round % SYNC_EVERY_ROUNDS == 0 || inner.sync_wanted.swap(false, Ordering::Relaxed) {
+        if round.is_multiple_of(SYNC_EVERY_ROUNDS) || inner.sync_wanted.swap(false, Ordering::Relaxed) {
             sync_replicas(&inner).await;
         }
-        if round % STRAY_EVERY_ROUNDS == 0 {
+        if round.is_multiple_of(STRAY_EVERY_ROUNDS) {
             let lease_ttl = config.stabilize_interval * (SYNC_EVERY_ROUNDS as u32) * LEASE_SYNC_PERIODS;
             hand_off_strays(&inner, lease_ttl).await;
         }
-        if round % 64 == 0 {
+        if round.is_multiple_of(64) {
             let horizon = now_millis().saturating_sub(TOMBSTONE_HORIZON.as_millis() as u64);
             inner.lock().store.collect_tombstones(horizon);
         }
@@ -1138,14 +1138,14 @@ async fn repair_piece(inner: &Arc<Inner>, peer: &NodeRef, (from, to): (Id, Id), 
         let state = inner.lock();
         let to_fetch: Vec<ByteBuf> = theirs
             .iter()
-            .filter(|(key, version)| state.store.version_of(key).map_or(true, |mine| mine < **version))
+            .filter(|(key, version)| state.store.version_of(key).is_none_or(|mine| mine < **version))
             .map(|(key, _)| ByteBuf::from(key.clone()))
             .collect();
         let to_push: Vec<Item> = state
             .store
             .versions_in(from, to)
             .into_iter()
-            .filter(|(key, version)| theirs.get(key).map_or(true, |v| v < version))
+            .filter(|(key, version)| theirs.get(key).is_none_or(|v| v < version))
             .map(|(key, version)| {
                 let value = state.store.get(&key).map(|(v, _)| ByteBuf::from(v.to_vec()));
                 Item { key, value, version }

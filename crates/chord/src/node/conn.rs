@@ -7,7 +7,6 @@ use super::{chord, mesh, Conn, Inner, NodeError, NodeResult, HANDSHAKE_TIMEOUT, 
 use crate::protocol::{self, FrameError, Hello, Message, PROTOCOL_VERSION};
 use crate::routing::NodeRef;
 use bytes::{Bytes, BytesMut};
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,7 +40,7 @@ pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, done: 
                     inner.handshakes.fetch_add(1, Ordering::Relaxed);
                     let inner = inner.clone();
                     tokio::spawn(async move {
-                        let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(&inner, stream, addr)).await;
+                        let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(&inner, stream)).await;
                         inner.handshakes.fetch_sub(1, Ordering::Relaxed);
                         let error = match result {
                             Ok(Ok(())) => return,
@@ -64,7 +63,7 @@ pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, done: 
 }
 
 /// Inbound handshake: expect a `Hello`, answer `Welcome` or `Reject`.
-async fn accept(inner: &Arc<Inner>, stream: TcpStream, addr: SocketAddr) -> Result<(), String> {
+async fn accept(inner: &Arc<Inner>, stream: TcpStream) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
     let mut buffer = BytesMut::with_capacity(4096);
@@ -85,7 +84,6 @@ async fn accept(inner: &Arc<Inner>, stream: TcpStream, addr: SocketAddr) -> Resu
         return Ok(());
     }
     writer.write_all(&protocol::encode(&Message::Welcome(inner.hello()))).await.map_err(|e| format!("write failed: {e}"))?;
-    let _ = addr;
     register(inner, hello, reader, writer, buffer, false).map(|_| ()).map_err(|e| e.to_string())
 }
 

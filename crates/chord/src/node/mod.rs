@@ -344,8 +344,8 @@ impl Node {
     /// Currently connected peers.
     pub fn peers(&self) -> Vec<PeerInfo> {
         let state = self.inner.lock();
-        let mut peers: Vec<PeerInfo> = state.conns.values().map(|c| PeerInfo::of(c)).collect();
-        peers.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut peers: Vec<PeerInfo> = state.conns.values().map(PeerInfo::of).collect();
+        peers.sort_by_key(|a| a.id);
         peers.dedup_by(|a, b| a.id == b.id);
         peers
     }
