@@ -956,6 +956,7 @@ pub(crate) async fn maintenance_loop(inner: Arc<Inner>) {
             continue;
         }
         round += 1;
+        rejoin_if_stranded(&inner).await;
         stabilize(&inner).await;
         check_predecessor(&inner).await;
         fix_fingers(&inner).await;
@@ -969,6 +970,29 @@ pub(crate) async fn maintenance_loop(inner: Arc<Inner>) {
         if round.is_multiple_of(64) {
             let horizon = now_millis().saturating_sub(TOMBSTONE_HORIZON.as_millis() as u64);
             inner.lock().store.collect_tombstones(horizon);
+        }
+    }
+}
+
+/// A member that is alone (no successor, no predecessor) while it knows other members was cut
+/// off, or its join failed (e.g. its lookup met only dead nodes): join them again rather than
+/// stay a ring of one.
+async fn rejoin_if_stranded(inner: &Arc<Inner>) {
+    let bootstrap = {
+        let state = inner.lock();
+        let stranded = state.ring.as_ref().is_some_and(|r| r.is_alone() && r.predecessor().is_none());
+        if !stranded || state.view.is_empty() {
+            return;
+        }
+        let members: Vec<&NodeRef> = state.view.values().filter(|n| n.id != inner.me.id).collect();
+        if members.is_empty() {
+            return;
+        }
+        members[rand::random::<usize>() % members.len()].clone()
+    };
+    if let Err(error) = join_via(inner, &bootstrap).await {
+        if error.is_unreachable() {
+            forget(inner, bootstrap.id);
         }
     }
 }
