@@ -31,6 +31,12 @@ function valueFor(i) {
   return `value-${i}-`.padEnd(32, 'x')
 }
 
+/** `null` when a read of key `i` returned the value written for it, else what it got instead. */
+function wrongRead(i, v) {
+  if (v !== undefined && v !== null && String(v) === valueFor(i)) return null
+  return `key-${i}: got ${v === undefined || v === null ? String(v) : JSON.stringify(String(v).slice(0, 40))}`
+}
+
 function errorText(error) {
   const text = (error && error.message ? String(error.message) : String(error)).replace(/\s+/g, ' ').trim()
   return text.length > 300 ? text.slice(0, 300) + '…' : text
@@ -124,9 +130,10 @@ async function run(createAdapter, options) {
           try {
             const v = await adapter.get(node, `key-${i}`)
             lat.push(nowUs() - t)
-            if (v === undefined || v === null || String(v) !== valueFor(i)) {
+            const bad = wrongRead(i, v)
+            if (bad) {
               wrong++
-              firstWrong ??= `key-${i}: got ${v === undefined || v === null ? String(v) : JSON.stringify(String(v).slice(0, 40))}`
+              firstWrong ??= bad
             }
           } catch (e) {
             errors++
@@ -181,9 +188,10 @@ async function run(createAdapter, options) {
           const i = pool[Math.floor(rand() * pool.length)]
           try {
             const v = await adapter.get(node, `key-${i}`)
-            if (v === undefined || v === null || String(v) !== valueFor(i)) {
+            const bad = wrongRead(i, v)
+            if (bad) {
               wrong++
-              firstWrong ??= `key-${i}: got ${v === undefined || v === null ? String(v) : JSON.stringify(String(v).slice(0, 40))}`
+              firstWrong ??= bad
             }
           } catch (e) {
             errors++

@@ -50,6 +50,17 @@ function rowsByN(results) {
   return map
 }
 
+/** Every peer row beside our row of the same N, with the ratios between them. */
+function peerRatios(results) {
+  const out = []
+  for (const [n, rows] of rowsByN(results)) {
+    const ours = rows.find((r) => r.ours)
+    if (!ours) continue
+    for (const p of rows) if (!p.ours && !p.unavailable) out.push({ n, p, r: ratios(ours, p) })
+  }
+  return out
+}
+
 /** ours ÷ peer for rates (higher is better for us), peer ÷ ours for latencies. */
 function ratios(ours, peer) {
   const rate = (key) => {
@@ -182,17 +193,9 @@ function renderMarkdown(results) {
   }
 
   // Ratios
-  const byN = rowsByN(results)
-  const ratioLines = []
-  for (const [n, rows] of byN) {
-    const ours = rows.find((r) => r.ours)
-    if (!ours) continue
-    for (const p of rows) {
-      if (p.ours || p.unavailable) continue
-      const r = ratios(ours, p)
-      ratioLines.push(`| ${n} | ${p.label} | ${ratioCell(r.get256)} | ${ratioCell(r.set256)} | ${ratioCell(r.getP50)} | ${ratioCell(r.getP99)} | ${ratioCell(r.setP50)} |`)
-    }
-  }
+  const ratioLines = peerRatios(results).map(
+    ({ n, p, r }) => `| ${n} | ${p.label} | ${ratioCell(r.get256)} | ${ratioCell(r.set256)} | ${ratioCell(r.getP50)} | ${ratioCell(r.getP99)} | ${ratioCell(r.setP50)} |`,
+  )
   if (ratioLines.length && results.mode !== 'smoke') {
     L.push('## Ratios: chordnet ÷ peer (higher = chordnet faster)')
     L.push('')
@@ -250,17 +253,9 @@ function renderSummary(results) {
   }
   L.push('')
   if (raw) L.push(`Floors: raw loopback TCP round trip p50 ${fmtUs(raw.p50)}${w ? `; chordnet whisper round trip p50 ${fmtUs(w.p50)} (${(w.p50 / raw.p50).toFixed(1)}× raw)` : ''}${b ? `; 1 KiB broadcast to 9 peers p50 ${fmtUs(b.p50)}` : ''}.`)
-  const byN = rowsByN(results)
-  const parts = []
-  for (const [n, rows] of byN) {
-    const ours = rows.find((r) => r.ours)
-    if (!ours) continue
-    for (const p of rows) {
-      if (p.ours || p.unavailable) continue
-      const r = ratios(ours, p)
-      if (r.get256) parts.push(`${ratioCell(r.get256)} ${p.label.split(' ')[0]}${p.label.includes('immutable') ? ' (immutable)' : ''} at N=${n}`)
-    }
-  }
+  const parts = peerRatios(results)
+    .filter(({ r }) => r.get256)
+    .map(({ n, p, r }) => `${ratioCell(r.get256)} ${p.label.split(' ')[0]}${p.label.includes('immutable') ? ' (immutable)' : ''} at N=${n}`)
   if (parts.length) L.push(`Get throughput at 256 in flight, chordnet ÷ peer: ${parts.join(', ')}.`)
   const t = targets(results)
   if (t.length) {

@@ -46,31 +46,29 @@ function log(message) {
   process.stdout.write(`test-package: ${message}\n`)
 }
 
+/** Record one check's outcome; `true` when it passed. */
+function record(name, started, error, detail) {
+  results.push({ name, ok: !error })
+  if (error) log(`FAIL ${name}: ${error.message}`)
+  else log(`ok   ${name}${detail ? ` (${detail})` : ''} [${((Date.now() - started) / 1000).toFixed(1)} s]`)
+  return !error
+}
+
 function check(name, fn) {
   const started = Date.now()
   try {
-    const detail = fn()
-    results.push({ name, ok: true })
-    log(`ok   ${name}${detail ? ` (${detail})` : ''} [${((Date.now() - started) / 1000).toFixed(1)} s]`)
-    return true
+    return record(name, started, null, fn())
   } catch (error) {
-    results.push({ name, ok: false })
-    log(`FAIL ${name}: ${error.message}`)
-    return false
+    return record(name, started, error)
   }
 }
 
 async function checkAsync(name, fn) {
   const started = Date.now()
   try {
-    const detail = await fn()
-    results.push({ name, ok: true })
-    log(`ok   ${name}${detail ? ` (${detail})` : ''} [${((Date.now() - started) / 1000).toFixed(1)} s]`)
-    return true
+    return record(name, started, null, await fn())
   } catch (error) {
-    results.push({ name, ok: false })
-    log(`FAIL ${name}: ${error.message}`)
-    return false
+    return record(name, started, error)
   }
 }
 

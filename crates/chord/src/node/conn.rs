@@ -292,9 +292,8 @@ async fn read_loop(inner: Arc<Inner>, conn_id: u64, peer: NodeRef, mut reader: O
                 }
             }
         }
-        if !inner.lock().conns.contains_key(&conn_id) {
-            return;
-        }
+        // No check that the connection still exists: dropping it aborts this task, which
+        // takes effect at the read below.
         if buffer.capacity() - buffer.len() < READ_BUFFER_BYTES / 16 {
             // Reclaim the consumed front (or grow) once per 64 KiB, not a little at every read.
             buffer.reserve(READ_BUFFER_BYTES);
@@ -314,7 +313,6 @@ fn report_bad_peer(inner: &Inner, peer: &NodeRef, error: &FrameError) {
 
 /// Handle one message from an authenticated peer. `Err` closes the connection with a reason.
 fn dispatch(inner: &Arc<Inner>, conn_id: u64, peer: &NodeRef, message: Message) -> Result<(), String> {
-    inner.lock().stats.frames_in += 1;
     match message {
         Message::Request { id, body } => chord::handle_request(inner, conn_id, peer, id, body),
         Message::Response { id, body } => inner.complete(id, body),
@@ -323,7 +321,9 @@ fn dispatch(inner: &Arc<Inner>, conn_id: u64, peer: &NodeRef, message: Message) 
         Message::Peers(ads) => mesh::on_peer_list(inner, ads),
         Message::Event { id, key, added, limit } => chord::on_event(inner, id, key.into_vec(), added, limit),
         Message::Goodbye { reason } => {
-            inner.drop_conn(conn_id, &format!("peer said goodbye: {reason}"), false);
+            let reason = format!("peer said goodbye: {reason}");
+            inner.drop_conn(conn_id, &reason, false);
+            return Err(reason); // stop reading: frames after a goodbye are not processed
         }
         other @ (Message::Hello(_) | Message::Welcome(_) | Message::Reject { .. }) => {
             let reason = format!("unexpected {} after the handshake", message_name(&other));

@@ -211,8 +211,6 @@ pub(crate) struct Counters {
     op_redirects: u64,
     lookups: u64,
     lookup_hops: u64,
-    frames_in: u64,
-    dropped_connections: u64,
 }
 
 pub(crate) struct Conn {
@@ -488,7 +486,6 @@ impl Inner {
                         state.by_node.insert(conn.peer.id, other);
                     }
                 }
-                state.stats.dropped_connections += 1;
             }
             conn
         };
