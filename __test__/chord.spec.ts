@@ -90,7 +90,8 @@ test('wrong key and value types raise TypeError', async (t) => {
   await t.throwsAsync(a.set('k', { v: 1 } as any), { instanceOf: TypeError, message: /value must be/ })
   await t.throwsAsync(a.set(null as any, 'v'), { instanceOf: TypeError, message: /got null/ })
   await t.throwsAsync(a.delete([1] as any), { instanceOf: TypeError, message: /got an array/ })
-  t.throws(() => new ChordSocket('127.0.0.1', 0, { replicas: 0 }), { instanceOf: TypeError, message: /replicas/ })
+  t.throws(() => new ChordSocket('127.0.0.1', 0, { replicas: 0 }), { instanceOf: RangeError, message: /replicas must be from 1 to 64 \(got 0\)/ })
+  t.throws(() => new ChordSocket('127.0.0.1', 0, { replicas: 1.5 }), { instanceOf: TypeError, message: /replicas must be a non-negative integer/ })
   t.throws(() => new ChordSocket('127.0.0.1', 0, { join: 'yes' as any }), { instanceOf: TypeError, message: /join must be a boolean/ })
 })
 

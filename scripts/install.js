@@ -40,8 +40,7 @@ function buildTypeScript() {
     throw new Error('lib/ is missing and TypeScript is not installed to build it; install the published package or run `npm install` in a full checkout')
   }
   log('compiling the TypeScript layer (ts/ -> lib/)')
-  const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' })
-  if (result.status !== 0) throw new Error('tsc failed')
+  if (!require('./build-ts').buildTs()) throw new Error('tsc failed')
 }
 
 function binaryUsable(file) {

@@ -225,7 +225,7 @@ async function main() {
   })
   if (rootPack) {
     check('root tarball holds what users need and nothing else', () => {
-      const required = ['package.json', 'index.js', 'index.d.ts', 'lib/index.js', 'lib/index.d.ts', 'lib/native.js', 'scripts/install.js',
+      const required = ['package.json', 'index.js', 'index.d.ts', 'lib/index.js', 'lib/index.d.ts', 'lib/native.js', 'lib/binding.d.ts', 'scripts/install.js', 'scripts/build-ts.js',
         'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'crates/chord/Cargo.toml', 'crates/chord/src/lib.rs']
       // Cargo needs every workspace member's manifest to build from source.
       const members = /members\s*=\s*\[([^\]]*)\]/.exec(fs.readFileSync(path.join(root, 'Cargo.toml'), 'utf8'))
@@ -237,7 +237,7 @@ async function main() {
         required.push(path.posix.normalize(target))
       }
       const forbidden = [/^target\//, /^__test__\//, /^bench\//, /(^|\/)node_modules\//, /^ts\//, /^npm\//, /^dist\//, /^\.ci\//,
-        /^scripts\/(?!install\.js$)/, /^crates\/[^/]+\/(tests|benches)\//, /\.node$/, /\.tgz$/, /\.tar\.gz$/, /^\.git/]
+        /^scripts\/(?!(install|build-ts)\.js$)/, /^crates\/[^/]+\/(tests|benches)\//, /\.node$/, /\.tgz$/, /\.tar\.gz$/, /^\.git/]
       assertListing(rootPack.files, required, forbidden)
       return `${rootPack.files.length} files`
     })

@@ -3,9 +3,11 @@
 //! message (`{"code", "message", ...}`) so the TypeScript layer can rebuild typed errors, and
 //! every call runs under `catch_unwind` so a Rust panic becomes a JS error, never an abort.
 
-use chord::node::chord::{ChordConfig, LookupInfo, ScanPage, Stats};
+use chord::config::{ChordConfig, Config, LIMITS};
+use chord::engine::{LookupInfo, OpOutput, ScanPage, Stats, UserOp};
+use chord::error::{Error as NodeError, ERROR_CODES};
 use chord::node::mesh::Target;
-use chord::node::{Config, Event, Node, NodeError, PeerInfo};
+use chord::node::{Event, Node, PeerInfo};
 use chord::{Id, NodeRef};
 use futures::FutureExt;
 use napi::bindgen_prelude::*;
@@ -16,7 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Options of `startNode`, already validated by the TypeScript layer.
+/// Options of `startNode`. The TypeScript layer checks their types; the engine checks their
+/// ranges (`Config::validate`), so the limits live in one place.
 #[napi(object)]
 pub struct StartOptions {
     pub host: String,
@@ -33,12 +36,13 @@ pub struct StartOptions {
     pub chord: Option<ChordOptions>,
 }
 
+/// Chord options; absent ones take the engine's defaults.
 #[napi(object)]
 pub struct ChordOptions {
-    pub replicas: u32,
-    pub join: bool,
-    pub events: bool,
-    pub stabilize_ms: u32,
+    pub replicas: Option<u32>,
+    pub join: Option<bool>,
+    pub events: Option<bool>,
+    pub stabilize_ms: Option<u32>,
 }
 
 #[napi(object)]
@@ -92,6 +96,8 @@ pub struct JsStats {
     pub mean_redirects: f64,
     pub lookups: f64,
     pub mean_lookup_hops: f64,
+    /// Ring events (add/delete) this node sent on to other nodes.
+    pub events_forwarded: f64,
 }
 
 #[napi(object)]
@@ -122,7 +128,7 @@ pub struct JsDone {
 
 struct Done {
     id: u32,
-    result: Result<Option<Vec<u8>>>,
+    result: std::result::Result<Option<Vec<u8>>, NodeError>,
 }
 
 /// Finished operations waiting to be collected by `nextCompletions`, in batches: one promise
@@ -150,13 +156,26 @@ impl Completions {
     }
 }
 
-async fn run_op(node: Node, kind: u32, key: Vec<u8>, value: Option<Vec<u8>>) -> std::result::Result<Option<Vec<u8>>, NodeError> {
+/// A batched operation: `kind` 0 = get, 1 = set, 2 = delete.
+fn dict_op(kind: u32, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<UserOp> {
     match kind {
-        0 => node.get(key).await,
-        1 => node.set(key, value.unwrap_or_default()).await.map(|_| None),
-        2 => node.delete(key).await,
-        other => Err(NodeError::InvalidArgument(format!("unknown operation kind {other}"))),
+        0 => Ok(UserOp::Get(key)),
+        1 => Ok(UserOp::Set(key, value.unwrap_or_default())),
+        2 => Ok(UserOp::Delete(key)),
+        other => Err(invalid(format!("unknown operation kind {other}"))),
     }
+}
+
+/// The value a get or delete produced (`None` for a set).
+fn value_of(output: OpOutput) -> Option<Vec<u8>> {
+    match output {
+        OpOutput::Value(value) => value,
+        _ => None,
+    }
+}
+
+fn invalid(message: String) -> Error {
+    to_js_error(NodeError::InvalidArgument(message))
 }
 
 fn to_js_error(error: NodeError) -> Error {
@@ -231,7 +250,7 @@ fn event(event: Event) -> JsEvent {
 }
 
 fn port(value: u32, what: &str) -> Result<u16> {
-    u16::try_from(value).map_err(|_| Error::new(Status::InvalidArg, format!("{what} must be an integer from 0 to 65535 (got {value})")))
+    u16::try_from(value).map_err(|_| invalid(format!("{what} must be an integer from 0 to 65535 (got {value})")))
 }
 
 /// Tokio worker threads for every node in this process: one core is left to Node's own thread,
@@ -253,12 +272,10 @@ fn configure_runtime() {
 /// The id of a protocol: a hash of the protocol version, subnet and encryption (32 hex digits).
 #[napi]
 pub fn protocol_id(subnet: String, encryption: String) -> String {
-    chord::node::protocol_id(&subnet, &encryption).to_hex()
+    chord::protocol::protocol_id(&subnet, &encryption).to_hex()
 }
 
-/// Start a node listening on `host:port` (port 0 = any free port).
-#[napi]
-pub async fn start_node(options: StartOptions) -> Result<NativeNode> {
+fn config_of(options: StartOptions) -> Result<Config> {
     let mut config = Config::new(options.host.clone(), port(options.port, "port")?);
     config.subnet = options.subnet;
     config.encryption = options.encryption;
@@ -272,19 +289,86 @@ pub async fn start_node(options: StartOptions) -> Result<NativeNode> {
         config.max_frame_bytes = max_frame as usize;
     }
     if let Some(timeout) = options.request_timeout_ms {
-        config.request_timeout = Duration::from_millis(timeout.max(1) as u64);
+        config.request_timeout = Duration::from_millis(timeout as u64);
     }
     if let Some(exchange) = options.peer_exchange {
         config.peer_exchange = exchange;
     }
-    config.chord = options.chord.map(|c| ChordConfig {
-        replicas: c.replicas.max(1) as usize,
-        join: c.join,
-        events: c.events,
-        stabilize_interval: Duration::from_millis(c.stabilize_ms.max(10) as u64),
+    config.chord = options.chord.map(|c| {
+        let defaults = ChordConfig::default();
+        ChordConfig {
+            replicas: c.replicas.map_or(defaults.replicas, |r| r as usize),
+            join: c.join.unwrap_or(defaults.join),
+            events: c.events.unwrap_or(defaults.events),
+            stabilize_interval: c.stabilize_ms.map_or(defaults.stabilize_interval, |ms| Duration::from_millis(ms as u64)),
+        }
     });
+    Ok(config)
+}
+
+/// Check start options against the engine's limits without starting anything (so a
+/// constructor can throw at once); throws `ERR_INVALID_ARGUMENT` naming the option.
+#[napi]
+pub fn validate_options(options: StartOptions) -> Result<()> {
+    config_of(options)?.validate().map_err(to_js_error)
+}
+
+/// Start a node listening on `host:port` (port 0 = any free port).
+#[napi]
+pub async fn start_node(options: StartOptions) -> Result<NativeNode> {
+    let config = config_of(options)?;
     let node = guarded(Node::start(config)).await?;
     Ok(NativeNode { node, completions: Arc::default() })
+}
+
+/// The engine's limits and defaults, for the TypeScript layer (which restates none).
+#[napi(object)]
+pub struct JsLimits {
+    pub max_key_bytes: u32,
+    pub max_value_bytes: u32,
+    pub default_max_frame_bytes: u32,
+    pub min_frame_bytes: u32,
+    pub max_frame_bytes: u32,
+    pub default_max_peers: u32,
+    pub max_peers: u32,
+    pub default_request_timeout_ms: u32,
+    pub max_request_timeout_ms: u32,
+    pub default_replicas: u32,
+    pub max_replicas: u32,
+    pub default_stabilize_ms: u32,
+    pub min_stabilize_ms: u32,
+    pub max_stabilize_ms: u32,
+    pub operation_deadline_ms: u32,
+    pub max_queued_events: u32,
+}
+
+#[napi]
+pub fn limits() -> JsLimits {
+    let l = LIMITS;
+    JsLimits {
+        max_key_bytes: l.max_key_bytes as u32,
+        max_value_bytes: l.max_value_bytes as u32,
+        default_max_frame_bytes: l.default_max_frame_bytes as u32,
+        min_frame_bytes: l.min_frame_bytes as u32,
+        max_frame_bytes: l.max_frame_bytes as u32,
+        default_max_peers: l.default_max_peers as u32,
+        max_peers: l.max_peers as u32,
+        default_request_timeout_ms: l.default_request_timeout_ms as u32,
+        max_request_timeout_ms: l.max_request_timeout_ms as u32,
+        default_replicas: l.default_replicas as u32,
+        max_replicas: l.max_replicas as u32,
+        default_stabilize_ms: l.default_stabilize_ms as u32,
+        min_stabilize_ms: l.min_stabilize_ms as u32,
+        max_stabilize_ms: l.max_stabilize_ms as u32,
+        operation_deadline_ms: l.operation_deadline_ms as u32,
+        max_queued_events: l.max_queued_events as u32,
+    }
+}
+
+/// Every error code the engine can raise (each maps to one TypeScript error class).
+#[napi]
+pub fn error_codes() -> Vec<String> {
+    ERROR_CODES.iter().map(|c| c.to_string()).collect()
 }
 
 /// A running node. Every method is a thin conversion around `chord::node::Node`.
@@ -331,7 +415,7 @@ impl NativeNode {
         let target = match to {
             None => None,
             Some(id) => {
-                let id = Id::from_hex(&id).ok_or_else(|| Error::new(Status::InvalidArg, format!("`to` must be a node id of 32 hex digits (got {id:?})")))?;
+                let id = Id::from_hex(&id).ok_or_else(|| invalid(format!("`to` must be a node id of 32 hex digits (got {id:?})")))?;
                 let addr = match (to_host, to_port) {
                     (Some(host), Some(p)) => Some((host, port(p, "port")?)),
                     _ => None,
@@ -375,12 +459,10 @@ impl NativeNode {
     #[napi]
     pub fn submit(&self, ops: Vec<JsOp>) -> Result<()> {
         for op in ops {
-            let (node, completions) = (self.node.clone(), self.completions.clone());
-            let (id, kind, key, value) = (op.id, op.kind, op.key.to_vec(), op.value.map(|v| v.to_vec()));
-            napi::bindgen_prelude::spawn(async move {
-                let result = guarded(run_op(node, kind, key, value)).await;
-                completions.push(Done { id, result });
-            });
+            let id = op.id;
+            let user_op = dict_op(op.kind, op.key.to_vec(), op.value.map(|v| v.to_vec()))?;
+            let completions = self.completions.clone();
+            guarded_sync(|| self.node.submit(user_op, move |result| completions.push(Done { id, result: result.map(value_of) })))?;
         }
         Ok(())
     }
@@ -394,7 +476,7 @@ impl NativeNode {
             .into_iter()
             .map(|done| match done.result {
                 Ok(value) => JsDone { id: done.id, value: value.map(Buffer::from), error: None },
-                Err(error) => JsDone { id: done.id, value: None, error: Some(error.reason.clone()) },
+                Err(error) => JsDone { id: done.id, value: None, error: Some(to_js_error(error).reason.clone()) },
             })
             .collect())
     }
@@ -448,6 +530,7 @@ impl NativeNode {
                 mean_redirects: s.mean_redirects,
                 lookups: s.lookups as f64,
                 mean_lookup_hops: s.mean_lookup_hops,
+                events_forwarded: s.events_forwarded as f64,
             }
         })
     }

@@ -2,23 +2,23 @@
  * ChordSocket: the dict shared by every node of a Chord ring. Keys and values are bytes
  * (strings become UTF-8); results are Buffers. Routing, replication and hand-off are in Rust.
  */
-import { BytesLike, checkBoolean, checkPositiveInt, describe, toBytes } from './coerce'
+import { BytesLike, checkBoolean, checkCount, describe, toBytes } from './coerce'
 import { Batcher, OpKind } from './batch'
-import { call, KeyError } from './errors'
+import { call, errorFor, KeyError } from './errors'
 import { MeshOptions, MeshSocket, MeshSocketEvents } from './mesh'
-import { NativeEvent, NativeStartOptions } from './native'
+import { limits, NativeEvent, NativeStartOptions } from './native'
 
-/** Largest key, in bytes (64 KiB). */
-export const MAX_KEY_BYTES = 64 * 1024
-/** Largest value, in bytes (1 MiB). */
-export const MAX_VALUE_BYTES = 1024 * 1024
+/** Largest key, in bytes (64 KiB): the engine's limit. */
+export const MAX_KEY_BYTES: number = limits.maxKeyBytes
+/** Largest value, in bytes (1 MiB): the engine's limit. */
+export const MAX_VALUE_BYTES: number = limits.maxValueBytes
 /** Writes in flight at once for `update()`. */
 const UPDATE_CONCURRENCY = 256
 /** Keys per page when walking the ring. */
 const PAGE_SIZE = 256
 
 export interface ChordOptions extends MeshOptions {
-  /** Copies of each key, the owner included (default 3). A resolved `set` survives `replicas - 1` simultaneous crashes. */
+  /** Copies of each key, the owner included (default 3, at most 64). A resolved `set` survives `replicas - 1` simultaneous crashes. */
   replicas?: number
   /** Take part in the ring, storing and routing (default true). `false` makes a client that stores nothing yet reads and writes. */
   join?: boolean
@@ -28,7 +28,7 @@ export interface ChordOptions extends MeshOptions {
    * ring with events off carries no event traffic.
    */
   events?: boolean
-  /** Period of ring maintenance (stabilize, fix fingers, anti-entropy), in ms (default 250). */
+  /** Period of ring maintenance (stabilize, fix fingers, anti-entropy), in ms (default 250, 10 to 600,000). */
   stabilizeMs?: number
 }
 
@@ -64,6 +64,8 @@ export interface ChordStats {
   meanRedirects: number
   lookups: number
   meanLookupHops: number
+  /** Ring events (add/delete) this node sent on to other nodes. */
+  eventsForwarded: number
 }
 
 export interface ChordSocketEvents extends MeshSocketEvents {
@@ -101,11 +103,12 @@ export class ChordSocket extends MeshSocket {
   }
 
   protected override configure(start: NativeStartOptions, options: ChordOptions): void {
+    // Absent options take the engine's defaults.
     start.chord = {
-      replicas: options.replicas === undefined ? 3 : checkPositiveInt(options.replicas, 'options.replicas', 64),
-      join: options.join === undefined ? true : checkBoolean(options.join, 'options.join'),
-      events: options.events === undefined ? true : checkBoolean(options.events, 'options.events'),
-      stabilizeMs: options.stabilizeMs === undefined ? 250 : checkPositiveInt(options.stabilizeMs, 'options.stabilizeMs', 600_000),
+      replicas: options.replicas === undefined ? undefined : checkCount(options.replicas, 'options.replicas'),
+      join: options.join === undefined ? undefined : checkBoolean(options.join, 'options.join'),
+      events: options.events === undefined ? undefined : checkBoolean(options.events, 'options.events'),
+      stabilizeMs: options.stabilizeMs === undefined ? undefined : checkCount(options.stabilizeMs, 'options.stabilizeMs'),
     }
   }
 
@@ -224,7 +227,7 @@ export class ChordSocket extends MeshSocket {
   stats(): ChordStats {
     if (!this.node) throw new TypeError('stats() needs a ready socket: await socket.ready first')
     const s = this.node.stats()
-    return { ...s, predecessor: s.predecessor && toAddress(s.predecessor), successors: s.successors.map(toAddress) }
+    return { ...s, predecessor: s.predecessor ? toAddress(s.predecessor) : undefined, successors: s.successors.map(toAddress) }
   }
 
   async *#walk(withValues: boolean): AsyncGenerator<[Buffer, Buffer | undefined]> {
@@ -253,15 +256,17 @@ export interface ChordSocket {
   emit<E extends keyof ChordSocketEvents>(event: E, ...args: ChordSocketEvents[E]): boolean
 }
 
+// Sizes are checked here too, with the engine's limits and its error, so that `update()` refuses
+// an oversized pair before writing any.
 function toKey(key: unknown): Buffer {
   const bytes = toBytes(key, 'key')
-  if (bytes.length > MAX_KEY_BYTES) throw new RangeError(`key is ${bytes.length} bytes; the limit is ${MAX_KEY_BYTES}`)
+  if (bytes.length > MAX_KEY_BYTES) throw errorFor('ERR_KEY_TOO_LARGE', `key is ${bytes.length} bytes; the limit is ${MAX_KEY_BYTES}`)
   return bytes
 }
 
 function toValue(value: unknown): Buffer {
   const bytes = toBytes(value, 'value')
-  if (bytes.length > MAX_VALUE_BYTES) throw new RangeError(`value is ${bytes.length} bytes; the limit is ${MAX_VALUE_BYTES}`)
+  if (bytes.length > MAX_VALUE_BYTES) throw errorFor('ERR_VALUE_TOO_LARGE', `value is ${bytes.length} bytes; the limit is ${MAX_VALUE_BYTES}`)
   return bytes
 }
 

@@ -29,9 +29,13 @@ export function checkPort(value: unknown, what: string): number {
   return value
 }
 
-export function checkPositiveInt(value: unknown, what: string, max = 2 ** 31 - 1): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
-    throw new TypeError(`${what} must be an integer from 1 to ${max} (got ${describe(value)})`)
+/**
+ * A whole number that fits the binding's unsigned 32-bit options. Ranges are the engine's to
+ * check (it throws `ERR_INVALID_ARGUMENT` naming the option and its limits).
+ */
+export function checkCount(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new TypeError(`${what} must be a non-negative integer (got ${describe(value)})`)
   }
   return value
 }

@@ -1,6 +1,6 @@
 /**
  * Typed errors. Every error this package raises has a stable `code`; native errors arrive as
- * JSON in the message and are rebuilt here into these classes, one to one.
+ * JSON in the message and are rebuilt here, one code to one class (see `ERROR_CLASSES`).
  */
 
 /** Base class of the errors this package raises (besides plain `TypeError`s for bad arguments). */
@@ -38,20 +38,43 @@ export class ProtocolMismatchError extends ChordnetError {
   }
 }
 
+/** A value out of its allowed range: an oversized key or value, an option beyond its limit. */
+export class ChordnetRangeError extends RangeError {
+  /** `'ERR_KEY_TOO_LARGE'`, `'ERR_VALUE_TOO_LARGE'` or `'ERR_INVALID_ARGUMENT'`. */
+  readonly code: string
+  constructor(code: string, message: string) {
+    super(message)
+    this.name = 'ChordnetRangeError'
+    this.code = code
+  }
+}
+
+type Details = { code: string; message: string; ours?: string; theirs?: string }
+
+/** The class each engine error code becomes; codes not listed are `ChordnetError`s. */
+export const ERROR_CLASSES: Record<string, (d: Details) => Error> = {
+  ERR_PROTOCOL_MISMATCH: (d) => new ProtocolMismatchError(d.message, d.ours ?? '', d.theirs ?? ''),
+  ERR_KEY_TOO_LARGE: (d) => new ChordnetRangeError(d.code, d.message),
+  ERR_VALUE_TOO_LARGE: (d) => new ChordnetRangeError(d.code, d.message),
+  ERR_INVALID_ARGUMENT: (d) => new ChordnetRangeError(d.code, d.message),
+}
+
+/** The error for `code`, as the engine would raise it. */
+export function errorFor(code: string, message: string, extra: Partial<Details> = {}): Error {
+  const details = { ...extra, code, message }
+  return (ERROR_CLASSES[code] ?? ((d: Details) => new ChordnetError(d.code, d.message)))(details)
+}
+
 /** Turn an error thrown by the native addon into the matching typed error. */
 export function fromNative(error: unknown): Error {
   if (!(error instanceof Error)) return new ChordnetError('ERR_INTERNAL', String(error))
-  let details: { code?: string; message?: string; ours?: string; theirs?: string }
+  let details: Partial<Details>
   try {
     details = JSON.parse(error.message)
   } catch {
     return error // already a JS error (e.g. argument conversion)
   }
-  const code = details.code ?? 'ERR_INTERNAL'
-  const message = details.message ?? error.message
-  if (code === 'ERR_PROTOCOL_MISMATCH') return new ProtocolMismatchError(message, details.ours ?? '', details.theirs ?? '')
-  if (code === 'ERR_INVALID_ARGUMENT') return Object.assign(new RangeError(message), { code })
-  return new ChordnetError(code, message)
+  return errorFor(details.code ?? 'ERR_INTERNAL', details.message ?? error.message, details)
 }
 
 /** `await`s a native promise, rethrowing its failure as a typed error. */

@@ -3,8 +3,8 @@
  * promises and turns its event batches into EventEmitter events; all networking is in Rust.
  */
 import { EventEmitter } from 'node:events'
-import { BytesLike, checkBoolean, checkPort, checkPositiveInt, checkString, describe, toBytes } from './coerce'
-import { call, ChordnetError } from './errors'
+import { BytesLike, checkBoolean, checkCount, checkPort, checkString, describe, toBytes } from './coerce'
+import { call, ChordnetError, fromNative } from './errors'
 import { native, NativeEvent, NativeNode, NativeStartOptions } from './native'
 import { Protocol } from './protocol'
 
@@ -25,11 +25,11 @@ export interface MeshOptions {
   protocol?: Protocol
   /** Address advertised to peers when it differs from the bound one (e.g. behind NAT, or bound to 0.0.0.0). */
   outAddr?: [string, number]
-  /** Most open peer connections, inbound and outbound together (default 64). Inbound connections beyond it are refused. */
+  /** Most open peer connections, inbound and outbound together (default 64, 1 to 65,535). Inbound connections beyond it are refused. */
   maxPeers?: number
-  /** Largest frame accepted from a peer, in bytes (default 4 MiB, at least 4 KiB); bigger frames close that connection. */
+  /** Largest frame accepted from a peer, in bytes (default 4 MiB, 4 KiB to 1 GiB); bigger frames close that connection. */
   maxFrameBytes?: number
-  /** How long to wait for any single answer from a peer, in ms (default 5000). */
+  /** How long to wait for any single answer from a peer, in ms (default 5000, at most 600,000). */
   requestTimeoutMs?: number
   /** Connect to peers learned from peers, up to `maxPeers` (default true). */
   peerExchange?: boolean
@@ -123,11 +123,17 @@ export class MeshSocket extends EventEmitter {
       start.outHost = checkString(options.outAddr[0], 'options.outAddr[0]')
       start.outPort = checkPort(options.outAddr[1], 'options.outAddr[1]')
     }
-    if (options.maxPeers !== undefined) start.maxPeers = checkPositiveInt(options.maxPeers, 'options.maxPeers', 65535)
-    if (options.maxFrameBytes !== undefined) start.maxFrameBytes = checkPositiveInt(options.maxFrameBytes, 'options.maxFrameBytes', 2 ** 31 - 1)
-    if (options.requestTimeoutMs !== undefined) start.requestTimeoutMs = checkPositiveInt(options.requestTimeoutMs, 'options.requestTimeoutMs')
+    if (options.maxPeers !== undefined) start.maxPeers = checkCount(options.maxPeers, 'options.maxPeers')
+    if (options.maxFrameBytes !== undefined) start.maxFrameBytes = checkCount(options.maxFrameBytes, 'options.maxFrameBytes')
+    if (options.requestTimeoutMs !== undefined) start.requestTimeoutMs = checkCount(options.requestTimeoutMs, 'options.requestTimeoutMs')
     if (options.peerExchange !== undefined) start.peerExchange = checkBoolean(options.peerExchange, 'options.peerExchange')
     this.configure(start, options)
+    // Ranges are the engine's to check: an option beyond its limit throws here, at once.
+    try {
+      native.validateOptions(start)
+    } catch (error) {
+      throw fromNative(error)
+    }
     this.ready = call(native.startNode(start)).then((node) => {
       this.node = node
       this.#pump = this.#pumpEvents(node)
@@ -184,7 +190,7 @@ export class MeshSocket extends EventEmitter {
 
   /** Take up to `n` queued messages (all of them by default), oldest first. */
   recv(n?: number): Message[] {
-    if (n !== undefined) checkPositiveInt(n, 'n')
+    if (n !== undefined) checkCount(n, 'n')
     return this.#queue.splice(0, n ?? this.#queue.length)
   }
 

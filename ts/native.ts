@@ -1,65 +1,22 @@
 /**
  * Loads the native addon: the platform package (`chordnet-<platform>`), else a local build in
  * the package folder, else fails with an error naming the platform and how to build it.
+ *
+ * The addon's types are the ones napi-rs generates from the Rust binding (`binding.d.ts`,
+ * written by `npm run build:native`; never edited by hand).
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { ChordStats } from './chord'
+import type * as Binding from './binding'
 
-export interface NativePeer { id: string; host: string; port: number; outbound: boolean; member: boolean }
-export interface NativeNodeRef { id: string; host: string; port: number }
-export interface NativeEvent {
-  kind: 'connect' | 'disconnect' | 'message' | 'error' | 'add' | 'delete'
-  peer?: NativePeer
-  reason?: string
-  sender?: NativeNodeRef
-  timeMs?: number
-  packets?: Buffer[]
-  broadcast?: boolean
-  code?: string
-  key?: Buffer
-}
-/** `ChordStats` as the addon returns it: nodes as flat `{ id, host, port }`. */
-export type NativeStats = Omit<ChordStats, 'predecessor' | 'successors'> & { predecessor?: NativeNodeRef; successors: NativeNodeRef[] }
-export interface NativeStartOptions {
-  host: string
-  port: number
-  subnet: string
-  encryption: string
-  outHost?: string
-  outPort?: number
-  maxPeers?: number
-  maxFrameBytes?: number
-  requestTimeoutMs?: number
-  peerExchange?: boolean
-  chord?: { replicas: number; join: boolean; events: boolean; stabilizeMs: number }
-}
-export interface NativeNode {
-  readonly id: string
-  readonly host: string
-  readonly port: number
-  connect(host: string, port: number): Promise<NativePeer>
-  peers(): NativePeer[]
-  send(packets: Buffer[], to?: string | null, toHost?: string | null, toPort?: number | null): Promise<void>
-  nextEvents(max: number): Promise<NativeEvent[] | null>
-  close(): Promise<void>
-  destroy(): Promise<void>
-  submit(ops: { id: number; kind: number; key: Buffer; value?: Buffer }[]): void
-  nextCompletions(): Promise<{ id: number; value?: Buffer | null; error?: string | null }[]>
-  get(key: Buffer): Promise<Buffer | null>
-  set(key: Buffer, value: Buffer): Promise<void>
-  delete(key: Buffer): Promise<Buffer | null>
-  lookup(key: Buffer): Promise<{ owner: NativeNodeRef; hops: number }>
-  localGet(key: Buffer): Buffer | null
-  stats(): NativeStats
-  scan(cursor: Buffer | null, withValues: boolean, limit: number): Promise<{ keys: Buffer[]; values?: Buffer[]; cursor?: Buffer }>
-  join(): Promise<void>
-  unjoin(): Promise<void>
-}
-export interface NativeBinding {
-  startNode(options: NativeStartOptions): Promise<NativeNode>
-  protocolId(subnet: string, encryption: string): string
-}
+export type NativeBinding = typeof Binding
+export type NativeNode = Binding.NativeNode
+export type NativeEvent = Binding.JsEvent
+export type NativeNodeRef = Binding.JsNodeRef
+export type NativePeer = Binding.JsPeer
+export type NativeStats = Binding.JsStats
+export type NativeStartOptions = Binding.StartOptions
+export type NativeLimits = Binding.JsLimits
 
 /** The napi-rs platform suffix of this process, e.g. `linux-x64-gnu`. */
 export function platformSuffix(): string {
@@ -110,3 +67,6 @@ function load(): NativeBinding {
 }
 
 export const native: NativeBinding = load()
+
+/** The engine's limits and defaults (the one home of them is the Rust engine's `config`). */
+export const limits: NativeLimits = native.limits()

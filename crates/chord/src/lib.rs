@@ -4,8 +4,12 @@
 //! the decisions and are tested alone; [`node`] is the only module that does I/O (tokio); [`sim`]
 //! drives [`routing`] over an in-memory network. Nothing here knows about N-API.
 
+pub mod config;
+pub mod engine;
+pub mod error;
 pub mod id;
 pub mod protocol;
+pub mod seen;
 pub mod routing;
 pub mod store;
 pub mod version;

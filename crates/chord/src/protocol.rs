@@ -14,17 +14,21 @@ use serde_bytes::ByteBuf;
 
 /// Bumped on any incompatible change; peers with another version are rejected at handshake.
 pub const PROTOCOL_VERSION: u16 = 1;
-/// Default largest frame body accepted (4 MiB): room for the largest value plus framing, yet
-/// far from the 4 GiB the old p2p.today framing allowed a hostile peer to announce.
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
-/// Smallest configurable frame limit: a handshake and a small value must fit.
-pub const MIN_FRAME_BYTES: usize = 4 << 10;
-/// Largest key accepted by the dict (64 KiB).
-pub const MAX_KEY_BYTES: usize = 64 << 10;
-/// Largest value accepted by the dict (1 MiB); a value must fit in one frame with its key.
-pub const MAX_VALUE_BYTES: usize = 1 << 20;
+pub use crate::config::{DEFAULT_MAX_FRAME_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES, MIN_FRAME_BYTES};
 /// Bytes of the length prefix.
 pub const LENGTH_PREFIX_BYTES: usize = 4;
+
+/// The protocol id: a hash of the protocol version, subnet and encryption. Nodes only talk to
+/// nodes with the same id.
+pub fn protocol_id(subnet: &str, encryption: &str) -> Id {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"chordnet-protocol\0");
+    hasher.update(&PROTOCOL_VERSION.to_be_bytes());
+    hasher.update(subnet.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(encryption.as_bytes());
+    Id::from_slice(&hasher.finalize().as_bytes()[..16]).expect("16 bytes")
+}
 
 /// What a node says about itself in the handshake.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -205,6 +209,14 @@ mod tests {
 
     fn node() -> NodeRef {
         NodeRef { id: Id(9), host: "127.0.0.1".into(), port: 4000 }
+    }
+
+    #[test]
+    fn protocol_ids_differ_by_subnet_and_encryption() {
+        assert_eq!(protocol_id("a", "Plaintext"), protocol_id("a", "Plaintext"));
+        assert_ne!(protocol_id("a", "Plaintext"), protocol_id("b", "Plaintext"));
+        assert_ne!(protocol_id("a", "Plaintext"), protocol_id("a", "TLS"));
+        assert_ne!(protocol_id("ab", ""), protocol_id("a", "b"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Nodes over real loopback sockets: mesh delivery and the replicated dict.
 
-use chord::node::chord::ChordConfig;
+use chord::node::ChordConfig;
 use chord::node::{Config, Event, Node};
 use std::time::Duration;
 

@@ -1,15 +1,13 @@
 //! Events a node reports to its user, and the bounded queue they wait in until taken in
 //! batches (one batch per wake-up keeps the cost of crossing into JavaScript low).
 
-use super::Conn;
 use crate::id::Id;
 use crate::routing::NodeRef;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use tokio::sync::Notify;
 
-/// Events kept waiting for the user before new ones are dropped (and one error says so).
-pub const MAX_QUEUED_EVENTS: usize = 100_000;
+pub use crate::config::MAX_QUEUED_EVENTS;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeerInfo {
@@ -20,12 +18,6 @@ pub struct PeerInfo {
     pub outbound: bool,
     /// It is a member of the Chord ring.
     pub member: bool,
-}
-
-impl PeerInfo {
-    pub(crate) fn of(conn: &Conn) -> PeerInfo {
-        PeerInfo { id: conn.peer.id, host: conn.peer.host.clone(), port: conn.peer.port, outbound: conn.outbound, member: conn.member }
-    }
 }
 
 /// A mesh message delivered to this node.

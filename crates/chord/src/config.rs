@@ -1,0 +1,215 @@
+//! The one home of every user-facing limit and default, and of the checks on a node's
+//! configuration. The binding converts JavaScript options into [`Config`] and calls
+//! [`Config::validate`]; the TypeScript layer reads the limits from [`Limits`] through the
+//! binding instead of restating them. Internal tuning constants (batch sizes, periods of
+//! background work) sit at the top of the engine module that uses them.
+
+use crate::error::{Error, Result};
+use std::time::Duration;
+
+/// Largest key accepted by the dict (64 KiB).
+pub const MAX_KEY_BYTES: usize = 64 << 10;
+/// Largest value accepted by the dict (1 MiB); a value must fit in one frame with its key.
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+/// Default largest frame body accepted (4 MiB): room for the largest value plus framing, yet
+/// far from the 4 GiB the old p2p.today framing allowed a hostile peer to announce.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
+/// Smallest configurable frame limit: a handshake and a small message must fit.
+pub const MIN_FRAME_BYTES: usize = 4 << 10;
+/// Largest configurable frame limit (1 GiB): beyond that one peer could pin a gigabyte.
+pub const MAX_FRAME_BYTES: usize = 1 << 30;
+/// Default bound on open peer connections (inbound and outbound together).
+pub const DEFAULT_MAX_PEERS: usize = 64;
+/// Largest configurable `max_peers` (one port's worth of peers).
+pub const MAX_PEERS: usize = 65_535;
+/// Default wait for any single response from a peer.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest configurable request timeout (10 minutes).
+pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+/// A connection must complete its handshake within this time or be dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections allowed to be mid-handshake at once, beyond `max_peers`.
+pub const MAX_PENDING_HANDSHAKES: usize = 64;
+/// Frames queued for one peer before it is considered too slow and disconnected.
+pub const SEND_QUEUE_FRAMES: usize = 8192;
+/// Events kept waiting for the user before new ones are dropped (and one error says so).
+pub const MAX_QUEUED_EVENTS: usize = 100_000;
+/// Default number of copies of each key (the owner and its next two successors).
+pub const DEFAULT_REPLICAS: usize = 3;
+/// Most copies of a key a ring can be configured for.
+pub const MAX_REPLICAS: usize = 64;
+/// Default period of stabilize / check-predecessor / fix-fingers.
+pub const DEFAULT_STABILIZE_INTERVAL: Duration = Duration::from_millis(250);
+/// Shortest stabilize period (below it maintenance traffic would swamp a ring).
+pub const MIN_STABILIZE_INTERVAL: Duration = Duration::from_millis(10);
+/// Longest stabilize period (10 minutes).
+pub const MAX_STABILIZE_INTERVAL: Duration = Duration::from_secs(600);
+/// An operation whose owner stays unreachable this long fails with `ERR_UNAVAILABLE`.
+pub const OPERATION_DEADLINE: Duration = Duration::from_secs(15);
+/// Tombstones are kept this long, longer than any replica can stay out of sync in practice.
+pub const TOMBSTONE_HORIZON: Duration = Duration::from_secs(600);
+
+/// The limits a binding shows its users, in one value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+    pub default_max_frame_bytes: usize,
+    pub min_frame_bytes: usize,
+    pub max_frame_bytes: usize,
+    pub default_max_peers: usize,
+    pub max_peers: usize,
+    pub default_request_timeout_ms: u64,
+    pub max_request_timeout_ms: u64,
+    pub default_replicas: usize,
+    pub max_replicas: usize,
+    pub default_stabilize_ms: u64,
+    pub min_stabilize_ms: u64,
+    pub max_stabilize_ms: u64,
+    pub operation_deadline_ms: u64,
+    pub max_queued_events: usize,
+}
+
+pub const LIMITS: Limits = Limits {
+    max_key_bytes: MAX_KEY_BYTES,
+    max_value_bytes: MAX_VALUE_BYTES,
+    default_max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+    min_frame_bytes: MIN_FRAME_BYTES,
+    max_frame_bytes: MAX_FRAME_BYTES,
+    default_max_peers: DEFAULT_MAX_PEERS,
+    max_peers: MAX_PEERS,
+    default_request_timeout_ms: DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
+    max_request_timeout_ms: MAX_REQUEST_TIMEOUT.as_millis() as u64,
+    default_replicas: DEFAULT_REPLICAS,
+    max_replicas: MAX_REPLICAS,
+    default_stabilize_ms: DEFAULT_STABILIZE_INTERVAL.as_millis() as u64,
+    min_stabilize_ms: MIN_STABILIZE_INTERVAL.as_millis() as u64,
+    max_stabilize_ms: MAX_STABILIZE_INTERVAL.as_millis() as u64,
+    operation_deadline_ms: OPERATION_DEADLINE.as_millis() as u64,
+    max_queued_events: MAX_QUEUED_EVENTS,
+};
+
+/// Everything a node is started with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    /// Address advertised to peers, when it differs from the bound one (NAT, 0.0.0.0).
+    pub out_addr: Option<(String, u16)>,
+    pub subnet: String,
+    pub encryption: String,
+    pub max_peers: usize,
+    pub max_frame_bytes: usize,
+    pub request_timeout: Duration,
+    /// Connect to peers learned through peer exchange, up to `max_peers`.
+    pub peer_exchange: bool,
+    /// Present for a ChordSocket.
+    pub chord: Option<ChordConfig>,
+}
+
+/// The Chord part of a node's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChordConfig {
+    pub replicas: usize,
+    /// Take part in the ring (store and route). `false` = a client that only reads and writes.
+    pub join: bool,
+    /// Report `Added` / `Deleted` events for the whole ring.
+    pub events: bool,
+    pub stabilize_interval: Duration,
+}
+
+impl Default for ChordConfig {
+    fn default() -> Self {
+        ChordConfig { replicas: DEFAULT_REPLICAS, join: true, events: true, stabilize_interval: DEFAULT_STABILIZE_INTERVAL }
+    }
+}
+
+impl ChordConfig {
+    /// At least r + 1 successors, so r − 1 replicas remain placeable after a failure.
+    pub fn successor_list_len(&self) -> usize {
+        (self.replicas + 1).max(4)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        in_range("replicas", self.replicas as u64, 1, MAX_REPLICAS as u64)?;
+        in_range(
+            "stabilizeMs",
+            self.stabilize_interval.as_millis() as u64,
+            MIN_STABILIZE_INTERVAL.as_millis() as u64,
+            MAX_STABILIZE_INTERVAL.as_millis() as u64,
+        )
+    }
+}
+
+impl Config {
+    pub fn new(host: impl Into<String>, port: u16) -> Config {
+        Config {
+            host: host.into(),
+            port,
+            out_addr: None,
+            subnet: String::new(),
+            encryption: "Plaintext".into(),
+            max_peers: DEFAULT_MAX_PEERS,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            peer_exchange: true,
+            chord: None,
+        }
+    }
+
+    /// Check every option against its limit; the error names the option as users spell it.
+    pub fn validate(&self) -> Result<()> {
+        in_range("maxPeers", self.max_peers as u64, 1, MAX_PEERS as u64)?;
+        in_range("maxFrameBytes", self.max_frame_bytes as u64, MIN_FRAME_BYTES as u64, MAX_FRAME_BYTES as u64)?;
+        in_range("requestTimeoutMs", self.request_timeout.as_millis() as u64, 1, MAX_REQUEST_TIMEOUT.as_millis() as u64)?;
+        if self.encryption != "Plaintext" {
+            return Err(Error::InvalidArgument(format!("encryption must be 'Plaintext' (got {:?})", self.encryption)));
+        }
+        match &self.chord {
+            Some(chord) => chord.validate(),
+            None => Ok(()),
+        }
+    }
+}
+
+fn in_range(name: &str, value: u64, min: u64, max: u64) -> Result<()> {
+    if value < min || value > max {
+        return Err(Error::InvalidArgument(format!("{name} must be from {min} to {max} (got {value})")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let mut config = Config::new("127.0.0.1", 0);
+        config.chord = Some(ChordConfig::default());
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn out_of_range_options_name_themselves() {
+        let mut config = Config::new("127.0.0.1", 0);
+        config.max_frame_bytes = MIN_FRAME_BYTES - 1;
+        let error = config.validate().unwrap_err();
+        assert_eq!(error.code(), "ERR_INVALID_ARGUMENT");
+        assert!(error.to_string().starts_with("maxFrameBytes must be from 4096"), "{error}");
+        let mut config = Config::new("127.0.0.1", 0);
+        config.chord = Some(ChordConfig { replicas: 0, ..ChordConfig::default() });
+        assert!(config.validate().unwrap_err().to_string().starts_with("replicas must be from 1 to 64"));
+        config.chord = Some(ChordConfig { stabilize_interval: Duration::from_millis(5), ..ChordConfig::default() });
+        assert!(config.validate().unwrap_err().to_string().starts_with("stabilizeMs"));
+        let mut config = Config::new("127.0.0.1", 0);
+        config.max_peers = 0;
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn successor_lists_leave_room_for_a_failure() {
+        assert_eq!(ChordConfig::default().successor_list_len(), 4);
+        assert_eq!(ChordConfig { replicas: 5, ..ChordConfig::default() }.successor_list_len(), 6);
+    }
+}

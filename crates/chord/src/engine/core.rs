@@ -1,0 +1,189 @@
+//! The state one node's machines share, and the small decisions several of them take on it:
+//! where to send an operation first, which hop a lookup takes from here, what to forget when
+//! a node stops answering. One owner: the [`super::Engine`] that holds it.
+
+use super::cx::Millis;
+use crate::config::ChordConfig;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::protocol::Response;
+use crate::routing::{Hop, NodeRef, Routing};
+use crate::seen::SeenSet;
+use crate::store::Store;
+use crate::version::Clock;
+use rand::rngs::StdRng;
+use std::collections::{BTreeMap, HashMap};
+
+/// Owners remembered in the location cache.
+const ARC_CACHE_ENTRIES: usize = 4096;
+
+/// Counters shown by `stats()`.
+#[derive(Default, Clone, Debug, PartialEq)]
+pub struct Counters {
+    pub ops: u64,
+    pub op_redirects: u64,
+    pub lookups: u64,
+    pub lookup_hops: u64,
+    /// Ring events (add/delete) this node sent on to other nodes.
+    pub events_forwarded: u64,
+}
+
+/// Where an operation goes first.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    Local,
+    Remote(NodeRef),
+}
+
+pub struct Core {
+    pub me: NodeRef,
+    /// `None` for a plain MeshSocket.
+    pub chord: Option<ChordConfig>,
+    pub request_timeout: Millis,
+    /// Present while this node is a ring member.
+    pub ring: Option<Routing>,
+    pub store: Store,
+    pub clock: Clock,
+    /// Ring members we know of (from handshakes, peer exchange, answers): first-hop guesses.
+    pub view: BTreeMap<Id, NodeRef>,
+    /// Location cache: owner id -> (its predecessor id, owner), from owners' answers.
+    pub arcs: BTreeMap<Id, (Id, NodeRef)>,
+    /// Replica leases: owner id -> (start of its arc, last anti-entropy from it). Entries outside
+    /// our own arc and every fresh lease are strays (left by a stand-in write or an old ring
+    /// shape) and are handed to their owner, then dropped.
+    pub leases: HashMap<Id, (Id, Millis)>,
+    /// Ring events already delivered here.
+    pub seen: SeenSet,
+    pub counters: Counters,
+    /// Anti-entropy should run at the next maintenance round (our arc or replicas changed).
+    pub sync_wanted: bool,
+    /// Run a maintenance round soon (a routing node went away, the predecessor changed).
+    pub maintenance_due: bool,
+    /// Seeded by the driver: the simulator's runs are a function of their seed.
+    pub rng: StdRng,
+}
+
+impl Core {
+    pub fn chord(&self) -> Result<&ChordConfig> {
+        self.chord.as_ref().ok_or(Error::NotChord)
+    }
+
+    pub fn is_member(&self) -> bool {
+        self.ring.is_some()
+    }
+
+    /// Remember a ring member (not ourselves).
+    pub fn learn(&mut self, node: &NodeRef) {
+        if node.id != self.me.id {
+            self.view.insert(node.id, node.clone());
+        }
+    }
+
+    /// A node did not answer: drop it from every table so routing stops choosing it.
+    pub fn forget(&mut self, id: Id) {
+        if id == self.me.id {
+            return;
+        }
+        self.view.remove(&id);
+        self.arcs.remove(&id);
+        if let Some(ring) = self.ring.as_mut() {
+            if ring.remove(id) {
+                self.maintenance_due = true;
+            }
+        }
+    }
+
+    /// Best first guess for the owner of `position`: ourselves, a cached owner arc, the member
+    /// that follows the position in our view, or our finger table when we are closest.
+    pub fn first_target(&self, position: Id) -> Result<Target> {
+        if let Some(ring) = &self.ring {
+            if ring.owns(position) || ring.is_alone() {
+                return Ok(Target::Local);
+            }
+        }
+        let cached = self.arcs.range(position..).next().or_else(|| self.arcs.iter().next());
+        if let Some((_, (pred, owner))) = cached {
+            if position.in_half_open(*pred, owner.id) {
+                return Ok(Target::Remote(owner.clone()));
+            }
+        }
+        let guess = self.view.range(position..).next().or_else(|| self.view.iter().next()).map(|(_, n)| n.clone());
+        // Are we ourselves the first member at or after the position? Then our fingers know best.
+        let me_first = guess.as_ref().is_none_or(|g| position.distance_to(self.me.id) < position.distance_to(g.id));
+        if let (Some(ring), true) = (&self.ring, me_first) {
+            return Ok(match ring.next_hop(position) {
+                Hop::Local => Target::Local,
+                Hop::Owner(n) | Hop::Closer(n) => Target::Remote(n),
+            });
+        }
+        guess.map(Target::Remote).ok_or_else(|| Error::Unavailable("not connected to any ring member: connect() to one first".into()))
+    }
+
+    /// The first hop of a lookup from here: our finger table, or for a client the member that
+    /// precedes the position in its view.
+    pub fn start_hop(&self, position: Id) -> Result<Hop> {
+        if let Some(ring) = &self.ring {
+            return Ok(ring.next_hop(position));
+        }
+        let preceding = self.view.range(..position).next_back().or_else(|| self.view.iter().next_back());
+        preceding.map(|(_, node)| Hop::Closer(node.clone())).ok_or_else(|| Error::Unavailable("not connected to any ring member".into()))
+    }
+
+    /// The next hop from our own tables, skipping nodes found dead.
+    pub fn local_hop(&self, position: Id, avoid: &[Id]) -> Result<Hop> {
+        if let Some(ring) = &self.ring {
+            return Ok(ring.next_hop_avoiding(position, avoid));
+        }
+        let preceding = self.view.range(..position).rev().chain(self.view.iter().rev()).find(|(id, _)| !avoid.contains(id));
+        preceding.map(|(_, n)| Hop::Closer(n.clone())).ok_or_else(|| Error::Unavailable("no ring member left to ask".into()))
+    }
+
+    /// An owner answered an operation: count it and cache its arc for the next first guess.
+    pub fn remember_owner(&mut self, target: &Target, response: &Response, redirects: u32) {
+        self.counters.ops += 1;
+        self.counters.op_redirects += redirects as u64;
+        let Target::Remote(owner) = target else { return };
+        let arc = match response {
+            Response::Value { arc, .. } | Response::Written { arc, .. } => *arc,
+            _ => return,
+        };
+        if arc.1 != owner.id {
+            return;
+        }
+        if self.arcs.len() >= ARC_CACHE_ENTRIES {
+            self.arcs.clear();
+        }
+        self.arcs.insert(owner.id, (arc.0, owner.clone()));
+        self.view.insert(owner.id, owner.clone());
+    }
+
+    /// Our primary arc `(predecessor, me]`, or the whole ring when alone or not yet placed.
+    pub fn arc_or_all(&self) -> (Id, Id) {
+        self.ring.as_ref().and_then(|r| r.primary_arc()).unwrap_or((self.me.id, self.me.id))
+    }
+}
+
+/// The answer of a node that is not (or no longer) a ring member.
+pub fn not_member() -> Response {
+    Response::Error { code: "not-member".into(), message: "this node is not a ring member".into() }
+}
+
+/// An answer that does not fit the request: a refusal becomes `ERR_UNAVAILABLE` with the
+/// peer's reason, anything else a protocol error.
+pub fn unexpected(response: Response) -> Error {
+    match response {
+        Response::Error { code, message } => Error::Unavailable(format!("{code}: {message}")),
+        other => Error::Protocol(format!("unexpected answer {other:?}")),
+    }
+}
+
+/// Pause before the next attempt of an operation, or give up at its deadline.
+pub fn backoff(now: Millis, deadline: Millis, attempt: u32) -> Result<Millis> {
+    if now >= deadline {
+        return Err(Error::Unavailable(format!(
+            "no owner answered within {:?}; the ring may be partitioned or still recovering",
+            crate::config::OPERATION_DEADLINE
+        )));
+    }
+    Ok(now + (10 * attempt as u64).min(200))
+}

@@ -1,0 +1,227 @@
+//! What every state machine of the engine is made of: time passed in from outside ([`Now`]),
+//! the [`Machine`] trait (an input in, a step out), the [`Action`]s the engine hands to its
+//! driver, and [`Cx`], a machine's window on the node's state and on the outside world.
+//!
+//! The shape is quinn-proto's and libp2p kad's: nothing here reads a clock or touches a
+//! socket. A machine asks for a request to be sent ([`Cx::request`]); the engine gives it an
+//! id, queues an [`Action::Request`] for the driver and starts the request's deadline; the
+//! answer (or the timeout, or the peer's disconnection) comes back to the same machine as
+//! [`Input::Reply`].
+
+use super::core::Core;
+use crate::error::Error;
+use crate::protocol::{Message, Request, Response};
+use crate::routing::NodeRef;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+/// Monotonic milliseconds, from an origin the driver chooses (its start, or simulated zero).
+pub type Millis = u64;
+pub type TaskId = u64;
+pub type ReqId = u64;
+/// A user operation's id, chosen by the driver.
+pub type OpId = u64;
+
+/// The time of an input: monotonic time for deadlines, wall time for versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub mono: Millis,
+    /// Milliseconds since the Unix epoch (this node's clock, which may be skewed).
+    pub wall: u64,
+}
+
+/// Where an answer to a received request goes: the driver's connection and the request's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ReplyTo {
+    pub conn: u64,
+    pub id: u64,
+}
+
+/// Something the user should hear about that no caller waits for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Notice {
+    /// A key was set somewhere in the ring.
+    Added(Vec<u8>),
+    /// A key was deleted somewhere in the ring.
+    Deleted(Vec<u8>),
+    /// A background problem (a write stored on fewer replicas than asked, a failed join); the
+    /// node keeps running.
+    Error { code: String, message: String },
+}
+
+/// What a user operation returns.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OpOutput {
+    /// `get`: the value; `delete`: the value it had. `None` when absent.
+    Value(Option<Vec<u8>>),
+    Unit,
+    Lookup(LookupInfo),
+    Page(ScanPage),
+}
+
+/// Where a key lives and how far the lookup went.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LookupInfo {
+    pub owner: NodeRef,
+    /// Remote nodes asked during a greedy finger-table lookup (no cache).
+    pub hops: u32,
+}
+
+/// One page of a ring walk.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScanPage {
+    pub items: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Pass back to get the next page; `None` once the walk is complete.
+    pub cursor: Option<Vec<u8>>,
+}
+
+/// What the engine asks its driver to do.
+#[derive(Debug, PartialEq)]
+pub enum Action {
+    /// Send a request; report its answer with `handle_response` or its failure with
+    /// `request_failed` (the engine times it out by itself).
+    Request { to: NodeRef, id: ReqId, body: Request },
+    /// Answer a request received with `handle_request`.
+    Respond { to: ReplyTo, body: Response },
+    /// A one-way message to a node, dialing it if needed (ring events).
+    Send { to: NodeRef, message: Message },
+    /// A one-way message to every connected client (non-member) peer.
+    ToClients { message: Message },
+    Notice(Notice),
+    /// A user operation finished.
+    Done { op: OpId, result: Result<OpOutput, Error> },
+}
+
+/// What a machine is woken with.
+#[derive(Debug)]
+pub enum Input {
+    Start,
+    /// The answer to one of its requests, or why none will come.
+    Reply(ReqId, Result<Response, Error>),
+    /// A time it asked for with [`Cx::wake_at`] has come (machines ignore early or stale ones).
+    Timer,
+    /// A machine it spawned finished.
+    Child(TaskId, Outcome),
+}
+
+/// What a finished machine produced.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    /// A lookup: the owner and the remote hops it took.
+    Owner(Result<(NodeRef, u32), Error>),
+    Unit(Result<(), Error>),
+    /// The answer to a request served by a machine.
+    Response(Response),
+    /// A user operation's result.
+    Op(Result<OpOutput, Error>),
+}
+
+pub enum Step {
+    Pending,
+    Done(Outcome),
+}
+
+/// A protocol step written as a state machine: the engine feeds it inputs one at a time.
+pub trait Machine: Send {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step;
+}
+
+/// A request waiting for its answer.
+#[derive(Debug)]
+pub struct Outstanding {
+    pub task: TaskId,
+    pub to: NodeRef,
+    pub deadline: Millis,
+}
+
+/// The engine's bookkeeping of what is in flight: requests with their deadlines, timers,
+/// machines spawned during a step, and actions for the driver.
+#[derive(Default)]
+pub struct Io {
+    next_id: u64,
+    pub requests: HashMap<ReqId, Outstanding>,
+    /// Request deadlines, earliest first; entries of answered requests are skipped lazily.
+    pub deadlines: BinaryHeap<Reverse<(Millis, ReqId)>>,
+    pub timers: BinaryHeap<Reverse<(Millis, TaskId)>>,
+    pub spawned: Vec<(TaskId, TaskId, Box<dyn Machine>)>,
+    pub actions: VecDeque<Action>,
+}
+
+impl Io {
+    pub fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Drop deadline entries of answered requests from the top of the heap, and rebuild the
+    /// heap when stale entries outnumber live ones, so it stays as small as what is in flight.
+    pub fn prune_deadlines(&mut self) {
+        while let Some(Reverse((_, id))) = self.deadlines.peek() {
+            if self.requests.contains_key(id) {
+                break;
+            }
+            self.deadlines.pop();
+        }
+        if self.deadlines.len() > 2 * self.requests.len() + 64 {
+            self.deadlines = self.requests.iter().map(|(id, r)| Reverse((r.deadline, *id))).collect();
+        }
+    }
+}
+
+/// A machine's view of the world during one step.
+pub struct Cx<'a> {
+    pub core: &'a mut Core,
+    pub now: Now,
+    task: TaskId,
+    io: &'a mut Io,
+}
+
+impl<'a> Cx<'a> {
+    pub fn new(core: &'a mut Core, io: &'a mut Io, now: Now, task: TaskId) -> Cx<'a> {
+        Cx { core, now, task, io }
+    }
+
+    /// Send `body` to `to` within the node's request timeout; the answer comes back as
+    /// [`Input::Reply`] with the returned id.
+    pub fn request(&mut self, to: &NodeRef, body: Request) -> ReqId {
+        let timeout = self.core.request_timeout;
+        self.request_within(to, body, timeout)
+    }
+
+    pub fn request_within(&mut self, to: &NodeRef, body: Request, timeout: Millis) -> ReqId {
+        let id = self.io.next_id();
+        let deadline = self.now.mono + timeout;
+        self.io.requests.insert(id, Outstanding { task: self.task, to: to.clone(), deadline });
+        self.io.deadlines.push(Reverse((deadline, id)));
+        self.io.actions.push_back(Action::Request { to: to.clone(), id, body });
+        id
+    }
+
+    /// Be woken with [`Input::Timer`] at `at` (or soon after).
+    pub fn wake_at(&mut self, at: Millis) {
+        self.io.timers.push(Reverse((at, self.task)));
+    }
+
+    /// Start a child machine; its outcome comes back as [`Input::Child`] with the returned id.
+    pub fn spawn(&mut self, machine: impl Machine + 'static) -> TaskId {
+        let id = self.io.next_id();
+        self.io.spawned.push((id, self.task, Box::new(machine)));
+        id
+    }
+
+    pub fn respond(&mut self, to: ReplyTo, body: Response) {
+        self.io.actions.push_back(Action::Respond { to, body });
+    }
+
+    pub fn send(&mut self, to: NodeRef, message: Message) {
+        self.io.actions.push_back(Action::Send { to, message });
+    }
+
+    pub fn to_clients(&mut self, message: Message) {
+        self.io.actions.push_back(Action::ToClients { message });
+    }
+
+    pub fn notice(&mut self, notice: Notice) {
+        self.io.actions.push_back(Action::Notice(notice));
+    }
+}

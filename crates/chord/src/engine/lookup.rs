@@ -1,0 +1,136 @@
+//! Iterative greedy lookup: Chord's `find_successor` (Stoica et al. 2001, Fig. 5) run by the
+//! originator one hop at a time. `Hop::Closer(n)` → ask `n` (`FindSuccessor`); `Hop::Owner(n)`
+//! → `n` is the answer; `Hop::Local` (or `n` answering `Next(Local)`) → the node asked is.
+//!
+//! A hop that does not answer is forgotten and routed around: the node that pointed at it is
+//! asked again with the dead nodes excluded (`FindSuccessor { avoid }`), because a dead
+//! successor's keys belong to the next live one. After a few such detours the lookup pauses
+//! between attempts, and gives up at the operation deadline.
+
+use super::core::{backoff, unexpected};
+use super::cx::{Cx, Input, Machine, Millis, Outcome, ReqId, Step};
+use crate::config::OPERATION_DEADLINE;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::protocol::{Request, Response};
+use crate::routing::{Hop, NodeRef};
+
+/// Hop budget of one lookup: far above the O(log n) a correct ring needs.
+pub const MAX_HOPS: u32 = 128;
+/// Dead hops routed around at once before the lookup starts pausing between attempts.
+const FREE_DETOURS: u32 = 3;
+
+pub struct Lookup {
+    position: Id,
+    /// The next hop; `None` until started from our own tables.
+    hop: Option<Hop>,
+    hops: u32,
+    detours: u32,
+    /// Nodes found dead during this lookup.
+    avoid: Vec<Id>,
+    /// The last node that answered: a dead hop is routed around by asking it again.
+    last_answer: Option<NodeRef>,
+    deadline: Millis,
+    asking: Option<(ReqId, NodeRef)>,
+    paused_until: Option<Millis>,
+}
+
+impl Lookup {
+    /// Find the owner of `position`, starting from this node's own tables.
+    pub fn new(position: Id) -> Lookup {
+        Lookup { position, hop: None, hops: 0, detours: 0, avoid: Vec::new(), last_answer: None, deadline: 0, asking: None, paused_until: None }
+    }
+
+    /// Find the owner of `position`, asking `first` first (a joiner's bootstrap node).
+    pub fn through(position: Id, first: NodeRef) -> Lookup {
+        Lookup { hop: Some(Hop::Closer(first)), ..Lookup::new(position) }
+    }
+
+    fn done(&self, result: Result<NodeRef>) -> Step {
+        Step::Done(Outcome::Owner(result.map(|owner| (owner, self.hops))))
+    }
+
+    /// Follow hops until one needs a remote answer.
+    fn advance(&mut self, cx: &mut Cx<'_>) -> Step {
+        loop {
+            let hop = match self.hop.take() {
+                Some(hop) => hop,
+                None => match cx.core.local_hop(self.position, &self.avoid) {
+                    Ok(hop) => hop,
+                    Err(error) => return self.done(Err(error)),
+                },
+            };
+            let node = match hop {
+                Hop::Local => return self.done(Ok(cx.core.me.clone())),
+                Hop::Owner(node) => return self.done(Ok(node)),
+                // Pointed back at ourselves: continue from our own tables.
+                Hop::Closer(node) if node.id == cx.core.me.id => continue,
+                Hop::Closer(node) => node,
+            };
+            self.hops += 1;
+            if self.hops > MAX_HOPS {
+                return self.done(Err(Error::Unavailable(format!("lookup did not converge in {MAX_HOPS} hops"))));
+            }
+            let id = cx.request(&node, Request::FindSuccessor { position: self.position, avoid: self.avoid.clone() });
+            self.asking = Some((id, node));
+            return Step::Pending;
+        }
+    }
+
+    /// `dead` did not answer: forget it and continue through the node that pointed at it, or
+    /// from our own tables if there is none (or it is the dead one).
+    fn route_around(&mut self, cx: &mut Cx<'_>, dead: NodeRef) -> Step {
+        cx.core.forget(dead.id);
+        self.avoid.push(dead.id);
+        self.detours += 1;
+        self.hop = self.last_answer.take().filter(|previous| previous.id != dead.id).map(Hop::Closer);
+        if self.detours <= FREE_DETOURS {
+            return self.advance(cx);
+        }
+        match backoff(cx.now.mono, self.deadline, self.detours) {
+            Ok(at) => {
+                self.paused_until = Some(at);
+                cx.wake_at(at);
+                Step::Pending
+            }
+            Err(error) => self.done(Err(error)),
+        }
+    }
+}
+
+impl Machine for Lookup {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        match input {
+            Input::Start => {
+                self.deadline = cx.now.mono + OPERATION_DEADLINE.as_millis() as u64;
+                if self.hop.is_none() {
+                    match cx.core.start_hop(self.position) {
+                        Ok(hop) => self.hop = Some(hop),
+                        Err(error) => return self.done(Err(error)),
+                    }
+                }
+                self.advance(cx)
+            }
+            Input::Reply(id, reply) if self.asking.as_ref().is_some_and(|(asked, _)| *asked == id) => {
+                let (_, node) = self.asking.take().expect("checked");
+                match reply {
+                    Ok(Response::Next(Hop::Local)) => self.done(Ok(node)),
+                    Ok(Response::Next(next)) => {
+                        self.last_answer = Some(node);
+                        self.hop = Some(next);
+                        self.advance(cx)
+                    }
+                    Ok(Response::Error { .. }) => self.route_around(cx, node),
+                    Ok(other) => self.done(Err(unexpected(other))),
+                    Err(error) if error.is_unreachable() => self.route_around(cx, node),
+                    Err(error) => self.done(Err(error)),
+                }
+            }
+            Input::Timer if self.paused_until.is_some_and(|at| cx.now.mono >= at) => {
+                self.paused_until = None;
+                self.advance(cx)
+            }
+            _ => Step::Pending,
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Periodic Chord maintenance, one machine per duty, with the corrected rules of Zave
+//! ("Reasoning about identifier spaces: how to make Chord correct", 2017): stabilize asks the
+//! successor for its predecessor and successor list, adopts a closer successor, refreshes the
+//! list and notifies; check-predecessor forgets a predecessor that does not answer; fix-fingers
+//! refreshes a few fingers by lookups. Every decision is `Routing`'s; these machines only carry
+//! its questions and answers.
+
+use super::cx::{Cx, Input, Machine, Outcome, ReqId, Step};
+use super::lookup::Lookup;
+use crate::protocol::{Request, Response};
+use crate::routing::NodeRef;
+
+/// Fingers refreshed per maintenance round (those needing a lookup).
+pub const FINGERS_PER_ROUND: usize = 8;
+
+fn finished() -> Step {
+    Step::Done(Outcome::Unit(Ok(())))
+}
+
+/// Stabilize: ask the successor for `State`, adopt what it says, notify the (new) successor.
+#[derive(Default)]
+pub struct Stabilize {
+    asked: Option<(ReqId, NodeRef)>,
+    notified: Option<(ReqId, NodeRef)>,
+}
+
+impl Machine for Stabilize {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        match input {
+            Input::Start => {
+                let successor = match &cx.core.ring {
+                    Some(ring) if !ring.is_alone() => ring.successor().clone(),
+                    _ => return finished(),
+                };
+                self.asked = Some((cx.request(&successor, Request::State), successor));
+                Step::Pending
+            }
+            Input::Reply(id, reply) if self.asked.as_ref().is_some_and(|(asked, _)| *asked == id) => {
+                let (_, successor) = self.asked.take().expect("checked");
+                match reply {
+                    Ok(Response::State { predecessor, successors }) => {
+                        for node in successors.iter().chain(predecessor.iter()) {
+                            cx.core.learn(node);
+                        }
+                        let Some(ring) = cx.core.ring.as_mut() else { return finished() };
+                        let before: Vec<_> = ring.successors().iter().map(|n| n.id).collect();
+                        let adopted = ring.on_successor_state(&successor, predecessor, successors);
+                        if ring.successors().iter().map(|n| n.id).ne(before) {
+                            cx.core.sync_wanted = true;
+                        }
+                        let target = adopted.unwrap_or(successor);
+                        let me = cx.core.me.clone();
+                        self.notified = Some((cx.request(&target, Request::Notify(me)), target));
+                        Step::Pending
+                    }
+                    Ok(Response::Error { .. }) => {
+                        cx.core.forget(successor.id);
+                        finished()
+                    }
+                    Err(error) if error.is_unreachable() => {
+                        cx.core.forget(successor.id);
+                        finished()
+                    }
+                    _ => finished(),
+                }
+            }
+            Input::Reply(id, reply) if self.notified.as_ref().is_some_and(|(asked, _)| *asked == id) => {
+                let (_, target) = self.notified.take().expect("checked");
+                if matches!(&reply, Err(error) if error.is_unreachable()) {
+                    cx.core.forget(target.id);
+                }
+                finished()
+            }
+            _ => Step::Pending,
+        }
+    }
+}
+
+/// Ping the predecessor; forget it if it does not answer.
+#[derive(Default)]
+pub struct CheckPredecessor {
+    asked: Option<(ReqId, NodeRef)>,
+}
+
+impl Machine for CheckPredecessor {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        match input {
+            Input::Start => {
+                let Some(pred) = cx.core.ring.as_ref().and_then(|r| r.predecessor().cloned()) else { return finished() };
+                self.asked = Some((cx.request(&pred, Request::Ping), pred));
+                Step::Pending
+            }
+            Input::Reply(id, reply) if self.asked.as_ref().is_some_and(|(asked, _)| *asked == id) => {
+                let (_, pred) = self.asked.take().expect("checked");
+                if matches!(&reply, Err(error) if error.is_unreachable()) {
+                    cx.core.forget(pred.id);
+                }
+                finished()
+            }
+            _ => Step::Pending,
+        }
+    }
+}
+
+/// Refresh up to [`FINGERS_PER_ROUND`] fingers, one lookup at a time.
+#[derive(Default)]
+pub struct FixFingers {
+    fixed: usize,
+    index: u32,
+}
+
+impl FixFingers {
+    fn next(&mut self, cx: &mut Cx<'_>) -> Step {
+        if self.fixed == FINGERS_PER_ROUND {
+            return finished();
+        }
+        let Some((index, start)) = cx.core.ring.as_mut().and_then(|r| r.next_finger_to_fix()) else { return finished() };
+        self.index = index;
+        cx.spawn(Lookup::new(start));
+        Step::Pending
+    }
+}
+
+impl Machine for FixFingers {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        match input {
+            Input::Start => self.next(cx),
+            Input::Child(_, Outcome::Owner(Ok((owner, _)))) => {
+                cx.core.learn(&owner);
+                let Some(ring) = cx.core.ring.as_mut() else { return finished() };
+                ring.set_finger(self.index, owner);
+                self.fixed += 1;
+                self.next(cx)
+            }
+            Input::Child(..) => finished(),
+            _ => Step::Pending,
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! Joining and leaving the ring, with the data that moves along.
+//!
+//! Join (Zave 2017): find our successor through a member, pull the arc we are about to own
+//! from it before anyone routes to us, adopt its successor list and notify it; entries we held
+//! as a ring of our own go to their owners in the joined ring. Leave: tell the neighbours, push
+//! everything to the successor (which replicates before answering), then become a client; if
+//! the successor fails, the next one in the list is the heir.
+
+use super::core::unexpected;
+use super::cx::{Cx, Input, Machine, Millis, OpOutput, Outcome, ReqId, Step};
+use super::lookup::Lookup;
+use super::sync::{batches, SyncArc};
+use crate::error::Error;
+use crate::id::Id;
+use crate::protocol::{Request, Response};
+use crate::routing::{NodeRef, Routing};
+use crate::store::{Item, Store};
+use std::collections::VecDeque;
+
+/// Lookups of our successor through the bootstrap before a join gives up.
+const SUCCESSOR_ATTEMPTS: u32 = 5;
+
+enum JoinState {
+    Finding { attempt: u32, last_error: Option<Error> },
+    Pausing { attempt: u32, last_error: Option<Error>, until: Millis },
+    Stating(ReqId),
+    Pulling,
+    Notifying(ReqId),
+    Handing(Option<ReqId>),
+}
+
+/// Join the ring that `bootstrap` belongs to.
+pub struct Join {
+    bootstrap: NodeRef,
+    state: JoinState,
+    successor: Option<NodeRef>,
+    list: Vec<NodeRef>,
+    from: Id,
+    foreign: VecDeque<Item>,
+    current: Option<Item>,
+}
+
+impl Join {
+    pub fn new(bootstrap: NodeRef) -> Join {
+        Join {
+            bootstrap,
+            state: JoinState::Finding { attempt: 1, last_error: None },
+            successor: None,
+            list: Vec::new(),
+            from: Id(0),
+            foreign: VecDeque::new(),
+            current: None,
+        }
+    }
+
+    fn done(result: Result<(), Error>) -> Step {
+        Step::Done(Outcome::Unit(result))
+    }
+
+    /// A lookup that falls back on our own tables (a ring of one: "we own everything") did not
+    /// find our successor, so it is retried through the bootstrap rather than mistaken for a
+    /// completed join.
+    fn on_successor(&mut self, cx: &mut Cx<'_>, result: Result<(NodeRef, u32), Error>) -> Step {
+        let JoinState::Finding { attempt, last_error } = std::mem::replace(&mut self.state, JoinState::Pulling) else { return Step::Pending };
+        match result {
+            Ok((successor, _)) if successor.id != cx.core.me.id => {
+                self.state = JoinState::Stating(cx.request(&successor, Request::State));
+                self.successor = Some(successor);
+                Step::Pending
+            }
+            other => {
+                let last_error = other.err().or(last_error);
+                if attempt >= SUCCESSOR_ATTEMPTS {
+                    let fallback = Error::Unavailable(format!("no successor found through {}:{}", self.bootstrap.host, self.bootstrap.port));
+                    return Join::done(Err(last_error.unwrap_or(fallback)));
+                }
+                let until = cx.now.mono + 50 * attempt as u64;
+                cx.wake_at(until);
+                self.state = JoinState::Pausing { attempt, last_error, until };
+                Step::Pending
+            }
+        }
+    }
+
+    fn on_state(&mut self, cx: &mut Cx<'_>, reply: Result<Response, Error>) -> Step {
+        let (predecessor, successors) = match reply {
+            Ok(Response::State { predecessor, successors }) => (predecessor, successors),
+            Ok(other) => return Join::done(Err(unexpected(other))),
+            Err(error) => return Join::done(Err(error)),
+        };
+        let successor = self.successor.clone().expect("found");
+        // Pull the arc we are about to own, (its predecessor, us], before anyone routes to us.
+        self.from = predecessor.as_ref().map_or(successor.id, |p| p.id);
+        let mine = (self.from, cx.core.me.id);
+        self.foreign = cx.core.store.all_items().into_iter().filter(|i| !Id::of_key(&i.key).in_half_open(mine.0, mine.1)).collect();
+        self.list = std::iter::once(successor.clone()).chain(successors).collect();
+        cx.spawn(SyncArc::new(successor, mine));
+        self.state = JoinState::Pulling;
+        Step::Pending
+    }
+
+    fn on_pulled(&mut self, cx: &mut Cx<'_>) -> Step {
+        let Some(ring) = cx.core.ring.as_mut() else { return Join::done(Err(Error::Closed)) };
+        ring.join(std::mem::take(&mut self.list));
+        for node in ring.known_nodes() {
+            cx.core.learn(&node);
+        }
+        let successor = self.successor.clone().expect("found");
+        let me = cx.core.me.clone();
+        self.state = JoinState::Notifying(cx.request(&successor, Request::Notify(me)));
+        Step::Pending
+    }
+
+    /// A node that was a ring of its own hands what it held to the owners in the joined ring.
+    fn hand_next(&mut self, cx: &mut Cx<'_>) -> Step {
+        match self.foreign.pop_front() {
+            Some(item) => {
+                cx.spawn(Lookup::new(Id::of_key(&item.key)));
+                self.current = Some(item);
+                self.state = JoinState::Handing(None);
+                Step::Pending
+            }
+            None => {
+                cx.core.sync_wanted = true;
+                cx.core.maintenance_due = true;
+                Join::done(Ok(()))
+            }
+        }
+    }
+}
+
+impl Machine for Join {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        match (&self.state, input) {
+            (JoinState::Finding { .. }, Input::Start) => {
+                cx.spawn(Lookup::through(cx.core.me.id, self.bootstrap.clone()));
+                Step::Pending
+            }
+            (JoinState::Finding { .. }, Input::Child(_, Outcome::Owner(result))) => self.on_successor(cx, result),
+            (JoinState::Pausing { until, .. }, Input::Timer) if cx.now.mono >= *until => {
+                let JoinState::Pausing { attempt, last_error, .. } = std::mem::replace(&mut self.state, JoinState::Pulling) else { unreachable!() };
+                self.state = JoinState::Finding { attempt: attempt + 1, last_error };
+                cx.spawn(Lookup::through(cx.core.me.id, self.bootstrap.clone()));
+                Step::Pending
+            }
+            (JoinState::Stating(asked), Input::Reply(id, reply)) if *asked == id => self.on_state(cx, reply),
+            (JoinState::Pulling, Input::Child(_, Outcome::Unit(_))) => self.on_pulled(cx),
+            (JoinState::Notifying(asked), Input::Reply(id, _)) if *asked == id => self.hand_next(cx),
+            (JoinState::Handing(None), Input::Child(_, Outcome::Owner(Ok((owner, _))))) if owner.id != cx.core.me.id => {
+                let item = self.current.take().expect("handing one");
+                self.state = JoinState::Handing(Some(cx.request(&owner, Request::Handoff { items: vec![item] })));
+                Step::Pending
+            }
+            (JoinState::Handing(None), Input::Child(..)) => self.hand_next(cx),
+            (JoinState::Handing(Some(asked)), Input::Reply(id, _)) if *asked == id => self.hand_next(cx),
+            _ => Step::Pending,
+        }
+    }
+}
+
+/// `join()`: become a ring member, through a known member if there is one.
+pub struct BecomeMember;
+
+impl Machine for BecomeMember {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        match input {
+            Input::Start => {
+                let list_len = match cx.core.chord() {
+                    Ok(config) => config.successor_list_len(),
+                    Err(error) => return Step::Done(Outcome::Op(Err(error))),
+                };
+                let me = cx.core.me.clone();
+                let ring = cx.core.ring.get_or_insert_with(|| Routing::new(me, list_len));
+                if !ring.is_alone() {
+                    return Step::Done(Outcome::Op(Ok(OpOutput::Unit)));
+                }
+                match cx.core.view.values().next().cloned() {
+                    Some(bootstrap) => {
+                        cx.spawn(Join::new(bootstrap));
+                        Step::Pending
+                    }
+                    None => Step::Done(Outcome::Op(Ok(OpOutput::Unit))),
+                }
+            }
+            Input::Child(_, Outcome::Unit(result)) => Step::Done(Outcome::Op(result.map(|_| OpOutput::Unit))),
+            _ => Step::Pending,
+        }
+    }
+}
+
+enum LeaveState {
+    TellingPredecessor(ReqId),
+    TellingHeir(ReqId, NodeRef),
+    HandingTo(ReqId, NodeRef),
+}
+
+/// Leave the ring gracefully and stay as a client.
+#[derive(Default)]
+pub struct Leave {
+    notice: Option<Request>,
+    heirs: VecDeque<NodeRef>,
+    items: Vec<Item>,
+    batches: VecDeque<Vec<Item>>,
+    state: Option<LeaveState>,
+}
+
+impl Leave {
+    fn next_heir(&mut self, cx: &mut Cx<'_>) -> Step {
+        match self.heirs.pop_front() {
+            Some(heir) => {
+                let notice = self.notice.clone().expect("leaving");
+                self.state = Some(LeaveState::TellingHeir(cx.request(&heir, notice), heir));
+                Step::Pending
+            }
+            None => self.finish(cx),
+        }
+    }
+
+    fn next_batch(&mut self, cx: &mut Cx<'_>, heir: NodeRef) -> Step {
+        match self.batches.pop_front() {
+            Some(batch) => {
+                self.state = Some(LeaveState::HandingTo(cx.request(&heir, Request::Handoff { items: batch }), heir));
+                Step::Pending
+            }
+            None => self.finish(cx),
+        }
+    }
+
+    fn finish(&mut self, cx: &mut Cx<'_>) -> Step {
+        cx.core.store = Store::new();
+        cx.core.arcs.clear();
+        Step::Done(Outcome::Op(Ok(OpOutput::Unit)))
+    }
+}
+
+impl Machine for Leave {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        match (self.state.take(), input) {
+            (None, Input::Start) => {
+                let Some(ring) = cx.core.ring.take() else { return Step::Done(Outcome::Op(Ok(OpOutput::Unit))) };
+                self.items = cx.core.store.all_items();
+                self.heirs = ring.successors().iter().cloned().collect();
+                if self.heirs.is_empty() {
+                    return self.finish(cx); // the last node: nobody to hand anything to
+                }
+                let notice = Request::Leaving { predecessor: ring.predecessor().cloned(), successors: ring.successors().to_vec() };
+                self.notice = Some(notice.clone());
+                match ring.predecessor() {
+                    Some(pred) => {
+                        self.state = Some(LeaveState::TellingPredecessor(cx.request(pred, notice)));
+                        Step::Pending
+                    }
+                    None => self.next_heir(cx),
+                }
+            }
+            (Some(LeaveState::TellingPredecessor(asked)), Input::Reply(id, _)) if asked == id => self.next_heir(cx),
+            (Some(LeaveState::TellingHeir(asked, heir)), Input::Reply(id, reply)) if asked == id => match reply {
+                Ok(_) => {
+                    self.batches = batches(&self.items).into();
+                    self.next_batch(cx, heir)
+                }
+                Err(_) => self.next_heir(cx),
+            },
+            (Some(LeaveState::HandingTo(asked, heir)), Input::Reply(id, reply)) if asked == id => match reply {
+                Ok(Response::Ok) => self.next_batch(cx, heir),
+                _ => self.next_heir(cx),
+            },
+            (state, _) => {
+                self.state = state;
+                Step::Pending
+            }
+        }
+    }
+}
+
+/// A member that is alone (no successor, no predecessor) while it knows other members was cut
+/// off, or its join failed: it joins them again rather than stay a ring of one. A bootstrap
+/// that cannot be reached is forgotten, so the next attempt picks another.
+pub struct Rejoin {
+    bootstrap: NodeRef,
+}
+
+impl Rejoin {
+    pub fn new(bootstrap: NodeRef) -> Rejoin {
+        Rejoin { bootstrap }
+    }
+}
+
+impl Machine for Rejoin {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        match input {
+            Input::Start => {
+                cx.spawn(Join::new(self.bootstrap.clone()));
+                Step::Pending
+            }
+            Input::Child(_, Outcome::Unit(result)) => {
+                if matches!(&result, Err(error) if error.is_unreachable()) {
+                    cx.core.forget(self.bootstrap.id);
+                }
+                Step::Done(Outcome::Unit(result))
+            }
+            _ => Step::Pending,
+        }
+    }
+}
+
+/// After `connect()` to a member: a lone member joins the ring through it. A failure is
+/// reported as a notice; the connection itself stands.
+pub struct JoinThrough {
+    peer: NodeRef,
+}
+
+impl JoinThrough {
+    pub fn new(peer: NodeRef) -> JoinThrough {
+        JoinThrough { peer }
+    }
+}
+
+impl Machine for JoinThrough {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        match input {
+            Input::Start => {
+                cx.core.learn(&self.peer);
+                let alone = cx.core.ring.as_ref().is_some_and(|r| r.is_alone() && r.predecessor().is_none());
+                if !alone {
+                    return Step::Done(Outcome::Op(Ok(OpOutput::Unit)));
+                }
+                cx.spawn(Join::new(self.peer.clone()));
+                Step::Pending
+            }
+            Input::Child(_, Outcome::Unit(result)) => {
+                if let Err(error) = result {
+                    cx.notice(super::cx::Notice::Error {
+                        code: error.code().into(),
+                        message: format!("joining the ring through {}:{} failed: {error}", self.peer.host, self.peer.port),
+                    });
+                }
+                Step::Done(Outcome::Op(Ok(OpOutput::Unit)))
+            }
+            _ => Step::Pending,
+        }
+    }
+}

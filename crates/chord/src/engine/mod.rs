@@ -1,0 +1,507 @@
+//! The sans-I/O Chord engine of one node: every protocol decision, no sockets, no clocks, no
+//! tokio. The tokio node (`crate::node`) and the simulator (`crates/sim`) both drive it the
+//! same way, as quinn-proto is driven by quinn:
+//!
+//! - feed it inputs with the time they happened: [`Engine::handle_request`],
+//!   [`Engine::handle_response`], [`Engine::request_failed`], [`Engine::peer_gone`],
+//!   [`Engine::handle_event`], [`Engine::start_op`] (a user operation) and
+//!   [`Engine::handle_timeout`] (once [`Engine::poll_timeout`]'s time has come);
+//! - after each, execute what [`Engine::poll_action`] returns: send this request to that node,
+//!   answer that request, deliver this notice, complete that operation.
+//!
+//! Inside, each protocol step is a [`Machine`] (lookup, routed operation, write at the owner,
+//! anti-entropy, join, leave, stabilize, ...); machines send requests, sleep and spawn child
+//! machines through their [`Cx`], and the engine routes every answer, timeout and child
+//! outcome back to the machine that waits for it.
+
+pub mod core;
+pub mod cx;
+mod events;
+mod lookup;
+mod maintenance;
+mod membership;
+mod route;
+mod serve;
+mod sync;
+mod write;
+
+pub use self::core::{Core, Counters};
+pub use self::cx::{Action, LookupInfo, Millis, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, ScanPage};
+pub use self::route::DictOp;
+pub use self::sync::ITEM_BATCH_BYTES;
+
+use self::cx::{Cx, Input, Io, Machine, Outcome, Step, TaskId};
+use self::maintenance::{CheckPredecessor, FixFingers, Stabilize};
+use self::membership::{BecomeMember, JoinThrough, Leave, Rejoin};
+use self::route::{Routed, Scan, UserLookup};
+use self::serve::Served;
+use self::sync::{HandOffStrays, SyncReplicas};
+use crate::config::{ChordConfig, MAX_KEY_BYTES, MAX_VALUE_BYTES, TOMBSTONE_HORIZON};
+use crate::error::Error;
+use crate::id::Id;
+use crate::protocol::{Request, Response};
+use crate::routing::{NodeRef, Routing};
+use crate::seen::SeenSet;
+use crate::store::Store;
+use crate::version::Clock;
+use rand::{Rng, SeedableRng};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// Anti-entropy with the replicas runs every this many rounds (and whenever the arc changes).
+const SYNC_EVERY_ROUNDS: u64 = 4;
+/// Stray collection runs every this many maintenance rounds.
+const STRAY_EVERY_ROUNDS: u64 = 8;
+/// A replica lease lasts this many anti-entropy periods without a sync from its owner.
+const LEASE_SYNC_PERIODS: u64 = 10;
+/// Tombstones past the horizon are collected every this many rounds.
+const TOMBSTONE_EVERY_ROUNDS: u64 = 64;
+
+/// How an engine starts.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub me: NodeRef,
+    /// `None` for a plain MeshSocket (it only answers pings).
+    pub chord: Option<ChordConfig>,
+    pub request_timeout: Millis,
+    /// Seeds the engine's randomness (jitter, event ids): the simulator replays runs by seed.
+    pub seed: u64,
+}
+
+/// A user operation.
+#[derive(Clone, Debug)]
+pub enum UserOp {
+    Get(Vec<u8>),
+    Set(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+    Lookup(Vec<u8>),
+    Scan { cursor: Option<Vec<u8>>, with_values: bool, limit: u32 },
+    /// Become a ring member (`join()`).
+    Join,
+    /// We connected to member `peer`: join through it if we are a lone member.
+    JoinThrough(NodeRef),
+    /// Leave the ring, handing data over (`unjoin()`, `close()`).
+    Leave,
+}
+
+/// Background duties of the maintenance round; at most one of each runs at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Duty {
+    Rejoin,
+    Stabilize,
+    CheckPredecessor,
+    FixFingers,
+    Sync,
+    Strays,
+}
+
+/// Where a finished machine's outcome goes.
+enum Sink {
+    Parent(TaskId),
+    Op(OpId),
+    Reply(ReplyTo),
+    Duty(Duty),
+}
+
+struct Task {
+    machine: Option<Box<dyn Machine>>,
+    sink: Sink,
+}
+
+struct Schedule {
+    next_tick: Millis,
+    last_tick: Millis,
+    round: u64,
+    running: HashMap<Duty, TaskId>,
+}
+
+/// A snapshot of a node's routing state and counters.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub member: bool,
+    pub predecessor: Option<NodeRef>,
+    pub successors: Vec<NodeRef>,
+    pub fingers: usize,
+    pub ring_size_estimate: f64,
+    /// Live keys held here (as owner or replica).
+    pub keys: usize,
+    /// Live keys this node owns.
+    pub primary_keys: usize,
+    pub operations: u64,
+    pub mean_redirects: f64,
+    pub lookups: u64,
+    pub mean_lookup_hops: f64,
+    pub events_forwarded: u64,
+    /// Open connections (the driver's figure; the engine leaves it 0).
+    pub connections: usize,
+}
+
+pub struct Engine {
+    core: Core,
+    io: Io,
+    tasks: HashMap<TaskId, Task>,
+    queue: VecDeque<(TaskId, Input)>,
+    schedule: Schedule,
+}
+
+impl Engine {
+    pub fn new(settings: Settings, now: Now) -> Engine {
+        let member = settings.chord.as_ref().is_some_and(|c| c.join);
+        let list_len = settings.chord.as_ref().map_or(4, |c| c.successor_list_len());
+        let me = settings.me;
+        let core = Core {
+            ring: member.then(|| Routing::new(me.clone(), list_len)),
+            clock: Clock::new(me.id),
+            me,
+            chord: settings.chord,
+            request_timeout: settings.request_timeout,
+            store: Store::new(),
+            view: BTreeMap::new(),
+            arcs: BTreeMap::new(),
+            leases: HashMap::new(),
+            seen: SeenSet::new(),
+            counters: Counters::default(),
+            sync_wanted: false,
+            maintenance_due: false,
+            rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
+        };
+        let mut engine = Engine {
+            core,
+            io: Io::default(),
+            tasks: HashMap::new(),
+            queue: VecDeque::new(),
+            schedule: Schedule { next_tick: now.mono, last_tick: now.mono, round: 0, running: HashMap::new() },
+        };
+        engine.schedule.next_tick = now.mono + engine.next_interval();
+        engine
+    }
+
+    /// The node's shared state, for queries (stats, local reads) and for tests.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// Mutable access for drivers and simulators that install state directly (the simulator's
+    /// ideal rings); protocol changes go through the entry points.
+    pub fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    pub fn me(&self) -> &NodeRef {
+        &self.core.me
+    }
+
+    pub fn is_member(&self) -> bool {
+        self.core.is_member()
+    }
+
+    /// The next thing for the driver to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.io.actions.pop_front()
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.io.requests.len()
+    }
+
+    /// When [`Engine::handle_timeout`] should be called next.
+    pub fn poll_timeout(&mut self) -> Option<Millis> {
+        self.io.prune_deadlines();
+        while let Some(Reverse((_, task))) = self.io.timers.peek() {
+            if self.tasks.contains_key(task) {
+                break;
+            }
+            self.io.timers.pop();
+        }
+        let deadline = self.io.deadlines.peek().map(|Reverse((at, _))| *at);
+        let timer = self.io.timers.peek().map(|Reverse((at, _))| *at);
+        let tick = self.core.chord.is_some().then_some(self.schedule.next_tick);
+        [deadline, timer, tick].into_iter().flatten().min()
+    }
+
+    /// Start a user operation; its result comes back as [`Action::Done`] with `op`.
+    pub fn start_op(&mut self, now: Now, op: OpId, kind: UserOp) {
+        match self.admit(&kind) {
+            Ok(machine) => self.launch(now, machine, Sink::Op(op)),
+            Err(error) => self.io.actions.push_back(Action::Done { op, result: Err(error) }),
+        }
+    }
+
+    fn admit(&self, kind: &UserOp) -> Result<Box<dyn Machine>, Error> {
+        self.core.chord()?;
+        let check_key = |key: &[u8]| {
+            if key.len() > MAX_KEY_BYTES {
+                return Err(Error::KeyTooLarge { size: key.len(), limit: MAX_KEY_BYTES });
+            }
+            Ok(())
+        };
+        Ok(match kind.clone() {
+            UserOp::Get(key) => {
+                check_key(&key)?;
+                Box::new(Routed::new(DictOp::Get, key, None))
+            }
+            UserOp::Set(key, value) => {
+                check_key(&key)?;
+                if value.len() > MAX_VALUE_BYTES {
+                    return Err(Error::ValueTooLarge { size: value.len(), limit: MAX_VALUE_BYTES });
+                }
+                Box::new(Routed::new(DictOp::Set, key, Some(value)))
+            }
+            UserOp::Delete(key) => {
+                check_key(&key)?;
+                Box::new(Routed::new(DictOp::Delete, key, None))
+            }
+            UserOp::Lookup(key) => Box::new(UserLookup::new(&key)),
+            UserOp::Scan { cursor, with_values, limit } => Box::new(Scan::new(cursor, with_values, limit)),
+            UserOp::Join => Box::new(BecomeMember),
+            UserOp::JoinThrough(peer) => Box::new(JoinThrough::new(peer)),
+            UserOp::Leave => Box::new(Leave::default()),
+        })
+    }
+
+    /// A peer's request arrived; its answer comes back as [`Action::Respond`] to `reply`.
+    pub fn handle_request(&mut self, now: Now, from: &NodeRef, reply: ReplyTo, body: Request) {
+        let served = {
+            let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
+            serve::serve(&mut cx, Some(from), body)
+        };
+        match served {
+            Served::Now(response) => self.io.actions.push_back(Action::Respond { to: reply, body: response }),
+            Served::Later(machine) => self.launch(now, machine, Sink::Reply(reply)),
+        }
+        self.after_input(now);
+    }
+
+    /// The answer to request `id` arrived from `from`. Answers from anyone but the node asked
+    /// (late, forged or misrouted) are dropped.
+    pub fn handle_response(&mut self, now: Now, from: Id, id: ReqId, body: Response) {
+        if self.io.requests.get(&id).is_none_or(|r| r.to.id != from) {
+            return;
+        }
+        let outstanding = self.io.requests.remove(&id).expect("checked");
+        self.queue.push_back((outstanding.task, Input::Reply(id, Ok(body))));
+        self.run(now);
+    }
+
+    /// Request `id` could not be delivered (no connection could be made, the connection went).
+    pub fn request_failed(&mut self, now: Now, id: ReqId, error: Error) {
+        if let Some(outstanding) = self.io.requests.remove(&id) {
+            self.queue.push_back((outstanding.task, Input::Reply(id, Err(error))));
+            self.run(now);
+        }
+    }
+
+    /// Every request in flight to `peer` fails with `error` (its connection closed).
+    pub fn peer_gone(&mut self, now: Now, peer: Id, error: Error) {
+        let failed: Vec<ReqId> = self.io.requests.iter().filter(|(_, r)| r.to.id == peer).map(|(id, _)| *id).collect();
+        for id in failed {
+            let outstanding = self.io.requests.remove(&id).expect("listed");
+            self.queue.push_back((outstanding.task, Input::Reply(id, Err(error.clone()))));
+        }
+        if self.core.view.contains_key(&peer) || self.core.ring.as_ref().is_some_and(|r| r.known_nodes().iter().any(|n| n.id == peer)) {
+            self.core.maintenance_due = true;
+        }
+        self.run(now);
+    }
+
+    /// A ring event (El-Ansary broadcast) arrived.
+    pub fn handle_event(&mut self, now: Now, id: Id, key: Vec<u8>, added: bool, limit: Id) {
+        let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
+        events::on_event(&mut cx, id, key, added, limit);
+    }
+
+    /// We learned of a ring member (a handshake, peer exchange).
+    pub fn learn_member(&mut self, node: &NodeRef) {
+        self.core.learn(node);
+    }
+
+    /// Time has passed: fail overdue requests, wake sleeping machines, run maintenance.
+    pub fn handle_timeout(&mut self, now: Now) {
+        while let Some(Reverse((at, id))) = self.io.deadlines.peek().copied() {
+            if at > now.mono {
+                break;
+            }
+            self.io.deadlines.pop();
+            if let Some(outstanding) = self.io.requests.remove(&id) {
+                let peer = &outstanding.to;
+                let timeout = self.core.request_timeout;
+                let error = Error::Timeout(format!("no answer from {}:{} within {timeout} ms", peer.host, peer.port));
+                self.queue.push_back((outstanding.task, Input::Reply(id, Err(error))));
+            }
+        }
+        while let Some(Reverse((at, task))) = self.io.timers.peek().copied() {
+            if at > now.mono {
+                break;
+            }
+            self.io.timers.pop();
+            self.queue.push_back((task, Input::Timer));
+        }
+        self.run(now);
+        if self.core.chord.is_some() && now.mono >= self.schedule.next_tick {
+            self.tick(now);
+        }
+    }
+
+    fn launch(&mut self, now: Now, machine: Box<dyn Machine>, sink: Sink) {
+        let id = self.io.next_id();
+        self.tasks.insert(id, Task { machine: Some(machine), sink });
+        self.queue.push_back((id, Input::Start));
+        self.run(now);
+    }
+
+    /// Feed queued inputs to their machines until none is left.
+    fn run(&mut self, now: Now) {
+        while let Some((id, input)) = self.queue.pop_front() {
+            let Some(mut machine) = self.tasks.get_mut(&id).and_then(|t| t.machine.take()) else { continue };
+            let step = {
+                let mut cx = Cx::new(&mut self.core, &mut self.io, now, id);
+                machine.step(&mut cx, input)
+            };
+            for (child, parent, child_machine) in std::mem::take(&mut self.io.spawned) {
+                self.tasks.insert(child, Task { machine: Some(child_machine), sink: Sink::Parent(parent) });
+                self.queue.push_back((child, Input::Start));
+            }
+            match step {
+                Step::Pending => {
+                    if let Some(task) = self.tasks.get_mut(&id) {
+                        task.machine = Some(machine);
+                    }
+                }
+                Step::Done(outcome) => {
+                    if let Some(task) = self.tasks.remove(&id) {
+                        self.deliver(id, task.sink, outcome);
+                    }
+                }
+            }
+        }
+        self.after_input(now);
+    }
+
+    fn deliver(&mut self, id: TaskId, sink: Sink, outcome: Outcome) {
+        match sink {
+            Sink::Parent(parent) => self.queue.push_back((parent, Input::Child(id, outcome))),
+            Sink::Op(op) => {
+                let result = match outcome {
+                    Outcome::Op(result) => result,
+                    other => Err(Error::Protocol(format!("operation ended with {other:?}"))),
+                };
+                self.io.actions.push_back(Action::Done { op, result });
+            }
+            Sink::Reply(reply) => {
+                let body = match outcome {
+                    Outcome::Response(response) => response,
+                    other => Response::Error { code: "internal".into(), message: format!("request ended with {other:?}") },
+                };
+                self.io.actions.push_back(Action::Respond { to: reply, body });
+            }
+            Sink::Duty(duty) => {
+                self.schedule.running.remove(&duty);
+            }
+        }
+    }
+
+    /// A routing node went away or the predecessor changed: run maintenance soon, but no more
+    /// often than eight times a period.
+    fn after_input(&mut self, now: Now) {
+        if std::mem::take(&mut self.core.maintenance_due) {
+            let interval = self.interval();
+            let soonest = (self.schedule.last_tick + interval / 8).max(now.mono);
+            self.schedule.next_tick = self.schedule.next_tick.min(soonest);
+        }
+    }
+
+    fn interval(&self) -> Millis {
+        self.core.chord.as_ref().map_or(u64::MAX / 4, |c| c.stabilize_interval.as_millis() as u64)
+    }
+
+    /// The period plus up to a quarter of it at random, so nodes do not fall into lockstep.
+    fn next_interval(&mut self) -> Millis {
+        let interval = self.interval();
+        if interval >= u64::MAX / 8 {
+            return interval;
+        }
+        interval + self.core.rng.gen_range(0..=interval / 4)
+    }
+
+    /// One maintenance round: start each duty that is due and not still running.
+    fn tick(&mut self, now: Now) {
+        self.schedule.last_tick = now.mono;
+        self.schedule.next_tick = now.mono + self.next_interval();
+        if !self.core.is_member() {
+            return;
+        }
+        self.schedule.round += 1;
+        let round = self.schedule.round;
+        if let Some(bootstrap) = self.stranded_bootstrap() {
+            self.start_duty(now, Duty::Rejoin, Box::new(Rejoin::new(bootstrap)));
+        }
+        self.start_duty(now, Duty::Stabilize, Box::<Stabilize>::default());
+        self.start_duty(now, Duty::CheckPredecessor, Box::<CheckPredecessor>::default());
+        self.start_duty(now, Duty::FixFingers, Box::<FixFingers>::default());
+        if round.is_multiple_of(SYNC_EVERY_ROUNDS) || std::mem::take(&mut self.core.sync_wanted) {
+            self.start_duty(now, Duty::Sync, Box::<SyncReplicas>::default());
+        }
+        if round.is_multiple_of(STRAY_EVERY_ROUNDS) {
+            let lease_ttl = self.interval() * SYNC_EVERY_ROUNDS * LEASE_SYNC_PERIODS;
+            self.start_duty(now, Duty::Strays, Box::new(HandOffStrays::new(lease_ttl)));
+        }
+        if round.is_multiple_of(TOMBSTONE_EVERY_ROUNDS) {
+            let horizon = now.wall.saturating_sub(TOMBSTONE_HORIZON.as_millis() as u64);
+            self.core.store.collect_tombstones(horizon);
+        }
+    }
+
+    fn start_duty(&mut self, now: Now, duty: Duty, machine: Box<dyn Machine>) {
+        if self.schedule.running.contains_key(&duty) {
+            return;
+        }
+        let id = self.io.next_id();
+        self.schedule.running.insert(duty, id);
+        self.tasks.insert(id, Task { machine: Some(machine), sink: Sink::Duty(duty) });
+        self.queue.push_back((id, Input::Start));
+        self.run(now);
+    }
+
+    /// A lone member that knows other members: one of them at random, to join through.
+    fn stranded_bootstrap(&mut self) -> Option<NodeRef> {
+        let ring = self.core.ring.as_ref()?;
+        if !(ring.is_alone() && ring.predecessor().is_none()) || self.core.view.is_empty() {
+            return None;
+        }
+        let index = self.core.rng.gen_range(0..self.core.view.len());
+        self.core.view.values().nth(index).cloned()
+    }
+
+    /// Every node routing needs a connection to (fingers, successors, predecessor).
+    pub fn routing_nodes(&self) -> Vec<NodeRef> {
+        self.core.ring.as_ref().map(|r| r.known_nodes()).unwrap_or_default()
+    }
+
+    /// The live value this node holds for `key`, without routing.
+    pub fn local_get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.core.store.get(key).map(|(value, _)| value.to_vec())
+    }
+
+    pub fn stats(&self) -> Stats {
+        let counters = &self.core.counters;
+        let mut stats = Stats {
+            member: self.core.is_member(),
+            keys: self.core.store.live_len(),
+            operations: counters.ops,
+            mean_redirects: counters.op_redirects as f64 / counters.ops.max(1) as f64,
+            lookups: counters.lookups,
+            mean_lookup_hops: counters.lookup_hops as f64 / counters.lookups.max(1) as f64,
+            events_forwarded: counters.events_forwarded,
+            ..Stats::default()
+        };
+        if let Some(ring) = &self.core.ring {
+            stats.predecessor = ring.predecessor().cloned();
+            stats.successors = ring.successors().to_vec();
+            stats.fingers = ring.distinct_fingers().len();
+            stats.ring_size_estimate = ring.estimated_ring_size();
+            stats.primary_keys = ring.primary_arc().map_or(0, |(from, to)| self.core.store.count_live_in(from, to));
+        }
+        stats
+    }
+}

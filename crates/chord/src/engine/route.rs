@@ -1,0 +1,327 @@
+//! The user's dict operations as machines at the node where they start.
+//!
+//! Routing: an operation goes to its best first guess ([`Core::first_target`]: a cached owner
+//! arc, else the member whose id follows the key's position in our view, else our finger
+//! table); a node that is not the owner answers `Redirect` with its own next hop (greedy Chord
+//! routing), so operations converge in O(log n) redirects even with an empty cache. A target
+//! that does not answer is forgotten and the operation retries, pausing, until its deadline.
+//!
+//! [`Core::first_target`]: super::core::Core::first_target
+
+use super::core::{backoff, unexpected, Target};
+use super::cx::{Cx, Input, LookupInfo, Machine, Millis, OpOutput, Outcome, ReqId, ScanPage, Step, TaskId};
+use super::lookup::Lookup;
+use super::serve::{owner_get, page};
+use super::write::OwnerWrite;
+use crate::config::OPERATION_DEADLINE;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::protocol::{Request, Response, WriteMode};
+use crate::routing::NodeRef;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+/// Redirects after which an operation backs off (the ring is changing under it).
+const REDIRECTS_BEFORE_BACKOFF: u32 = 32;
+
+/// Which dict operation a [`Routed`] machine carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DictOp {
+    Get,
+    Set,
+    Delete,
+}
+
+enum Waiting {
+    Nothing,
+    Remote(ReqId),
+    Local(TaskId),
+    /// Paused until the time; then retarget from scratch (`true`) or retry the same target.
+    Paused(Millis, bool),
+}
+
+/// A get, set or delete routed to the key's owner.
+pub struct Routed {
+    op: DictOp,
+    position: Id,
+    request: Request,
+    target: Target,
+    redirects: u32,
+    attempt: u32,
+    deadline: Millis,
+    waiting: Waiting,
+}
+
+impl Routed {
+    pub fn new(op: DictOp, key: Vec<u8>, value: Option<Vec<u8>>) -> Routed {
+        let position = Id::of_key(&key);
+        let key = ByteBuf::from(key);
+        let request = match op {
+            DictOp::Get => Request::Get { key },
+            DictOp::Set => Request::Write { key, value: value.map(ByteBuf::from), mode: WriteMode::Set },
+            DictOp::Delete => Request::Write { key, value: None, mode: WriteMode::Delete },
+        };
+        Routed { op, position, request, target: Target::Local, redirects: 0, attempt: 0, deadline: 0, waiting: Waiting::Nothing }
+    }
+
+    fn retarget(&mut self, cx: &mut Cx<'_>) -> Step {
+        match cx.core.first_target(self.position) {
+            Ok(target) => {
+                self.target = target;
+                self.go(cx)
+            }
+            Err(error) => Step::Done(Outcome::Op(Err(error))),
+        }
+    }
+
+    fn go(&mut self, cx: &mut Cx<'_>) -> Step {
+        match (&self.target, &self.request) {
+            (Target::Local, Request::Get { key }) => {
+                let answer = owner_get(cx.core, key.to_vec());
+                self.on_answer(cx, Ok(answer))
+            }
+            (Target::Local, Request::Write { key, value, mode }) => {
+                let child = cx.spawn(OwnerWrite::new(key.to_vec(), value.clone(), *mode));
+                self.waiting = Waiting::Local(child);
+                Step::Pending
+            }
+            (Target::Remote(node), request) => {
+                let id = cx.request(node, request.clone());
+                self.waiting = Waiting::Remote(id);
+                Step::Pending
+            }
+            (Target::Local, _) => unreachable!("only gets and writes are routed"),
+        }
+    }
+
+    fn pause(&mut self, cx: &mut Cx<'_>, retarget: bool) -> Step {
+        self.attempt += 1;
+        match backoff(cx.now.mono, self.deadline, self.attempt) {
+            Ok(at) => {
+                cx.wake_at(at);
+                self.waiting = Waiting::Paused(at, retarget);
+                Step::Pending
+            }
+            Err(error) => Step::Done(Outcome::Op(Err(error))),
+        }
+    }
+
+    fn on_answer(&mut self, cx: &mut Cx<'_>, answer: Result<Response>) -> Step {
+        self.waiting = Waiting::Nothing;
+        let remote = match &self.target {
+            Target::Remote(node) => Some(node.id),
+            Target::Local => None,
+        };
+        match answer {
+            Ok(Response::Redirect(next)) => {
+                self.redirects += 1;
+                if let Some(id) = remote {
+                    cx.core.arcs.remove(&id);
+                }
+                self.target = if next.id == cx.core.me.id { Target::Local } else { Target::Remote(next) };
+                if self.redirects.is_multiple_of(REDIRECTS_BEFORE_BACKOFF) {
+                    return self.pause(cx, false);
+                }
+                self.go(cx)
+            }
+            Ok(Response::Error { code, message }) => {
+                if code == "not-member" {
+                    if let Some(id) = remote {
+                        cx.core.forget(id);
+                    }
+                }
+                if code != "not-member" && code != "unavailable" {
+                    return Step::Done(Outcome::Op(Err(Error::Unavailable(format!("{code}: {message}")))));
+                }
+                self.pause(cx, true)
+            }
+            Ok(response) => {
+                cx.core.remember_owner(&self.target, &response, self.redirects);
+                Step::Done(Outcome::Op(self.output(response)))
+            }
+            Err(error) if error.is_unreachable() => {
+                if let Some(id) = remote {
+                    cx.core.forget(id);
+                }
+                self.pause(cx, true)
+            }
+            Err(error) => Step::Done(Outcome::Op(Err(error))),
+        }
+    }
+
+    fn output(&self, response: Response) -> Result<OpOutput> {
+        match (self.op, response) {
+            (DictOp::Get, Response::Value { item, .. }) => Ok(OpOutput::Value(item.and_then(|i| i.value).map(ByteBuf::into_vec))),
+            (DictOp::Set, Response::Written { .. }) => Ok(OpOutput::Unit),
+            (DictOp::Delete, Response::Written { previous, .. }) => Ok(OpOutput::Value(previous.map(ByteBuf::into_vec))),
+            (_, other) => Err(unexpected(other)),
+        }
+    }
+}
+
+impl Machine for Routed {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        match input {
+            Input::Start => {
+                self.deadline = cx.now.mono + OPERATION_DEADLINE.as_millis() as u64;
+                self.retarget(cx)
+            }
+            Input::Reply(id, reply) if matches!(self.waiting, Waiting::Remote(asked) if asked == id) => self.on_answer(cx, reply),
+            Input::Child(child, Outcome::Response(response)) if matches!(self.waiting, Waiting::Local(task) if task == child) => {
+                self.on_answer(cx, Ok(response))
+            }
+            Input::Timer => match self.waiting {
+                Waiting::Paused(at, retarget) if cx.now.mono >= at => {
+                    self.waiting = Waiting::Nothing;
+                    if retarget {
+                        self.retarget(cx)
+                    } else {
+                        self.go(cx)
+                    }
+                }
+                _ => Step::Pending,
+            },
+            _ => Step::Pending,
+        }
+    }
+}
+
+/// `lookup()`: the owner of a key by a greedy finger-table lookup (no cache), and its hops.
+pub struct UserLookup {
+    position: Id,
+}
+
+impl UserLookup {
+    pub fn new(key: &[u8]) -> UserLookup {
+        UserLookup { position: Id::of_key(key) }
+    }
+}
+
+impl Machine for UserLookup {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        match input {
+            Input::Start => {
+                cx.spawn(Lookup::new(self.position));
+                Step::Pending
+            }
+            Input::Child(_, Outcome::Owner(result)) => Step::Done(Outcome::Op(result.map(|(owner, hops)| {
+                cx.core.counters.lookups += 1;
+                cx.core.counters.lookup_hops += hops as u64;
+                OpOutput::Lookup(LookupInfo { owner, hops })
+            }))),
+            _ => Step::Pending,
+        }
+    }
+}
+
+/// Position of a ring walk, handed to the caller as opaque bytes between pages.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ScanCursor {
+    start: Id,
+    node: NodeRef,
+    after: Option<(Id, ByteBuf)>,
+}
+
+/// One page of a walk over the whole ring's live keys, node by node along successors. A node
+/// that left or died is skipped to whoever owns its id now.
+pub struct Scan {
+    cursor: Option<Vec<u8>>,
+    with_values: bool,
+    limit: u32,
+    at: Option<ScanCursor>,
+    deadline: Millis,
+    attempt: u32,
+    waiting: Option<ReqId>,
+    paused_until: Option<Millis>,
+}
+
+impl Scan {
+    pub fn new(cursor: Option<Vec<u8>>, with_values: bool, limit: u32) -> Scan {
+        Scan { cursor, with_values, limit: limit.max(1), at: None, deadline: 0, attempt: 0, waiting: None, paused_until: None }
+    }
+
+    fn ask(&mut self, cx: &mut Cx<'_>) -> Step {
+        let at = self.at.as_ref().expect("started");
+        if at.node.id == cx.core.me.id {
+            let answer = page(cx.core, at.after.clone(), self.limit, self.with_values);
+            return self.on_answer(cx, Ok(answer));
+        }
+        let request = Request::Page { after: at.after.clone(), limit: self.limit, with_values: self.with_values };
+        self.waiting = Some(cx.request(&at.node, request));
+        Step::Pending
+    }
+
+    fn on_answer(&mut self, cx: &mut Cx<'_>, answer: Result<Response>) -> Step {
+        let at = self.at.clone().expect("started");
+        match answer {
+            Ok(Response::Page { items, more, successor }) => {
+                let next = if more {
+                    let last = items.last().map(|i| (Id::of_key(&i.key), ByteBuf::from(i.key.clone())));
+                    Some(ScanCursor { after: last, ..at })
+                } else if successor.id == at.start || successor.id == at.node.id {
+                    None
+                } else {
+                    Some(ScanCursor { start: at.start, node: successor, after: None })
+                };
+                Step::Done(Outcome::Op(Ok(OpOutput::Page(ScanPage {
+                    items: items.into_iter().map(|i| (i.key, i.value.map(ByteBuf::into_vec))).collect(),
+                    cursor: next.map(|c| rmp_serde::to_vec(&c).expect("cursor encodes")),
+                }))))
+            }
+            Ok(Response::Error { .. }) | Err(_) => {
+                // That node left or died: its arc now belongs to the next node clockwise.
+                cx.core.forget(at.node.id);
+                self.attempt += 1;
+                match backoff(cx.now.mono, self.deadline, self.attempt) {
+                    Ok(time) => {
+                        cx.wake_at(time);
+                        self.paused_until = Some(time);
+                        Step::Pending
+                    }
+                    Err(error) => Step::Done(Outcome::Op(Err(error))),
+                }
+            }
+            Ok(other) => Step::Done(Outcome::Op(Err(unexpected(other)))),
+        }
+    }
+}
+
+impl Machine for Scan {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        match input {
+            Input::Start => {
+                self.deadline = cx.now.mono + OPERATION_DEADLINE.as_millis() as u64;
+                self.at = match self.cursor.take() {
+                    Some(bytes) => match rmp_serde::from_slice::<ScanCursor>(&bytes) {
+                        Ok(cursor) => Some(cursor),
+                        Err(_) => return Step::Done(Outcome::Op(Err(Error::InvalidArgument("not a scan cursor".into())))),
+                    },
+                    None => {
+                        let first = if cx.core.is_member() { Some(cx.core.me.clone()) } else { cx.core.view.values().next().cloned() };
+                        match first {
+                            Some(node) => Some(ScanCursor { start: node.id, node, after: None }),
+                            None => return Step::Done(Outcome::Op(Ok(OpOutput::Page(ScanPage::default())))),
+                        }
+                    }
+                };
+                self.ask(cx)
+            }
+            Input::Reply(id, reply) if self.waiting == Some(id) => {
+                self.waiting = None;
+                self.on_answer(cx, reply)
+            }
+            Input::Timer if self.paused_until.is_some_and(|at| cx.now.mono >= at) => {
+                self.paused_until = None;
+                let node = self.at.as_ref().expect("started").node.id;
+                cx.spawn(Lookup::new(node));
+                Step::Pending
+            }
+            Input::Child(_, Outcome::Owner(Ok((owner, _)))) => {
+                self.at.as_mut().expect("started").node = owner;
+                self.ask(cx)
+            }
+            Input::Child(_, Outcome::Owner(Err(error))) => Step::Done(Outcome::Op(Err(error))),
+            _ => Step::Pending,
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! A write at its owner: version it with the owner's hybrid logical clock, store it, and answer
+//! only once the first `replicas − 1` successors hold it. A successor that fails is forgotten
+//! and the next one down the successor list stands in, so a resolved write has `replicas`
+//! copies even while a neighbour is dead (the design's durability promise).
+
+use super::core::not_member;
+use super::cx::{Cx, Input, Machine, Notice, Outcome, ReqId, Step};
+use super::events;
+use crate::id::Id;
+use crate::protocol::{Request, Response, WriteMode};
+use crate::routing::{Hop, NodeRef};
+use crate::store::{Applied, Item};
+use crate::version::Version;
+use serde_bytes::ByteBuf;
+use std::collections::VecDeque;
+
+pub struct OwnerWrite {
+    key: Vec<u8>,
+    value: Option<ByteBuf>,
+    mode: WriteMode,
+    item: Option<Item>,
+    previous: Option<ByteBuf>,
+    arc: (Id, Id),
+    changed: bool,
+    /// Successors not asked yet, nearest first: stand-ins for replicas that fail.
+    candidates: VecDeque<NodeRef>,
+    asked: Vec<(ReqId, NodeRef)>,
+    acked: usize,
+    wanted: usize,
+}
+
+impl OwnerWrite {
+    pub fn new(key: Vec<u8>, value: Option<ByteBuf>, mode: WriteMode) -> OwnerWrite {
+        OwnerWrite {
+            key,
+            value,
+            mode,
+            item: None,
+            previous: None,
+            arc: (Id(0), Id(0)),
+            changed: false,
+            candidates: VecDeque::new(),
+            asked: Vec::new(),
+            acked: 0,
+            wanted: 0,
+        }
+    }
+
+    fn start(&mut self, cx: &mut Cx<'_>) -> Step {
+        let position = Id::of_key(&self.key);
+        let replicas = cx.core.chord.as_ref().map_or(1, |c| c.replicas);
+        let Some(ring) = cx.core.ring.as_ref() else { return Step::Done(Outcome::Response(not_member())) };
+        match ring.next_hop(position) {
+            Hop::Local => {}
+            Hop::Owner(next) | Hop::Closer(next) => return Step::Done(Outcome::Response(Response::Redirect(next))),
+        }
+        self.arc = ring.primary_arc().unwrap_or((cx.core.me.id, cx.core.me.id));
+        let successors = ring.successors().to_vec();
+        self.previous = cx.core.store.get(&self.key).map(|(v, _)| ByteBuf::from(v.to_vec()));
+        if self.mode == WriteMode::Delete && self.previous.is_none() {
+            return Step::Done(Outcome::Response(Response::Written { previous: None, version: Version::default(), arc: self.arc }));
+        }
+        let version = cx.core.clock.tick(cx.now.wall);
+        let item = Item { key: std::mem::take(&mut self.key), value: self.value.take(), version };
+        self.changed = matches!(cx.core.store.apply(&item), Applied::Stored { .. });
+        self.item = Some(item);
+        self.wanted = replicas.saturating_sub(1).min(successors.len());
+        self.candidates = successors.into();
+        for _ in 0..self.wanted {
+            self.ask_next(cx);
+        }
+        self.finish_if_answered(cx)
+    }
+
+    fn ask_next(&mut self, cx: &mut Cx<'_>) {
+        let (Some(node), Some(item)) = (self.candidates.pop_front(), &self.item) else { return };
+        let id = cx.request(&node, Request::Replicate { items: vec![item.clone()] });
+        self.asked.push((id, node));
+    }
+
+    fn finish_if_answered(&mut self, cx: &mut Cx<'_>) -> Step {
+        if !self.asked.is_empty() {
+            return Step::Pending;
+        }
+        if self.acked < self.wanted {
+            cx.notice(Notice::Error {
+                code: "ERR_UNDER_REPLICATED".into(),
+                message: format!("write stored on {} of {} replicas; anti-entropy will retry", self.acked + 1, self.wanted + 1),
+            });
+        }
+        let item = self.item.take().expect("started");
+        // A ring with events off (the option is meant to be the same on every node) carries no
+        // event traffic at all: the owner announces only when it reports events itself.
+        if self.changed && cx.core.chord.as_ref().is_some_and(|c| c.events) {
+            events::announce(cx, item.key.clone(), item.value.is_some());
+        }
+        Step::Done(Outcome::Response(Response::Written { previous: self.previous.take(), version: item.version, arc: self.arc }))
+    }
+}
+
+impl Machine for OwnerWrite {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        match input {
+            Input::Start => self.start(cx),
+            Input::Reply(id, reply) => {
+                let Some(at) = self.asked.iter().position(|(asked, _)| *asked == id) else { return Step::Pending };
+                let (_, node) = self.asked.swap_remove(at);
+                if matches!(reply, Ok(Response::Ok)) {
+                    self.acked += 1;
+                } else {
+                    cx.core.forget(node.id);
+                    self.ask_next(cx);
+                }
+                self.finish_if_answered(cx)
+            }
+            _ => Step::Pending,
+        }
+    }
+}

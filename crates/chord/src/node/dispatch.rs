@@ -1,0 +1,78 @@
+//! Dispatch: where the transport hands authenticated traffic, and where each kind of message
+//! goes — ring requests, answers and events to the driver (the engine), broadcasts, whispers
+//! and peer lists to the mesh, connection changes to both and to the user's event queue.
+
+use super::driver::Driver;
+use super::events::{Event, EventQueue, PeerInfo};
+use super::mesh::Mesh;
+use super::transport::{ConnId, Inbound, Transport};
+use crate::protocol::{Hello, Message, PROTOCOL_VERSION};
+use crate::routing::NodeRef;
+use std::sync::Arc;
+
+pub(crate) struct Dispatch {
+    pub driver: Arc<Driver>,
+    pub mesh: Arc<Mesh>,
+    pub events: Arc<EventQueue>,
+    pub transport: Arc<Transport>,
+    /// This node runs a Chord engine (a ChordSocket), not only the mesh.
+    pub chord: bool,
+}
+
+impl Inbound for Dispatch {
+    fn hello(&self) -> Hello {
+        let identity = &self.transport.identity;
+        Hello {
+            version: PROTOCOL_VERSION,
+            protocol_id: identity.protocol_id,
+            subnet: identity.subnet.clone(),
+            encryption: identity.encryption.clone(),
+            node: identity.me.clone(),
+            member: self.driver.is_member(),
+        }
+    }
+
+    fn connected(&self, conn: ConnId, info: &PeerInfo) {
+        if info.member {
+            self.driver.learn_member(&node_of(info));
+        }
+        self.events.push(Event::Connect(info.clone()));
+        self.mesh.send_peer_list(conn);
+    }
+
+    fn message(&self, conn: ConnId, peer: &NodeRef, message: Message) {
+        match message {
+            Message::Request { id, body } => self.driver.on_request(conn, peer, id, body),
+            Message::Response { id, body } => self.driver.on_response(peer.id, id, body),
+            Message::Event { id, key, added, limit } => self.driver.on_event(id, key.into_vec(), added, limit),
+            Message::Broadcast { id, origin, time_ms, packets } => self.mesh.on_broadcast(conn, id, origin, time_ms, packets),
+            Message::Whisper { origin, target, time_ms, packets } => self.mesh.on_whisper(origin, target, time_ms, packets),
+            Message::Peers(ads) => {
+                for ad in ads.iter().filter(|ad| ad.member) {
+                    self.driver.learn_member(&ad.node);
+                }
+                self.mesh.on_peer_list(&ads);
+            }
+            // The transport keeps handshake frames and goodbyes to itself.
+            Message::Hello(_) | Message::Welcome(_) | Message::Reject { .. } | Message::Goodbye { .. } => {}
+        }
+    }
+
+    fn disconnected(&self, info: &PeerInfo, reason: &str, last: bool) {
+        if self.chord {
+            self.driver.peer_gone(&node_of(info), reason);
+        }
+        if last {
+            self.events.push(Event::Disconnect { peer: info.clone(), reason: reason.to_string() });
+        }
+    }
+
+    fn bad_peer(&self, message: String) {
+        self.events.push(Event::Error { code: "ERR_BAD_PEER".into(), message });
+    }
+}
+
+fn node_of(info: &PeerInfo) -> NodeRef {
+    NodeRef { id: info.id, host: info.host.clone(), port: info.port }
+}
+

@@ -1,0 +1,273 @@
+//! The driver: runs one node's [`Engine`] on tokio and executes what it decides, nothing more.
+//!
+//! Every input (a peer's request or answer, a user operation, the passing of time) is fed to
+//! the engine under one std `Mutex` that is never held across an `.await` (as in mini-redis);
+//! the actions it returns are drained under the same lock and executed after it is released:
+//! frames go to the transport (dialing first when needed), notices to the event queue, results
+//! to whoever waits for the operation. One timer task sleeps until the engine's next deadline.
+
+use super::clock::wall_millis;
+use super::events::{Event, EventQueue};
+use super::transport::{ConnId, Transport};
+use crate::engine::{Action, Engine, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, UserOp};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::protocol::{self, Message, Request, Response};
+use crate::routing::NodeRef;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, Notify};
+
+/// Whoever waits for a user operation.
+pub(crate) type Completion = Box<dyn FnOnce(Result<OpOutput>) + Send>;
+
+struct State {
+    engine: Engine,
+    ops: HashMap<OpId, Completion>,
+    closed: bool,
+}
+
+/// Work drained from the engine, done once its lock is released.
+enum Work {
+    Act(Action),
+    Complete(Completion, Result<OpOutput>),
+}
+
+pub(crate) struct Driver {
+    state: Mutex<State>,
+    epoch: Instant,
+    transport: Arc<Transport>,
+    events: Arc<EventQueue>,
+    next_op: AtomicU64,
+    /// When the timer task plans to wake (ms since `epoch`).
+    timer_at: AtomicU64,
+    timer_wake: Notify,
+    /// Inputs also come from threads outside tokio (the binding's synchronous `submit`), so
+    /// dials are spawned on the runtime the node started on.
+    runtime: tokio::runtime::Handle,
+}
+
+impl Driver {
+    /// Must be called inside the tokio runtime the node runs on.
+    pub fn new(engine: Engine, epoch: Instant, transport: Arc<Transport>, events: Arc<EventQueue>) -> Driver {
+        Driver {
+            state: Mutex::new(State { engine, ops: HashMap::new(), closed: false }),
+            epoch,
+            transport,
+            events,
+            next_op: AtomicU64::new(1),
+            timer_at: AtomicU64::new(u64::MAX),
+            timer_wake: Notify::new(),
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) -> Now {
+        Now { mono: self.epoch.elapsed().as_millis() as u64, wall: wall_millis() }
+    }
+
+    /// Feed one input to the engine, then execute what it decided. A panic in the engine (a
+    /// bug) fails every waiting operation with `ERR_INTERNAL` instead of leaving them hanging.
+    fn call(self: &Arc<Self>, input: impl FnOnce(&mut Engine, Now)) {
+        let (work, wake) = {
+            let mut state = self.lock();
+            let now = self.now();
+            let mut work = Vec::new();
+            if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| input(&mut state.engine, now))) {
+                let message = format!("the engine panicked: {}", panic_text(&payload));
+                for (_, completion) in state.ops.drain() {
+                    work.push(Work::Complete(completion, Err(Error::Internal(message.clone()))));
+                }
+                self.events.push(Event::Error { code: "ERR_INTERNAL".into(), message });
+            }
+            while let Some(action) = state.engine.poll_action() {
+                match action {
+                    Action::Done { op, result } => {
+                        if let Some(completion) = state.ops.remove(&op) {
+                            work.push(Work::Complete(completion, result));
+                        }
+                    }
+                    other => work.push(Work::Act(other)),
+                }
+            }
+            let wake = if state.closed { None } else { state.engine.poll_timeout() };
+            (work, wake)
+        };
+        if let Some(at) = wake {
+            if at < self.timer_at.load(Ordering::Relaxed) {
+                self.timer_at.store(at, Ordering::Relaxed);
+                self.timer_wake.notify_one();
+            }
+        }
+        for item in work {
+            match item {
+                Work::Act(action) => self.execute(action),
+                Work::Complete(completion, result) => completion(result),
+            }
+        }
+    }
+
+    /// Read the engine without feeding it anything.
+    pub fn inspect<R>(&self, read: impl FnOnce(&Engine) -> R) -> R {
+        read(&self.lock().engine)
+    }
+
+    fn execute(self: &Arc<Self>, action: Action) {
+        match action {
+            Action::Request { to, id, body } => self.send_request(to, id, body),
+            Action::Respond { to, body } => {
+                self.transport.send_message(to.conn, &Message::Response { id: to.id, body });
+            }
+            Action::Send { to, message } => self.send_one_way(to, message),
+            Action::ToClients { message } => {
+                let clients = self.transport.client_conns();
+                if !clients.is_empty() {
+                    let frame = protocol::encode(&message);
+                    for conn in clients {
+                        self.transport.send_frame(conn, frame.clone());
+                    }
+                }
+            }
+            Action::Notice(notice) => self.events.push(match notice {
+                Notice::Added(key) => Event::Added(key),
+                Notice::Deleted(key) => Event::Deleted(key),
+                Notice::Error { code, message } => Event::Error { code, message },
+            }),
+            Action::Done { .. } => unreachable!("completions are drained under the lock"),
+        }
+    }
+
+    fn send_request(self: &Arc<Self>, to: NodeRef, id: ReqId, body: Request) {
+        let frame = protocol::encode(&Message::Request { id, body });
+        if let Some(conn) = self.transport.conn_to(to.id) {
+            if !self.transport.send_frame(conn, frame) {
+                self.call(|engine, now| engine.request_failed(now, id, Error::PeerGone(format!("{}:{}", to.host, to.port))));
+            }
+            return;
+        }
+        let driver = self.clone();
+        self.runtime.spawn(async move {
+            match driver.dial(&to).await {
+                Ok(conn) if driver.transport.send_frame(conn, frame) => {}
+                Ok(_) => driver.call(|engine, now| engine.request_failed(now, id, Error::PeerGone(format!("{}:{}", to.host, to.port)))),
+                Err(error) => driver.call(|engine, now| engine.request_failed(now, id, error)),
+            }
+        });
+    }
+
+    fn send_one_way(self: &Arc<Self>, to: NodeRef, message: Message) {
+        if let Some(conn) = self.transport.conn_to(to.id) {
+            self.transport.send_message(conn, &message);
+            return;
+        }
+        let driver = self.clone();
+        self.runtime.spawn(async move {
+            if let Ok(conn) = driver.dial(&to).await {
+                driver.transport.send_message(conn, &message);
+            }
+        });
+    }
+
+    /// A connection to `node`; at the peer limit, first close one that routing does not need.
+    async fn dial(self: &Arc<Self>, node: &NodeRef) -> Result<ConnId> {
+        if self.transport.conn_to(node.id).is_none() && self.transport.len() >= self.transport.identity.max_peers {
+            let needed: Vec<Id> = self.inspect(|engine| engine.routing_nodes().into_iter().map(|n| n.id).collect());
+            let victim = self.transport.connections().into_iter().find(|(_, info)| !needed.contains(&info.id));
+            if let Some((conn, _)) = victim {
+                self.transport.drop_conn(conn, "making room for a routing connection", true);
+            }
+        }
+        self.transport.connection_to(node).await
+    }
+
+    /// Start a user operation; `done` runs once with its result.
+    pub fn start_op(self: &Arc<Self>, op: UserOp, done: Completion) {
+        let id = self.next_op.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut state = self.lock();
+            if state.closed {
+                drop(state);
+                return done(Err(Error::Closed));
+            }
+            state.ops.insert(id, done);
+        }
+        self.call(|engine, now| engine.start_op(now, id, op));
+    }
+
+    /// Run a user operation to its end.
+    pub async fn run_op(self: &Arc<Self>, op: UserOp) -> Result<OpOutput> {
+        let (tx, rx) = oneshot::channel();
+        self.start_op(op, Box::new(move |result| {
+            let _ = tx.send(result);
+        }));
+        rx.await.unwrap_or(Err(Error::Closed))
+    }
+
+    pub fn on_request(self: &Arc<Self>, conn: ConnId, peer: &NodeRef, id: u64, body: Request) {
+        self.call(|engine, now| engine.handle_request(now, peer, ReplyTo { conn, id }, body));
+    }
+
+    pub fn on_response(self: &Arc<Self>, peer: Id, id: u64, body: Response) {
+        self.call(|engine, now| engine.handle_response(now, peer, id, body));
+    }
+
+    pub fn on_event(self: &Arc<Self>, id: Id, key: Vec<u8>, added: bool, limit: Id) {
+        self.call(|engine, now| engine.handle_event(now, id, key, added, limit));
+    }
+
+    pub fn peer_gone(self: &Arc<Self>, peer: &NodeRef, reason: &str) {
+        let error = Error::PeerGone(format!("{}:{} ({reason})", peer.host, peer.port));
+        self.call(|engine, now| engine.peer_gone(now, peer.id, error));
+    }
+
+    pub fn learn_member(self: &Arc<Self>, node: &NodeRef) {
+        self.lock().engine.learn_member(node);
+    }
+
+    pub fn is_member(&self) -> bool {
+        self.lock().engine.is_member()
+    }
+
+    /// Sleep until the engine's next deadline, feed it the time, repeat until shutdown.
+    pub async fn run_timers(self: Arc<Self>) {
+        let mut shutdown = self.transport.shutdown_signal();
+        loop {
+            let at = self.timer_at.load(Ordering::Relaxed);
+            let sleep = match at {
+                u64::MAX => Duration::from_secs(3600),
+                // One more millisecond: `now` truncates, and waking early would only loop.
+                at => Duration::from_millis(at.saturating_sub(self.now().mono) + 1),
+            };
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = self.timer_wake.notified() => continue,
+                _ = tokio::time::sleep(sleep) => {}
+            }
+            self.timer_at.store(u64::MAX, Ordering::Relaxed);
+            self.call(|engine, now| engine.handle_timeout(now));
+        }
+    }
+
+    /// Stop taking work; operations still waiting fail with `ERR_SOCKET_CLOSED`.
+    pub fn close(&self) {
+        let waiting: Vec<Completion> = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.ops.drain().map(|(_, c)| c).collect()
+        };
+        for completion in waiting {
+            completion(Err(Error::Closed));
+        }
+    }
+}
+
+fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
+}

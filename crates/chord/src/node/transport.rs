@@ -1,0 +1,531 @@
+//! Connections: accepting and dialing, the handshake, and the reader and writer task of each
+//! authenticated connection. Bytes become messages through the pure codec in `protocol`;
+//! anything a peer sends that breaks the protocol closes that connection only, with a reason.
+//!
+//! The transport knows nothing of Chord: it hands every message of an authenticated peer to an
+//! [`Inbound`] handler (the node's dispatch) and reports connections coming and going. It owns
+//! one piece of state, the connection table.
+
+use super::events::PeerInfo;
+use crate::config::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES, SEND_QUEUE_FRAMES};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::protocol::{self, FrameError, Hello, Message, PROTOCOL_VERSION};
+use crate::routing::NodeRef;
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Frames written with one syscall at most, when the queue has several waiting.
+const WRITE_BATCH: usize = 128;
+/// Initial read buffer; it grows only as far as a frame that passed the size check needs.
+const READ_BUFFER_BYTES: usize = 64 << 10;
+
+pub(crate) type ConnId = u64;
+
+/// Who the transport hands authenticated traffic to.
+pub(crate) trait Inbound: Send + Sync + 'static {
+    /// Our handshake frame as of now (the member flag may change).
+    fn hello(&self) -> Hello;
+    fn connected(&self, conn: ConnId, info: &PeerInfo);
+    /// A message from an authenticated peer (never a handshake frame or a goodbye).
+    fn message(&self, conn: ConnId, peer: &NodeRef, message: Message);
+    /// A connection closed; `last` when no other connection to that peer remains.
+    fn disconnected(&self, info: &PeerInfo, reason: &str, last: bool);
+    /// Something a peer did was refused (bad bytes, a failed handshake).
+    fn bad_peer(&self, message: String);
+}
+
+/// What the transport checks in a handshake.
+pub(crate) struct Identity {
+    pub me: NodeRef,
+    pub protocol_id: Id,
+    pub subnet: String,
+    pub encryption: String,
+    pub max_peers: usize,
+    pub max_frame_bytes: usize,
+}
+
+/// What the writer task is asked to do.
+pub(crate) enum Outgoing {
+    Frame(Bytes),
+    /// Say goodbye (optionally) and shut the socket.
+    Close { reason: String, tell_peer: bool },
+}
+
+pub(crate) struct Conn {
+    pub peer: NodeRef,
+    pub member: bool,
+    pub outbound: bool,
+    tx: mpsc::Sender<Outgoing>,
+    reader: tokio::task::AbortHandle,
+}
+
+impl Conn {
+    pub fn info(&self) -> PeerInfo {
+        PeerInfo { id: self.peer.id, host: self.peer.host.clone(), port: self.peer.port, outbound: self.outbound, member: self.member }
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    closed: bool,
+    conns: HashMap<ConnId, Conn>,
+    by_node: HashMap<Id, ConnId>,
+    dialing: HashMap<Id, Vec<oneshot::Sender<Result<ConnId>>>>,
+}
+
+pub(crate) struct Transport {
+    pub identity: Identity,
+    table: Mutex<Table>,
+    next_conn: AtomicU64,
+    handshakes: AtomicU64,
+    inbound: OnceLock<Weak<dyn Inbound>>,
+    shutdown: watch::Sender<bool>,
+    listener_done: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl Transport {
+    pub fn new(identity: Identity) -> Transport {
+        let (shutdown, _) = watch::channel(false);
+        Transport {
+            identity,
+            table: Mutex::new(Table::default()),
+            next_conn: AtomicU64::new(1),
+            handshakes: AtomicU64::new(0),
+            inbound: OnceLock::new(),
+            shutdown,
+            listener_done: Mutex::new(None),
+        }
+    }
+
+    /// Start serving `listener`, handing traffic to `inbound`.
+    pub fn start(self: &Arc<Self>, listener: TcpListener, inbound: Weak<dyn Inbound>) {
+        let _ = self.inbound.set(inbound);
+        let (done_tx, done_rx) = oneshot::channel();
+        *self.listener_done.lock().unwrap_or_else(|p| p.into_inner()) = Some(done_rx);
+        tokio::spawn(accept_loop(self.clone(), listener, done_tx));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // A panic while holding the lock must not wedge the node forever: take the data anyway.
+        self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn inbound(&self) -> Option<Arc<dyn Inbound>> {
+        self.inbound.get().and_then(Weak::upgrade)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// The open connection to `node`, if any.
+    pub fn conn_to(&self, node: Id) -> Option<ConnId> {
+        self.lock().by_node.get(&node).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    /// Currently connected peers, one entry per node.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        let mut peers: Vec<PeerInfo> = self.lock().conns.values().map(Conn::info).collect();
+        peers.sort_by_key(|a| a.id);
+        peers.dedup_by(|a, b| a.id == b.id);
+        peers
+    }
+
+    pub fn connections(&self) -> Vec<(ConnId, PeerInfo)> {
+        self.lock().conns.iter().map(|(id, c)| (*id, c.info())).collect()
+    }
+
+    /// Connections to peers that are not ring members (clients and plain mesh nodes).
+    pub fn client_conns(&self) -> Vec<ConnId> {
+        self.lock().conns.iter().filter(|(_, c)| !c.member).map(|(id, _)| *id).collect()
+    }
+
+    /// Room to dial `count` more peers under `max_peers`, counting dials under way.
+    pub fn room(&self) -> usize {
+        let table = self.lock();
+        self.identity.max_peers.saturating_sub(table.conns.len() + table.dialing.len())
+    }
+
+    pub fn is_known(&self, node: Id) -> bool {
+        let table = self.lock();
+        table.by_node.contains_key(&node) || table.dialing.contains_key(&node)
+    }
+
+    /// Queue a frame on a connection; false if the connection is gone. A full queue means the
+    /// peer stopped reading: it is disconnected rather than allowed to grow our memory.
+    pub fn send_frame(&self, conn: ConnId, frame: Bytes) -> bool {
+        let tx = match self.lock().conns.get(&conn) {
+            Some(c) => c.tx.clone(),
+            None => return false,
+        };
+        match tx.try_send(Outgoing::Frame(frame)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.drop_conn(conn, "peer is not reading (send queue full)", true);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    pub fn send_message(&self, conn: ConnId, message: &Message) -> bool {
+        self.send_frame(conn, protocol::encode(message))
+    }
+
+    /// A connection to `node`, reusing an open one or dialing once for all concurrent callers.
+    pub async fn connection_to(self: &Arc<Self>, node: &NodeRef) -> Result<ConnId> {
+        let waiter = {
+            let mut table = self.lock();
+            if table.closed {
+                return Err(Error::Closed);
+            }
+            if let Some(conn) = table.by_node.get(&node.id) {
+                return Ok(*conn);
+            }
+            match table.dialing.get_mut(&node.id) {
+                Some(waiters) => {
+                    let (tx, rx) = oneshot::channel();
+                    waiters.push(tx);
+                    Some(rx)
+                }
+                None => {
+                    table.dialing.insert(node.id, Vec::new());
+                    None
+                }
+            }
+        };
+        if let Some(rx) = waiter {
+            return rx.await.unwrap_or_else(|_| Err(Error::PeerGone(format!("{}:{}", node.host, node.port))));
+        }
+        let result = match self.dial(&node.host, node.port).await {
+            Ok((conn, info)) if info.id == node.id => Ok(conn),
+            Ok(_) => Err(Error::PeerGone(format!("{}:{} is now another node", node.host, node.port))),
+            Err(error) => Err(error),
+        };
+        let waiters = self.lock().dialing.remove(&node.id).unwrap_or_default();
+        for waiter in waiters {
+            let _ = waiter.send(result.clone());
+        }
+        result
+    }
+
+    /// Dial `host:port` and complete the handshake; returns the new connection.
+    pub async fn dial(self: &Arc<Self>, host: &str, port: u16) -> Result<(ConnId, PeerInfo)> {
+        let inbound = self.inbound().ok_or(Error::Closed)?;
+        let connect = TcpStream::connect((host, port));
+        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect)
+            .await
+            .map_err(|_| Error::Timeout(format!("connecting to {host}:{port}")))?
+            .map_err(|e| Error::io(e, &format!("cannot connect to {host}:{port}")))?;
+        let _ = stream.set_nodelay(true);
+        let (mut reader, mut writer) = stream.into_split();
+        writer.write_all(&protocol::encode(&Message::Hello(inbound.hello()))).await.map_err(|e| Error::io(e, "handshake write failed"))?;
+        let mut buffer = BytesMut::with_capacity(4096);
+        let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_one(&mut reader, &mut buffer, self.identity.max_frame_bytes))
+            .await
+            .map_err(|_| Error::Timeout(format!("handshake with {host}:{port}")))?
+            .map_err(|e| Error::Protocol(format!("{host}:{port}: {e}")))?;
+        let hello = match first {
+            Message::Welcome(hello) => hello,
+            Message::Reject { code, reason, subnet } if code == "protocol-mismatch" => return Err(self.mismatch(subnet, reason)),
+            Message::Reject { code, reason, .. } => return Err(Error::Rejected { code, reason }),
+            other => return Err(Error::Protocol(format!("{host}:{port} answered the handshake with {}", message_name(&other)))),
+        };
+        if hello.protocol_id != self.identity.protocol_id {
+            return Err(self.mismatch(hello.subnet, "the peer welcomed us with another protocol id".into()));
+        }
+        self.register(hello, reader, writer, buffer, true)
+    }
+
+    fn mismatch(&self, theirs: String, reason: String) -> Error {
+        Error::ProtocolMismatch { ours: self.identity.subnet.clone(), our_encryption: self.identity.encryption.clone(), theirs, reason }
+    }
+
+    /// Close one connection. The handler hears of it (and fails what waited on it).
+    pub fn drop_conn(&self, conn: ConnId, reason: &str, tell_peer: bool) {
+        let (removed, last) = {
+            let mut table = self.lock();
+            let Some(removed) = table.conns.remove(&conn) else { return };
+            if table.by_node.get(&removed.peer.id) == Some(&conn) {
+                table.by_node.remove(&removed.peer.id);
+                // Another connection to the same node may remain; keep it reachable.
+                let other = table.conns.iter().find(|(_, c)| c.peer.id == removed.peer.id).map(|(id, _)| *id);
+                if let Some(other) = other {
+                    table.by_node.insert(removed.peer.id, other);
+                }
+            }
+            let last = !table.by_node.contains_key(&removed.peer.id);
+            (removed, last)
+        };
+        let _ = removed.tx.try_send(Outgoing::Close { reason: reason.to_string(), tell_peer });
+        removed.reader.abort();
+        if let Some(inbound) = self.inbound() {
+            inbound.disconnected(&removed.info(), reason, last);
+        }
+    }
+
+    /// Close every connection and the listener. Idempotent.
+    pub fn shut_down(&self, reason: &str) {
+        let conns: Vec<ConnId> = {
+            let mut table = self.lock();
+            if table.closed {
+                return;
+            }
+            table.closed = true;
+            table.conns.keys().copied().collect()
+        };
+        let _ = self.shutdown.send(true);
+        for conn in conns {
+            self.drop_conn(conn, reason, true);
+        }
+    }
+
+    /// Wait until the listening port is released.
+    pub async fn listener_closed(&self) {
+        let done = self.listener_done.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(done) = done {
+            let _ = done.await;
+        }
+    }
+
+    fn check_hello(&self, hello: &Hello) -> std::result::Result<(), (&'static str, String)> {
+        if hello.version != PROTOCOL_VERSION {
+            return Err(("version-mismatch", format!("protocol version {} is not ours ({PROTOCOL_VERSION})", hello.version)));
+        }
+        if hello.protocol_id != self.identity.protocol_id {
+            return Err((
+                "protocol-mismatch",
+                format!(
+                    "protocol mismatch: our subnet {:?}/{}, theirs {:?}/{}",
+                    self.identity.subnet, self.identity.encryption, hello.subnet, hello.encryption
+                ),
+            ));
+        }
+        if hello.node.id == self.identity.me.id {
+            return Err(("self", "a node cannot connect to itself".into()));
+        }
+        Ok(())
+    }
+
+    /// Inbound handshake: expect a `Hello`, answer `Welcome` or `Reject`.
+    async fn accept(self: &Arc<Self>, stream: TcpStream) -> std::result::Result<(), String> {
+        let inbound = self.inbound().ok_or("the node is closing")?;
+        let _ = stream.set_nodelay(true);
+        let (mut reader, mut writer) = stream.into_split();
+        let mut buffer = BytesMut::with_capacity(4096);
+        let hello = match read_one(&mut reader, &mut buffer, self.identity.max_frame_bytes).await? {
+            Message::Hello(hello) => hello,
+            other => return Err(format!("expected a Hello frame first, got {}", message_name(&other))),
+        };
+        let subnet = self.identity.subnet.clone();
+        if let Err((code, reason)) = self.check_hello(&hello) {
+            let reject = Message::Reject { code: code.into(), reason: reason.clone(), subnet };
+            let _ = writer.write_all(&protocol::encode(&reject)).await;
+            let _ = writer.shutdown().await;
+            return Err(format!("rejected {}:{}: {reason}", hello.node.host, hello.node.port));
+        }
+        if self.len() >= self.identity.max_peers {
+            let reason = format!("peer limit of {} reached", self.identity.max_peers);
+            let reject = Message::Reject { code: "busy".into(), reason, subnet };
+            let _ = writer.write_all(&protocol::encode(&reject)).await;
+            let _ = writer.shutdown().await;
+            return Ok(());
+        }
+        writer.write_all(&protocol::encode(&Message::Welcome(inbound.hello()))).await.map_err(|e| format!("write failed: {e}"))?;
+        self.register(hello, reader, writer, buffer, false).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn register(self: &Arc<Self>, hello: Hello, reader: OwnedReadHalf, writer: OwnedWriteHalf, buffer: BytesMut, outbound: bool) -> Result<(ConnId, PeerInfo)> {
+        let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(SEND_QUEUE_FRAMES);
+        tokio::spawn(write_loop(writer, rx));
+        // The reader waits for its registration before handing anything on.
+        let (go_tx, go_rx) = oneshot::channel::<()>();
+        let reader_task = tokio::spawn(read_loop(self.clone(), conn_id, hello.node.clone(), reader, buffer, go_rx));
+        let conn = Conn { peer: hello.node.clone(), member: hello.member, outbound, tx, reader: reader_task.abort_handle() };
+        let info = conn.info();
+        {
+            let mut table = self.lock();
+            if table.closed {
+                drop(table);
+                reader_task.abort();
+                let _ = conn.tx.try_send(Outgoing::Close { reason: "socket closed".into(), tell_peer: true });
+                return Err(Error::Closed);
+            }
+            table.conns.insert(conn_id, conn);
+            table.by_node.insert(hello.node.id, conn_id);
+        }
+        let _ = go_tx.send(());
+        if let Some(inbound) = self.inbound() {
+            inbound.connected(conn_id, &info);
+        }
+        Ok((conn_id, info))
+    }
+
+    fn report_bad_peer(&self, message: String) {
+        if let Some(inbound) = self.inbound() {
+            inbound.bad_peer(message);
+        }
+    }
+}
+
+async fn accept_loop(transport: Arc<Transport>, listener: TcpListener, done: oneshot::Sender<()>) {
+    let mut shutdown = transport.shutdown_signal();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => {
+                    if transport.handshakes.load(Ordering::Relaxed) >= MAX_PENDING_HANDSHAKES as u64 {
+                        drop(stream); // too many half-open connections: shed load
+                        continue;
+                    }
+                    transport.handshakes.fetch_add(1, Ordering::Relaxed);
+                    let transport = transport.clone();
+                    tokio::spawn(async move {
+                        let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, transport.accept(stream)).await;
+                        transport.handshakes.fetch_sub(1, Ordering::Relaxed);
+                        let error = match result {
+                            Ok(Ok(())) => return,
+                            Ok(Err(error)) => error,
+                            Err(_) => format!("no handshake within {HANDSHAKE_TIMEOUT:?}"),
+                        };
+                        transport.report_bad_peer(format!("closed connection from {addr}: {error}"));
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: report, breathe, keep serving.
+                    transport.report_bad_peer(format!("accept failed: {error}"));
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    drop(listener);
+    let _ = done.send(());
+}
+
+/// Read exactly one frame (handshake phase).
+async fn read_one(reader: &mut OwnedReadHalf, buffer: &mut BytesMut, max_frame_bytes: usize) -> std::result::Result<Message, String> {
+    loop {
+        match protocol::decode(buffer, max_frame_bytes) {
+            Ok(Some(message)) => return Ok(message),
+            Ok(None) => {}
+            Err(error) => return Err(error.to_string()),
+        }
+        let read = reader.read_buf(buffer).await.map_err(|e| format!("read failed: {e}"))?;
+        if read == 0 {
+            return Err("connection closed during the handshake".into());
+        }
+    }
+}
+
+async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut out = BytesMut::new();
+    while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+        let mut close = false;
+        for item in batch.drain(..) {
+            match item {
+                Outgoing::Frame(frame) => out.extend_from_slice(&frame),
+                Outgoing::Close { reason, tell_peer } => {
+                    if tell_peer {
+                        out.extend_from_slice(&protocol::encode(&Message::Goodbye { reason }));
+                    }
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if !out.is_empty() {
+            if writer.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+        if close {
+            let _ = writer.shutdown().await;
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+async fn read_loop(transport: Arc<Transport>, conn: ConnId, peer: NodeRef, mut reader: OwnedReadHalf, mut buffer: BytesMut, go: oneshot::Receiver<()>) {
+    if go.await.is_err() {
+        return;
+    }
+    let Some(inbound) = transport.inbound() else { return };
+    buffer.reserve(READ_BUFFER_BYTES);
+    let max = transport.identity.max_frame_bytes;
+    let reason = loop {
+        loop {
+            match protocol::decode(&mut buffer, max) {
+                Ok(Some(Message::Goodbye { reason })) => {
+                    // Frames after a goodbye are not processed.
+                    transport.drop_conn(conn, &format!("peer said goodbye: {reason}"), false);
+                    return;
+                }
+                Ok(Some(other @ (Message::Hello(_) | Message::Welcome(_) | Message::Reject { .. }))) => {
+                    let reason = format!("unexpected {} after the handshake", message_name(&other));
+                    transport.report_bad_peer(format!("closed connection to {}:{}: {reason}", peer.host, peer.port));
+                    transport.drop_conn(conn, &reason, true);
+                    return;
+                }
+                Ok(Some(message)) => inbound.message(conn, &peer, message),
+                Ok(None) => break,
+                Err(error) => {
+                    report_frame_error(&transport, &peer, &error);
+                    transport.drop_conn(conn, &format!("protocol error: {error}"), true);
+                    return;
+                }
+            }
+        }
+        // No check that the connection still exists: dropping it aborts this task, which
+        // takes effect at the read below.
+        if buffer.capacity() - buffer.len() < READ_BUFFER_BYTES / 16 {
+            // Reclaim the consumed front (or grow) once per 64 KiB, not a little at every read.
+            buffer.reserve(READ_BUFFER_BYTES);
+        }
+        match reader.read_buf(&mut buffer).await {
+            Ok(0) => break "peer closed the connection".to_string(),
+            Ok(_) => {}
+            Err(error) => break format!("read failed: {error}"),
+        }
+    };
+    transport.drop_conn(conn, &reason, false);
+}
+
+fn report_frame_error(transport: &Transport, peer: &NodeRef, error: &FrameError) {
+    transport.report_bad_peer(format!("closed connection to {}:{}: {error}", peer.host, peer.port));
+}
+
+fn message_name(message: &Message) -> &'static str {
+    match message {
+        Message::Hello(_) => "Hello",
+        Message::Welcome(_) => "Welcome",
+        Message::Reject { .. } => "Reject",
+        Message::Peers(_) => "Peers",
+        Message::Broadcast { .. } => "Broadcast",
+        Message::Whisper { .. } => "Whisper",
+        Message::Event { .. } => "Event",
+        Message::Request { .. } => "Request",
+        Message::Response { .. } => "Response",
+        Message::Goodbye { .. } => "Goodbye",
+    }
+}
