@@ -166,10 +166,11 @@ fn dict_op(kind: u32, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<UserOp> {
     }
 }
 
-/// The value a get or delete produced (`None` for a set).
+/// The value a get read or a delete removed (`None` for a set, whose resolution is the news).
 fn value_of(output: OpOutput) -> Option<Vec<u8>> {
     match output {
         OpOutput::Value(value) => value,
+        OpOutput::Written { previous, .. } => previous,
         _ => None,
     }
 }
@@ -301,6 +302,7 @@ fn config_of(options: StartOptions) -> Result<Config> {
             join: c.join.unwrap_or(defaults.join),
             events: c.events.unwrap_or(defaults.events),
             stabilize_interval: c.stabilize_ms.map_or(defaults.stabilize_interval, |ms| Duration::from_millis(ms as u64)),
+            successor_list: None,
         }
     });
     Ok(config)
@@ -459,10 +461,10 @@ impl NativeNode {
     #[napi]
     pub fn submit(&self, ops: Vec<JsOp>) -> Result<()> {
         for op in ops {
-            let id = op.id;
+            let (id, is_set) = (op.id, op.kind == 1);
             let user_op = dict_op(op.kind, op.key.to_vec(), op.value.map(|v| v.to_vec()))?;
             let completions = self.completions.clone();
-            guarded_sync(|| self.node.submit(user_op, move |result| completions.push(Done { id, result: result.map(value_of) })))?;
+            guarded_sync(|| self.node.submit(user_op, move |result| completions.push(Done { id, result: result.map(|output| if is_set { None } else { value_of(output) }) })))?;
         }
         Ok(())
     }

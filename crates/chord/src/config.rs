@@ -116,18 +116,21 @@ pub struct ChordConfig {
     /// Report `Added` / `Deleted` events for the whole ring.
     pub events: bool,
     pub stabilize_interval: Duration,
+    /// Successor-list length when set (at least 2); by default `max(replicas + 1, 4)`. Not a
+    /// user option: the simulator's studies vary it (Stoica et al.'s `r`).
+    pub successor_list: Option<usize>,
 }
 
 impl Default for ChordConfig {
     fn default() -> Self {
-        ChordConfig { replicas: DEFAULT_REPLICAS, join: true, events: true, stabilize_interval: DEFAULT_STABILIZE_INTERVAL }
+        ChordConfig { replicas: DEFAULT_REPLICAS, join: true, events: true, stabilize_interval: DEFAULT_STABILIZE_INTERVAL, successor_list: None }
     }
 }
 
 impl ChordConfig {
     /// At least r + 1 successors, so r − 1 replicas remain placeable after a failure.
     pub fn successor_list_len(&self) -> usize {
-        (self.replicas + 1).max(4)
+        self.successor_list.map_or((self.replicas + 1).max(4), |len| len.max(2))
     }
 
     pub fn validate(&self) -> Result<()> {

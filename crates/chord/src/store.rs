@@ -55,17 +55,13 @@ struct Bucket {
 
 /// Entries keyed by `(ring position, key)`: positions collide only for equal hashes, and the key
 /// keeps such entries apart.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Store {
     entries: BTreeMap<(Id, Vec<u8>), Entry>,
+    /// Empty until the first entry arrives: a node that stores nothing (a client, or one of
+    /// the simulator's 100,000 routing-only nodes) does not pay for 2^12 buckets.
     buckets: Vec<Bucket>,
     live: usize,
-}
-
-impl Default for Store {
-    fn default() -> Self {
-        Store { entries: BTreeMap::new(), buckets: vec![Bucket::default(); BUCKETS], live: 0 }
-    }
 }
 
 /// An entry's contribution to arc digests: the first 16 bytes of BLAKE3 over
@@ -101,6 +97,9 @@ impl Store {
     }
 
     fn account(&mut self, position: Id, entry: &Entry, sign: i32) {
+        if self.buckets.is_empty() {
+            self.buckets = vec![Bucket::default(); BUCKETS];
+        }
         let bucket = &mut self.buckets[bucket_of(position)];
         bucket.digest ^= entry.hash;
         if sign > 0 {
@@ -204,6 +203,9 @@ impl Store {
     /// (XOR of entry hashes, live count) over `(from, to]`: whole buckets from their running
     /// aggregates, the two end buckets entry by entry.
     fn fold_arc(&self, from: Id, to: Id) -> (u128, usize) {
+        if self.buckets.is_empty() {
+            return (0, 0);
+        }
         // Partial ranges only: here `a == b` means an empty range, not the whole ring.
         let exact = |a: Id, b: Id| {
             if a == b {
@@ -257,6 +259,9 @@ impl Store {
     /// The digest of each piece of [`Store::split_arc`]`(from, to)`; whole buckets come from
     /// their running aggregate.
     pub fn sub_digests(&self, from: Id, to: Id) -> Vec<[u8; 16]> {
+        if self.buckets.is_empty() {
+            return vec![[0; 16]; Store::split_arc(from, to).len()];
+        }
         Store::split_arc(from, to)
             .into_iter()
             .map(|(a, b)| {
@@ -279,7 +284,7 @@ impl Store {
             covered.iter().any(|(a, b)| start.in_half_open(*a, *b) && end.in_half_open(*a, *b) && a.distance_to(start) <= a.distance_to(end))
         };
         let mut out = Vec::new();
-        for bucket in 0..BUCKETS {
+        for bucket in 0..self.buckets.len() {
             if self.buckets[bucket].entries == 0 || wholly_inside(bucket) {
                 continue;
             }

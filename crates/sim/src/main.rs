@@ -1,6 +1,7 @@
-//! `chord-sim`: command-line front end of the deterministic Chord ring simulator (see the
-//! library docs: Stoica et al. 2001 routing, Zave 2017 maintenance). Parses flags, runs the
-//! studies, prints each table and writes `sim-<study>.md` and `sim-<study>.svg`.
+//! `chord-sim`: command-line front end of the deterministic simulator of the chordnet engine
+//! (see the library docs). Parses flags, runs the studies, prints each table, writes
+//! `sim-<study>.md` and `sim-<study>.svg`, and exits non-zero when a run broke an invariant
+//! (printing the command that replays it).
 
 use chord_sim::studies::{self, Params, STUDIES};
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 const USAGE: &str = "\
-Deterministic Chord ring simulator: drives chord::routing::Routing over an in-memory network.
+Deterministic simulator: the chordnet engine's own machines over an in-memory network.
 
 Usage: chord-sim <study> [options]        (npm run sim -- <study> [options])
 
@@ -19,6 +20,9 @@ Studies:
              (default 10,000 nodes)
   churn      Poisson joins and failures, failed lookups and invariants per period
              (default 1,000 nodes, 200 periods, rates 0.5/1/2/5% per period)
+  faults     partitions, 5% message loss, 20% crashes with restarts, ±2 s clock skew, with
+             a write workload; ring and data invariants after every round
+             (default 1,000 nodes, 3 seeds per scenario)
   all        every study above
 
 Options:
@@ -31,7 +35,10 @@ Options:
   --rate F           churn: share of nodes changing per period, e.g. 0.01 (default: sweep)
   --succ R           successor-list length for hops and churn (default 4, the node's default)
   --max-rounds M     failures: stabilization rounds before giving up (default 100)
-  --quick            smaller defaults: hops 1,000+10,000, failures 2,000, churn 500 x 50
+  --seeds K          faults: seeds per scenario, from --seed up (default 3)
+  --scenario NAME    faults: run one scenario (partition-2, loss-5pct, crash-20pct, skew-2s)
+  --quick            smaller defaults: hops 1,000+10,000, failures 1,000, churn 500 x 50,
+                     faults 300 nodes
   -h, --help         this text
 ";
 
@@ -59,13 +66,15 @@ fn parse(args: &[String]) -> Result<Option<Cli>, String> {
             "--rate" => params.rate = Some(value()?.parse().map_err(|_| "--rate needs a number like 0.01")?),
             "--succ" => params.successor_list_len = number(&value()?)?,
             "--max-rounds" => params.max_rounds = number(&value()?)?,
+            "--seeds" => params.seeds = number(&value()?)?.max(1),
+            "--scenario" => params.scenario = Some(value()?),
             "--quick" => params.quick = true,
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             name if study.is_none() => study = Some(name.to_string()),
             extra => return Err(format!("unexpected argument {extra}")),
         }
     }
-    let study = study.ok_or("which study? hops, failures, churn or all")?;
+    let study = study.ok_or("which study? hops, failures, churn, faults or all")?;
     let studies = match study.as_str() {
         "all" => STUDIES.iter().map(|s| s.to_string()).collect(),
         name if STUDIES.contains(&name) => vec![study],
@@ -95,9 +104,11 @@ fn main() -> ExitCode {
         eprintln!("chord-sim: cannot create {}: {error}", cli.out.display());
         return ExitCode::FAILURE;
     }
+    let mut failed = Vec::new();
     for study in &cli.studies {
         let started = Instant::now();
         let output = studies::run(study, &cli.params).expect("known study");
+        failed.extend(output.failed.iter().cloned());
         println!("{}", output.markdown);
         println!("({study}: {:.1} s)\n", started.elapsed().as_secs_f64());
         for (ext, text) in [("md", &output.markdown), ("svg", &output.svg)] {
@@ -107,6 +118,13 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    }
+    if !failed.is_empty() {
+        eprintln!("chord-sim: {} run(s) broke an invariant:", failed.len());
+        for line in &failed {
+            eprintln!("  {line}");
+        }
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

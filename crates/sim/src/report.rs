@@ -32,6 +32,8 @@ pub struct Output {
     pub study: &'static str,
     pub markdown: String,
     pub svg: String,
+    /// Runs whose invariants failed, each with the command that replays it.
+    pub failed: Vec<String>,
 }
 
 /// `12345` → `12,345`.

@@ -3,25 +3,28 @@
 //! build a ring, and the invariants checked after every round.
 //!
 //! Invariants (Zave 2017 calls the strict one `OneOrderedRing` with no appendages): every live
-//! node's successor list holds a live node, and following first live successors from any live
-//! node visits all live nodes in id order as one cycle. "Correct" additionally asks every live
-//! node's successor and predecessor to be its live neighbours by id.
+//! member's successor list holds a live node, and following first live successors from any
+//! live member visits all live members in id order as one cycle. "Correct" additionally asks
+//! every live member's successor and predecessor to be its live neighbours by id — which is
+//! also what makes every position of the ring owned by exactly one live member (a member owns
+//! `(predecessor, itself]`).
 
-use crate::maintenance;
-use crate::network::Network;
+use crate::net::{NetConfig, Sim};
+use chord::engine::{OpId, UserOp};
 use chord::id::ID_BITS;
+use chord::routing::Routing;
 use chord::Id;
 use rand::Rng;
 use std::collections::BTreeSet;
 
-/// Live ids at one moment, sorted: answers ownership questions by binary search.
+/// Live members at one moment, sorted: answers ownership questions by binary search.
 pub struct Snapshot {
     pub ids: Vec<Id>,
 }
 
 impl Snapshot {
-    pub fn of(net: &Network) -> Snapshot {
-        Snapshot { ids: net.live_ids() }
+    pub fn of(sim: &Sim) -> Snapshot {
+        Snapshot { ids: sim.live_ids().into_iter().filter(|&id| sim.routing(id).is_some()).collect() }
     }
 
     pub fn len(&self) -> usize {
@@ -54,13 +57,19 @@ impl Snapshot {
         (index + self.ids.len() - 1) % self.ids.len()
     }
 
+    /// The owner and its next `r − 1` members: where a key at `position` should live.
+    pub fn replica_set(&self, position: Id, r: usize) -> Vec<Id> {
+        let owner = self.owner_index(position);
+        (0..r.min(self.len())).map(|k| self.ids[(owner + k) % self.len()]).collect()
+    }
+
     /// The distinct owners of `me`'s finger starts (excluding `me`): the ideal finger set.
     pub fn ideal_fingers(&self, me: Id) -> BTreeSet<Id> {
         (0..ID_BITS).map(|i| self.ids[self.owner_index(me.finger_start(i))]).filter(|&o| o != me).collect()
     }
 }
 
-/// Random distinct node ids (uniform, as BLAKE3 of address and salt is).
+/// Random distinct node ids (uniform, as BLAKE3 of a public key is).
 pub fn random_ids(rng: &mut impl Rng, count: usize) -> Vec<Id> {
     let mut ids = BTreeSet::new();
     while ids.len() < count {
@@ -69,35 +78,36 @@ pub fn random_ids(rng: &mut impl Rng, count: usize) -> Vec<Id> {
     ids.into_iter().collect()
 }
 
-/// A network whose nodes already hold the ideal routing state, written through `Routing`'s own
-/// entry points (`join`, `on_notify`, `set_finger`).
-pub fn build_ideal(ids: &[Id], successor_list_len: usize) -> Network {
-    let mut net = Network::new(successor_list_len);
+/// A network whose members already hold the ideal routing state, written through `Routing`'s
+/// own entry points (`join`, `on_notify`, `set_finger`).
+pub fn build_ideal(ids: &[Id], config: NetConfig) -> Sim {
+    let mut sim = Sim::new(config);
     for &id in ids {
-        net.spawn(id);
+        sim.spawn(id);
     }
-    let snapshot = Snapshot::of(&net);
+    let snapshot = Snapshot::of(&sim);
     for (index, &id) in snapshot.ids.iter().enumerate() {
-        install_ideal(&mut net, &snapshot, index, id);
+        let list_len = sim.config.chord.successor_list_len();
+        let mut routing = Routing::new(Sim::node_ref(id), list_len);
+        install_ideal(&mut routing, &snapshot, index, list_len);
+        sim.engine_mut(id).expect("spawned").core_mut().ring = Some(routing);
     }
-    net
+    sim
 }
 
-fn install_ideal(net: &mut Network, snapshot: &Snapshot, index: usize, me: Id) {
+fn install_ideal(routing: &mut Routing, snapshot: &Snapshot, index: usize, list_len: usize) {
     let n = snapshot.len();
     if n < 2 {
         return;
     }
-    let list_len = net.successor_list_len().min(n - 1);
-    let successors = (1..=list_len).map(|k| Network::node_ref(snapshot.ids[(index + k) % n])).collect();
-    let predecessor = Network::node_ref(snapshot.ids[snapshot.prev(index)]);
-    let routing = net.routing_mut(me).expect("spawned");
+    let me = snapshot.ids[index];
+    let successors = (1..=list_len.min(n - 1)).map(|k| Sim::node_ref(snapshot.ids[(index + k) % n])).collect();
     routing.join(successors);
-    routing.on_notify(&predecessor);
+    routing.on_notify(&Sim::node_ref(snapshot.ids[snapshot.prev(index)]));
     let mut i = 0;
     while i < ID_BITS {
         let owner = snapshot.ids[snapshot.owner_index(me.finger_start(i))];
-        routing.set_finger(i, Network::node_ref(owner));
+        routing.set_finger(i, Sim::node_ref(owner));
         i += 1;
         // set_finger filled every later finger whose start is in (me, owner] too.
         while owner != me && i < ID_BITS && me.finger_start(i).in_half_open(me, owner) {
@@ -106,28 +116,26 @@ fn install_ideal(net: &mut Network, snapshot: &Snapshot, index: usize, me: Id) {
     }
 }
 
-/// Live nodes whose distinct fingers differ from the ideal set.
-pub fn finger_mismatches(net: &Network) -> usize {
-    let snapshot = Snapshot::of(net);
+/// Live members whose distinct fingers differ from the ideal set.
+pub fn finger_mismatches(sim: &Sim) -> usize {
+    let snapshot = Snapshot::of(sim);
     let wrong = |&id: &Id| {
-        let routing = net.routing(id).expect("live");
-        let have: BTreeSet<Id> = routing.distinct_fingers().iter().map(|n| n.id).collect();
+        let have: BTreeSet<Id> = sim.routing(id).expect("member").distinct_fingers().iter().map(|n| n.id).collect();
         have != snapshot.ideal_fingers(id)
     };
     snapshot.ids.iter().filter(|id| wrong(id)).count()
 }
 
-/// Live nodes with a finger that points at a dead node (fix-fingers has not replaced it yet).
-pub fn stale_finger_nodes(net: &Network) -> usize {
-    let stale = |id: &Id| net.routing(*id).expect("live").distinct_fingers().iter().any(|f| !net.is_alive(f.id));
-    net.live_ids().iter().filter(|id| stale(id)).count()
+/// Live members with a finger that points at a dead node (fix-fingers has not replaced it yet).
+pub fn stale_finger_nodes(sim: &Sim) -> usize {
+    let stale = |id: &Id| sim.routing(*id).expect("member").distinct_fingers().iter().any(|f| !sim.is_alive(f.id));
+    Snapshot::of(sim).ids.iter().filter(|id| stale(id)).count()
 }
 
-/// Live nodes whose successor list still names a dead node (beyond the first, which
-/// stabilization already fixed); such entries are purged as lists propagate backwards.
-pub fn stale_successor_nodes(net: &Network) -> usize {
-    let stale = |id: &Id| net.routing(*id).expect("live").successors().iter().any(|s| !net.is_alive(s.id));
-    net.live_ids().iter().filter(|id| stale(id)).count()
+/// Live members whose successor list still names a dead node.
+pub fn stale_successor_nodes(sim: &Sim) -> usize {
+    let stale = |id: &Id| sim.routing(*id).expect("member").successors().iter().any(|s| !sim.is_alive(s.id));
+    Snapshot::of(sim).ids.iter().filter(|id| stale(id)).count()
 }
 
 /// Growth per round when building a ring by joins: 10% of the current size joins each round,
@@ -145,80 +153,85 @@ pub struct JoinBuild {
 
 /// Build a ring of `target` nodes from one node by real joins and maintenance rounds, then
 /// run rounds until the ring is correct and every finger ideal (at most `max_settle` rounds).
-pub fn build_by_joins(rng: &mut impl Rng, target: usize, successor_list_len: usize, max_settle: usize) -> (Network, JoinBuild) {
-    let mut net = Network::new(successor_list_len);
+pub fn build_by_joins(config: NetConfig, target: usize, max_settle: usize) -> (Sim, JoinBuild) {
+    let mut sim = Sim::new(config);
+    let round = sim.config.round_ms();
     let mut build = JoinBuild::default();
-    net.spawn(Id(rng.gen()));
-    while net.live_count() < target {
-        let batch = ((net.live_count() as f64 * JOIN_GROWTH_PER_ROUND).ceil() as usize).min(target - net.live_count());
-        for _ in 0..batch {
-            build.aborted_joins += usize::from(!join_random(&mut net, rng));
+    let first = Id(sim.rng().gen());
+    sim.spawn(first);
+    while sim.live_count() < target {
+        let batch = ((sim.live_count() as f64 * JOIN_GROWTH_PER_ROUND).ceil() as usize).min(target - sim.live_count());
+        let joins: Vec<(Id, OpId)> = (0..batch).filter_map(|_| start_join(&mut sim)).collect();
+        sim.run_for(round);
+        for (id, op) in joins {
+            if !matches!(sim.take_result(op), Some(Ok(_))) || sim.routing(id).is_none_or(|r| r.is_alone()) {
+                // The join did not happen: the node leaves again and another is drawn.
+                sim.crash(id);
+                build.aborted_joins += 1;
+            }
         }
-        maintenance::round(&mut net, rng);
         build.growth_rounds += 1;
     }
-    while build.settle_rounds < max_settle && !(health(&net).correct() && finger_mismatches(&net) == 0) {
-        maintenance::round(&mut net, rng);
+    while build.settle_rounds < max_settle && !(health(&sim).correct() && finger_mismatches(&sim) == 0) {
+        sim.run_for(round);
         build.settle_rounds += 1;
     }
-    build.converged = health(&net).correct() && finger_mismatches(&net) == 0;
-    (net, build)
+    build.converged = health(&sim).correct() && finger_mismatches(&sim) == 0;
+    (sim, build)
 }
 
-/// A new node with a random id joins through a random live node. A join that does not happen
-/// (see `maintenance::join`) leaves the node out of the ring: it is removed again.
-pub fn join_random(net: &mut Network, rng: &mut impl Rng) -> bool {
-    let Some(bootstrap) = net.random_live(rng) else { return false };
-    let id = Id(rng.gen());
-    if !net.spawn(id) {
-        return false;
+/// A new node with a random id joins through a random live member; returns it and its op.
+pub fn start_join(sim: &mut Sim) -> Option<(Id, OpId)> {
+    let bootstrap = sim.random_live()?;
+    let id = Id(sim.rng().gen());
+    if !sim.spawn(id) {
+        return None;
     }
-    let joined = maintenance::join(net, id, bootstrap);
-    if !joined {
-        net.kill(id);
-    }
-    joined
+    let op = sim.start_op(id, UserOp::JoinThrough(Sim::node_ref(bootstrap)))?;
+    Some((id, op))
 }
 
-/// Invariant and correctness counts over the live nodes.
+/// Invariant and correctness counts over the live members.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Health {
     pub live: usize,
     /// Successor list holds no live node.
     pub no_live_successor: usize,
-    /// First live successor is not the next live node by id.
+    /// First live successor is not the next live member by id.
     pub misordered: usize,
     /// Cycles of the first-live-successor graph (1 on a healthy ring).
     pub cycles: usize,
     /// Some cycle does not go round the ring exactly once in id order.
     pub unordered_cycles: usize,
-    /// Live nodes on no cycle (Zave's appendages: e.g. joiners not yet linked in).
+    /// Live members on no cycle (Zave's appendages: e.g. joiners not yet linked in).
     pub off_cycle: usize,
-    /// `successor()` is not the next live node.
+    /// `successor()` is not the next live member.
     pub wrong_successor: usize,
-    /// Predecessor is not the previous live node.
+    /// Predecessor is not the previous live member: the ring has a position owned by no live
+    /// member or by two (a member owns `(predecessor, itself]`).
     pub wrong_predecessor: usize,
 }
 
 impl Health {
-    /// The strict invariant of the brief: one ordered cycle through every live node.
+    /// The strict invariant: one ordered cycle through every live member.
     pub fn invariant_holds(&self) -> bool {
         self.no_live_successor == 0 && self.misordered == 0
     }
 
-    /// Nodes that break the strict invariant.
+    /// Members that break the strict invariant.
     pub fn violations(&self) -> usize {
         self.no_live_successor + self.misordered
     }
 
+    /// One ordered cycle, no appendages, and every position owned by exactly one live member.
     pub fn correct(&self) -> bool {
         self.invariant_holds() && self.wrong_successor == 0 && self.wrong_predecessor == 0
     }
 }
 
-/// Check every live node.
-pub fn health(net: &Network) -> Health {
-    let snapshot = Snapshot::of(net);
+/// Check every live member.
+pub fn health(sim: &Sim) -> Health {
+    let snapshot = Snapshot::of(sim);
     let n = snapshot.len();
     let mut health = Health { live: n, ..Health::default() };
     if n < 2 {
@@ -227,7 +240,7 @@ pub fn health(net: &Network) -> Health {
     }
     let mut first_live = vec![None; n];
     for (index, &id) in snapshot.ids.iter().enumerate() {
-        let routing = net.routing(id).expect("live");
+        let routing = sim.routing(id).expect("member");
         let next = snapshot.ids[snapshot.next(index)];
         let prev = snapshot.ids[snapshot.prev(index)];
         first_live[index] = routing.successors().iter().find_map(|s| snapshot.index_of(s.id));
@@ -281,19 +294,18 @@ mod tests {
     #[test]
     fn ideal_ring_is_correct_and_has_ideal_fingers() {
         let mut rng = StdRng::seed_from_u64(3);
-        let net = build_ideal(&random_ids(&mut rng, 200), 4);
-        let h = health(&net);
+        let sim = build_ideal(&random_ids(&mut rng, 200), NetConfig::new(3));
+        let h = health(&sim);
         assert!(h.correct(), "{h:?}");
         assert_eq!((h.cycles, h.off_cycle, h.unordered_cycles), (1, 0, 0));
-        assert_eq!(finger_mismatches(&net), 0);
+        assert_eq!(finger_mismatches(&sim), 0);
     }
 
     #[test]
     fn a_ring_built_by_joins_converges_to_the_ideal_state() {
-        let mut rng = StdRng::seed_from_u64(4);
-        let (net, build) = build_by_joins(&mut rng, 150, 4, 200);
-        assert!(build.converged, "{build:?} {:?}", health(&net));
-        assert_eq!(net.live_count() + build.aborted_joins, 150 + build.aborted_joins);
+        let (sim, build) = build_by_joins(NetConfig::new(4), 150, 200);
+        assert!(build.converged, "{build:?} {:?}", health(&sim));
+        assert_eq!(sim.live_count(), 150);
     }
 
     #[test]

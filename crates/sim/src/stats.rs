@@ -1,8 +1,20 @@
 //! Small statistics helpers: summaries of hop counts (nearest-rank percentiles), lookup tallies
 //! and the exponential inter-arrival times of a Poisson process.
 
-use crate::lookup::Outcome;
 use rand::Rng;
+
+/// How a lookup ended, judged against the oracle when it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The live, true owner, after this many remote hops.
+    Correct { hops: u32 },
+    /// The lookup gave up (its deadline passed, or it ran out of nodes to ask).
+    Failed,
+    /// The owner returned is dead.
+    DeadOwner,
+    /// The owner returned is alive but is not the owner (an inconsistent lookup).
+    WrongOwner,
+}
 
 /// Mean, median, 99th percentile and maximum of integer samples.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -52,7 +64,7 @@ pub fn histogram(samples: &[u32]) -> Vec<f64> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tally {
     pub total: usize,
-    pub dead_hop: usize,
+    pub gave_up: usize,
     pub dead_owner: usize,
     pub wrong_owner: usize,
     pub hops: Vec<u32>,
@@ -63,7 +75,7 @@ impl Tally {
         self.total += 1;
         match outcome {
             Outcome::Correct { hops } => self.hops.push(hops),
-            Outcome::DeadHop => self.dead_hop += 1,
+            Outcome::Failed => self.gave_up += 1,
             Outcome::DeadOwner => self.dead_owner += 1,
             Outcome::WrongOwner => self.wrong_owner += 1,
         }
@@ -71,7 +83,7 @@ impl Tally {
 
     pub fn merge(&mut self, other: &Tally) {
         self.total += other.total;
-        self.dead_hop += other.dead_hop;
+        self.gave_up += other.gave_up;
         self.dead_owner += other.dead_owner;
         self.wrong_owner += other.wrong_owner;
         self.hops.extend_from_slice(&other.hops);

@@ -52,8 +52,11 @@ pub enum Notice {
 /// What a user operation returns.
 #[derive(Clone, Debug, PartialEq)]
 pub enum OpOutput {
-    /// `get`: the value; `delete`: the value it had. `None` when absent.
+    /// `get`: the value, `None` when absent.
     Value(Option<Vec<u8>>),
+    /// `set` / `delete`: the live value replaced (`None` when absent) and the version the owner
+    /// gave the write (the zero version when a delete found nothing to delete).
+    Written { previous: Option<Vec<u8>>, version: crate::version::Version },
     Unit,
     Lookup(LookupInfo),
     Page(ScanPage),

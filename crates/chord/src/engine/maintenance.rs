@@ -17,24 +17,45 @@ fn finished() -> Step {
     Step::Done(Outcome::Unit(Ok(())))
 }
 
-/// Stabilize: ask the successor for `State`, adopt what it says, notify the (new) successor.
+/// Steps one stabilize may walk back through successors' predecessors before it settles for
+/// this round. Chord's stabilize takes one step a round, so a node whose successor is far off
+/// (a joiner whose lookup met stale fingers, a node that lost its whole successor list) would
+/// need a round per node in between; walking on within the round fixes it in milliseconds.
+pub const STABILIZE_STEPS: u32 = 16;
+
+/// Stabilize: ask the successor for `State` and adopt what it says; while it names a closer
+/// successor, ask that one too (up to [`STABILIZE_STEPS`]); then notify the successor.
 #[derive(Default)]
 pub struct Stabilize {
     asked: Option<(ReqId, NodeRef)>,
     notified: Option<(ReqId, NodeRef)>,
+    steps: u32,
+}
+
+impl Stabilize {
+    fn ask(&mut self, cx: &mut Cx<'_>, successor: NodeRef) -> Step {
+        self.steps += 1;
+        self.asked = Some((cx.request(&successor, Request::State), successor));
+        Step::Pending
+    }
+
+    fn notify(&mut self, cx: &mut Cx<'_>, target: NodeRef) -> Step {
+        let me = cx.core.me.clone();
+        self.notified = Some((cx.request(&target, Request::Notify(me)), target));
+        Step::Pending
+    }
 }
 
 impl Machine for Stabilize {
     fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
         match input {
-            Input::Start => {
-                let successor = match &cx.core.ring {
-                    Some(ring) if !ring.is_alone() => ring.successor().clone(),
-                    _ => return finished(),
-                };
-                self.asked = Some((cx.request(&successor, Request::State), successor));
-                Step::Pending
-            }
+            Input::Start => match &cx.core.ring {
+                Some(ring) if !ring.is_alone() => {
+                    let successor = ring.successor().clone();
+                    self.ask(cx, successor)
+                }
+                _ => finished(),
+            },
             Input::Reply(id, reply) if self.asked.as_ref().is_some_and(|(asked, _)| *asked == id) => {
                 let (_, successor) = self.asked.take().expect("checked");
                 match reply {
@@ -48,10 +69,11 @@ impl Machine for Stabilize {
                         if ring.successors().iter().map(|n| n.id).ne(before) {
                             cx.core.sync_wanted = true;
                         }
-                        let target = adopted.unwrap_or(successor);
-                        let me = cx.core.me.clone();
-                        self.notified = Some((cx.request(&target, Request::Notify(me)), target));
-                        Step::Pending
+                        match adopted {
+                            Some(closer) if self.steps < STABILIZE_STEPS => self.ask(cx, closer),
+                            Some(closer) => self.notify(cx, closer),
+                            None => self.notify(cx, successor),
+                        }
                     }
                     Ok(Response::Error { .. }) => {
                         cx.core.forget(successor.id);

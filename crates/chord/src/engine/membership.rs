@@ -19,11 +19,15 @@ use std::collections::VecDeque;
 
 /// Lookups of our successor through the bootstrap before a join gives up.
 const SUCCESSOR_ATTEMPTS: u32 = 5;
+/// Steps a join may walk back from the successor its lookup found, through predecessors, to
+/// the true one: a lookup through stale fingers (a ring still growing) can answer a node past
+/// our real successor, and only a predecessor between us and it can tell.
+const SUCCESSOR_CHECKS: u32 = 64;
 
 enum JoinState {
     Finding { attempt: u32, last_error: Option<Error> },
     Pausing { attempt: u32, last_error: Option<Error>, until: Millis },
-    Stating(ReqId),
+    Stating { asked: ReqId, checks: u32 },
     Pulling,
     Notifying(ReqId),
     Handing(Option<ReqId>),
@@ -64,7 +68,7 @@ impl Join {
         let JoinState::Finding { attempt, last_error } = std::mem::replace(&mut self.state, JoinState::Pulling) else { return Step::Pending };
         match result {
             Ok((successor, _)) if successor.id != cx.core.me.id => {
-                self.state = JoinState::Stating(cx.request(&successor, Request::State));
+                self.state = JoinState::Stating { asked: cx.request(&successor, Request::State), checks: 1 };
                 self.successor = Some(successor);
                 Step::Pending
             }
@@ -82,13 +86,20 @@ impl Join {
         }
     }
 
-    fn on_state(&mut self, cx: &mut Cx<'_>, reply: Result<Response, Error>) -> Step {
+    fn on_state(&mut self, cx: &mut Cx<'_>, reply: Result<Response, Error>, checks: u32) -> Step {
         let (predecessor, successors) = match reply {
             Ok(Response::State { predecessor, successors }) => (predecessor, successors),
             Ok(other) => return Join::done(Err(unexpected(other))),
             Err(error) => return Join::done(Err(error)),
         };
         let successor = self.successor.clone().expect("found");
+        let me = cx.core.me.id;
+        if let Some(closer) = predecessor.as_ref().filter(|p| p.id != me && p.id.in_open(me, successor.id) && checks < SUCCESSOR_CHECKS) {
+            // Its predecessor lies between us and it: that one is nearer our true successor.
+            self.state = JoinState::Stating { asked: cx.request(closer, Request::State), checks: checks + 1 };
+            self.successor = Some(closer.clone());
+            return Step::Pending;
+        }
         // Pull the arc we are about to own, (its predecessor, us], before anyone routes to us.
         self.from = predecessor.as_ref().map_or(successor.id, |p| p.id);
         let mine = (self.from, cx.core.me.id);
@@ -143,7 +154,10 @@ impl Machine for Join {
                 cx.spawn(Lookup::through(cx.core.me.id, self.bootstrap.clone()));
                 Step::Pending
             }
-            (JoinState::Stating(asked), Input::Reply(id, reply)) if *asked == id => self.on_state(cx, reply),
+            (JoinState::Stating { asked, checks }, Input::Reply(id, reply)) if *asked == id => {
+                let checks = *checks;
+                self.on_state(cx, reply, checks)
+            }
             (JoinState::Pulling, Input::Child(_, Outcome::Unit(_))) => self.on_pulled(cx),
             (JoinState::Notifying(asked), Input::Reply(id, _)) if *asked == id => self.hand_next(cx),
             (JoinState::Handing(None), Input::Child(_, Outcome::Owner(Ok((owner, _))))) if owner.id != cx.core.me.id => {

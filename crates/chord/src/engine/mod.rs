@@ -28,6 +28,7 @@ mod write;
 pub use self::core::{Core, Counters};
 pub use self::cx::{Action, LookupInfo, Millis, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, ScanPage};
 pub use self::route::DictOp;
+pub use self::maintenance::FINGERS_PER_ROUND;
 pub use self::sync::ITEM_BATCH_BYTES;
 
 use self::cx::{Cx, Input, Io, Machine, Outcome, Step, TaskId};
@@ -203,6 +204,19 @@ impl Engine {
     /// Requests in flight.
     pub fn in_flight(&self) -> usize {
         self.io.requests.len()
+    }
+
+    /// The nodes this engine would hold connections to: those it waits on for an answer and
+    /// those its routing state names.
+    pub fn peers_in_use(&self) -> Vec<Id> {
+        let mut peers: Vec<Id> = self.io.requests.values().map(|r| r.to.id).collect();
+        if let Some(ring) = &self.core.ring {
+            peers.extend(ring.successors().iter().chain(ring.predecessor()).map(|n| n.id));
+            peers.extend(ring.distinct_fingers().iter().map(|n| n.id));
+        }
+        peers.sort_unstable();
+        peers.dedup();
+        peers
     }
 
     /// When [`Engine::handle_timeout`] should be called next.

@@ -152,8 +152,9 @@ impl Routed {
     fn output(&self, response: Response) -> Result<OpOutput> {
         match (self.op, response) {
             (DictOp::Get, Response::Value { item, .. }) => Ok(OpOutput::Value(item.and_then(|i| i.value).map(ByteBuf::into_vec))),
-            (DictOp::Set, Response::Written { .. }) => Ok(OpOutput::Unit),
-            (DictOp::Delete, Response::Written { previous, .. }) => Ok(OpOutput::Value(previous.map(ByteBuf::into_vec))),
+            (DictOp::Set | DictOp::Delete, Response::Written { previous, version, .. }) => {
+                Ok(OpOutput::Written { previous: previous.map(ByteBuf::into_vec), version })
+            }
             (_, other) => Err(unexpected(other)),
         }
     }

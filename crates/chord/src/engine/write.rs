@@ -56,7 +56,10 @@ impl OwnerWrite {
         }
         self.arc = ring.primary_arc().unwrap_or((cx.core.me.id, cx.core.me.id));
         let successors = ring.successors().to_vec();
-        self.previous = cx.core.store.get(&self.key).map(|(v, _)| ByteBuf::from(v.to_vec()));
+        // Only a delete reports what it replaced (pop() needs it); a set does not copy it.
+        if self.mode == WriteMode::Delete {
+            self.previous = cx.core.store.get(&self.key).map(|(v, _)| ByteBuf::from(v.to_vec()));
+        }
         if self.mode == WriteMode::Delete && self.previous.is_none() {
             return Step::Done(Outcome::Response(Response::Written { previous: None, version: Version::default(), arc: self.arc }));
         }

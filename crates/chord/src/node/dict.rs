@@ -78,9 +78,10 @@ impl Node {
     }
 }
 
+/// A get's value, or the value a delete removed.
 fn value(output: OpOutput) -> Result<Option<Vec<u8>>> {
     match output {
-        OpOutput::Value(value) => Ok(value),
+        OpOutput::Value(value) | OpOutput::Written { previous: value, .. } => Ok(value),
         other => Err(Error::Protocol(format!("a read ended with {other:?}"))),
     }
 }

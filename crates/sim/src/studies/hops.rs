@@ -5,12 +5,12 @@
 //!
 //! Rings hold the ideal state written through `Routing` and verified (ring correct, every
 //! finger the owner of its start); the smallest size is also built by real joins plus
-//! stabilization, which must reach the same state.
+//! stabilization, which must reach the same state. Lookups are the engine's `lookup()` on a
+//! quiet ring (maintenance paused); the maintenance cost is measured on a second copy of the
+//! ring running the engine's maintenance rounds, up to 10,000 nodes.
 
 use super::{measure_lookups, Params};
-use crate::lookup::Policy;
-use crate::maintenance;
-use crate::network::{Counters, Network};
+use crate::net::{Counters, NetConfig, Sim};
 use crate::report::{fixed, thousands, Output, Table};
 use crate::ring::{self, Health};
 use crate::stats::{histogram, Summary};
@@ -25,6 +25,8 @@ const QUICK_SIZES: [usize; 2] = [1_000, 10_000];
 /// Maintenance rounds averaged for the message count: fix-fingers walks the table 8 fingers
 /// per round, so one round alone would be noisy.
 const MESSAGE_ROUNDS: usize = 4;
+/// Largest ring whose maintenance traffic is simulated (100,000 nodes would take minutes).
+const MAX_MESSAGE_SIZE: usize = 10_000;
 /// Largest ring also built by joins (one join-built ring per run keeps `all` short).
 const MAX_JOINED_SIZE: usize = 1_000;
 /// Rounds a join-built ring may take to settle after its last join.
@@ -38,7 +40,7 @@ struct Row {
     failed: usize,
     fingers: (f64, usize, usize),
     successors: (f64, usize, usize),
-    messages: [f64; 5],
+    messages: Option<[f64; 5]>,
     after: Health,
     finger_mismatches: usize,
 }
@@ -51,35 +53,48 @@ pub fn run(params: &Params) -> Output {
     };
     let mut rows = Vec::new();
     for (i, &n) in sizes.iter().enumerate() {
-        let mut rng = StdRng::seed_from_u64(params.seed.wrapping_add(i as u64));
-        let mut net = ring::build_ideal(&ring::random_ids(&mut rng, n), params.successor_list_len);
-        assert_eq!(ring::finger_mismatches(&net), 0, "ideal fingers");
-        rows.push(measure(&mut net, &mut rng, params, thousands(n)));
+        let seed = params.seed.wrapping_add(i as u64);
+        let ids = ring::random_ids(&mut StdRng::seed_from_u64(seed), n);
+        let mut sim = ring::build_ideal(&ids, quiet(params.net_config(seed, params.successor_list_len)));
+        assert_eq!(ring::finger_mismatches(&sim), 0, "ideal fingers");
+        let mut row = measure(&mut sim, params, thousands(n));
+        if n <= MAX_MESSAGE_SIZE {
+            let mut busy = ring::build_ideal(&ids, params.net_config(seed, params.successor_list_len));
+            row.messages = Some(maintenance_cost(&mut busy));
+            row.after = ring::health(&busy);
+            row.finger_mismatches = ring::finger_mismatches(&busy);
+        }
+        rows.push(row);
     }
     let mut notes = Vec::new();
     if let Some(&smallest) = sizes.iter().min().filter(|&&n| n <= MAX_JOINED_SIZE) {
-        let mut rng = StdRng::seed_from_u64(params.seed.wrapping_add(1000));
-        let (mut net, build) = ring::build_by_joins(&mut rng, smallest, params.successor_list_len, SETTLE_ROUNDS);
+        let config = params.net_config(params.seed.wrapping_add(1000), params.successor_list_len);
+        let (mut sim, build) = ring::build_by_joins(config, smallest, SETTLE_ROUNDS);
         notes.push(format!(
             "The {}-node ring built by joins (10% more nodes per round, each joining through a random member; {} joins did not happen and were redrawn) took {} growth rounds, then {} rounds until ring and every finger were ideal (converged: {}).",
             thousands(smallest), build.aborted_joins, build.growth_rounds, build.settle_rounds, build.converged
         ));
-        let label = format!("{} (joins)", thousands(net.live_count()));
-        rows.push(measure(&mut net, &mut rng, params, label));
+        let label = format!("{} (joins)", thousands(sim.live_count()));
+        let mut row = measure(&mut sim, params, label);
+        row.messages = Some(maintenance_cost(&mut sim));
+        row.after = ring::health(&sim);
+        row.finger_mismatches = ring::finger_mismatches(&sim);
+        rows.push(row);
     }
     output(&rows, &notes, params)
 }
 
-fn measure(net: &mut Network, rng: &mut StdRng, params: &Params, label: String) -> Row {
-    let tally = measure_lookups(net, rng, params.lookups, Policy::FirstTry);
-    let ids = net.live_ids();
-    let fingers: Vec<usize> = ids.iter().map(|&id| net.routing(id).expect("live").distinct_fingers().len()).collect();
-    let successors: Vec<usize> = ids.iter().map(|&id| net.routing(id).expect("live").successors().len()).collect();
-    let before = net.counters;
-    for _ in 0..MESSAGE_ROUNDS {
-        maintenance::round(net, rng);
-    }
-    let sent = net.counters.since(&before);
+/// Maintenance paused (the longest stabilize period): lookups on a ring that stays put.
+fn quiet(mut config: NetConfig) -> NetConfig {
+    config.chord.stabilize_interval = chord::config::MAX_STABILIZE_INTERVAL;
+    config
+}
+
+fn measure(sim: &mut Sim, params: &Params, label: String) -> Row {
+    let tally = measure_lookups(sim, params.lookups);
+    let ids = sim.live_ids();
+    let fingers: Vec<usize> = ids.iter().map(|&id| sim.routing(id).expect("live").distinct_fingers().len()).collect();
+    let successors: Vec<usize> = ids.iter().map(|&id| sim.routing(id).expect("live").successors().len()).collect();
     Row {
         label,
         n: ids.len(),
@@ -88,10 +103,19 @@ fn measure(net: &mut Network, rng: &mut StdRng, params: &Params, label: String) 
         failed: tally.failed(),
         fingers: spread(&fingers),
         successors: spread(&successors),
-        messages: per_node_round(&sent, ids.len()),
-        after: ring::health(net),
-        finger_mismatches: ring::finger_mismatches(net),
+        messages: None,
+        after: ring::health(sim),
+        finger_mismatches: ring::finger_mismatches(sim),
     }
+}
+
+/// Requests per node per round while the engines run their maintenance on a settled ring.
+fn maintenance_cost(sim: &mut Sim) -> [f64; 5] {
+    let round = sim.config.round_ms();
+    sim.run_for(2 * round); // past the first, jittered, tick of every node
+    let before = sim.counters;
+    sim.run_for(MESSAGE_ROUNDS as u64 * round);
+    per_node_round(&sim.counters.since(&before), sim.live_count())
 }
 
 fn spread(values: &[usize]) -> (f64, usize, usize) {
@@ -101,7 +125,7 @@ fn spread(values: &[usize]) -> (f64, usize, usize) {
 
 fn per_node_round(sent: &Counters, n: usize) -> [f64; 5] {
     let per = |count: u64| count as f64 / (n * MESSAGE_ROUNDS) as f64;
-    [per(sent.state), per(sent.notify), per(sent.ping), per(sent.find_successor), per(sent.total())]
+    [per(sent.state), per(sent.notify), per(sent.ping), per(sent.find_successor), per(sent.maintenance() + sent.data)]
 }
 
 fn half_log2(n: usize) -> f64 {
@@ -125,9 +149,9 @@ fn output(rows: &[Row], notes: &[String], params: &Params) -> Output {
             format!("{} ({}–{})", fixed(r.successors.0, 1), r.successors.1, r.successors.2),
         ]);
     }
-    let mut maintenance = Table::new(&["N", "State", "Notify", "Ping", "FindSuccessor (fix-fingers hops)", "total", "ring correct after", "invariant violations", "nodes with non-ideal fingers"]);
+    let mut maintenance = Table::new(&["N", "State", "Notify", "Ping", "FindSuccessor (fix-fingers hops)", "all requests (with anti-entropy)", "ring correct after", "invariant violations", "nodes with non-ideal fingers"]);
     for r in rows {
-        let m = r.messages;
+        let Some(m) = r.messages else { continue };
         maintenance.row(vec![
             r.label.clone(),
             fixed(m[0], 2),
@@ -141,16 +165,16 @@ fn output(rows: &[Row], notes: &[String], params: &Params) -> Output {
         ]);
     }
     let markdown = format!(
-        "## Study `hops`: lookup path length (seed {}, successor lists of {})\n\nHops = remote nodes asked by an iterative lookup from a random live node to a random key; the owner's answer is checked against the oracle.\n\n{}\n### Requests per node per stabilization round (mean of {} rounds; {} finger lookups per round)\n\n{}\n{}\n",
+        "## Study `hops`: lookup path length (seed {}, successor lists of {})\n\nHops = remote nodes asked by the engine's iterative lookup (`lookup()`) from a random live node to a random key; the owner it returns is checked against the oracle. The maintenance table runs the engines' own maintenance rounds on rings of up to 10,000 nodes.\n\n{}\n### Requests per node per stabilization round (mean of {} rounds; {} finger lookups per round)\n\n{}\n{}\n",
         params.seed,
         params.successor_list_len,
         lookups.to_markdown(),
         MESSAGE_ROUNDS,
-        maintenance::FINGERS_PER_ROUND,
+        chord::engine::FINGERS_PER_ROUND,
         maintenance.to_markdown(),
         notes.iter().map(|n| format!("{n}\n")).collect::<String>()
     );
-    Output { study: "hops", markdown, svg: chart(rows) }
+    Output { study: "hops", markdown, svg: chart(rows), failed: Vec::new() }
 }
 
 fn chart(rows: &[Row]) -> String {

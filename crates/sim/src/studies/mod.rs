@@ -1,21 +1,24 @@
-//! The studies of issue "simulate the ring at internet scale": lookup path lengths
-//! ([`hops`], cf. Stoica et al. 2001 §6.2), massive simultaneous failures ([`failures`], §6.4)
-//! and continuous churn ([`churn`], §6.5, with Zave's 2017 invariants checked every period).
-//! Each returns a Markdown table and an SVG chart.
+//! The studies, each run on the engine's own machines over the simulated network: lookup path
+//! lengths ([`hops`], cf. Stoica et al. 2001 §6.2), massive simultaneous failures
+//! ([`failures`], §6.4), continuous churn ([`churn`], §6.5, with Zave's 2017 invariants checked
+//! every period) and network faults with a replicated workload ([`faults`]: partitions, loss,
+//! crashes with restarts, clock skew). Each returns a Markdown table and an SVG chart.
 
 pub mod churn;
 pub mod failures;
+pub mod faults;
 pub mod hops;
 
-use crate::lookup::{lookup, Policy};
-use crate::network::Network;
+use crate::net::{NetConfig, Sim};
 use crate::report::Output;
-use crate::stats::Tally;
+use crate::stats::{Outcome, Tally};
+use chord::engine::{OpId, OpOutput, UserOp};
+use chord::error::Error;
 use chord::Id;
 use rand::Rng;
 
 /// Successor-list length of the real node with its default 3 replicas:
-/// `ChordConfig::successor_list_len` = max(replicas + 1, 4) (node/chord.rs).
+/// `ChordConfig::successor_list_len` = max(replicas + 1, 4).
 pub const NODE_SUCCESSOR_LIST_LEN: usize = 4;
 
 /// Settings shared by the studies (see the CLI's `--help`).
@@ -32,6 +35,10 @@ pub struct Params {
     pub successor_list_len: usize,
     pub max_rounds: usize,
     pub quick: bool,
+    /// `faults`: seeds run per scenario, from `seed` up.
+    pub seeds: usize,
+    /// `faults`: run only this scenario.
+    pub scenario: Option<String>,
 }
 
 impl Default for Params {
@@ -46,11 +53,20 @@ impl Default for Params {
             successor_list_len: NODE_SUCCESSOR_LIST_LEN,
             max_rounds: 100,
             quick: false,
+            seeds: 3,
+            scenario: None,
         }
     }
 }
 
 impl Params {
+    /// The node's network settings with this study's seed and successor-list length.
+    pub fn net_config(&self, seed: u64, successor_list_len: usize) -> NetConfig {
+        let mut config = NetConfig::new(seed);
+        config.chord.successor_list = Some(successor_list_len);
+        config
+    }
+
     /// The ring size of a one-size study: `--nodes`' first value, else the study's default.
     pub fn size_or(&self, default: usize, quick: usize) -> usize {
         match &self.nodes {
@@ -61,7 +77,7 @@ impl Params {
     }
 }
 
-pub const STUDIES: [&str; 3] = ["hops", "failures", "churn"];
+pub const STUDIES: [&str; 4] = ["hops", "failures", "churn", "faults"];
 
 /// Run one study by name.
 pub fn run(study: &str, params: &Params) -> Option<Output> {
@@ -69,28 +85,49 @@ pub fn run(study: &str, params: &Params) -> Option<Output> {
         "hops" => Some(hops::run(params)),
         "failures" => Some(failures::run(params)),
         "churn" => Some(churn::run(params)),
+        "faults" => Some(faults::run(params)),
         _ => None,
     }
 }
 
-/// `count` lookups of random positions from random live nodes.
-pub fn measure_lookups(net: &mut Network, rng: &mut impl Rng, count: usize, policy: Policy) -> Tally {
+/// Lookups kept in flight at once while measuring.
+const LOOKUP_WAVE: usize = 256;
+/// Simulated time between checks for finished lookups.
+const LOOKUP_STEP_MS: u64 = 5;
+
+/// `count` lookups of random keys from random live members, through their engines
+/// (`lookup()`), judged against the oracle as each finishes. Simulated time passes meanwhile,
+/// so maintenance runs as it would.
+pub fn measure_lookups(sim: &mut Sim, count: usize) -> Tally {
     let mut tally = Tally::default();
-    for _ in 0..count {
-        let Some(origin) = net.random_live(rng) else { break };
-        tally.add(lookup(net, origin, Id(rng.gen()), policy));
+    let mut pending: Vec<(OpId, Id)> = Vec::new();
+    let mut issued = 0;
+    while issued < count || !pending.is_empty() {
+        while issued < count && pending.len() < LOOKUP_WAVE {
+            issued += 1;
+            let Some(origin) = sim.random_live() else { break };
+            let key: [u8; 16] = sim.rng().gen();
+            if let Some(op) = sim.start_op(origin, UserOp::Lookup(key.to_vec())) {
+                pending.push((op, Id::of_key(&key)));
+            }
+        }
+        sim.run_for(LOOKUP_STEP_MS);
+        pending.retain(|&(op, position)| match sim.take_result(op) {
+            Some(result) => {
+                tally.add(judge(sim, result, position));
+                false
+            }
+            None => true,
+        });
     }
     tally
 }
 
-/// The same lookups twice: first try (read-only), then with the node's retry policy.
-pub fn measure_both(net: &mut Network, rng: &mut impl Rng, count: usize) -> (Tally, Tally) {
-    let (mut first, mut retry) = (Tally::default(), Tally::default());
-    for _ in 0..count {
-        let Some(origin) = net.random_live(rng) else { break };
-        let position = Id(rng.gen());
-        first.add(lookup(net, origin, position, Policy::FirstTry));
-        retry.add(lookup(net, origin, position, Policy::Retry));
+fn judge(sim: &Sim, result: Result<OpOutput, Error>, position: Id) -> Outcome {
+    match result {
+        Ok(OpOutput::Lookup(info)) if !sim.is_alive(info.owner.id) => Outcome::DeadOwner,
+        Ok(OpOutput::Lookup(info)) if Some(info.owner.id) != sim.owner_of(position) => Outcome::WrongOwner,
+        Ok(OpOutput::Lookup(info)) => Outcome::Correct { hops: info.hops },
+        _ => Outcome::Failed,
     }
-    (first, retry)
 }
