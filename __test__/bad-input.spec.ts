@@ -24,12 +24,34 @@ async function expectClosedWithReason(t: any, peer: RawPeer, errors: ChordnetErr
   await until(() => errors.some((e) => reason.test(e.message)), 3000, `an error matching ${reason}`)
 }
 
-test('random bytes close only that connection', async (t) => {
+/** Bytes from a seeded generator (xorshift), so a failure replays. */
+function randomBytes(length: number, seed: number): Buffer {
+  let x = seed >>> 0 || 1
+  return Buffer.from(Array.from({ length }, () => {
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    return (x >>> 0) & 0xff
+  }))
+}
+
+/** A frame with a well-formed length prefix around `body`: it passes the size check. */
+function framed(body: Buffer): Buffer {
+  const prefix = Buffer.alloc(4)
+  prefix.writeUInt32BE(body.length)
+  return Buffer.concat([prefix, body])
+}
+
+test('random bytes in a well-framed body reach the decoder and close only that connection', async (t) => {
   const { port, errors, stillServing } = await target(t)
-  const peer = await RawPeer.open(port)
-  const random = Buffer.from(Array.from({ length: 64 }, (_, i) => (i * 73 + 41) % 256))
-  peer.write(random)
-  await expectClosedWithReason(t, peer, errors, /closed connection from/)
+  // Before the handshake: the handshake reader decodes it and refuses.
+  const early = await RawPeer.open(port)
+  early.write(framed(randomBytes(64, 7)))
+  await expectClosedWithReason(t, early, errors, /closed connection from .*malformed frame/)
+  // After the handshake: the connection's reader decodes it and refuses.
+  const late = await RawPeer.handshaken(port)
+  late.write(framed(randomBytes(200, 11)))
+  await expectClosedWithReason(t, late, errors, /closed connection to .*(malformed frame|unknown message type)/)
   await stillServing()
 })
 

@@ -1,6 +1,7 @@
 import test from 'ava'
 import { ChordSocket, KeyError, createTestnet, waitForRing } from '../index'
-import { chordNode, chordOptions, closeAll, sleep, until } from './helpers'
+import { frame, RawPeer } from './raw'
+import { chordNode, chordOptions, closeAll, until } from './helpers'
 
 async function pair(t: any, options = {}) {
   const a = await chordNode(options)
@@ -74,13 +75,19 @@ test('two nodes: add and delete events reach the other node', async (t) => {
   t.deepEqual(deleted, ['evt'])
 })
 
-test('events can be turned off', async (t) => {
+test('events can be turned off: no event traffic at all', async (t) => {
   const [a, b] = await pair(t, { events: false })
   let events = 0
   b.on('add', () => events++)
   a.on('add', () => events++)
-  await a.set('quiet', 'v')
-  await sleep(300)
+  await Promise.all([a.set('quiet', 'v'), b.set('quiet-too', 'v')])
+  // An owner sends a change's events before it answers the write, so once both writes
+  // resolved any event traffic would already be counted.
+  t.deepEqual([a.stats().eventsForwarded, b.stats().eventsForwarded], [0, 0])
+  // And with events on, the same writes do send events (the counter is not stuck at 0).
+  const [c, d] = await pair(t)
+  await Promise.all([c.set('loud', 'v'), d.set('loud-too', 'v')])
+  t.true(c.stats().eventsForwarded + d.stats().eventsForwarded > 0)
   t.is(events, 0)
 })
 
@@ -128,7 +135,9 @@ test('16 nodes: one set raises add on every node exactly once', async (t) => {
   for (const node of net.nodes) node.on('add', () => counts.set(node.id, (counts.get(node.id) ?? 0) + 1))
   await net.nodes[5].set('broadcast-me', 'v')
   await until(() => counts.size === 16, 5000, 'add on all 16 nodes')
-  await sleep(300)
+  // A node forwards an event as it receives it, before reporting it: with all 16 reported,
+  // every forward is counted, and N − 1 of them means no node was sent it twice.
+  t.is(net.nodes.reduce((sum, n) => sum + n.stats().eventsForwarded, 0), 15)
   t.deepEqual([...counts.values()], Array(16).fill(1))
 })
 
@@ -207,20 +216,38 @@ test('a value written concurrently converges to the same value on every replica'
 })
 
 test('a deleted key is not resurrected by a stale replica', async (t) => {
-  const net = await createTestnet(4)
+  const net = await createTestnet(5)
   t.teardown(() => net.destroy())
-  await net.nodes[0].set('zombie', 'alive')
-  await net.nodes[1].delete('zombie')
-  await sleep(400) // several anti-entropy rounds between all replicas
-  for (const node of net.nodes) t.is(await node.get('zombie'), undefined)
+  const { nodes } = net
+  await nodes[0].set('zombie', 'alive')
+  // Keep the live copy as a replica holds it (key, value, version), read over the wire.
+  const owner = nodes.find((n) => n.localGet('zombie') !== undefined)!
+  const peer = await RawPeer.handshaken(owner.addr[1], owner.protocol)
+  t.teardown(() => peer.socket.destroy())
+  peer.write(frame({ Request: { id: 1, body: { Fetch: { keys: [Buffer.from('zombie')] } } } }))
+  const stale = (await peer.response(1)).Items[0]
+  t.is(Buffer.from(stale.value).toString(), 'alive')
+  await nodes[1].delete('zombie')
+  // The stale copy comes back: pushed to every node as a replica would push it. Nodes that
+  // hold the tombstone refuse it at once; a node outside the replica set takes it as a stray.
+  let strays = 0
+  for (const node of nodes) {
+    const pusher = await RawPeer.handshaken(node.addr[1], node.protocol)
+    pusher.write(frame({ Request: { id: 2, body: { Replicate: { items: [stale] } } } }))
+    t.is(await pusher.response(2), 'Ok')
+    strays += node.localGet('zombie') === undefined ? 0 : 1
+    pusher.socket.destroy()
+  }
+  t.true(strays >= 1, 'a stale copy was taken somewhere')
+  const holders = () => nodes.filter((n) => n.localGet('zombie') !== undefined).length
+  for (const node of nodes) t.is(await node.get('zombie'), undefined, 'reads go to the owner, whose tombstone is newer')
+  // The stray is handed to the owner, which keeps its tombstone, and is dropped.
+  await until(() => holders() === 0, 15_000, 'the stale stray to be handed off and dropped')
   // The owner leaves: a replica takes over, and its tombstone still wins.
-  const owner = net.nodes.find((n) => n.stats().primaryKeys >= 0 && n.localGet('zombie') === undefined && n.stats().member)!
-  const ownerId = (await net.nodes[0].lookup('zombie')).owner.id
-  const leaving = net.nodes.find((n) => n.id === ownerId) ?? owner
-  await leaving.close()
-  const rest = net.nodes.filter((n) => !n.closed)
+  const ownerId = (await nodes[0].lookup('zombie')).owner.id
+  await nodes.find((n) => n.id === ownerId)!.close()
+  const rest = nodes.filter((n) => !n.closed)
   await waitForRing(rest)
-  await sleep(400)
   for (const node of rest) t.is(await node.get('zombie'), undefined)
 })
 

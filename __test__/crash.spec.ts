@@ -3,7 +3,7 @@ import { ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { ChordSocket, Protocol } from '../index'
-import { sleep } from './helpers'
+import { sleep, until } from './helpers'
 
 /** A ring member running in a child process. */
 class Member {
@@ -102,8 +102,9 @@ test('9 nodes in separate processes: SIGKILL 2 at once, then half leave graceful
   await settled(alive)
   t.deepEqual(await readAll(client, keys), [], 'every key readable after two crashes')
 
-  // Wait for re-replication (r copies again), then half of the rest leave one by one.
-  await sleep(1500)
+  // Wait for re-replication (r copies of every key again), then half of the rest leave one by one.
+  const copies = async () => (await Promise.all(alive.map((m) => m.stats()))).reduce((sum, s) => sum + s.keys, 0)
+  await until(async () => (await copies()) >= 3 * keys.length, 15_000, 'three copies of every key after the crashes')
   for (const leaving of alive.slice(0, 3)) {
     leaving.child.kill('SIGTERM')
     t.is(await leaving.exited, 0)
@@ -112,8 +113,6 @@ test('9 nodes in separate processes: SIGKILL 2 at once, then half leave graceful
   }
   t.deepEqual(await readAll(client, keys), [], 'every key readable after graceful departures')
   // Anti-entropy restores r = 3 copies of every key on the survivors.
-  const copies = async () => (await Promise.all(alive.map((m) => m.stats()))).reduce((sum, s) => sum + s.keys, 0)
-  const deadline = Date.now() + 15_000
-  while ((await copies()) < 3 * keys.length && Date.now() < deadline) await sleep(100)
-  t.true((await copies()) >= 3 * keys.length, `${await copies()} copies of ${keys.length} keys on ${alive.length} nodes`)
+  await until(async () => (await copies()) >= 3 * keys.length, 15_000, `three copies of every key on ${alive.length} nodes`)
+  t.true((await copies()) >= 3 * keys.length)
 })

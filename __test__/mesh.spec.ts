@@ -2,7 +2,7 @@ import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { ChordnetError, MeshSocket, Message, Protocol, ProtocolMismatchError } from '../index'
-import { closeAll, meshNodes, nextMessage, sleep, until } from './helpers'
+import { closeAll, meshNodes, nextMessage, until } from './helpers'
 
 test('two nodes whisper and reply', async (t) => {
   const [a, b] = await meshNodes(2)
@@ -24,10 +24,18 @@ test('a broadcast over a 10-node chain reaches each other node exactly once', as
   const nodes = await meshNodes(10, { peerExchange: false })
   for (let i = 1; i < nodes.length; i++) await nodes[i].connect(...nodes[i - 1].addr)
   const counts = new Map<string, number>()
-  for (const node of nodes) node.on('message', () => counts.set(node.id, (counts.get(node.id) ?? 0) + 1))
+  const markers = new Set<string>()
+  for (const node of nodes) {
+    node.on('message', (m) => {
+      if (m.packets[0].toString() === 'marker') markers.add(node.id)
+      else counts.set(node.id, (counts.get(node.id) ?? 0) + 1)
+    })
+  }
   await nodes[4].send(['hello', 'mesh'])
-  await until(() => counts.size === 9, 5000, 'nine deliveries')
-  await sleep(300) // duplicates would arrive now
+  // A chain has one path to each node and every link is FIFO: once a second broadcast has
+  // reached every node, any duplicate of the first would have arrived before it.
+  await nodes[4].send(['marker'])
+  await until(() => markers.size === 9, 5000, 'the marker at all nine')
   t.is(counts.get(nodes[4].id), undefined)
   t.deepEqual([...counts.values()], Array(9).fill(1))
   await closeAll(nodes)
@@ -63,8 +71,11 @@ test('a whisper reaches only its target', async (t) => {
   const toC = nextMessage(c)
   await a.send(['secret'], { to: c.id })
   t.deepEqual((await toC).packets, [Buffer.from('secret')])
-  await sleep(200)
-  t.is(gotB.length, 0)
+  // A whisper to b after the secret travels the same a→b connection (FIFO): had the secret
+  // gone to b, it would arrive first.
+  await a.send(['marker'], { to: b.id })
+  await until(() => gotB.length > 0, 5000, 'the marker at b')
+  t.deepEqual(gotB.map((m) => m.packets[0].toString()), ['marker'])
   await closeAll([a, b, c])
 })
 

@@ -92,6 +92,14 @@ export class RawPeer {
     }
   }
 
+  /** The response to request `id`, skipping anything else the node sends meanwhile (peer lists, ring events). */
+  async response(id: number, timeoutMs = 5000): Promise<any> {
+    for (;;) {
+      const f = await this.next(timeoutMs)
+      if (f.Response?.id === id) return f.Response.body
+    }
+  }
+
   /** Resolves true if the node closes the connection within the time. */
   async closedWithin(ms: number): Promise<boolean> {
     return Promise.race([this.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))])

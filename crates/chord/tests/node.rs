@@ -120,3 +120,52 @@ async fn ring_stores_reads_and_survives_a_crash() {
     assert_eq!(alive[2].delete(b"k1".to_vec()).await.unwrap(), None);
     assert_eq!(alive[3].get(b"k1".to_vec()).await.unwrap(), None);
 }
+
+/// A peer that completes the handshake as a ring member and then never answers anything:
+/// what a hung process or a cut link looks like from the other end of an open connection.
+async fn silent_member() -> (u16, tokio::task::JoinHandle<()>) {
+    use chord::protocol::{self, Hello, Message, PROTOCOL_VERSION};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buffer = bytes::BytesMut::new();
+        loop {
+            if let Ok(Some(Message::Hello(_))) = protocol::decode(&mut buffer, 1 << 20) {
+                break;
+            }
+            if stream.read_buf(&mut buffer).await.unwrap() == 0 {
+                return;
+            }
+        }
+        let welcome = Hello {
+            version: PROTOCOL_VERSION,
+            protocol_id: protocol::protocol_id("", "Plaintext"),
+            subnet: String::new(),
+            encryption: "Plaintext".into(),
+            node: chord::NodeRef { id: chord::Id(7), host: "127.0.0.1".into(), port },
+            member: true,
+        };
+        stream.write_all(&protocol::encode(&Message::Welcome(welcome))).await.unwrap();
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await.unwrap_or(0) > 0 {}
+    });
+    (port, task)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_never_answers_fails_an_operation_after_the_request_timeout() {
+    let (port, _silent) = silent_member().await;
+    let mut config = chord_config();
+    config.chord.as_mut().unwrap().join = false; // a client: it cannot answer for itself
+    let client = Node::start(config).await.unwrap();
+    client.connect("127.0.0.1", port).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let error = client.get(b"anything".to_vec()).await.unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(error.code(), "ERR_UNAVAILABLE", "{error}");
+    assert!(waited >= chord::config::DEFAULT_REQUEST_TIMEOUT, "gave up after {waited:?}, before the request timeout");
+    assert!(waited < chord::config::OPERATION_DEADLINE, "{waited:?}");
+    client.destroy().await;
+}

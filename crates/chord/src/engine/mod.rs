@@ -519,3 +519,6 @@ impl Engine {
         stats
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,7 +18,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock, so tests can pause and advance time (`tokio::time::pause`).
+use tokio::time::Instant;
 use tokio::sync::{oneshot, Notify};
 
 /// Whoever waits for a user operation.

@@ -42,7 +42,6 @@ use crate::id::Id;
 use crate::routing::NodeRef;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
-use std::time::Instant;
 use tokio::net::TcpListener;
 
 pub type NodeResult<T> = Result<T>;
@@ -88,7 +87,7 @@ impl Node {
         let events = Arc::new(EventQueue::new());
         let settings = Settings { me: me.clone(), chord: config.chord.clone(), request_timeout: config.request_timeout.as_millis() as u64, seed: rand::random() };
         let engine = Engine::new(settings, Now { mono: 0, wall: clock::wall_millis() });
-        let driver = Arc::new(Driver::new(engine, Instant::now(), transport.clone(), events.clone()));
+        let driver = Arc::new(Driver::new(engine, tokio::time::Instant::now(), transport.clone(), events.clone()));
         let mesh = Arc::new(Mesh::new(me.clone(), transport.clone(), events.clone(), config.peer_exchange));
         let dispatch = Arc::new(Dispatch {
             driver: driver.clone(),

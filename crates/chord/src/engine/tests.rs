@@ -1,0 +1,393 @@
+//! The engine's machines under a fake clock: a handful of engines wired by a test harness that
+//! delivers messages at once and moves time only when told to. No sockets, no sleeps: every
+//! timeout here is reached by advancing the clock.
+
+use super::*;
+use crate::protocol::Message;
+use crate::store::Item;
+use crate::version::Version;
+use std::collections::{BTreeMap, HashSet};
+
+const WALL_EPOCH: u64 = 1_800_000_000_000;
+
+/// Engines by id, delivering every action at once; `dead` nodes refuse connections, `silent`
+/// ones swallow requests (a cut link).
+struct Harness {
+    engines: BTreeMap<Id, Engine>,
+    index: Vec<Id>,
+    now: Millis,
+    dead: HashSet<Id>,
+    silent: HashSet<Id>,
+    done: HashMap<OpId, Result<OpOutput, Error>>,
+    notices: Vec<(Id, Notice)>,
+    next_op: OpId,
+}
+
+fn node(id: u128) -> NodeRef {
+    NodeRef { id: Id(id), host: "10.0.0.1".into(), port: (id % 60_000) as u16 }
+}
+
+fn chord(events: bool) -> ChordConfig {
+    ChordConfig { events, ..ChordConfig::default() }
+}
+
+impl Harness {
+    /// Members with the ideal ring state (successor lists, predecessors, fingers).
+    fn ring(ids: &[u128], config: ChordConfig) -> Harness {
+        let mut h = Harness {
+            engines: BTreeMap::new(),
+            index: Vec::new(),
+            now: 0,
+            dead: HashSet::new(),
+            silent: HashSet::new(),
+            done: HashMap::new(),
+            notices: Vec::new(),
+            next_op: 0,
+        };
+        let mut sorted: Vec<u128> = ids.to_vec();
+        sorted.sort();
+        for &id in &sorted {
+            h.add(id, config.clone());
+        }
+        let n = sorted.len();
+        for (i, &id) in sorted.iter().enumerate() {
+            let list_len = config.successor_list_len();
+            let engine = h.engines.get_mut(&Id(id)).unwrap();
+            let ring = engine.core_mut().ring.as_mut().unwrap();
+            if n > 1 {
+                ring.join((1..n).map(|k| node(sorted[(i + k) % n])).take(list_len).collect());
+                ring.on_notify(&node(sorted[(i + n - 1) % n]));
+                for f in 0..crate::id::ID_BITS {
+                    let start = Id(id).finger_start(f);
+                    let owner = *sorted.iter().find(|&&x| Id(x) >= start).unwrap_or(&sorted[0]);
+                    ring.set_finger(f, node(owner));
+                }
+            }
+        }
+        h
+    }
+
+    fn add(&mut self, id: u128, config: ChordConfig) {
+        let settings = Settings { me: node(id), chord: Some(config), request_timeout: 5_000, seed: id as u64 };
+        self.engines.insert(Id(id), Engine::new(settings, self.at()));
+        self.index.push(Id(id));
+    }
+
+    fn at(&self) -> Now {
+        Now { mono: self.now, wall: WALL_EPOCH + self.now }
+    }
+
+    fn engine(&mut self, id: u128) -> &mut Engine {
+        self.engines.get_mut(&Id(id)).unwrap()
+    }
+
+    fn start(&mut self, at: u128, op: UserOp) -> OpId {
+        self.next_op += 1;
+        let (id, now) = (self.next_op, self.at());
+        self.engine(at).start_op(now, id, op);
+        self.pump();
+        id
+    }
+
+    /// Deliver every action until nothing moves.
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            let ids: Vec<Id> = self.engines.keys().copied().collect();
+            for from in ids {
+                while let Some(action) = self.engines.get_mut(&from).and_then(|e| e.poll_action()) {
+                    moved = true;
+                    self.deliver(from, action);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: Id, action: Action) {
+        let now = self.at();
+        let conn = self.index.iter().position(|id| *id == from).unwrap() as u64;
+        match action {
+            Action::Request { to, id, body } => {
+                if self.dead.contains(&to.id) || !self.engines.contains_key(&to.id) {
+                    let error = Error::Io { code: "ECONNREFUSED", message: "refused".into() };
+                    self.engines.get_mut(&from).unwrap().request_failed(now, id, error);
+                } else if !self.silent.contains(&to.id) {
+                    let sender = self.engines[&from].me().clone();
+                    self.engines.get_mut(&to.id).unwrap().handle_request(now, &sender, ReplyTo { conn, id }, body);
+                }
+            }
+            Action::Respond { to, body } => {
+                let target = self.index[to.conn as usize];
+                if !self.dead.contains(&target) {
+                    self.engines.get_mut(&target).unwrap().handle_response(now, from, to.id, body);
+                }
+            }
+            Action::Send { to, message: Message::Event { id, key, added, limit } } => {
+                if !self.dead.contains(&to.id) {
+                    self.engines.get_mut(&to.id).unwrap().handle_event(now, id, key.into_vec(), added, limit);
+                }
+            }
+            Action::Send { .. } | Action::ToClients { .. } => {}
+            Action::Notice(notice) => self.notices.push((from, notice)),
+            Action::Done { op, result } => {
+                self.done.insert(op, result);
+            }
+        }
+    }
+
+    /// Move the clock by `ms`, firing every deadline on the way in 50 ms steps.
+    fn advance(&mut self, ms: Millis) {
+        let end = self.now + ms;
+        while self.now < end {
+            self.now = (self.now + 50).min(end);
+            let now = self.at();
+            let ids: Vec<Id> = self.engines.keys().filter(|id| !self.dead.contains(id)).copied().collect();
+            for id in ids {
+                self.engines.get_mut(&id).unwrap().handle_timeout(now);
+            }
+            self.pump();
+        }
+    }
+
+    fn result(&mut self, op: OpId) -> Option<Result<OpOutput, Error>> {
+        self.done.remove(&op)
+    }
+
+    fn holds(&self, at: u128, key: &[u8]) -> Option<Vec<u8>> {
+        self.engines[&Id(at)].local_get(key)
+    }
+}
+
+/// A key whose ring position falls in `(from, to]`.
+fn key_in(from: u128, to: u128) -> Vec<u8> {
+    (0u32..).map(|i| format!("k{i}").into_bytes()).find(|k| Id::of_key(k).in_half_open(Id(from), Id(to))).unwrap()
+}
+
+const Q: u128 = u128::MAX / 8;
+
+#[test]
+fn a_get_and_a_set_reach_the_owner_and_its_replicas() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q, 5 * Q], chord(false));
+    let key = key_in(2 * Q, 3 * Q); // owned by 3Q, replicas 4Q and 5Q
+    let set = h.start(Q, UserOp::Set(key.clone(), b"v".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(OpOutput::Written { .. }))));
+    for holder in [3 * Q, 4 * Q, 5 * Q] {
+        assert_eq!(h.holds(holder, &key), Some(b"v".to_vec()), "copy on {holder:x}");
+    }
+    assert_eq!(h.holds(Q, &key), None);
+    let get = h.start(5 * Q, UserOp::Get(key));
+    assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"v".to_vec())))));
+}
+
+#[test]
+fn a_write_stands_in_for_a_dead_replica() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q, 5 * Q], chord(false));
+    let key = key_in(2 * Q, 3 * Q);
+    h.dead.insert(Id(4 * Q));
+    let set = h.start(Q, UserOp::Set(key.clone(), b"v".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    assert_eq!(h.holds(5 * Q, &key), Some(b"v".to_vec()));
+    assert_eq!(h.holds(Q, &key), Some(b"v".to_vec()), "the next successor stands in for the dead one");
+    assert!(!h.engines[&Id(3 * Q)].core().ring.as_ref().unwrap().successors().iter().any(|s| s.id == Id(4 * Q)), "the dead replica is forgotten");
+}
+
+#[test]
+fn a_lookup_routes_around_a_dead_hop() {
+    let ids: Vec<u128> = (1..=16).map(|i| i * (u128::MAX / 17)).collect();
+    let mut h = Harness::ring(&ids, chord(false));
+    let key = key_in(ids[9], ids[10]);
+    let first = h.start(ids[0], UserOp::Lookup(key.clone()));
+    let Some(Ok(OpOutput::Lookup(before))) = h.result(first) else { panic!() };
+    assert_eq!(before.owner.id, Id(ids[10]));
+    assert!(before.hops >= 1);
+    // Kill the node the first lookup asked last before the owner: the path must go around it.
+    h.dead.insert(Id(ids[9]));
+    let second = h.start(ids[0], UserOp::Lookup(key));
+    let Some(Ok(OpOutput::Lookup(after))) = h.result(second) else { panic!("lookup failed") };
+    assert_eq!(after.owner.id, Id(ids[10]));
+}
+
+#[test]
+fn a_silent_target_is_given_up_after_the_request_timeout_and_the_next_one_tried() {
+    let mut h = Harness::ring(&[Q, 5 * Q], chord(false));
+    h.add(3 * Q, ChordConfig { join: false, ..chord(false) });
+    h.engine(3 * Q).learn_member(&node(Q));
+    h.engine(3 * Q).learn_member(&node(5 * Q));
+    h.silent.extend([Id(Q), Id(5 * Q)]);
+    let get = h.start(3 * Q, UserOp::Get(key_in(Q, 5 * Q)));
+    h.advance(4_900);
+    assert_eq!(h.result(get), None, "the first target's request timeout (5 s) has not passed");
+    h.advance(4_900);
+    assert_eq!(h.result(get), None, "the second target's has not either");
+    h.advance(400);
+    let Some(Err(error)) = h.result(get) else { panic!("both members timed out: the operation should fail") };
+    assert_eq!(error.code(), "ERR_UNAVAILABLE");
+    assert!(h.engines[&Id(3 * Q)].core().view.is_empty(), "both are forgotten");
+}
+
+#[test]
+fn a_redirect_loop_backs_off_and_fails_at_the_operation_deadline() {
+    // Maintenance paused (its longest period), so nothing repairs the inconsistency below.
+    let quiet = ChordConfig { stabilize_interval: crate::config::MAX_STABILIZE_INTERVAL, ..chord(false) };
+    let mut h = Harness::ring(&[Q, 2 * Q], quiet);
+    let key = key_in(Q, 2 * Q);
+    // 2Q believes a node just past the key precedes it, so it redirects the key back to Q,
+    // which sends it to 2Q again: routing that cannot converge.
+    let beyond = Id::of_key(&key).0 + 1;
+    h.engine(2 * Q).core_mut().ring.as_mut().unwrap().on_notify(&node(beyond));
+    let get = h.start(Q, UserOp::Get(key));
+    h.advance(14_000);
+    assert_eq!(h.result(get), None, "still retrying before the 15 s deadline");
+    h.advance(1_500);
+    let Some(Err(error)) = h.result(get) else { panic!("the deadline passed") };
+    assert_eq!(error.code(), "ERR_UNAVAILABLE");
+    assert!(error.to_string().contains("15s"), "{error}");
+}
+
+#[test]
+fn stabilize_walks_back_to_the_true_successor_within_one_round() {
+    let ids: Vec<u128> = (1..=10).map(|i| i * (Q / 2)).collect();
+    let mut h = Harness::ring(&ids, chord(false));
+    // Node 0 believes its successor is node 7: the five nodes between are unknown to it.
+    let ring = h.engine(ids[0]).core_mut().ring.as_mut().unwrap();
+    ring.join(vec![node(ids[7]), node(ids[8]), node(ids[9])]);
+    h.advance(400); // one stabilize period (250 ms) plus its jitter
+    let successor = h.engines[&Id(ids[0])].core().ring.as_ref().unwrap().successor().id;
+    assert_eq!(successor.to_hex(), Id(ids[1]).to_hex());
+}
+
+#[test]
+fn a_join_walks_back_when_its_lookup_overshoots() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q, 5 * Q], chord(false));
+    // The bootstrap's successor list is stale: it skips 2Q and 3Q, so its lookup of a joiner
+    // at 2.5Q answers 4Q.
+    h.engine(Q).core_mut().ring.as_mut().unwrap().join(vec![node(4 * Q), node(5 * Q)]);
+    let joiner = 2 * Q + Q / 2;
+    h.add(joiner, chord(false));
+    let join = h.start(joiner, UserOp::JoinThrough(node(Q)));
+    assert!(matches!(h.result(join), Some(Ok(_))));
+    assert_eq!(h.engines[&Id(joiner)].core().ring.as_ref().unwrap().successor().id, Id(3 * Q));
+}
+
+#[test]
+fn a_joiner_takes_the_keys_it_now_owns() {
+    let mut h = Harness::ring(&[Q, 3 * Q, 5 * Q], chord(false));
+    let key = key_in(Q, 2 * Q); // owned by 3Q now, by the joiner at 2Q after
+    let set = h.start(Q, UserOp::Set(key.clone(), b"moved".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    h.add(2 * Q, chord(false));
+    let join = h.start(2 * Q, UserOp::JoinThrough(node(5 * Q)));
+    assert!(matches!(h.result(join), Some(Ok(_))));
+    assert_eq!(h.holds(2 * Q, &key), Some(b"moved".to_vec()), "pulled before anyone routes to it");
+    h.advance(2_000);
+    let get = h.start(5 * Q, UserOp::Get(key));
+    assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"moved".to_vec())))));
+}
+
+#[test]
+fn anti_entropy_repairs_a_replica_both_ways() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q], chord(false));
+    let (a, b) = (key_in(2 * Q, 3 * Q), key_in(2 * Q, 3 * Q + 1).iter().rev().copied().collect::<Vec<u8>>());
+    let version = |millis| Version { millis, counter: 0, writer: Id(9) };
+    let item = |key: &[u8], value: &str, millis| Item { key: key.to_vec(), value: Some(serde_bytes::ByteBuf::from(value.as_bytes().to_vec())), version: version(millis) };
+    // The owner (3Q) has a newer `a`; its replica (Q) has a newer `b` the owner lacks.
+    h.engine(3 * Q).core_mut().store.apply(&item(&a, "new", 20));
+    h.engine(Q).core_mut().store.apply(&item(&a, "old", 10));
+    h.engine(Q).core_mut().store.apply(&item(&b, "only-here", 30));
+    h.advance(4 * 320); // the fourth round runs anti-entropy
+    if Id::of_key(&b).in_half_open(Id(2 * Q), Id(3 * Q)) {
+        assert_eq!(h.holds(3 * Q, &b), Some(b"only-here".to_vec()), "fetched from the replica");
+    }
+    assert_eq!(h.holds(Q, &a), Some(b"new".to_vec()), "pushed to the replica");
+}
+
+#[test]
+fn a_stale_copy_does_not_resurrect_a_deleted_key() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], chord(false));
+    let key = key_in(Q, 2 * Q);
+    let set = h.start(Q, UserOp::Set(key.clone(), b"alive".to_vec()));
+    h.result(set);
+    let stale: Vec<Item> = h.engines[&Id(2 * Q)].core().store.items_in(Id(Q), Id(2 * Q));
+    let delete = h.start(3 * Q, UserOp::Delete(key.clone()));
+    assert!(matches!(h.result(delete), Some(Ok(OpOutput::Written { previous: Some(_), .. }))));
+    // A replica that missed the delete pushes its old copy to the owner and everyone else.
+    for holder in [2 * Q, 3 * Q, 4 * Q] {
+        let (now, reply) = (h.at(), ReplyTo { conn: 0, id: 99 });
+        h.engine(holder).handle_request(now, &node(Q), reply, Request::Replicate { items: stale.clone() });
+    }
+    h.pump();
+    h.advance(2_000);
+    let get = h.start(4 * Q, UserOp::Get(key));
+    assert_eq!(h.result(get), Some(Ok(OpOutput::Value(None))));
+}
+
+#[test]
+fn leaving_hands_every_entry_to_the_successor() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], chord(false));
+    let keys: Vec<Vec<u8>> = (0..40).map(|i| format!("leave-{i}").into_bytes()).collect();
+    for key in &keys {
+        let op = h.start(Q, UserOp::Set(key.clone(), key.clone()));
+        assert!(matches!(h.result(op), Some(Ok(_))));
+    }
+    let leave = h.start(2 * Q, UserOp::Leave);
+    assert!(matches!(h.result(leave), Some(Ok(OpOutput::Unit))));
+    assert!(!h.engines[&Id(2 * Q)].is_member());
+    assert_eq!(h.engines[&Id(2 * Q)].core().store.len(), 0);
+    h.advance(3_000);
+    for key in &keys {
+        let get = h.start(4 * Q, UserOp::Get(key.clone()));
+        assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(key.clone())))), "{}", String::from_utf8_lossy(key));
+    }
+}
+
+#[test]
+fn a_change_reaches_every_member_once_over_the_finger_tables() {
+    let ids: Vec<u128> = (1..=12).map(|i| i * (u128::MAX / 13)).collect();
+    let mut h = Harness::ring(&ids, chord(true));
+    let set = h.start(ids[4], UserOp::Set(b"announced".to_vec(), b"v".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    let heard: Vec<Id> = h.notices.iter().filter(|(_, n)| *n == Notice::Added(b"announced".to_vec())).map(|(at, _)| *at).collect();
+    let unique: HashSet<Id> = heard.iter().copied().collect();
+    assert_eq!(heard.len(), ids.len(), "every member once: {heard:?}");
+    assert_eq!(unique.len(), ids.len());
+    let forwarded: u64 = h.engines.values().map(|e| e.stats().events_forwarded).sum();
+    assert_eq!(forwarded, ids.len() as u64 - 1, "N − 1 messages");
+}
+
+#[test]
+fn events_off_means_no_event_traffic() {
+    let ids: Vec<u128> = (1..=6).map(|i| i * (u128::MAX / 7)).collect();
+    let mut h = Harness::ring(&ids, chord(false));
+    let set = h.start(ids[0], UserOp::Set(b"quiet".to_vec(), b"v".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    assert!(h.notices.iter().all(|(_, n)| !matches!(n, Notice::Added(_))));
+    assert_eq!(h.engines.values().map(|e| e.stats().events_forwarded).sum::<u64>(), 0);
+}
+
+#[test]
+fn oversized_keys_and_values_are_refused_before_anything_moves() {
+    let mut h = Harness::ring(&[Q, 2 * Q], chord(false));
+    let op = h.start(Q, UserOp::Set(vec![0; MAX_KEY_BYTES + 1], b"v".to_vec()));
+    assert_eq!(h.result(op).unwrap().unwrap_err().code(), "ERR_KEY_TOO_LARGE");
+    let op = h.start(Q, UserOp::Set(b"k".to_vec(), vec![0; MAX_VALUE_BYTES + 1]));
+    assert_eq!(h.result(op).unwrap().unwrap_err().code(), "ERR_VALUE_TOO_LARGE");
+    assert_eq!(h.engines[&Id(Q)].in_flight(), 0);
+}
+
+#[test]
+fn answers_from_a_node_that_was_not_asked_are_dropped() {
+    let mut h = Harness::ring(&[Q, 5 * Q], chord(false));
+    let key = key_in(Q, 5 * Q);
+    h.silent.insert(Id(5 * Q));
+    let get = h.start(Q, UserOp::Get(key));
+    let now = h.at();
+    // A third party forges the answer to request 1..=64 of node Q.
+    for id in 1..=64 {
+        h.engine(Q).handle_response(now, Id(77), id, Response::Value { item: None, arc: (Id(0), Id(0)) });
+    }
+    h.pump();
+    assert_eq!(h.result(get), None, "still waiting for the real owner");
+}
