@@ -1,10 +1,12 @@
 /**
- * Loads the native addon: the platform package (`chordnet-<platform>`), else a local build in
- * the package folder, else fails with an error naming the platform and how to build it.
+ * Loads the native addon: the platform package (`chordnet-<suffix>`), else a local build in
+ * the package folder, else fails with an error naming the platform it looked for and what to
+ * do. Which suffix fits this process is decided in one place, ts/platform.ts.
  */
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ChordStats } from './chord'
+import { currentPlatform, describePlatform, missingBinaryAdvice, platformSuffix } from './platform'
 
 export interface NativePeer { id: string; host: string; port: number; outbound: boolean; member: boolean }
 export interface NativeNodeRef { id: string; host: string; port: number }
@@ -61,30 +63,9 @@ export interface NativeBinding {
   protocolId(subnet: string, encryption: string): string
 }
 
-/** The napi-rs platform suffix of this process, e.g. `linux-x64-gnu`. */
-export function platformSuffix(): string {
-  const { platform, arch } = process
-  if (platform === 'linux') return `linux-${arch}-${isMusl() ? 'musl' : 'gnu'}`
-  if (platform === 'win32') return `win32-${arch}-msvc`
-  return `${platform}-${arch}`
-}
-
-function isMusl(): boolean {
-  try {
-    const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined
-    if (report?.header) return !report.header.glibcVersionRuntime
-  } catch {
-    // fall through to the file check
-  }
-  try {
-    return readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
-  } catch {
-    return false
-  }
-}
-
 function load(): NativeBinding {
-  const suffix = platformSuffix()
+  const info = currentPlatform()
+  const suffix = platformSuffix(info)
   const failures: string[] = []
   try {
     return require(`chordnet-${suffix}`) as NativeBinding
@@ -102,10 +83,10 @@ function load(): NativeBinding {
     failures.push(`${local}: not built`)
   }
   throw new Error(
-    `chordnet: no native binary for ${suffix} (Node ${process.versions.node}, ABI ${process.versions.modules}).\n` +
+    `chordnet: no native binary for ${suffix} (${describePlatform(info)}, Node ${process.versions.node}, ABI ${process.versions.modules}).\n` +
       `Tried:\n  ${failures.join('\n  ')}\n` +
-      'Build it from source with a Rust toolchain (https://rustup.rs): run `npm run build` in the chordnet package folder, ' +
-      'or reinstall with cargo on PATH.',
+      `${missingBinaryAdvice(suffix)}\n` +
+      'In a checkout of the chordnet repository, `npm run build` builds it.',
   )
 }
 
