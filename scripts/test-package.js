@@ -101,7 +101,7 @@ function userEnv(runtime, extra = {}) {
     if (['INIT_CWD', 'CARGO_TARGET_DIR', 'CHORDNET_BUILD_FROM_SOURCE', 'QEMU_LD_PREFIX'].includes(key)) continue
     env[key] = value
   }
-  env.PATH = pathWithoutCargo(runtime.binDir)
+  if (runtime.binDir) env.PATH = pathWithoutCargo(runtime.binDir)
   // prebuild-install's download host, pinned to a closed loopback port: never a real download.
   env.npm_config_chordnet_binary_host = 'http://127.0.0.1:9'
   return { ...env, ...runtime.env, ...extra }
@@ -112,8 +112,13 @@ function hostRuntime() {
   return { node: process.execPath, npmCli: null, env: {}, emulated: false, description: `this machine's Node ${process.version}` }
 }
 
-/** Gives `runtime` a bin directory whose `node` is the runtime's, for npm's install scripts. */
+/**
+ * Gives `runtime` a bin directory whose `node` is the runtime's, for npm's install scripts. A
+ * runtime with its own root (scripts/cross-tools.js, musl) brings its PATH and gets `scratch`
+ * mounted inside.
+ */
 function withBinDir(runtime, scratch, suffix) {
+  if (runtime.wrap) return { ...runtime, binDir: null, binds: [scratch] }
   if (runtime.node === process.execPath) return { ...runtime, binDir: path.dirname(process.execPath) }
   const binDir = path.join(scratch, `bin-${suffix}`)
   fs.mkdirSync(binDir, { recursive: true })
@@ -134,7 +139,7 @@ function npm(runtime, args, options = {}) {
     command = viaNode ? process.execPath : process.platform === 'win32' ? 'npm.cmd' : 'npm'
     commandArgs = viaNode ? [execpath, ...args] : args
   }
-  const result = spawnSync(command, commandArgs, {
+  const result = spawnIn(runtime, command, commandArgs, {
     encoding: 'utf8',
     timeout,
     shell: !runtime.npmCli && command.endsWith('.cmd'),
@@ -142,6 +147,13 @@ function npm(runtime, args, options = {}) {
   })
   const output = `${result.stdout || ''}${result.stderr || ''}`
   return { status: result.error ? -1 : result.status, output, error: result.error }
+}
+
+/** spawnSync, inside the runtime's own root when it has one (with its scratch mounted). */
+function spawnIn(runtime, command, args, options) {
+  if (!runtime.wrap) return spawnSync(command, args, options)
+  const wrapped = runtime.wrap(command, args, { cwd: options.cwd, binds: runtime.binds })
+  return spawnSync(wrapped.command, wrapped.args, options)
 }
 
 function lastLines(text, n = 15) {
@@ -257,7 +269,7 @@ main().catch((error) => { console.error(error); process.exit(1) })
 `
 
 function runSmoke(runtime, project, env) {
-  const result = spawnSync(runtime.node, ['smoke.js'], {
+  const result = spawnIn(runtime, runtime.node, ['smoke.js'], {
     cwd: project,
     env,
     encoding: 'utf8',
@@ -274,10 +286,17 @@ function runSmoke(runtime, project, env) {
  * prebuild tarball, then with nothing, each by `runtime` (a scripts/cross-tools.js runtime or
  * the host's) into an empty project, and runs the set/get through the installed copy.
  */
-async function runPackageTests({ target, runtime: baseRuntime, rootTarball, platformTarball, prebuildTarball, scratch, recorder }) {
+async function runPackageTests({ target, runtime: baseRuntime, rootTarball: rootIn, platformTarball: platformIn, prebuildTarball, scratch, recorder }) {
   const { check, checkAsync, log } = recorder
   const runtime = withBinDir(baseRuntime, scratch, target.suffix)
   const env = userEnv(runtime)
+  // Everything the installs read lives in `scratch`, the one directory a rooted runtime sees.
+  const inputs = path.join(scratch, 'inputs')
+  fs.mkdirSync(inputs, { recursive: true })
+  const rootTarball = path.join(inputs, path.basename(rootIn))
+  const platformTarball = path.join(inputs, path.basename(platformIn))
+  fs.copyFileSync(rootIn, rootTarball)
+  fs.copyFileSync(platformIn, platformTarball)
   const libcWord = target.platform === 'linux' ? (target.libc === 'glibc' ? 'glibc' : 'no-glibc') : null
   const expectRuntime = (seen) => {
     const [platform, arch, libc] = seen.split(' ')
@@ -287,8 +306,8 @@ async function runPackageTests({ target, runtime: baseRuntime, rootTarball, plat
   }
 
   check('cargo is absent from the test PATH', () => {
-    const probe = spawnSync('cargo', ['--version'], { env, stdio: 'ignore' })
-    if (!probe.error) throw new Error('cargo still runs with the filtered PATH')
+    const probe = spawnIn(runtime, 'cargo', ['--version'], { env, stdio: 'ignore', cwd: scratch })
+    if (!probe.error && probe.status === 0) throw new Error('cargo still runs with the test PATH')
   })
 
   // 2. Root + platform package: the optionalDependency path.
