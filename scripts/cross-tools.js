@@ -261,9 +261,10 @@ function ensureMuslRoot(debArch) {
  * Debian's archive: no Darwin kernel or dyld, and no Windows build of Node on these registries).
  */
 function unrunnableReason(target) {
+  if (target.suffix === hostSuffix) return null
   if (host.platform !== 'linux' || host.arch !== 'x64') return `runtimes for other targets are set up on x64 Linux only; this is ${platforms.describePlatform(host)}`
   if (target.platform === 'darwin') return 'a macOS binary needs macOS (its kernel, dyld and a macOS Node); nothing on this machine or its registries emulates macOS'
-  if (target.platform === 'win32') return 'not built here, and a Windows Node with the MSVC runtime cannot be run on this machine'
+  if (target.platform === 'win32') return 'no Windows binary is built here (see the build reason), and there is no Windows to run one on'
   if (target.platform !== 'linux' || !['x64', 'arm64'].includes(target.arch)) return `no runtime set up for ${target.suffix}`
   return null
 }
@@ -290,10 +291,10 @@ const PROBE = `(() => { const h = process.report.getReport().header; return [pro
 function setUpRuntime(target) {
   const reason = unrunnableReason(target)
   if (reason) throw new Error(`${target.suffix} cannot be run here: ${reason}`)
-  fs.mkdirSync(CACHE, { recursive: true })
   if (target.suffix === hostSuffix) {
     return { node: process.execPath, npmCli: null, env: {}, emulated: false, description: `this machine's Node ${process.version} (${platforms.describePlatform(host)}), natively` }
   }
+  fs.mkdirSync(CACHE, { recursive: true })
   if (target.libc === 'musl') return muslRootRuntime(target)
   // arm64 glibc: qemu-user through binfmt_misc, on this machine's (glibc) filesystem with
   // Debian's arm64 glibc as qemu's library prefix.
