@@ -23,15 +23,16 @@ const TEST_NODE = '24'
  * Runner labels of GitHub's hosted runners. Linux targets are built on x64 Ubuntu with zig (as
  * on the project's own machine: `npm run artifacts -- --target` needs no root there); macOS
  * both on an arm64 Mac (x64 is a native cross target of Apple's toolchain); Windows on Windows.
- * Tests run where the binary is native.
+ * Tests run where the binary is native (`macos-15-intel` is GitHub's Intel Mac label). The
+ * labels could not be tried from the project's machine; check them against the CI's list.
  */
 const RUNNERS = {
   'x86_64-unknown-linux-gnu': { build: 'ubuntu-24.04', test: 'ubuntu-24.04' },
   'aarch64-unknown-linux-gnu': { build: 'ubuntu-24.04', test: 'ubuntu-24.04-arm' },
   'x86_64-unknown-linux-musl': { build: 'ubuntu-24.04', test: 'ubuntu-24.04', container: `node:${TEST_NODE}-alpine` },
   'aarch64-unknown-linux-musl': { build: 'ubuntu-24.04', test: 'ubuntu-24.04-arm', container: `node:${TEST_NODE}-alpine` },
-  'x86_64-apple-darwin': { build: 'macos-14', test: 'macos-13' },
-  'aarch64-apple-darwin': { build: 'macos-14', test: 'macos-14' },
+  'x86_64-apple-darwin': { build: 'macos-15', test: 'macos-15-intel' },
+  'aarch64-apple-darwin': { build: 'macos-15', test: 'macos-15' },
   'x86_64-pc-windows-msvc': { build: 'windows-2022', test: 'windows-2022' },
 }
 

@@ -18,8 +18,8 @@
  *
  *   node scripts/test-platforms.js [--target <triple>]... [--skip-build] [--keep]
  *
- * Takes about 15 minutes on 2 cores from a cold cargo cache (each target is a full release
- * build with LTO); runs one build at a time.
+ * Took 12 minutes on 2 cores from a machine without the tools or a cross-build cache (each
+ * target is a full release build with LTO); runs one build at a time.
  */
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
