@@ -140,7 +140,8 @@ function build(target) {
   const args = [napiCli, 'build', '--platform', '--release', '--target', crossTools.buildTriple(target), '--no-js', '--output-dir', outDir]
   if (mode === 'zig') args.push('--cross-compile')
   log(`building ${target.triple} (${mode === 'zig' ? `cargo-zigbuild, --target ${crossTools.buildTriple(target)}` : 'cargo'})`)
-  run(process.execPath, args, { env: crossTools.buildEnv() })
+  // No shell: process.execPath may hold spaces (C:\Program Files\nodejs\node.exe).
+  run(process.execPath, args, { env: crossTools.buildEnv(), shell: false })
   return path.join(outDir, target.binaryFile)
 }
 
