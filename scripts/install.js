@@ -11,6 +11,7 @@
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
+const platforms = require('./platforms.js')
 
 const root = path.resolve(__dirname, '..')
 /** How long a prebuilt download may take before we build from source instead. */
@@ -20,17 +21,9 @@ function log(message) {
   process.stderr.write(`chordnet: ${message}\n`)
 }
 
+/** Which binary fits this process: the one decision table, shared with the loader. */
 function platformSuffix() {
-  const { platform, arch } = process
-  if (platform === 'linux') {
-    let musl = false
-    try {
-      musl = !process.report.getReport().header.glibcVersionRuntime
-    } catch {}
-    return `linux-${arch}-${musl ? 'musl' : 'gnu'}`
-  }
-  if (platform === 'win32') return `win32-${arch}-msvc`
-  return `${platform}-${arch}`
+  return platforms.currentSuffix()
 }
 
 function buildTypeScript() {
@@ -94,9 +87,10 @@ function libraryName() {
 function buildFromSource(target) {
   const cargo = spawnSync('cargo', ['--version'], { stdio: 'ignore' })
   if (cargo.error || cargo.status !== 0) {
+    const suffix = platformSuffix()
     throw new Error(
-      `no prebuilt binary fits ${platformSuffix()} (Node ${process.versions.node}) and cargo is not on PATH.\n` +
-        'Install Rust (https://rustup.rs) and reinstall, or install on a supported platform.',
+      `no prebuilt binary fits ${suffix} (${platforms.describePlatform(platforms.currentPlatform())}, Node ${process.versions.node}) ` +
+        `and cargo is not on PATH to build one.\n${platforms.missingBinaryAdvice(suffix)}`,
     )
   }
   if (!fs.existsSync(path.join(root, 'Cargo.toml'))) throw new Error('the Rust sources are not in this package; cannot build from source')

@@ -1,13 +1,15 @@
 /**
- * Loads the native addon: the platform package (`chordnet-<platform>`), else a local build in
- * the package folder, else fails with an error naming the platform and how to build it.
+ * Loads the native addon: the platform package (`chordnet-<suffix>`), else a local build in
+ * the package folder, else fails with an error naming the platform it looked for and what to
+ * do. Which suffix fits this process is decided in one place, ts/platform.ts.
  *
  * The addon's types are the ones napi-rs generates from the Rust binding (`binding.d.ts`,
  * written by `npm run build:native`; never edited by hand).
  */
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type * as Binding from './binding'
+import { currentPlatform, describePlatform, missingBinaryAdvice, platformSuffix } from './platform'
 
 export type NativeBinding = typeof Binding
 export type NativeNode = Binding.NativeNode
@@ -18,30 +20,9 @@ export type NativeStats = Binding.JsStats
 export type NativeStartOptions = Binding.StartOptions
 export type NativeLimits = Binding.JsLimits
 
-/** The napi-rs platform suffix of this process, e.g. `linux-x64-gnu`. */
-export function platformSuffix(): string {
-  const { platform, arch } = process
-  if (platform === 'linux') return `linux-${arch}-${isMusl() ? 'musl' : 'gnu'}`
-  if (platform === 'win32') return `win32-${arch}-msvc`
-  return `${platform}-${arch}`
-}
-
-function isMusl(): boolean {
-  try {
-    const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined
-    if (report?.header) return !report.header.glibcVersionRuntime
-  } catch {
-    // fall through to the file check
-  }
-  try {
-    return readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
-  } catch {
-    return false
-  }
-}
-
 function load(): NativeBinding {
-  const suffix = platformSuffix()
+  const info = currentPlatform()
+  const suffix = platformSuffix(info)
   const failures: string[] = []
   try {
     return require(`chordnet-${suffix}`) as NativeBinding
@@ -59,10 +40,10 @@ function load(): NativeBinding {
     failures.push(`${local}: not built`)
   }
   throw new Error(
-    `chordnet: no native binary for ${suffix} (Node ${process.versions.node}, ABI ${process.versions.modules}).\n` +
+    `chordnet: no native binary for ${suffix} (${describePlatform(info)}, Node ${process.versions.node}, ABI ${process.versions.modules}).\n` +
       `Tried:\n  ${failures.join('\n  ')}\n` +
-      'Build it from source with a Rust toolchain (https://rustup.rs): run `npm run build` in the chordnet package folder, ' +
-      'or reinstall with cargo on PATH.',
+      `${missingBinaryAdvice(suffix)}\n` +
+      'In a checkout of the chordnet repository, `npm run build` builds it.',
   )
 }
 
