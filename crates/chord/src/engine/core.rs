@@ -2,7 +2,7 @@
 //! where to send an operation first, which hop a lookup takes from here, what to forget when
 //! a node stops answering. One owner: the [`super::Engine`] that holds it.
 
-use super::cx::Millis;
+use super::time::Millis;
 use crate::config::ChordConfig;
 use crate::error::{Error, Result};
 use crate::id::Id;

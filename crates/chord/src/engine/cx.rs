@@ -15,20 +15,12 @@ use crate::routing::NodeRef;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
-/// Monotonic milliseconds, from an origin the driver chooses (its start, or simulated zero).
-pub type Millis = u64;
+pub use super::time::{Millis, Now};
+
 pub type TaskId = u64;
 pub type ReqId = u64;
 /// A user operation's id, chosen by the driver.
 pub type OpId = u64;
-
-/// The time of an input: monotonic time for deadlines, wall time for versions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Now {
-    pub mono: Millis,
-    /// Milliseconds since the Unix epoch (this node's clock, which may be skewed).
-    pub wall: u64,
-}
 
 /// Where an answer to a received request goes: the driver's connection and the request's id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

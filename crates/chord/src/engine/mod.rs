@@ -23,6 +23,7 @@ mod membership;
 mod route;
 mod serve;
 mod sync;
+mod time;
 mod write;
 
 pub use self::core::{Core, Counters};
