@@ -26,6 +26,11 @@ pub const MAX_PEERS: usize = 65_535;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest configurable request timeout (10 minutes).
 pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default failure timeout: a peer silent this long while we wait on it is probed (at half of
+/// it) and suspected (at all of it), so a cut link is routed around in about 2 s.
+pub const DEFAULT_FAILURE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Shortest configurable failure timeout (below it a busy peer would be suspected).
+pub const MIN_FAILURE_TIMEOUT: Duration = Duration::from_millis(100);
 /// A connection must complete its handshake within this time or be dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections allowed to be mid-handshake at once, beyond `max_peers`.
@@ -61,6 +66,8 @@ pub struct Limits {
     pub max_peers: usize,
     pub default_request_timeout_ms: u64,
     pub max_request_timeout_ms: u64,
+    pub default_failure_timeout_ms: u64,
+    pub min_failure_timeout_ms: u64,
     pub default_replicas: usize,
     pub max_replicas: usize,
     pub default_stabilize_ms: u64,
@@ -80,6 +87,8 @@ pub const LIMITS: Limits = Limits {
     max_peers: MAX_PEERS,
     default_request_timeout_ms: DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
     max_request_timeout_ms: MAX_REQUEST_TIMEOUT.as_millis() as u64,
+    default_failure_timeout_ms: DEFAULT_FAILURE_TIMEOUT.as_millis() as u64,
+    min_failure_timeout_ms: MIN_FAILURE_TIMEOUT.as_millis() as u64,
     default_replicas: DEFAULT_REPLICAS,
     max_replicas: MAX_REPLICAS,
     default_stabilize_ms: DEFAULT_STABILIZE_INTERVAL.as_millis() as u64,
@@ -101,6 +110,8 @@ pub struct Config {
     pub max_peers: usize,
     pub max_frame_bytes: usize,
     pub request_timeout: Duration,
+    /// A peer silent this long while we wait on it is suspected; at most `request_timeout`.
+    pub failure_timeout: Duration,
     /// Connect to peers learned through peer exchange, up to `max_peers`.
     pub peer_exchange: bool,
     /// Present for a ChordSocket.
@@ -155,6 +166,7 @@ impl Config {
             max_peers: DEFAULT_MAX_PEERS,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            failure_timeout: DEFAULT_FAILURE_TIMEOUT,
             peer_exchange: true,
             chord: None,
         }
@@ -165,6 +177,12 @@ impl Config {
         in_range("maxPeers", self.max_peers as u64, 1, MAX_PEERS as u64)?;
         in_range("maxFrameBytes", self.max_frame_bytes as u64, MIN_FRAME_BYTES as u64, MAX_FRAME_BYTES as u64)?;
         in_range("requestTimeoutMs", self.request_timeout.as_millis() as u64, 1, MAX_REQUEST_TIMEOUT.as_millis() as u64)?;
+        in_range(
+            "failureTimeoutMs",
+            self.failure_timeout.as_millis() as u64,
+            MIN_FAILURE_TIMEOUT.as_millis() as u64,
+            (self.request_timeout.as_millis() as u64).max(MIN_FAILURE_TIMEOUT.as_millis() as u64),
+        )?;
         if self.encryption != "Plaintext" {
             return Err(Error::InvalidArgument(format!("encryption must be 'Plaintext' (got {:?})", self.encryption)));
         }

@@ -107,6 +107,8 @@ pub enum Request {
     Handoff { items: Vec<Item> },
     /// I am leaving: here are my predecessor and successors, take over.
     Leaving { predecessor: Option<NodeRef>, successors: Vec<NodeRef> },
+    /// Live nodes that may belong next to you (ring merging after a partition).
+    Candidates(Vec<NodeRef>),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -154,6 +154,23 @@ impl Routing {
         None
     }
 
+    /// A live node we learned of outside stabilize (a node of another ring after a partition
+    /// healed, a former neighbour that came back): adopt it as our successor if it lies
+    /// between us and our current one. Stabilize then refreshes the list from it. Returns
+    /// whether it was adopted.
+    pub fn consider_successor(&mut self, candidate: &NodeRef) -> bool {
+        if candidate.id == self.me.id || self.successors.first().is_some_and(|s| s.id == candidate.id) {
+            return false;
+        }
+        let closer = self.successors.first().is_none_or(|s| candidate.id.in_open(self.me.id, s.id));
+        if closer {
+            self.successors.retain(|s| s.id != candidate.id);
+            self.successors.insert(0, candidate.clone());
+            self.successors.truncate(self.successor_list_len);
+        }
+        closer
+    }
+
     /// Notify/rectify: `candidate` thinks it is our predecessor. Returns whether we adopted it.
     pub fn on_notify(&mut self, candidate: &NodeRef) -> bool {
         if candidate.id == self.me.id {
@@ -286,6 +303,9 @@ impl Routing {
         nodes
     }
 
+    /// Append `list` to the successor list, keeping it in clockwise order from us: an entry
+    /// not farther than the one before it means the list went round the ring past us (a stale
+    /// list, from a node that does not know us yet), so it stops there.
     fn adopt_successor_list(&mut self, list: Vec<NodeRef>) {
         for node in list {
             if node.id == self.me.id {
@@ -293,6 +313,9 @@ impl Routing {
             }
             if self.successors.iter().any(|s| s.id == node.id) {
                 continue;
+            }
+            if self.successors.last().is_some_and(|last| self.me.id.distance_to(node.id) < self.me.id.distance_to(last.id)) {
+                break;
             }
             self.successors.push(node);
             if self.successors.len() == self.successor_list_len {
@@ -408,6 +431,30 @@ mod tests {
         let new = a.on_successor_state(&node(30), Some(node(20)), vec![node(50)]);
         assert_eq!(new, Some(node(20)));
         assert_eq!(a.successors().iter().map(|n| n.id.0).collect::<Vec<_>>(), vec![20, 30, 50]);
+    }
+
+    #[test]
+    fn a_list_that_wraps_past_us_is_cut_where_it_does() {
+        let mut a = Routing::new(node(100), 4);
+        // 500's list does not know 100: it goes round the ring and on past it to 300.
+        a.join(vec![node(500), node(50), node(300)]);
+        assert_eq!(a.successors().iter().map(|n| n.id.0).collect::<Vec<_>>(), vec![500, 50]);
+        let mut b = Routing::new(node(100), 4);
+        b.join(vec![node(500), node(300)]);
+        assert_eq!(b.successors().iter().map(|n| n.id.0).collect::<Vec<_>>(), vec![500]);
+    }
+
+    #[test]
+    fn a_closer_live_node_becomes_the_successor() {
+        let mut a = Routing::new(node(100), 3);
+        a.join(vec![node(500), node(600), node(700)]);
+        assert!(!a.consider_successor(&node(800)));
+        assert!(a.consider_successor(&node(300)));
+        assert_eq!(a.successors().iter().map(|n| n.id.0).collect::<Vec<_>>(), vec![300, 500, 600]);
+        assert!(!a.consider_successor(&node(300)));
+        let mut alone = Routing::new(node(100), 3);
+        assert!(alone.consider_successor(&node(50)));
+        assert_eq!(alone.successor().id, Id(50));
     }
 
     #[test]

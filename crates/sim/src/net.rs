@@ -51,6 +51,7 @@ pub struct NetConfig {
     pub seed: u64,
     pub chord: ChordConfig,
     pub request_timeout: Millis,
+    pub failure_timeout: Millis,
     pub delay: Delay,
 }
 
@@ -62,6 +63,7 @@ impl NetConfig {
             seed,
             chord: ChordConfig { events: false, ..ChordConfig::default() },
             request_timeout: chord::config::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
+            failure_timeout: chord::config::DEFAULT_FAILURE_TIMEOUT.as_millis() as u64,
             delay: Delay::Uniform(1, 3),
         }
     }
@@ -218,6 +220,7 @@ impl Sim {
             me: Sim::node_ref(id),
             chord: Some(self.config.chord.clone()),
             request_timeout: self.config.request_timeout,
+            failure_timeout: self.config.failure_timeout,
             seed: self.rng.gen(),
         };
         Engine::new(settings, Now { mono: self.now, wall: EPOCH_MS + self.now })
@@ -495,7 +498,7 @@ impl Sim {
                     }
                 }
             }
-            Action::ToClients { .. } | Action::Notice(_) => {}
+            Action::ToClients { .. } | Action::Notice(_) | Action::Disconnect { .. } => {}
             Action::Done { op, result } => {
                 self.done.insert(op, result);
             }

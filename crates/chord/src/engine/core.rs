@@ -2,6 +2,7 @@
 //! where to send an operation first, which hop a lookup takes from here, what to forget when
 //! a node stops answering. One owner: the [`super::Engine`] that holds it.
 
+use super::contacts::Contacts;
 use super::time::Millis;
 use crate::config::ChordConfig;
 use crate::error::{Error, Result};
@@ -26,6 +27,10 @@ pub struct Counters {
     pub lookup_hops: u64,
     /// Ring events (add/delete) this node sent on to other nodes.
     pub events_forwarded: u64,
+    /// Peers suspected of having failed (silent past the failure timeout, a probe unanswered).
+    pub suspicions: u64,
+    /// Nodes of another ring adopted as successor (ring merges, one gap each).
+    pub merges: u64,
 }
 
 /// Where an operation goes first.
@@ -40,6 +45,20 @@ pub struct Core {
     /// `None` for a plain MeshSocket.
     pub chord: Option<ChordConfig>,
     pub request_timeout: Millis,
+    /// A peer silent this long while we wait on it is probed, then suspected.
+    pub failure_timeout: Millis,
+    /// The time of the input being handled.
+    pub now: Millis,
+    /// When each peer last said anything to us (a request or an answer).
+    pub last_heard: HashMap<Id, Millis>,
+    /// Suspected peers and until when they stay out of our tables unless they speak.
+    pub suspects: HashMap<Id, Millis>,
+    /// Former neighbours and sampled members, probed to find other rings.
+    pub contacts: Contacts,
+    /// A live member a lone node heard of: the next rejoin goes through it.
+    pub rejoin_via: Option<NodeRef>,
+    /// Merge hints sent recently, by (to, first candidate): not repeated within a second.
+    pub told: HashMap<(Id, Id), Millis>,
     /// Present while this node is a ring member.
     pub ring: Option<Routing>,
     pub store: Store,
@@ -72,18 +91,40 @@ impl Core {
         self.ring.is_some()
     }
 
-    /// Remember a ring member (not ourselves).
+    /// Remember a ring member (not ourselves, not a suspect); some become contacts.
     pub fn learn(&mut self, node: &NodeRef) {
-        if node.id != self.me.id {
-            self.view.insert(node.id, node.clone());
+        if node.id != self.me.id && !self.is_suspect(node.id) {
+            if self.view.insert(node.id, node.clone()).is_none() {
+                self.contacts.add_sample(node, self.now);
+            }
         }
     }
 
-    /// A node did not answer: drop it from every table so routing stops choosing it.
+    /// `id` said something: it is alive, whatever we suspected.
+    pub fn heard(&mut self, id: Id) {
+        self.last_heard.insert(id, self.now);
+        self.suspects.remove(&id);
+    }
+
+    pub fn is_suspect(&self, id: Id) -> bool {
+        self.suspects.get(&id).is_some_and(|until| *until > self.now)
+    }
+
+    /// A node did not answer: drop it from every table so routing stops choosing it. A
+    /// routing neighbour becomes a contact: if it comes back (a partition heals, it restarts),
+    /// the probe duty finds it.
     pub fn forget(&mut self, id: Id) {
         if id == self.me.id {
             return;
         }
+        if let Some(node) = self.ring.as_ref().and_then(|r| r.known_nodes().into_iter().find(|n| n.id == id)) {
+            self.contacts.add_former(&node, self.now);
+        }
+        self.drop_node(id);
+    }
+
+    /// Drop a node from every table without keeping it as a contact (it left gracefully).
+    pub fn drop_node(&mut self, id: Id) {
         self.view.remove(&id);
         self.arcs.remove(&id);
         if let Some(ring) = self.ring.as_mut() {
@@ -157,6 +198,14 @@ impl Core {
         self.view.insert(owner.id, owner.clone());
     }
 
+    /// A lone member that knows of other members has lost its ring and is rejoining (a
+    /// restart, a node cut off): it must not answer as the owner of everything, or a write
+    /// would be acknowledged with one copy in the wrong place. A lone member that knows no one
+    /// (the first node, the last survivor) is a ring of one and does.
+    pub fn rejoining(&self) -> bool {
+        self.ring.as_ref().is_some_and(|r| r.is_alone()) && (!self.view.is_empty() || self.rejoin_via.is_some())
+    }
+
     /// Our primary arc `(predecessor, me]`, or the whole ring when alone or not yet placed.
     pub fn arc_or_all(&self) -> (Id, Id) {
         self.ring.as_ref().and_then(|r| r.primary_arc()).unwrap_or((self.me.id, self.me.id))
@@ -166,6 +215,11 @@ impl Core {
 /// The answer of a node that is not (or no longer) a ring member.
 pub fn not_member() -> Response {
     Response::Error { code: "not-member".into(), message: "this node is not a ring member".into() }
+}
+
+/// The answer of a lone member that is rejoining its ring: ask again shortly.
+pub fn rejoining() -> Response {
+    Response::Error { code: "unavailable".into(), message: "this node lost its ring and is rejoining it".into() }
 }
 
 /// An answer that does not fit the request: a refusal becomes `ERR_UNAVAILABLE` with the

@@ -11,6 +11,7 @@
 use super::core::Core;
 use crate::error::Error;
 use crate::protocol::{Message, Request, Response};
+use crate::id::Id;
 use crate::routing::NodeRef;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -85,6 +86,9 @@ pub enum Action {
     Notice(Notice),
     /// A user operation finished.
     Done { op: OpId, result: Result<OpOutput, Error> },
+    /// Close the connections to a peer the engine suspects has failed (a later request dials
+    /// afresh).
+    Disconnect { peer: Id, reason: String },
 }
 
 /// What a machine is woken with.
@@ -126,6 +130,9 @@ pub trait Machine: Send {
 pub struct Outstanding {
     pub task: TaskId,
     pub to: NodeRef,
+    pub sent_at: Millis,
+    /// When its peer is probed if it has said nothing since `sent_at`.
+    pub overdue_at: Millis,
     pub deadline: Millis,
 }
 
@@ -137,6 +144,11 @@ pub struct Io {
     pub requests: HashMap<ReqId, Outstanding>,
     /// Request deadlines, earliest first; entries of answered requests are skipped lazily.
     pub deadlines: BinaryHeap<Reverse<(Millis, ReqId)>>,
+    /// When each request becomes overdue (half the failure timeout): if its peer has said
+    /// nothing since it was sent, the peer is probed.
+    pub overdue: BinaryHeap<Reverse<(Millis, ReqId)>>,
+    /// Requests failed during a step (their peer was suspected), for the engine to deliver.
+    pub failures: Vec<(TaskId, ReqId, Error)>,
     pub timers: BinaryHeap<Reverse<(Millis, TaskId)>>,
     pub spawned: Vec<(TaskId, TaskId, Box<dyn Machine>)>,
     pub actions: VecDeque<Action>,
@@ -159,6 +171,24 @@ impl Io {
         }
         if self.deadlines.len() > 2 * self.requests.len() + 64 {
             self.deadlines = self.requests.iter().map(|(id, r)| Reverse((r.deadline, *id))).collect();
+        }
+        while let Some(Reverse((_, id))) = self.overdue.peek() {
+            if self.requests.contains_key(id) {
+                break;
+            }
+            self.overdue.pop();
+        }
+        if self.overdue.len() > 2 * self.requests.len() + 64 {
+            self.overdue = self.requests.iter().map(|(id, r)| Reverse((r.overdue_at, *id))).collect();
+        }
+    }
+
+    /// Fail every request in flight to `peer` with `error`.
+    pub fn fail_requests_to(&mut self, peer: Id, error: &Error) {
+        let failed: Vec<ReqId> = self.requests.iter().filter(|(_, r)| r.to.id == peer).map(|(id, _)| *id).collect();
+        for id in failed {
+            let outstanding = self.requests.remove(&id).expect("listed");
+            self.failures.push((outstanding.task, id, error.clone()));
         }
     }
 }
@@ -185,11 +215,22 @@ impl<'a> Cx<'a> {
 
     pub fn request_within(&mut self, to: &NodeRef, body: Request, timeout: Millis) -> ReqId {
         let id = self.io.next_id();
-        let deadline = self.now.mono + timeout;
-        self.io.requests.insert(id, Outstanding { task: self.task, to: to.clone(), deadline });
+        let (sent_at, deadline) = (self.now.mono, self.now.mono + timeout);
+        let overdue_at = sent_at + self.core.failure_timeout / 2;
+        self.io.requests.insert(id, Outstanding { task: self.task, to: to.clone(), sent_at, overdue_at, deadline });
         self.io.deadlines.push(Reverse((deadline, id)));
+        self.io.overdue.push(Reverse((overdue_at, id)));
         self.io.actions.push_back(Action::Request { to: to.clone(), id, body });
         id
+    }
+
+    /// Fail every request in flight to `peer` (it is suspected); their machines hear of it.
+    pub fn fail_requests_to(&mut self, peer: Id, error: &Error) {
+        self.io.fail_requests_to(peer, error);
+    }
+
+    pub fn disconnect(&mut self, peer: Id, reason: String) {
+        self.io.actions.push_back(Action::Disconnect { peer, reason });
     }
 
     /// Be woken with [`Input::Timer`] at `at` (or soon after).

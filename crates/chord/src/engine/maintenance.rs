@@ -59,7 +59,10 @@ impl Machine for Stabilize {
             Input::Reply(id, reply) if self.asked.as_ref().is_some_and(|(asked, _)| *asked == id) => {
                 let (_, successor) = self.asked.take().expect("checked");
                 match reply {
-                    Ok(Response::State { predecessor, successors }) => {
+                    Ok(Response::State { predecessor, mut successors }) => {
+                        // Suspects stay out of our tables through their quarantine.
+                        successors.retain(|n| !cx.core.is_suspect(n.id));
+                        let predecessor = predecessor.filter(|p| !cx.core.is_suspect(p.id));
                         for node in successors.iter().chain(predecessor.iter()) {
                             cx.core.learn(node);
                         }

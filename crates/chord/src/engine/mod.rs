@@ -14,12 +14,15 @@
 //! machines through their [`Cx`], and the engine routes every answer, timeout and child
 //! outcome back to the machine that waits for it.
 
+mod contacts;
 pub mod core;
 pub mod cx;
+mod detector;
 mod events;
 mod lookup;
 mod maintenance;
 mod membership;
+mod merge;
 mod route;
 mod serve;
 mod sync;
@@ -32,8 +35,11 @@ pub use self::route::DictOp;
 pub use self::maintenance::FINGERS_PER_ROUND;
 pub use self::sync::ITEM_BATCH_BYTES;
 
+use self::contacts::Contacts;
 use self::cx::{Cx, Input, Io, Machine, Outcome, Step, TaskId};
+use self::detector::Probe;
 use self::maintenance::{CheckPredecessor, FixFingers, Stabilize};
+use self::merge::ProbeContacts;
 use self::membership::{BecomeMember, JoinThrough, Leave, Rejoin};
 use self::route::{Routed, Scan, UserLookup};
 use self::serve::Served;
@@ -66,6 +72,8 @@ pub struct Settings {
     /// `None` for a plain MeshSocket (it only answers pings).
     pub chord: Option<ChordConfig>,
     pub request_timeout: Millis,
+    /// A peer silent this long while we wait on it is suspected (see `detector`).
+    pub failure_timeout: Millis,
     /// Seeds the engine's randomness (jitter, event ids): the simulator replays runs by seed.
     pub seed: u64,
 }
@@ -95,6 +103,7 @@ enum Duty {
     FixFingers,
     Sync,
     Strays,
+    Contacts,
 }
 
 /// Where a finished machine's outcome goes.
@@ -103,6 +112,8 @@ enum Sink {
     Op(OpId),
     Reply(ReplyTo),
     Duty(Duty),
+    /// A failure-detector probe of this peer.
+    Probe(Id),
 }
 
 struct Task {
@@ -134,6 +145,12 @@ pub struct Stats {
     pub lookups: u64,
     pub mean_lookup_hops: f64,
     pub events_forwarded: u64,
+    /// Peers suspected of having failed since start.
+    pub suspicions: u64,
+    /// Gaps closed by adopting a node of another ring (ring merging).
+    pub merges: u64,
+    /// Former neighbours and sampled members remembered for probing.
+    pub contacts: usize,
     /// Open connections (the driver's figure; the engine leaves it 0).
     pub connections: usize,
 }
@@ -144,6 +161,8 @@ pub struct Engine {
     tasks: HashMap<TaskId, Task>,
     queue: VecDeque<(TaskId, Input)>,
     schedule: Schedule,
+    /// Peers a failure-detector probe is out to.
+    probing: std::collections::HashSet<Id>,
 }
 
 impl Engine {
@@ -157,6 +176,13 @@ impl Engine {
             me,
             chord: settings.chord,
             request_timeout: settings.request_timeout,
+            failure_timeout: settings.failure_timeout,
+            now: now.mono,
+            last_heard: HashMap::new(),
+            suspects: HashMap::new(),
+            contacts: Contacts::default(),
+            rejoin_via: None,
+            told: HashMap::new(),
             store: Store::new(),
             view: BTreeMap::new(),
             arcs: BTreeMap::new(),
@@ -173,6 +199,7 @@ impl Engine {
             tasks: HashMap::new(),
             queue: VecDeque::new(),
             schedule: Schedule { next_tick: now.mono, last_tick: now.mono, round: 0, running: HashMap::new() },
+            probing: Default::default(),
         };
         engine.schedule.next_tick = now.mono + engine.next_interval();
         engine
@@ -230,13 +257,15 @@ impl Engine {
             self.io.timers.pop();
         }
         let deadline = self.io.deadlines.peek().map(|Reverse((at, _))| *at);
+        let overdue = self.io.overdue.peek().map(|Reverse((at, _))| *at);
         let timer = self.io.timers.peek().map(|Reverse((at, _))| *at);
         let tick = self.core.chord.is_some().then_some(self.schedule.next_tick);
-        [deadline, timer, tick].into_iter().flatten().min()
+        [deadline, overdue, timer, tick].into_iter().flatten().min()
     }
 
     /// Start a user operation; its result comes back as [`Action::Done`] with `op`.
     pub fn start_op(&mut self, now: Now, op: OpId, kind: UserOp) {
+        self.core.now = now.mono;
         match self.admit(&kind) {
             Ok(machine) => self.launch(now, machine, Sink::Op(op)),
             Err(error) => self.io.actions.push_back(Action::Done { op, result: Err(error) }),
@@ -277,6 +306,8 @@ impl Engine {
 
     /// A peer's request arrived; its answer comes back as [`Action::Respond`] to `reply`.
     pub fn handle_request(&mut self, now: Now, from: &NodeRef, reply: ReplyTo, body: Request) {
+        self.core.now = now.mono;
+        self.core.heard(from.id);
         let served = {
             let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
             serve::serve(&mut cx, Some(from), body)
@@ -291,9 +322,11 @@ impl Engine {
     /// The answer to request `id` arrived from `from`. Answers from anyone but the node asked
     /// (late, forged or misrouted) are dropped.
     pub fn handle_response(&mut self, now: Now, from: Id, id: ReqId, body: Response) {
+        self.core.now = now.mono;
         if self.io.requests.get(&id).is_none_or(|r| r.to.id != from) {
             return;
         }
+        self.core.heard(from);
         let outstanding = self.io.requests.remove(&id).expect("checked");
         self.queue.push_back((outstanding.task, Input::Reply(id, Ok(body))));
         self.run(now);
@@ -301,6 +334,7 @@ impl Engine {
 
     /// Request `id` could not be delivered (no connection could be made, the connection went).
     pub fn request_failed(&mut self, now: Now, id: ReqId, error: Error) {
+        self.core.now = now.mono;
         if let Some(outstanding) = self.io.requests.remove(&id) {
             self.queue.push_back((outstanding.task, Input::Reply(id, Err(error))));
             self.run(now);
@@ -309,6 +343,7 @@ impl Engine {
 
     /// Every request in flight to `peer` fails with `error` (its connection closed).
     pub fn peer_gone(&mut self, now: Now, peer: Id, error: Error) {
+        self.core.now = now.mono;
         let failed: Vec<ReqId> = self.io.requests.iter().filter(|(_, r)| r.to.id == peer).map(|(id, _)| *id).collect();
         for id in failed {
             let outstanding = self.io.requests.remove(&id).expect("listed");
@@ -322,6 +357,7 @@ impl Engine {
 
     /// A ring event (El-Ansary broadcast) arrived.
     pub fn handle_event(&mut self, now: Now, id: Id, key: Vec<u8>, added: bool, limit: Id) {
+        self.core.now = now.mono;
         let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
         events::on_event(&mut cx, id, key, added, limit);
     }
@@ -333,6 +369,8 @@ impl Engine {
 
     /// Time has passed: fail overdue requests, wake sleeping machines, run maintenance.
     pub fn handle_timeout(&mut self, now: Now) {
+        self.core.now = now.mono;
+        self.probe_silent_peers(now);
         while let Some(Reverse((at, id))) = self.io.deadlines.peek().copied() {
             if at > now.mono {
                 break;
@@ -358,6 +396,25 @@ impl Engine {
         }
     }
 
+    /// Requests that have waited half the failure timeout on a peer that said nothing since
+    /// they were sent: probe that peer (once at a time).
+    fn probe_silent_peers(&mut self, now: Now) {
+        while let Some(Reverse((at, id))) = self.io.overdue.peek().copied() {
+            if at > now.mono {
+                break;
+            }
+            self.io.overdue.pop();
+            let Some(outstanding) = self.io.requests.get(&id) else { continue };
+            let peer = outstanding.to.clone();
+            let heard_since = self.core.last_heard.get(&peer.id).is_some_and(|heard| *heard >= outstanding.sent_at);
+            if heard_since || !self.probing.insert(peer.id) {
+                continue;
+            }
+            let probe = Box::new(Probe::new(peer.clone()));
+            self.launch(now, probe, Sink::Probe(peer.id));
+        }
+    }
+
     fn launch(&mut self, now: Now, machine: Box<dyn Machine>, sink: Sink) {
         let id = self.io.next_id();
         self.tasks.insert(id, Task { machine: Some(machine), sink });
@@ -373,6 +430,9 @@ impl Engine {
                 let mut cx = Cx::new(&mut self.core, &mut self.io, now, id);
                 machine.step(&mut cx, input)
             };
+            for (task, id, error) in std::mem::take(&mut self.io.failures) {
+                self.queue.push_back((task, Input::Reply(id, Err(error))));
+            }
             for (child, parent, child_machine) in std::mem::take(&mut self.io.spawned) {
                 self.tasks.insert(child, Task { machine: Some(child_machine), sink: Sink::Parent(parent) });
                 self.queue.push_back((child, Input::Start));
@@ -412,6 +472,9 @@ impl Engine {
             }
             Sink::Duty(duty) => {
                 self.schedule.running.remove(&duty);
+            }
+            Sink::Probe(peer) => {
+                self.probing.remove(&peer);
             }
         }
     }
@@ -454,6 +517,9 @@ impl Engine {
         self.start_duty(now, Duty::Stabilize, Box::<Stabilize>::default());
         self.start_duty(now, Duty::CheckPredecessor, Box::<CheckPredecessor>::default());
         self.start_duty(now, Duty::FixFingers, Box::<FixFingers>::default());
+        if !self.core.contacts.is_empty() {
+            self.start_duty(now, Duty::Contacts, Box::<ProbeContacts>::default());
+        }
         if round.is_multiple_of(SYNC_EVERY_ROUNDS) || std::mem::take(&mut self.core.sync_wanted) {
             self.start_duty(now, Duty::Sync, Box::<SyncReplicas>::default());
         }
@@ -478,14 +544,22 @@ impl Engine {
         self.run(now);
     }
 
-    /// A lone member that knows other members: one of them at random, to join through.
+    /// A lone member that knows other members: one to join through — a live member it was
+    /// told of, else a member of its view at random, else its freshest contact.
     fn stranded_bootstrap(&mut self) -> Option<NodeRef> {
         let ring = self.core.ring.as_ref()?;
-        if !(ring.is_alone() && ring.predecessor().is_none()) || self.core.view.is_empty() {
+        if !(ring.is_alone() && ring.predecessor().is_none()) {
+            self.core.rejoin_via = None;
             return None;
         }
-        let index = self.core.rng.gen_range(0..self.core.view.len());
-        self.core.view.values().nth(index).cloned()
+        if let Some(node) = self.core.rejoin_via.take() {
+            return Some(node);
+        }
+        if !self.core.view.is_empty() {
+            let index = self.core.rng.gen_range(0..self.core.view.len());
+            return self.core.view.values().nth(index).cloned();
+        }
+        self.core.contacts.freshest()
     }
 
     /// Every node routing needs a connection to (fingers, successors, predecessor).
@@ -508,6 +582,9 @@ impl Engine {
             lookups: counters.lookups,
             mean_lookup_hops: counters.lookup_hops as f64 / counters.lookups.max(1) as f64,
             events_forwarded: counters.events_forwarded,
+            suspicions: counters.suspicions,
+            merges: counters.merges,
+            contacts: self.core.contacts.len(),
             ..Stats::default()
         };
         if let Some(ring) = &self.core.ring {

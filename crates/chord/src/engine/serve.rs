@@ -2,7 +2,7 @@
 //! a write at its owner and a hand-off must wait on other nodes, so they become machines
 //! ([`Served::Later`]) whose outcome is the answer.
 
-use super::core::{not_member, Core};
+use super::core::{not_member, rejoining, Core};
 use super::cx::{Cx, Machine};
 use super::sync::{apply_items, TakeOver, SYNC_VERSIONS_LIMIT};
 use super::write::OwnerWrite;
@@ -64,11 +64,15 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
         Request::FindSuccessor { position, avoid } => Response::Next(cx.core.ring.as_ref().expect("member").next_hop_avoiding(position, &avoid)),
         Request::Get { key } => owner_get(cx.core, key.into_vec()),
         Request::Page { after, limit, with_values } => page(cx.core, after, limit, with_values),
+        Request::Candidates(candidates) => {
+            super::merge::consider(cx, candidates, sender);
+            Response::Ok
+        }
         Request::Leaving { predecessor, successors: _ } => {
             // A neighbour is leaving: drop it; if it was our predecessor, its own predecessor
             // is ours now. Stabilize confirms the rest.
             if let Some(leaver) = sender {
-                cx.core.forget(leaver.id);
+                cx.core.drop_node(leaver.id);
                 if let Some(pred) = predecessor.filter(|p| p.id != cx.core.me.id) {
                     let ring = cx.core.ring.as_mut().expect("member");
                     if ring.predecessor().is_none() {
@@ -87,6 +91,9 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
 /// A `Get` at the node we think owns the key: the value and our arc, or a redirect.
 pub fn owner_get(core: &Core, key: Vec<u8>) -> Response {
     let Some(ring) = &core.ring else { return not_member() };
+    if core.rejoining() {
+        return rejoining();
+    }
     match ring.next_hop(Id::of_key(&key)) {
         Hop::Local => {
             let arc = ring.primary_arc().unwrap_or((core.me.id, core.me.id));

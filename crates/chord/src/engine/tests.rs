@@ -18,6 +18,8 @@ struct Harness {
     now: Millis,
     dead: HashSet<Id>,
     silent: HashSet<Id>,
+    /// Answer pings only (a peer busy with everything else).
+    busy: HashSet<Id>,
     done: HashMap<OpId, Result<OpOutput, Error>>,
     notices: Vec<(Id, Notice)>,
     next_op: OpId,
@@ -40,6 +42,7 @@ impl Harness {
             now: 0,
             dead: HashSet::new(),
             silent: HashSet::new(),
+            busy: HashSet::new(),
             done: HashMap::new(),
             notices: Vec::new(),
             next_op: 0,
@@ -68,7 +71,7 @@ impl Harness {
     }
 
     fn add(&mut self, id: u128, config: ChordConfig) {
-        let settings = Settings { me: node(id), chord: Some(config), request_timeout: 5_000, seed: id as u64 };
+        let settings = Settings { me: node(id), chord: Some(config), request_timeout: 5_000, failure_timeout: 2_000, seed: id as u64 };
         self.engines.insert(Id(id), Engine::new(settings, self.at()));
         self.index.push(Id(id));
     }
@@ -114,7 +117,7 @@ impl Harness {
                 if self.dead.contains(&to.id) || !self.engines.contains_key(&to.id) {
                     let error = Error::Io { code: "ECONNREFUSED", message: "refused".into() };
                     self.engines.get_mut(&from).unwrap().request_failed(now, id, error);
-                } else if !self.silent.contains(&to.id) {
+                } else if !self.silent.contains(&to.id) && (!self.busy.contains(&to.id) || body == Request::Ping) {
                     let sender = self.engines[&from].me().clone();
                     self.engines.get_mut(&to.id).unwrap().handle_request(now, &sender, ReplyTo { conn, id }, body);
                 }
@@ -130,7 +133,7 @@ impl Harness {
                     self.engines.get_mut(&to.id).unwrap().handle_event(now, id, key.into_vec(), added, limit);
                 }
             }
-            Action::Send { .. } | Action::ToClients { .. } => {}
+            Action::Send { .. } | Action::ToClients { .. } | Action::Disconnect { .. } => {}
             Action::Notice(notice) => self.notices.push((from, notice)),
             Action::Done { op, result } => {
                 self.done.insert(op, result);
@@ -211,21 +214,34 @@ fn a_lookup_routes_around_a_dead_hop() {
 }
 
 #[test]
-fn a_silent_target_is_given_up_after_the_request_timeout_and_the_next_one_tried() {
+fn a_silent_target_is_suspected_after_the_failure_timeout_and_the_next_one_tried() {
     let mut h = Harness::ring(&[Q, 5 * Q], chord(false));
     h.add(3 * Q, ChordConfig { join: false, ..chord(false) });
     h.engine(3 * Q).learn_member(&node(Q));
     h.engine(3 * Q).learn_member(&node(5 * Q));
     h.silent.extend([Id(Q), Id(5 * Q)]);
     let get = h.start(3 * Q, UserOp::Get(key_in(Q, 5 * Q)));
-    h.advance(4_900);
-    assert_eq!(h.result(get), None, "the first target's request timeout (5 s) has not passed");
-    h.advance(4_900);
-    assert_eq!(h.result(get), None, "the second target's has not either");
+    h.advance(1_900);
+    assert_eq!(h.result(get), None, "the first target is not suspected before the failure timeout (2 s)");
+    h.advance(1_900);
+    assert_eq!(h.result(get), None, "nor the second, asked at 2 s");
     h.advance(400);
-    let Some(Err(error)) = h.result(get) else { panic!("both members timed out: the operation should fail") };
+    let Some(Err(error)) = h.result(get) else { panic!("both members were silent past the failure timeout: the operation should fail") };
     assert_eq!(error.code(), "ERR_UNAVAILABLE");
-    assert!(h.engines[&Id(3 * Q)].core().view.is_empty(), "both are forgotten");
+    let client = &h.engines[&Id(3 * Q)];
+    assert!(client.core().view.is_empty(), "both are forgotten");
+    assert_eq!(client.stats().suspicions, 2);
+}
+
+#[test]
+fn a_busy_peer_that_answers_the_probe_is_not_suspected() {
+    let mut h = Harness::ring(&[Q, 5 * Q], chord(false));
+    h.busy.insert(Id(5 * Q)); // answers pings, sits on everything else
+    let get = h.start(Q, UserOp::Get(key_in(Q, 5 * Q)));
+    h.advance(4_900);
+    assert_eq!(h.result(get), None, "waits for the request timeout, not the failure timeout");
+    assert_eq!(h.engines[&Id(Q)].stats().suspicions, 0);
+    assert!(h.engines[&Id(Q)].core().ring.as_ref().unwrap().successors().iter().any(|s| s.id == Id(5 * Q)));
 }
 
 #[test]

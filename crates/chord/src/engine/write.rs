@@ -3,7 +3,7 @@
 //! and the next one down the successor list stands in, so a resolved write has `replicas`
 //! copies even while a neighbour is dead (the design's durability promise).
 
-use super::core::not_member;
+use super::core::{not_member, rejoining};
 use super::cx::{Cx, Input, Machine, Notice, Outcome, ReqId, Step};
 use super::events;
 use crate::id::Id;
@@ -49,6 +49,9 @@ impl OwnerWrite {
     fn start(&mut self, cx: &mut Cx<'_>) -> Step {
         let position = Id::of_key(&self.key);
         let replicas = cx.core.chord.as_ref().map_or(1, |c| c.replicas);
+        if cx.core.rejoining() {
+            return Step::Done(Outcome::Response(rejoining()));
+        }
         let Some(ring) = cx.core.ring.as_ref() else { return Step::Done(Outcome::Response(not_member())) };
         match ring.next_hop(position) {
             Hop::Local => {}

@@ -142,6 +142,7 @@ impl Driver {
                 Notice::Deleted(key) => Event::Deleted(key),
                 Notice::Error { code, message } => Event::Error { code, message },
             }),
+            Action::Disconnect { peer, reason } => self.transport.drop_peer(peer, &reason),
             Action::Done { .. } => unreachable!("completions are drained under the lock"),
         }
     }

@@ -85,7 +85,13 @@ impl Node {
             max_frame_bytes: config.max_frame_bytes,
         }));
         let events = Arc::new(EventQueue::new());
-        let settings = Settings { me: me.clone(), chord: config.chord.clone(), request_timeout: config.request_timeout.as_millis() as u64, seed: rand::random() };
+        let settings = Settings {
+            me: me.clone(),
+            chord: config.chord.clone(),
+            request_timeout: config.request_timeout.as_millis() as u64,
+            failure_timeout: config.failure_timeout.as_millis() as u64,
+            seed: rand::random(),
+        };
         let engine = Engine::new(settings, Now { mono: 0, wall: clock::wall_millis() });
         let driver = Arc::new(Driver::new(engine, tokio::time::Instant::now(), transport.clone(), events.clone()));
         let mesh = Arc::new(Mesh::new(me.clone(), transport.clone(), events.clone(), config.peer_exchange));

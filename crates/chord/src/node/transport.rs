@@ -279,6 +279,14 @@ impl Transport {
         }
     }
 
+    /// Close every connection to `peer`.
+    pub fn drop_peer(&self, peer: Id, reason: &str) {
+        let conns: Vec<ConnId> = self.lock().conns.iter().filter(|(_, c)| c.peer.id == peer).map(|(id, _)| *id).collect();
+        for conn in conns {
+            self.drop_conn(conn, reason, true);
+        }
+    }
+
     /// Close every connection and the listener. Idempotent.
     pub fn shut_down(&self, reason: &str) {
         let conns: Vec<ConnId> = {
