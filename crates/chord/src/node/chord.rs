@@ -15,6 +15,7 @@
 use super::events::{Event, PeerInfo};
 use super::{conn, now_millis, Inner, Node, NodeError, NodeResult};
 use crate::id::Id;
+use crate::metrics::Op;
 use crate::protocol::{self, Message, Request, Response, WriteMode, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::routing::{Hop, NodeRef, Routing};
 use crate::store::{Applied, Item, Store};
@@ -22,6 +23,7 @@ use crate::version::Version;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,40 +142,58 @@ fn admit(inner: &Inner, key: &[u8]) -> NodeResult<Id> {
     Ok(Id::of_key(key))
 }
 
+/// Run a dict operation, recording its latency and outcome in the node's metrics.
+async fn timed<T>(inner: &Inner, op: Op, work: impl Future<Output = NodeResult<T>>) -> NodeResult<T> {
+    let started = Instant::now();
+    let result = work.await;
+    let micros = started.elapsed().as_micros() as u64;
+    inner.metrics.record_op(op, micros, result.as_ref().err().map(NodeError::code));
+    result
+}
+
 impl Node {
     /// The value of `key`, or `None` when absent.
     pub async fn get(&self, key: Vec<u8>) -> NodeResult<Option<Vec<u8>>> {
         let inner = self.inner();
-        let position = admit(inner, &key)?;
-        match route(inner, position, Request::Get { key: ByteBuf::from(key) }).await? {
-            Response::Value { item, .. } => Ok(item.and_then(|i| i.value).map(ByteBuf::into_vec)),
-            other => Err(unexpected(other)),
-        }
+        timed(inner, Op::Get, async {
+            let position = admit(inner, &key)?;
+            match route(inner, position, Request::Get { key: ByteBuf::from(key) }).await? {
+                Response::Value { item, .. } => Ok(item.and_then(|i| i.value).map(ByteBuf::into_vec)),
+                other => Err(unexpected(other)),
+            }
+        })
+        .await
     }
 
     /// Store `value` under `key`; resolves once every replica holds it.
     pub async fn set(&self, key: Vec<u8>, value: Vec<u8>) -> NodeResult<()> {
         let inner = self.inner();
-        let position = admit(inner, &key)?;
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(NodeError::ValueTooLarge { size: value.len(), limit: MAX_VALUE_BYTES });
-        }
-        let request = Request::Write { key: ByteBuf::from(key), value: Some(ByteBuf::from(value)), mode: WriteMode::Set };
-        match route(inner, position, request).await? {
-            Response::Written { .. } => Ok(()),
-            other => Err(unexpected(other)),
-        }
+        timed(inner, Op::Set, async {
+            let position = admit(inner, &key)?;
+            if value.len() > MAX_VALUE_BYTES {
+                return Err(NodeError::ValueTooLarge { size: value.len(), limit: MAX_VALUE_BYTES });
+            }
+            let request = Request::Write { key: ByteBuf::from(key), value: Some(ByteBuf::from(value)), mode: WriteMode::Set };
+            match route(inner, position, request).await? {
+                Response::Written { .. } => Ok(()),
+                other => Err(unexpected(other)),
+            }
+        })
+        .await
     }
 
     /// Delete `key`; returns the value it had, `None` if it was absent (nothing is written then).
     pub async fn delete(&self, key: Vec<u8>) -> NodeResult<Option<Vec<u8>>> {
         let inner = self.inner();
-        let position = admit(inner, &key)?;
-        let request = Request::Write { key: ByteBuf::from(key), value: None, mode: WriteMode::Delete };
-        match route(inner, position, request).await? {
-            Response::Written { previous, .. } => Ok(previous.map(ByteBuf::into_vec)),
-            other => Err(unexpected(other)),
-        }
+        timed(inner, Op::Delete, async {
+            let position = admit(inner, &key)?;
+            let request = Request::Write { key: ByteBuf::from(key), value: None, mode: WriteMode::Delete };
+            match route(inner, position, request).await? {
+                Response::Written { previous, .. } => Ok(previous.map(ByteBuf::into_vec)),
+                other => Err(unexpected(other)),
+            }
+        })
+        .await
     }
 
     /// Who owns `key`, found by a greedy finger-table lookup (no cache), and in how many hops.
@@ -420,12 +440,16 @@ fn remember_owner(inner: &Inner, target: &Target, response: &Response, redirects
 /// A node did not answer: drop it from every table so routing stops choosing it.
 fn forget(inner: &Inner, id: Id) {
     let mut state = inner.lock();
-    state.view.remove(&id);
+    let mut known = state.view.remove(&id).is_some();
     state.arcs.remove(&id);
     if let Some(ring) = state.ring.as_mut() {
         if ring.remove(id) {
+            known = true;
             inner.maintenance_wake.notify_one();
         }
+    }
+    if known {
+        inner.metrics.record_suspicion();
     }
 }
 
@@ -444,7 +468,11 @@ async fn find_owner(inner: &Arc<Inner>, position: Id) -> NodeResult<(NodeRef, u3
             }
         }
     };
-    find_owner_from(inner, position, start).await
+    let found = find_owner_from(inner, position, start).await;
+    if let Ok((_, hops)) = &found {
+        inner.metrics.record_lookup(*hops);
+    }
+    found
 }
 
 async fn find_owner_from(inner: &Arc<Inner>, position: Id, start: Hop) -> NodeResult<(NodeRef, u32)> {
@@ -568,6 +596,9 @@ fn serve_now(inner: &Arc<Inner>, sender: Option<&NodeRef>, body: Request) -> Res
     }
     let mut state = inner.lock();
     let state = &mut *state;
+    if matches!(body, Request::Info) {
+        return Ok(Response::Info(Box::new(super::info::member_info(inner, state))));
+    }
     if state.ring.is_none() && !matches!(body, Request::Ping) {
         // A client (or a node that left) stores nothing: whoever asks must pick a member.
         return Ok(not_member());
@@ -575,6 +606,7 @@ fn serve_now(inner: &Arc<Inner>, sender: Option<&NodeRef>, body: Request) -> Res
     let response = match body {
         Request::Ping => Response::Pong,
         Request::Write { .. } | Request::Handoff { .. } => unreachable!("answered by serve()"),
+        Request::Info => unreachable!("answered above"),
         Request::Replicate { items } => {
             for item in &items {
                 state.clock.observe(&item.version);
@@ -1113,6 +1145,7 @@ async fn sync_replicas(inner: &Arc<Inner>) {
 /// differ exchange version lists, so repairs cost what differs, not the arc's size.
 async fn sync_arc_with(inner: &Arc<Inner>, peer: &NodeRef, (from, to): (Id, Id)) -> NodeResult<()> {
     let digest = inner.lock().store.digest(from, to);
+    inner.metrics.record_sync();
     match inner.request(peer, Request::SyncArc { from, to, digest: ByteBuf::from(digest.to_vec()) }).await? {
         Response::InSync => Ok(()),
         Response::Versions(theirs) => repair_piece(inner, peer, (from, to), theirs).await,
@@ -1178,11 +1211,14 @@ async fn repair_piece(inner: &Arc<Inner>, peer: &NodeRef, (from, to): (Id, Id), 
         (to_push, to_fetch)
     };
     for batch in batches(&to_push) {
+        let pushed = batch.len();
         inner.request(peer, Request::Replicate { items: batch }).await?;
+        inner.metrics.record_repairs(pushed, 0);
     }
     for keys in to_fetch.chunks(FETCH_BATCH) {
         if let Response::Items(items) = inner.request(peer, Request::Fetch { keys: keys.to_vec() }).await? {
             apply_items(inner, &items);
+            inner.metrics.record_repairs(0, items.len());
         }
     }
     Ok(())

@@ -234,6 +234,7 @@ fn register(inner: &Arc<Inner>, hello: Hello, reader: OwnedReadHalf, writer: Own
         }
     }
     let _ = go_tx.send(());
+    inner.metrics.record_connection_opened();
     inner.emit(Event::Connect(info.clone()));
     mesh::send_peer_list(inner, conn_id);
     Ok((conn_id, info))

@@ -14,9 +14,11 @@
 pub mod chord;
 mod conn;
 mod events;
+mod info;
 pub mod mesh;
 
 use crate::id::Id;
+use crate::metrics::Metrics;
 use crate::protocol::{self, Hello, Message, Request, Response, PROTOCOL_VERSION};
 use crate::routing::{NodeRef, Routing};
 use crate::store::Store;
@@ -183,6 +185,8 @@ pub(crate) struct Inner {
     sync_wanted: AtomicBool,
     listener_done: Mutex<Option<oneshot::Receiver<()>>>,
     handshakes: AtomicU64,
+    /// Counters and latency histograms (relaxed atomics: updated without the state lock).
+    metrics: Metrics,
 }
 
 pub(crate) struct State {
@@ -303,6 +307,7 @@ impl Node {
             sync_wanted: AtomicBool::new(false),
             listener_done: Mutex::new(Some(done_rx)),
             handshakes: AtomicU64::new(0),
+            metrics: Metrics::new(),
             config,
         });
         tokio::spawn(conn::accept_loop(inner.clone(), listener, done_tx));
@@ -490,6 +495,7 @@ impl Inner {
             conn
         };
         let Some(conn) = removed else { return };
+        self.metrics.record_connection_closed();
         self.pending.lock().unwrap().retain(|_, (pending_conn, _)| *pending_conn != conn_id);
         let _ = conn.tx.try_send(conn::Outgoing::Close { reason: reason.to_string(), tell_peer });
         conn.reader.abort();
