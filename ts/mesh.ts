@@ -109,6 +109,7 @@ export class MeshSocket extends EventEmitter {
   #queue: Message[] = []
   #handlers: Handler[] = []
   #pump?: Promise<void>
+  readonly #taps = new Set<(event: NativeEvent) => void>()
 
   constructor(addr: string, port: number, options: MeshOptions = {}) {
     super()
@@ -247,6 +248,7 @@ export class MeshSocket extends EventEmitter {
       }
       if (batch === null) return
       for (const event of batch) {
+        if (this.#taps.size > 0) for (const tap of this.#taps) tap(event)
         try {
           await this.dispatch(event)
         } catch (error) {
@@ -257,6 +259,15 @@ export class MeshSocket extends EventEmitter {
         }
       }
     }
+  }
+
+  /**
+   * Observe every native event as it arrives, whatever its kind (the web view's event log).
+   * Returns the function that stops it. @internal
+   */
+  tapEvents(tap: (event: NativeEvent) => void): () => void {
+    this.#taps.add(tap)
+    return () => this.#taps.delete(tap)
   }
 
   /** Route one native event to listeners. @internal */

@@ -9,6 +9,7 @@ import type { ChordStats } from './chord'
 export interface NativePeer { id: string; host: string; port: number; outbound: boolean; member: boolean }
 export interface NativeNodeRef { id: string; host: string; port: number }
 export interface NativeEvent {
+  /** Today's kinds; the engine may add more (the web view shows any kind it gets). */
   kind: 'connect' | 'disconnect' | 'message' | 'error' | 'add' | 'delete'
   peer?: NativePeer
   reason?: string
@@ -21,6 +22,38 @@ export interface NativeEvent {
 }
 /** `ChordStats` as the addon returns it: nodes as flat `{ id, host, port }`. */
 export type NativeStats = Omit<ChordStats, 'predecessor' | 'successors'> & { predecessor?: NativeNodeRef; successors: NativeNodeRef[] }
+/** A histogram's non-empty buckets as parallel arrays (see `histogramLayout()` for the bounds). */
+export interface NativeHistogram { count: number; sum: number; indexes: number[]; counts: number[] }
+export interface NativeOpMetrics { latency: NativeHistogram; errorCodes: string[]; errorCounts: number[] }
+/** Cumulative counters of a node since it started. */
+export interface NativeMetrics {
+  get: NativeOpMetrics
+  set: NativeOpMetrics
+  delete: NativeOpMetrics
+  lookupHops: NativeHistogram
+  antiEntropySyncs: number
+  repairedPushed: number
+  repairedFetched: number
+  suspicions: number
+  connectionsOpened: number
+  connectionsClosed: number
+}
+/** What a node reports about itself (`info()`, or another node's through `memberInfo()`). */
+export interface NativeMemberInfo {
+  node: NativeNodeRef
+  member: boolean
+  predecessor?: NativeNodeRef
+  successors: NativeNodeRef[]
+  fingers: NativeNodeRef[]
+  known: NativeNodeRef[]
+  keys: number
+  primaryKeys: number
+  bytes: number
+  connections: number
+  ringSizeEstimate: number
+  metrics: NativeMetrics
+}
+export interface NativeHistogramLayout { latencyUpperBoundsMicros: number[]; hopBuckets: number }
 export interface NativeStartOptions {
   host: string
   port: number
@@ -55,10 +88,14 @@ export interface NativeNode {
   scan(cursor: Buffer | null, withValues: boolean, limit: number): Promise<{ keys: Buffer[]; values?: Buffer[]; cursor?: Buffer }>
   join(): Promise<void>
   unjoin(): Promise<void>
+  metrics(): NativeMetrics
+  info(): NativeMemberInfo
+  memberInfo(id: string, host: string, port: number): Promise<NativeMemberInfo>
 }
 export interface NativeBinding {
   startNode(options: NativeStartOptions): Promise<NativeNode>
   protocolId(subnet: string, encryption: string): string
+  histogramLayout(): NativeHistogramLayout
 }
 
 /** The napi-rs platform suffix of this process, e.g. `linux-x64-gnu`. */
