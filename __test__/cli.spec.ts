@@ -44,7 +44,7 @@ test('serve --http serves the web view on loopback; bad --http values are usage 
   const lines = createInterface({ input: server.stdout! })
   const url = await new Promise<string>((resolve) => lines.on('line', (line) => /^web view: /.test(line) && resolve(line.split(' ')[2])))
   t.regex(url, /^http:\/\/127\.0\.0\.1:\d+\/$/)
-  const ring = await (await fetch(`${url}api/ring`)).json()
+  const ring = (await (await fetch(`${url}api/ring`)).json()) as { members: { self: boolean }[] }
   t.is(ring.members.length, 1)
   t.true(ring.members[0].self)
   t.regex(await (await fetch(`${url}metrics`)).text(), /^chordnet_keys_held 0$/m)

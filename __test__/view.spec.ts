@@ -77,6 +77,39 @@ test('/api/ring: every member with its arc, keys and counters; arcs cover the ri
   t.false(text.includes('ring-key'), 'keys appear only on request')
 })
 
+test('events: a node joining after the view started shows as connect and join, in /api/ring and on the stream', async (t) => {
+  const net = await testnet(t, 3)
+  const view = await net.nodes[0].serveView()
+  const stream = await fetch(`${view.url}api/events`)
+  t.regex(stream.headers.get('content-type') ?? '', /^text\/event-stream/)
+  const reader = stream.body!.getReader()
+  const received: string[] = []
+  const reading = (async () => {
+    const decoder = new TextDecoder()
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) return
+      received.push(decoder.decode(value))
+    }
+  })()
+  const joiner = new ChordSocket('127.0.0.1', 0, { protocol: net.nodes[0].protocol, events: false, stabilizeMs: 50 })
+  t.teardown(() => joiner.close())
+  await joiner.ready
+  await joiner.connect(...net.nodes[0].addr)
+  await until(async () => {
+    const kinds = (await ring(view.url)).events.map((e) => e.kind)
+    return kinds.includes('connect') && kinds.includes('join')
+  }, 15_000, 'connect and join events')
+  const events = (await ring(view.url)).events
+  const connect = events.find((e) => e.kind === 'connect')! as { peer?: { id: string; addr: [string, number] } }
+  t.truthy(connect.peer?.id)
+  t.true(events.some((e) => e.kind === 'join' && (e.node as { id: string }).id === joiner.id))
+  await until(() => received.join('').includes('event: node-event'), 10_000, 'a node-event on the stream')
+  t.regex(received.join(''), /event: ring\ndata: \{"version":1/)
+  await reader.cancel()
+  await reading.catch(() => {})
+})
+
 test('/metrics: Prometheus text with operations, errors, latency histograms, keys, bytes, connections, ring size, repairs, suspicions', async (t) => {
   const net = await testnet(t, 3)
   const node = net.nodes[0]

@@ -177,7 +177,7 @@ export class Collector extends EventEmitter {
   readonly #events: ViewEvent[] = []
   #lastLocal?: { t: number; metrics: NativeMetrics }
   #lastInfo?: NativeMemberInfo
-  #membership?: Set<string>
+  #membership?: Map<string, NativeNodeRef>
   #members = new Map<string, Crawled>()
   #crawl: RingView['crawl'] = null
   #lastCrawlAt = 0
@@ -258,15 +258,10 @@ export class Collector extends EventEmitter {
       if (node.id !== info.node.id) current.set(node.id, node)
     }
     const previous = this.#membership
-    this.#membership = new Set(current.keys())
+    this.#membership = current
     if (!previous) return
     for (const [id, node] of current) if (!previous.has(id)) this.#push({ time: Date.now(), kind: 'join', node: ref(node) })
-    for (const id of previous) {
-      if (!current.has(id)) {
-        const known = this.#members.get(id)?.ref
-        this.#push({ time: Date.now(), kind: 'leave', node: known ? ref(known) : { id } })
-      }
-    }
+    for (const [id, node] of previous) if (!current.has(id)) this.#push({ time: Date.now(), kind: 'leave', node: ref(node) })
   }
 
   #onNative(event: NativeEvent): void {
