@@ -7,7 +7,7 @@
  * disturbs less than throughput). Run it against two builds in alternation to compare them.
  *
  *   node bench/view-cost.js [--root DIR] [--view none|server|page] [--nodes 16] [--sets 40000]
- *                           [--gets 120000]
+ *                           [--gets 120000] [--warm 10000]
  *
  * `--root` loads the chordnet package from another checkout (a build without the view, say);
  * `--view server` serves node 0's view with nobody watching; `--view page` also keeps its page
@@ -42,6 +42,7 @@ async function main() {
   const size = Number(option('nodes', '16'))
   const sets = Number(option('sets', '40000'))
   const gets = Number(option('gets', '120000'))
+  const warm = Number(option('warm', '10000'))
   const { createTestnet } = require(root)
   const net = await createTestnet(size, { events: false, stabilizeMs: 250 })
   const nodes = net.nodes
@@ -70,7 +71,7 @@ async function main() {
     }
   }
   const key = (i) => `cost-${i % 20000}`
-  await phase(10000, (i) => nodes[i % size].set(key(i), `warm ${i}`)) // warm-up: connections, caches
+  await phase(warm, (i) => nodes[i % size].set(key(i), `warm ${i}`)) // warm-up: connections, caches
   const set = await phase(sets, (i) => nodes[i % size].set(key(i), `value ${i}`))
   const get = await phase(gets, (i) => nodes[i % size].get(key(i)))
   await close()

@@ -22,7 +22,10 @@
 
   const esc = (value) => String(value).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c])
   const short = (id) => (id ? id.slice(0, 8) : '—')
-  const num = (n) => (n === null || n === undefined ? '—' : Number(n).toLocaleString('en-US', { maximumFractionDigits: n < 10 ? 2 : n < 100 ? 1 : 0 }))
+  // Formatters are made once: toLocaleString() builds one per call, which dominates a render.
+  const FORMATS = [0, 1, 2].map((digits) => new Intl.NumberFormat('en-US', { maximumFractionDigits: digits }))
+  const CLOCK = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false })
+  const num = (n) => (n === null || n === undefined ? '—' : FORMATS[n < 10 ? 2 : n < 100 ? 1 : 0].format(n))
   const ms = (n) => (n === null || n === undefined ? '—' : n < 1 ? `${(n * 1000).toFixed(0)} µs` : `${n.toFixed(n < 10 ? 2 : 1)} ms`)
   const bytes = (n) => (n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : n < 1 << 30 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / (1 << 30)).toFixed(2)} GiB`)
   const pct = (f) => (f === null || f === undefined ? '—' : `${(f * 100).toFixed(f < 0.01 ? 2 : 1)} %`)
@@ -223,7 +226,7 @@
       if (value && typeof value === 'object' && value.id) details.push(`${short(value.id)}${value.addr ? ` ${value.addr.join(':')}` : ''}`)
       else if (typeof value !== 'object') details.push(`${name === 'reason' ? '' : `${name}: `}${value}`)
     }
-    const time = new Date(e.time).toLocaleTimeString('en-GB', { hour12: false })
+    const time = CLOCK.format(e.time)
     return `<li><time>${esc(time)}</time><span class="kind" data-hue="${hue}">${esc(e.kind)}</span><span>${esc(details.join(' · '))}</span></li>`
   }
 
