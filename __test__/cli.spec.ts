@@ -27,6 +27,30 @@ test('demo runs a small ring and loses nothing', (t) => {
   t.regex(result.stdout, /all correct/)
   t.regex(result.stdout, /nothing lost/)
   t.regex(result.stdout, /mean lookup hops/)
+  t.regex(result.stdout, /web view of the ring: http:\/\/127\.0\.0\.1:\d+\/ \(served while the demo runs; --keep-open keeps it up\)/)
+})
+
+test('serve --http serves the web view on loopback; bad --http values are usage errors', async (t) => {
+  t.regex(run('serve', '--help').stdout, /--http {7}serve the read-only web view/)
+  const keysAlone = run('serve', '--port', '0', '--http-keys')
+  t.is(keysAlone.status, 2)
+  t.regex(keysAlone.stderr, /--http-keys needs --http/)
+  const bad = run('serve', '--port', '0', '--http', 'nowhere')
+  t.is(bad.status, 2)
+  t.regex(bad.stderr, /--http must be \[HOST:\]PORT/)
+
+  const server = spawn(process.execPath, [bin, 'serve', '--port', '0', '--subnet', `cli-http-${process.pid}`, '--http', '0'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => server.kill('SIGKILL'))
+  const lines = createInterface({ input: server.stdout! })
+  const url = await new Promise<string>((resolve) => lines.on('line', (line) => /^web view: /.test(line) && resolve(line.split(' ')[2])))
+  t.regex(url, /^http:\/\/127\.0\.0\.1:\d+\/$/)
+  const ring = (await (await fetch(`${url}api/ring`)).json()) as { members: { self: boolean }[] }
+  t.is(ring.members.length, 1)
+  t.true(ring.members[0].self)
+  t.regex(await (await fetch(`${url}metrics`)).text(), /^chordnet_keys_held 0$/m)
+  const exited = new Promise<number | null>((resolve) => server.on('exit', (code) => resolve(code)))
+  server.kill('SIGTERM')
+  t.is(await exited, 0)
 })
 
 test('serve runs a node; get/set/del/keys/status talk to it as a client; SIGTERM leaves gracefully', async (t) => {

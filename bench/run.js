@@ -14,7 +14,9 @@
  * Writes DIR/bench.md, DIR/bench.svg, DIR/BENCH_SUMMARY.md and DIR/results.json (DIR defaults
  * to bench/results) and prints the table. `--smoke` (for the test suite): chordnet with 4 nodes
  * and 50 operations plus hyperdht at the same tiny size, correctness only; exits non-zero if any
- * value read back is wrong or chordnet does not complete.
+ * value read back is wrong or chordnet does not complete. Two peers run only when named, to
+ * measure the web view's cost: `chordnet-view` (node 0 serves it, nobody watches) and
+ * `chordnet-page` (its page open in headless Chromium throughout).
  */
 const { fork } = require('node:child_process')
 const fs = require('node:fs')
@@ -42,6 +44,10 @@ const PEERS = {
   'hyperdht-immutable': { file: 'peers/hyperdht.js', label: `hyperdht ${version('hyperdht')} (immutable)`, repeat: 1, options: { variant: 'immutable' } },
   js2p: { file: 'peers/js2p.js', label: `js2p ${version('js2p')}`, repeat: 3, options: { graceMs: 6000 }, note: 'set is fire-and-forget' },
   'kad-dht': { file: 'peers/kad-dht.js', label: '@libp2p/kad-dht', repeat: 1 },
+  // The cost of the web view (run only when named): served by node 0 with nobody watching, and
+  // with its page open in headless Chromium (which shares the machine's cores).
+  'chordnet-view': { file: 'peers/chordnet.js', label: 'chordnet (web view served, no page open)', repeat: 1, options: { view: 'server' }, optIn: true },
+  'chordnet-page': { file: 'peers/chordnet.js', label: 'chordnet (web view page open in Chromium)', repeat: 1, options: { view: 'page' }, optIn: true },
 }
 
 function parseArgs(argv) {
@@ -230,7 +236,7 @@ async function main() {
   const outDir = args.out ?? path.join(HERE, 'results')
   const budgetMs = args.budget ?? (smoke ? 1000 : quick ? 700 : 2500)
   const nodesList = args.nodes ?? (smoke ? [4] : [4, 16])
-  const peers = args.peers ?? (smoke ? ['chordnet', 'hyperdht'] : Object.keys(PEERS))
+  const peers = args.peers ?? (smoke ? ['chordnet', 'hyperdht'] : Object.keys(PEERS).filter((p) => !PEERS[p].optIn))
   const tpOps = args.ops ?? (smoke ? 50 : quick ? 10000 : 50000)
   const seqOps = Math.min(tpOps, smoke ? 50 : 2000)
   const started = Date.now()

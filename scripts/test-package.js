@@ -207,7 +207,7 @@ function packRoot(scratch, tarballs, { check }) {
   const ok = check('root tarball holds what users need and nothing else', () => {
     const required = ['package.json', 'index.js', 'index.d.ts', 'lib/index.js', 'lib/index.d.ts', 'lib/native.js', 'lib/platform.js', 'lib/binding.d.ts', 'scripts/build-ts.js',
       'scripts/install.js', 'scripts/platforms.js', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'crates/chord/Cargo.toml',
-      'crates/chord/src/lib.rs']
+      'crates/chord/src/lib.rs', 'web/index.html', 'web/view.js', 'web/view.css', 'lib/view/server.js']
     // Cargo needs every workspace member's manifest to build from source.
     const members = /members\s*=\s*\[([^\]]*)\]/.exec(fs.readFileSync(path.join(root, 'Cargo.toml'), 'utf8'))
     for (const member of members ? members[1].match(/"[^"]+"/g) || [] : []) {
@@ -258,8 +258,14 @@ async function main() {
   await waitForRing([a, b])
   await a.set('package-test', 'it works')
   const value = await b.get('package-test')
+  // The web view ships in the package: its page and prom-client's /metrics answer.
+  const view = await a.serveView()
+  const page = await fetch(view.url)
+  const metrics = await (await fetch(view.url + 'metrics')).text()
   await Promise.all([b.close(), a.close()])
   if (!value || value.toString() !== 'it works') throw new Error('get returned ' + value)
+  if (page.status !== 200 || !(await page.text()).includes('view.js')) throw new Error('the web view page did not load: ' + page.status)
+  if (!/^chordnet_operations_total\\{op="set"\\} 1$/m.test(metrics)) throw new Error('unexpected /metrics: ' + metrics.slice(0, 500))
   const binary = Object.keys(require.cache).find((file) => file.endsWith('.node'))
   console.log('binary ' + binary)
   console.log('runtime ' + process.platform + ' ' + process.arch + ' ' + (process.report.getReport().header.glibcVersionRuntime ? 'glibc' : 'no-glibc') + ' ' + process.version)

@@ -2,7 +2,9 @@
 'use strict'
 /**
  * `npm test`: every check, in order — Rust unit/integration tests of every engine crate, the
- * TypeScript build, the ava suite over real sockets, and a type check of a typed usage file.
+ * TypeScript build, a Chromium for the web view's browser test (Debian's package, installed
+ * when missing and possible), the ava suite over real sockets and in that browser, and a type
+ * check of a typed usage file.
  */
 const { spawnSync } = require('node:child_process')
 const path = require('node:path')
@@ -13,6 +15,7 @@ const bin = (...parts) => path.join(root, 'node_modules', ...parts)
 const steps = [
   ['cargo test (engine and simulator crates)', 'cargo', ['test', '--release', '-p', 'chord', '-p', 'chord-sim']],
   ['tsc (build lib/)', process.execPath, [path.join(root, 'scripts', 'build-ts.js')]],
+  ['chromium for the browser test (scripts/ensure-chromium.js)', process.execPath, [path.join(root, 'scripts', 'ensure-chromium.js')]],
   ['ava (over real sockets)', process.execPath, [bin('ava', 'entrypoints', 'cli.mjs')]],
   ['tsc --noEmit (typed usage file)', process.execPath, [bin('typescript', 'bin', 'tsc'), '--noEmit', '-p', '__test__/tsconfig.json']],
 ]

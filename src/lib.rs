@@ -31,6 +31,7 @@ pub struct StartOptions {
     pub max_peers: Option<u32>,
     pub max_frame_bytes: Option<u32>,
     pub request_timeout_ms: Option<u32>,
+    pub failure_timeout_ms: Option<u32>,
     pub peer_exchange: Option<bool>,
     /// Present for a ChordSocket.
     pub chord: Option<ChordOptions>,
@@ -98,6 +99,12 @@ pub struct JsStats {
     pub mean_lookup_hops: f64,
     /// Ring events (add/delete) this node sent on to other nodes.
     pub events_forwarded: f64,
+    /// Peers suspected of having failed (silent past the failure timeout) since start.
+    pub suspicions: f64,
+    /// Gaps closed by adopting a node of another ring (ring merging after a partition).
+    pub merges: f64,
+    /// Former neighbours and sampled members remembered for probing.
+    pub contacts: u32,
 }
 
 #[napi(object)]
@@ -292,6 +299,9 @@ fn config_of(options: StartOptions) -> Result<Config> {
     if let Some(timeout) = options.request_timeout_ms {
         config.request_timeout = Duration::from_millis(timeout as u64);
     }
+    if let Some(timeout) = options.failure_timeout_ms {
+        config.failure_timeout = Duration::from_millis(timeout as u64);
+    }
     if let Some(exchange) = options.peer_exchange {
         config.peer_exchange = exchange;
     }
@@ -335,6 +345,8 @@ pub struct JsLimits {
     pub max_peers: u32,
     pub default_request_timeout_ms: u32,
     pub max_request_timeout_ms: u32,
+    pub default_failure_timeout_ms: u32,
+    pub min_failure_timeout_ms: u32,
     pub default_replicas: u32,
     pub max_replicas: u32,
     pub default_stabilize_ms: u32,
@@ -357,6 +369,8 @@ pub fn limits() -> JsLimits {
         max_peers: l.max_peers as u32,
         default_request_timeout_ms: l.default_request_timeout_ms as u32,
         max_request_timeout_ms: l.max_request_timeout_ms as u32,
+        default_failure_timeout_ms: l.default_failure_timeout_ms as u32,
+        min_failure_timeout_ms: l.min_failure_timeout_ms as u32,
         default_replicas: l.default_replicas as u32,
         max_replicas: l.max_replicas as u32,
         default_stabilize_ms: l.default_stabilize_ms as u32,
@@ -533,6 +547,9 @@ impl NativeNode {
                 lookups: s.lookups as f64,
                 mean_lookup_hops: s.mean_lookup_hops,
                 events_forwarded: s.events_forwarded as f64,
+                suspicions: s.suspicions as f64,
+                merges: s.merges as f64,
+                contacts: s.contacts as u32,
             }
         })
     }
@@ -559,5 +576,151 @@ impl NativeNode {
     #[napi]
     pub async fn unjoin(&self) -> Result<()> {
         guarded(self.node.unjoin()).await
+    }
+}
+
+// ─── Observation: metrics and member info (the web view, `/metrics`) ─────────────────────────
+// Read-only snapshots converted to JS types. u64 counters cross as f64 (exact below 2^53).
+
+/// A histogram's non-empty buckets as parallel arrays (`indexes[i]` holds `counts[i]`).
+#[napi(object)]
+pub struct JsHistogram {
+    pub count: f64,
+    /// Sum of observed values: microseconds for latencies, hops for lookups.
+    pub sum: f64,
+    pub indexes: Vec<u32>,
+    pub counts: Vec<f64>,
+}
+
+#[napi(object)]
+pub struct JsOpMetrics {
+    pub latency: JsHistogram,
+    /// Error codes (`ERR_TIMEOUT`, ..., or `other`) parallel to `errorCounts`.
+    pub error_codes: Vec<String>,
+    pub error_counts: Vec<f64>,
+}
+
+/// Cumulative counters of a node since it started.
+#[napi(object)]
+pub struct JsMetrics {
+    pub get: JsOpMetrics,
+    pub set: JsOpMetrics,
+    pub delete: JsOpMetrics,
+    /// Bucket i counts greedy lookups of i hops (the last bucket: that many or more).
+    pub lookup_hops: JsHistogram,
+    pub anti_entropy_syncs: f64,
+    pub repaired_pushed: f64,
+    pub repaired_fetched: f64,
+    pub suspicions: f64,
+    pub connections_opened: f64,
+    pub connections_closed: f64,
+}
+
+/// What a node reports about itself (local, or asked over the wire with `memberInfo`).
+#[napi(object)]
+pub struct JsMemberInfo {
+    pub node: JsNodeRef,
+    pub member: bool,
+    pub predecessor: Option<JsNodeRef>,
+    pub successors: Vec<JsNodeRef>,
+    pub fingers: Vec<JsNodeRef>,
+    pub known: Vec<JsNodeRef>,
+    pub keys: f64,
+    pub primary_keys: f64,
+    pub bytes: f64,
+    pub connections: u32,
+    pub ring_size_estimate: f64,
+    pub metrics: JsMetrics,
+}
+
+/// Bucket layout of the metrics' histograms, so JavaScript never restates it.
+#[napi(object)]
+pub struct JsHistogramLayout {
+    /// Exclusive upper bound of each latency bucket in microseconds; the last is `Infinity`.
+    pub latency_upper_bounds_micros: Vec<f64>,
+    /// Number of lookup-hop buckets (bucket i = i hops; the last also holds longer lookups).
+    pub hop_buckets: u32,
+}
+
+fn js_histogram(h: &chord::metrics::HistogramSnapshot) -> JsHistogram {
+    JsHistogram {
+        count: h.count as f64,
+        sum: h.sum as f64,
+        indexes: h.buckets.iter().map(|(i, _)| *i as u32).collect(),
+        counts: h.buckets.iter().map(|(_, n)| *n as f64).collect(),
+    }
+}
+
+fn js_op(op: &chord::metrics::OpSnapshot) -> JsOpMetrics {
+    JsOpMetrics {
+        latency: js_histogram(&op.latency),
+        error_codes: op.errors.iter().map(|(code, _)| code.clone()).collect(),
+        error_counts: op.errors.iter().map(|(_, n)| *n as f64).collect(),
+    }
+}
+
+fn js_metrics(m: &chord::metrics::MetricsSnapshot) -> JsMetrics {
+    JsMetrics {
+        get: js_op(&m.get),
+        set: js_op(&m.set),
+        delete: js_op(&m.delete),
+        lookup_hops: js_histogram(&m.lookup_hops),
+        anti_entropy_syncs: m.anti_entropy_syncs as f64,
+        repaired_pushed: m.repaired_pushed as f64,
+        repaired_fetched: m.repaired_fetched as f64,
+        suspicions: m.suspicions as f64,
+        connections_opened: m.connections_opened as f64,
+        connections_closed: m.connections_closed as f64,
+    }
+}
+
+fn js_member_info(info: &chord::metrics::MemberInfo) -> JsMemberInfo {
+    JsMemberInfo {
+        node: node_ref(&info.node),
+        member: info.member,
+        predecessor: info.predecessor.as_ref().map(node_ref),
+        successors: info.successors.iter().map(node_ref).collect(),
+        fingers: info.fingers.iter().map(node_ref).collect(),
+        known: info.known.iter().map(node_ref).collect(),
+        keys: info.keys as f64,
+        primary_keys: info.primary_keys as f64,
+        bytes: info.bytes as f64,
+        connections: info.connections,
+        ring_size_estimate: info.ring_size_estimate,
+        metrics: js_metrics(&info.metrics),
+    }
+}
+
+/// The bucket layout of `metrics()` histograms.
+#[napi]
+pub fn histogram_layout() -> JsHistogramLayout {
+    use chord::metrics::{bucket_upper_bound, HOP_BUCKETS, LATENCY_BUCKETS};
+    JsHistogramLayout {
+        latency_upper_bounds_micros: (0..LATENCY_BUCKETS).map(|i| match bucket_upper_bound(i) { u64::MAX => f64::INFINITY, b => b as f64 }).collect(),
+        hop_buckets: HOP_BUCKETS as u32,
+    }
+}
+
+#[napi]
+impl NativeNode {
+    /// This node's counters and latency histograms (cheap: no lock).
+    #[napi]
+    pub fn metrics(&self) -> Result<JsMetrics> {
+        guarded_sync(|| js_metrics(&self.node.metrics()))
+    }
+
+    /// This node's routing state, holdings and counters.
+    #[napi]
+    pub fn info(&self) -> Result<JsMemberInfo> {
+        guarded_sync(|| js_member_info(&self.node.info()))
+    }
+
+    /// Another node's `info()`, asked over the wire (`Request::Info`).
+    #[napi]
+    pub async fn member_info(&self, id: String, host: String, port_number: u32) -> Result<JsMemberInfo> {
+        let id = Id::from_hex(&id).ok_or_else(|| invalid(format!("`id` must be a node id of 32 hex digits (got {id:?})")))?;
+        let target = NodeRef { id, host, port: port(port_number, "port")? };
+        let info = guarded(self.node.member_info(&target)).await?;
+        Ok(js_member_info(&info))
     }
 }

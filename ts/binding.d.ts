@@ -34,6 +34,12 @@ export declare class NativeNode {
   scan(cursor: Buffer | undefined | null, withValues: boolean, limit: number): Promise<JsScanPage>
   join(): Promise<void>
   unjoin(): Promise<void>
+  /** This node's counters and latency histograms (cheap: no lock). */
+  metrics(): JsMetrics
+  /** This node's routing state, holdings and counters. */
+  info(): JsMemberInfo
+  /** Another node's `info()`, asked over the wire (`Request::Info`). */
+  memberInfo(id: string, host: string, portNumber: number): Promise<JsMemberInfo>
 }
 
 /** Chord options; absent ones take the engine's defaults. */
@@ -46,6 +52,9 @@ export interface ChordOptions {
 
 /** Every error code the engine can raise (each maps to one TypeScript error class). */
 export declare function errorCodes(): Array<string>
+
+/** The bucket layout of `metrics()` histograms. */
+export declare function histogramLayout(): JsHistogramLayout
 
 /**
  * The outcome of a submitted operation: `value` for get/delete (absent = no such key), or
@@ -71,6 +80,23 @@ export interface JsEvent {
   key?: Buffer
 }
 
+/** A histogram's non-empty buckets as parallel arrays (`indexes[i]` holds `counts[i]`). */
+export interface JsHistogram {
+  count: number
+  /** Sum of observed values: microseconds for latencies, hops for lookups. */
+  sum: number
+  indexes: Array<number>
+  counts: Array<number>
+}
+
+/** Bucket layout of the metrics' histograms, so JavaScript never restates it. */
+export interface JsHistogramLayout {
+  /** Exclusive upper bound of each latency bucket in microseconds; the last is `Infinity`. */
+  latencyUpperBoundsMicros: Array<number>
+  /** Number of lookup-hop buckets (bucket i = i hops; the last also holds longer lookups). */
+  hopBuckets: number
+}
+
 /** The engine's limits and defaults, for the TypeScript layer (which restates none). */
 export interface JsLimits {
   maxKeyBytes: number
@@ -82,6 +108,8 @@ export interface JsLimits {
   maxPeers: number
   defaultRequestTimeoutMs: number
   maxRequestTimeoutMs: number
+  defaultFailureTimeoutMs: number
+  minFailureTimeoutMs: number
   defaultReplicas: number
   maxReplicas: number
   defaultStabilizeMs: number
@@ -96,6 +124,37 @@ export interface JsLookup {
   hops: number
 }
 
+/** What a node reports about itself (local, or asked over the wire with `memberInfo`). */
+export interface JsMemberInfo {
+  node: JsNodeRef
+  member: boolean
+  predecessor?: JsNodeRef
+  successors: Array<JsNodeRef>
+  fingers: Array<JsNodeRef>
+  known: Array<JsNodeRef>
+  keys: number
+  primaryKeys: number
+  bytes: number
+  connections: number
+  ringSizeEstimate: number
+  metrics: JsMetrics
+}
+
+/** Cumulative counters of a node since it started. */
+export interface JsMetrics {
+  get: JsOpMetrics
+  set: JsOpMetrics
+  delete: JsOpMetrics
+  /** Bucket i counts greedy lookups of i hops (the last bucket: that many or more). */
+  lookupHops: JsHistogram
+  antiEntropySyncs: number
+  repairedPushed: number
+  repairedFetched: number
+  suspicions: number
+  connectionsOpened: number
+  connectionsClosed: number
+}
+
 export interface JsNodeRef {
   id: string
   host: string
@@ -108,6 +167,13 @@ export interface JsOp {
   kind: number
   key: Buffer
   value?: Buffer
+}
+
+export interface JsOpMetrics {
+  latency: JsHistogram
+  /** Error codes (`ERR_TIMEOUT`, ..., or `other`) parallel to `errorCounts`. */
+  errorCodes: Array<string>
+  errorCounts: Array<number>
 }
 
 export interface JsPeer {
@@ -140,6 +206,12 @@ export interface JsStats {
   meanLookupHops: number
   /** Ring events (add/delete) this node sent on to other nodes. */
   eventsForwarded: number
+  /** Peers suspected of having failed (silent past the failure timeout) since start. */
+  suspicions: number
+  /** Gaps closed by adopting a node of another ring (ring merging after a partition). */
+  merges: number
+  /** Former neighbours and sampled members remembered for probing. */
+  contacts: number
 }
 
 export declare function limits(): JsLimits
@@ -164,6 +236,7 @@ export interface StartOptions {
   maxPeers?: number
   maxFrameBytes?: number
   requestTimeoutMs?: number
+  failureTimeoutMs?: number
   peerExchange?: boolean
   /** Present for a ChordSocket. */
   chord?: ChordOptions

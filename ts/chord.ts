@@ -2,11 +2,12 @@
  * ChordSocket: the dict shared by every node of a Chord ring. Keys and values are bytes
  * (strings become UTF-8); results are Buffers. Routing, replication and hand-off are in Rust.
  */
-import { BytesLike, checkBoolean, checkCount, describe, toBytes } from './coerce'
+import { BytesLike, checkBoolean, checkCount, checkPort, checkString, describe, toBytes } from './coerce'
 import { Batcher, OpKind } from './batch'
 import { call, errorFor, KeyError } from './errors'
 import { MeshOptions, MeshSocket, MeshSocketEvents } from './mesh'
 import { limits, NativeEvent, NativeStartOptions } from './native'
+import type { ViewOptions, ViewServer } from './view/server'
 
 /** Largest key, in bytes (64 KiB): the engine's limit. */
 export const MAX_KEY_BYTES: number = limits.maxKeyBytes
@@ -66,6 +67,12 @@ export interface ChordStats {
   meanLookupHops: number
   /** Ring events (add/delete) this node sent on to other nodes. */
   eventsForwarded: number
+  /** Peers suspected of having failed (silent past `failureTimeoutMs`) since start. */
+  suspicions: number
+  /** Gaps closed by adopting a node of another ring (rings merging after a partition). */
+  merges: number
+  /** Former neighbours and sampled members remembered, probed to find other rings. */
+  contacts: number
 }
 
 export interface ChordSocketEvents extends MeshSocketEvents {
@@ -90,6 +97,7 @@ export type Mapping = Map<BytesLike, BytesLike> | Iterable<readonly [BytesLike, 
  */
 export class ChordSocket extends MeshSocket {
   #batcher?: Batcher
+  readonly #views = new Set<ViewServer>()
 
   constructor(addr: string, port: number, options: ChordOptions = {}) {
     super(addr, port, options)
@@ -228,6 +236,48 @@ export class ChordSocket extends MeshSocket {
     if (!this.node) throw new TypeError('stats() needs a ready socket: await socket.ready first')
     const s = this.node.stats()
     return { ...s, predecessor: s.predecessor ? toAddress(s.predecessor) : undefined, successors: s.successors.map(toAddress) }
+  }
+
+  /**
+   * Serve the read-only web view of this node over HTTP: a live page of the ring (`/`), the
+   * same data as JSON (`/api/ring`) and Prometheus metrics (`/metrics`); see docs/VIEW.md.
+   * Binds 127.0.0.1 on any free port unless told otherwise; closes with the socket.
+   *
+   * ```ts
+   * const view = await socket.serveView({ port: 8080 })
+   * console.log(`open ${view.url}`)
+   * ```
+   */
+  async serveView(options: ViewOptions = {}): Promise<ViewServer> {
+    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object (got ${describe(options)})`)
+    if (options.host !== undefined) checkString(options.host, 'options.host')
+    if (options.port !== undefined) checkPort(options.port, 'options.port')
+    if (options.showKeys !== undefined) checkBoolean(options.showKeys, 'options.showKeys')
+    const node = await this.opened()
+    const { startView } = await import('./view/server')
+    const view = await startView(this, node, options)
+    this.#views.add(view)
+    const close = view.close.bind(view)
+    return Object.assign(view, {
+      close: () => {
+        this.#views.delete(view)
+        return close()
+      },
+    })
+  }
+
+  override close(): Promise<void> {
+    return this.#closeViews().then(() => super.close())
+  }
+
+  override destroy(): Promise<void> {
+    return this.#closeViews().then(() => super.destroy())
+  }
+
+  async #closeViews(): Promise<void> {
+    const views = [...this.#views]
+    this.#views.clear()
+    await Promise.all(views.map((view) => view.close()))
   }
 
   async *#walk(withValues: boolean): AsyncGenerator<[Buffer, Buffer | undefined]> {

@@ -22,18 +22,25 @@ Commands:
   status   show what a client sees of the network
 
 Run "chordnet <command> --help" for the options of a command.`,
-  demo: `Usage: chordnet demo [--nodes 8] [--keys 1000]
+  demo: `Usage: chordnet demo [--nodes 8] [--keys 1000] [--http [HOST:]PORT] [--keep-open]
 
 Starts a ring in this process on 127.0.0.1, writes keys from random nodes, reads them from
-every node, crashes one node and shows that nothing was lost.`,
+every node, crashes one node and shows that nothing was lost. Prints the address of a live
+web view of the ring, served while the demo runs.
+  --http       where the web view listens (default 127.0.0.1, any free port)
+  --keep-open  after the demo, keep the ring and its view running with light traffic until Ctrl-C`,
   serve: `Usage: chordnet serve --port P [--host 127.0.0.1] [--connect host:port] [--subnet S] [--replicas 3]
+                     [--http [HOST:]PORT] [--http-keys]
 
 Runs a ring member until SIGINT/SIGTERM, then hands its keys over and leaves.
-  --port      port to listen on (0 = any free port)
-  --host      address to bind (default 127.0.0.1)
-  --connect   a member of the network to join through
-  --subnet    network name; nodes only talk within one subnet (default "")
-  --replicas  copies of each key (default 3)`,
+  --port       port to listen on (0 = any free port)
+  --host       address to bind (default 127.0.0.1)
+  --connect    a member of the network to join through
+  --subnet     network name; nodes only talk within one subnet (default "")
+  --replicas   copies of each key (default 3)
+  --http       serve the read-only web view (page, /api/ring, /metrics) on [HOST:]PORT;
+               HOST defaults to 127.0.0.1 (loopback); PORT 0 = any free port
+  --http-keys  let the view list keys on request (/api/keys); values are never shown`,
   get: `Usage: chordnet get <key> --connect host:port [--subnet S]\n\nPrints the value of <key>; exits 1 if absent.`,
   set: `Usage: chordnet set <key> <value> --connect host:port [--subnet S]\n\nStores <value> under <key> once every replica holds it.`,
   del: `Usage: chordnet del <key> --connect host:port [--subnet S]\n\nDeletes <key>; exits 1 if it was absent.`,
@@ -50,6 +57,9 @@ const OPTIONS = {
   replicas: { type: 'string' },
   nodes: { type: 'string' },
   keys: { type: 'string' },
+  http: { type: 'string' },
+  'http-keys': { type: 'boolean' },
+  'keep-open': { type: 'boolean' },
 } as const
 
 class UsageError extends Error {}
@@ -94,7 +104,13 @@ type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extend
 async function run(command: string, values: Values, positionals: string[]): Promise<number> {
   switch (command) {
     case 'demo':
-      await runDemo({ nodes: integer(values.nodes ?? '8', '--nodes', 1), keys: integer(values.keys ?? '1000', '--keys', 1), log: console.log })
+      await runDemo({
+        nodes: integer(values.nodes ?? '8', '--nodes', 1),
+        keys: integer(values.keys ?? '1000', '--keys', 1),
+        log: console.log,
+        view: httpAddress(values.http ?? '0'),
+        keepOpen: values['keep-open'] ?? false,
+      })
       return 0
     case 'serve':
       return serve(values)
@@ -109,6 +125,13 @@ function integer(text: string, flag: string, min: number): number {
   return value
 }
 
+/** `--http [HOST:]PORT`: loopback unless a host is given. IPv6 hosts go in brackets. */
+function httpAddress(text: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]:|([^:]+):)?(\d+)$/.exec(text)
+  if (!match) throw new UsageError(`--http must be [HOST:]PORT (got "${text}")`)
+  return { host: match[1] ?? match[2] ?? '127.0.0.1', port: integer(match[3], '--http port', 0) }
+}
+
 function address(text: string | undefined, flag: string): [string, number] {
   const match = text === undefined ? null : /^(.+):(\d+)$/.exec(text)
   if (!match) throw new UsageError(`${flag} must be host:port (got ${text === undefined ? 'nothing' : `"${text}"`})`)
@@ -117,6 +140,8 @@ function address(text: string | undefined, flag: string): [string, number] {
 
 async function serve(values: Values): Promise<number> {
   if (values.port === undefined) throw new UsageError('--port is required (0 = any free port)')
+  if (values['http-keys'] && values.http === undefined) throw new UsageError('--http-keys needs --http')
+  const http = values.http === undefined ? undefined : httpAddress(values.http)
   const node = new ChordSocket(values.host ?? '127.0.0.1', integer(values.port, '--port', 0), {
     protocol: new Protocol(values.subnet ?? ''),
     replicas: integer(values.replicas ?? '3', '--replicas', 1),
@@ -127,6 +152,11 @@ async function serve(values: Values): Promise<number> {
   node.on('error', (error) => console.error(`warning: ${error.message}`))
   if (values.connect) await node.connect(...address(values.connect, '--connect'))
   console.log(`serving ${node.id} on ${node.addr.join(':')} (Ctrl-C to leave gracefully)`)
+  if (http) {
+    const view = await node.serveView({ ...http, showKeys: values['http-keys'] ?? false })
+    console.log(`web view: ${view.url} (read-only; metrics at ${view.url}metrics)`)
+    if (!isLoopbackHost(view.host)) console.error(`warning: the web view listens on ${view.host}, beyond this machine; it is read-only but shows the ring's members and traffic`)
+  }
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       console.log(`${signal}: handing keys over and leaving ...`)
@@ -138,6 +168,10 @@ async function serve(values: Values): Promise<number> {
   await node.close()
   console.log('left the ring')
   return 0
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === '::1' || host.startsWith('127.') || host === 'localhost'
 }
 
 async function client(command: string, values: Values, positionals: string[]): Promise<number> {

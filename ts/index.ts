@@ -11,3 +11,5 @@ export { ChordSocket, ChordOptions, ChordSocketEvents, ChordStats, LookupResult,
 export { ChordnetError, ChordnetRangeError, KeyError, ProtocolMismatchError } from './errors'
 export { BytesLike } from './coerce'
 export { createTestnet, waitForRing, Testnet } from './testnet'
+export type { ViewOptions, ViewServer } from './view/server'
+export type { RingView, MemberView, Activity, ViewEvent } from './view/collector'

@@ -31,6 +31,11 @@ export interface MeshOptions {
   maxFrameBytes?: number
   /** How long to wait for any single answer from a peer, in ms (default 5000, at most 600,000). */
   requestTimeoutMs?: number
+  /**
+   * A peer silent this long while we wait on it is suspected of having failed, in ms (default
+   * 2000, 100 to `requestTimeoutMs`): probed at half of it, routed around at all of it.
+   */
+  failureTimeoutMs?: number
   /** Connect to peers learned from peers, up to `maxPeers` (default true). */
   peerExchange?: boolean
 }
@@ -109,6 +114,7 @@ export class MeshSocket extends EventEmitter {
   #queue: Message[] = []
   #handlers: Handler[] = []
   #pump?: Promise<void>
+  readonly #taps = new Set<(event: NativeEvent) => void>()
 
   constructor(addr: string, port: number, options: MeshOptions = {}) {
     super()
@@ -126,6 +132,7 @@ export class MeshSocket extends EventEmitter {
     if (options.maxPeers !== undefined) start.maxPeers = checkCount(options.maxPeers, 'options.maxPeers')
     if (options.maxFrameBytes !== undefined) start.maxFrameBytes = checkCount(options.maxFrameBytes, 'options.maxFrameBytes')
     if (options.requestTimeoutMs !== undefined) start.requestTimeoutMs = checkCount(options.requestTimeoutMs, 'options.requestTimeoutMs')
+    if (options.failureTimeoutMs !== undefined) start.failureTimeoutMs = checkCount(options.failureTimeoutMs, 'options.failureTimeoutMs')
     if (options.peerExchange !== undefined) start.peerExchange = checkBoolean(options.peerExchange, 'options.peerExchange')
     this.configure(start, options)
     // Ranges are the engine's to check: an option beyond its limit throws here, at once.
@@ -253,6 +260,7 @@ export class MeshSocket extends EventEmitter {
       }
       if (batch === null) return
       for (const event of batch) {
+        if (this.#taps.size > 0) for (const tap of this.#taps) tap(event)
         try {
           await this.dispatch(event)
         } catch (error) {
@@ -263,6 +271,15 @@ export class MeshSocket extends EventEmitter {
         }
       }
     }
+  }
+
+  /**
+   * Observe every native event as it arrives, whatever its kind (the web view's event log).
+   * Returns the function that stops it. @internal
+   */
+  tapEvents(tap: (event: NativeEvent) => void): () => void {
+    this.#taps.add(tap)
+    return () => this.#taps.delete(tap)
   }
 
   /** Route one native event to listeners. @internal */

@@ -19,6 +19,11 @@ export type NativePeer = Binding.JsPeer
 export type NativeStats = Binding.JsStats
 export type NativeStartOptions = Binding.StartOptions
 export type NativeLimits = Binding.JsLimits
+export type NativeHistogram = Binding.JsHistogram
+export type NativeOpMetrics = Binding.JsOpMetrics
+export type NativeMetrics = Binding.JsMetrics
+export type NativeMemberInfo = Binding.JsMemberInfo
+export type NativeHistogramLayout = Binding.JsHistogramLayout
 
 function load(): NativeBinding {
   const info = currentPlatform()

@@ -3,14 +3,43 @@
  * chordnet: a ring of N ChordSockets in this process (createTestnet), replicas 3, stabilizeMs 250
  * (the library default), add/delete events off: none of the peers has ring-wide change events,
  * and with events on every set also notifies all N nodes (the README gives that figure too).
+ *
+ * `view: 'server'` (peer chordnet-view) also serves node 0's web view with nobody watching;
+ * `view: 'page'` (peer chordnet-page) opens that page in headless Chromium for the whole run.
  */
 const path = require('node:path')
 const { createTestnet } = require(path.resolve(__dirname, '..', '..'))
 const { sleep } = require('../harness')
 
+/** Node 0's web view, and the page watching it when `options.view === 'page'`. */
+async function openView(node, mode) {
+  const view = await node.serveView()
+  if (mode !== 'page') return { close: () => view.close() }
+  const { ensureChromium } = require(path.resolve(__dirname, '..', '..', 'scripts', 'ensure-chromium.js'))
+  const { chromium } = require('playwright-core')
+  const browser = ensureChromium()
+  if (!browser.path) throw new Error(`no Chromium for the page: ${browser.reason}`)
+  const fs = require('node:fs')
+  const os = require('node:os')
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'chordnet-bench-page-'))
+  const flags = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+  const context = await chromium.launchPersistentContext(profile, { executablePath: browser.path, headless: true, args: flags })
+  const page = context.pages()[0] ?? (await context.newPage())
+  await page.goto(view.url)
+  await page.waitForSelector('#ring [data-member]')
+  return {
+    close: async () => {
+      await context.close()
+      fs.rmSync(profile, { recursive: true, force: true })
+      await view.close()
+    },
+  }
+}
+
 function createAdapter(options) {
   let testnet
   let nodes
+  let view
   return {
     async start(n) {
       testnet = await createTestnet(n, { stabilizeMs: options.stabilizeMs || 250, events: false })
@@ -23,6 +52,7 @@ function createAdapter(options) {
         last = fingers
         await sleep(300)
       }
+      if (options.view) view = await openView(nodes[0], options.view)
       return { connections: nodes.map((node) => node.stats().connections) }
     },
     set: (i, key, value) => nodes[i].set(key, value),
@@ -46,7 +76,10 @@ function createAdapter(options) {
         keysPerNode: mean((s) => s.keys),
       }
     },
-    stop: () => testnet.destroy(),
+    async stop() {
+      await view?.close()
+      await testnet.destroy()
+    },
   }
 }
 

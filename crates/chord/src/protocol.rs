@@ -5,6 +5,7 @@
 //! with field names, enums as `{ "Variant": content }`). docs/PROTOCOL.md is the normative text.
 
 use crate::id::Id;
+use crate::metrics::MemberInfo;
 use crate::routing::{Hop, NodeRef};
 use crate::store::Item;
 use crate::version::Version;
@@ -109,6 +110,8 @@ pub enum Request {
     Leaving { predecessor: Option<NodeRef>, successors: Vec<NodeRef> },
     /// Live nodes that may belong next to you (ring merging after a partition).
     Candidates(Vec<NodeRef>),
+    /// What do you hold and see? (diagnostics: the web view); answered from local state.
+    Info,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -129,6 +132,8 @@ pub enum Response {
     Versions(Vec<(ByteBuf, Version)>),
     Items(Vec<Item>),
     Page { items: Vec<Item>, more: bool, successor: NodeRef },
+    /// The answer to `Info`.
+    Info(Box<MemberInfo>),
     /// The request was understood but refused.
     Error { code: String, message: String },
 }

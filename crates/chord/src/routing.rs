@@ -275,6 +275,21 @@ impl Routing {
         nodes
     }
 
+    /// Where a write's copies go, in order: our successors, then the fingers beyond the last of
+    /// them, clockwise. A successor list is short for a while after joins and failures (it
+    /// grows back through stabilize); the nodes after it stand in meanwhile, so a write still
+    /// reaches `replicas` nodes whenever this node knows that many.
+    pub fn replica_candidates(&self) -> Vec<NodeRef> {
+        let mut candidates = self.successors.clone();
+        let reach = self.successors.last().map_or(0, |last| self.me.id.distance_to(last.id));
+        for finger in self.distinct_fingers() {
+            if self.me.id.distance_to(finger.id) > reach && !candidates.iter().any(|c| c.id == finger.id) {
+                candidates.push(finger);
+            }
+        }
+        candidates
+    }
+
     /// The nodes that hold replicas of our primary arc: our first `replicas - 1` successors.
     pub fn replica_targets(&self, replicas: usize) -> Vec<NodeRef> {
         self.successors.iter().take(replicas.saturating_sub(1)).cloned().collect()
@@ -455,6 +470,15 @@ mod tests {
         let mut alone = Routing::new(node(100), 3);
         assert!(alone.consider_successor(&node(50)));
         assert_eq!(alone.successor().id, Id(50));
+    }
+
+    #[test]
+    fn fingers_beyond_a_short_successor_list_stand_in_for_replicas() {
+        let nodes = ring(&[10, 20, 30, 40, 50, 60], 4);
+        let mut a = nodes[0].clone();
+        a.join(vec![node(20)]);
+        assert_eq!(a.replica_candidates().iter().map(|n| n.id.0).collect::<Vec<_>>()[..2], [20, 30]);
+        assert_eq!(nodes[0].replica_candidates().iter().map(|n| n.id.0).take(4).collect::<Vec<_>>(), vec![20, 30, 40, 50]);
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub struct Store {
     /// the simulator's 100,000 routing-only nodes) does not pay for 2^12 buckets.
     buckets: Vec<Bucket>,
     live: usize,
+    /// Bytes of keys and values of every entry (tombstones count their key).
+    bytes: usize,
 }
 
 /// An entry's contribution to arc digests: the first 16 bytes of BLAKE3 over
@@ -116,6 +118,11 @@ impl Store {
         self.live
     }
 
+    /// Bytes of keys and values held, tombstones' keys included (not the index overhead).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Number of entries including tombstones.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -148,9 +155,11 @@ impl Store {
         let value = item.value.as_ref().map(|v| Bytes::copy_from_slice(v));
         let entry = Entry { hash: entry_hash(&item.key, &item.version), value, version: item.version };
         self.live += entry.value.is_some() as usize;
+        self.bytes += item.key.len() + entry.value.as_ref().map_or(0, |v| v.len());
         self.account(position, &entry, 1);
         if let Some(old) = self.entries.insert(slot, entry) {
             self.live -= old.value.is_some() as usize;
+            self.bytes -= item.key.len() + old.value.as_ref().map_or(0, |v| v.len());
             self.account(position, &old, -1);
         }
         Applied::Stored { was_live: was_live.unwrap_or(false) }
@@ -161,6 +170,7 @@ impl Store {
         let position = Id::of_key(key);
         if let Some(entry) = self.entries.remove(&(position, key.to_vec())) {
             self.live -= entry.value.is_some() as usize;
+            self.bytes -= key.len() + entry.value.as_ref().map_or(0, |v| v.len());
             self.account(position, &entry, -1);
         }
     }
@@ -380,6 +390,23 @@ mod tests {
         assert_eq!(store.get(b"k").unwrap().0, Bytes::from("a"));
         assert_eq!(store.apply(&item("k", Some("b"), 3)), Applied::Stored { was_live: true });
         assert_eq!(store.get(b"k").unwrap().0, Bytes::from("b"));
+    }
+
+    #[test]
+    fn bytes_follow_writes_tombstones_and_removals() {
+        let mut store = Store::new();
+        store.apply(&item("key", Some("value"), 1));
+        assert_eq!(store.bytes(), 8);
+        store.apply(&item("key", Some("v"), 2));
+        assert_eq!(store.bytes(), 4);
+        store.apply(&item("key", None, 3));
+        assert_eq!(store.bytes(), 3, "a tombstone keeps its key");
+        store.apply(&item("other", Some("12"), 1));
+        store.remove(b"key");
+        assert_eq!(store.bytes(), 7);
+        store.collect_tombstones(10);
+        store.retain_arc(Id(0), Id(0));
+        assert_eq!(store.bytes(), 7);
     }
 
     #[test]

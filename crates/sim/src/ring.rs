@@ -90,7 +90,10 @@ pub fn build_ideal(ids: &[Id], config: NetConfig) -> Sim {
         let list_len = sim.config.chord.successor_list_len();
         let mut routing = Routing::new(Sim::node_ref(id), list_len);
         install_ideal(&mut routing, &snapshot, index, list_len);
-        sim.engine_mut(id).expect("spawned").core_mut().ring = Some(routing);
+        let core = sim.engine_mut(id).expect("spawned").core_mut();
+        // The ideal state is a settled ring: each member holds all of its arc.
+        core.synced_from = routing.predecessor().map(|p| p.id);
+        core.ring = Some(routing);
     }
     sim
 }

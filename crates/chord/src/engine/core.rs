@@ -7,6 +7,7 @@ use super::time::Millis;
 use crate::config::ChordConfig;
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::metrics::RingFigures;
 use crate::protocol::Response;
 use crate::routing::{Hop, NodeRef, Routing};
 use crate::seen::SeenSet;
@@ -27,10 +28,10 @@ pub struct Counters {
     pub lookup_hops: u64,
     /// Ring events (add/delete) this node sent on to other nodes.
     pub events_forwarded: u64,
-    /// Peers suspected of having failed (silent past the failure timeout, a probe unanswered).
-    pub suspicions: u64,
     /// Nodes of another ring adopted as successor (ring merges, one gap each).
     pub merges: u64,
+    /// Lookup hops, anti-entropy and suspicions, as the metrics show them.
+    pub figures: RingFigures,
 }
 
 /// Where an operation goes first.
@@ -76,6 +77,12 @@ pub struct Core {
     pub counters: Counters,
     /// Anti-entropy should run at the next maintenance round (our arc or replicas changed).
     pub sync_wanted: bool,
+    /// Our arc is `(predecessor, me]`; we hold everything of `(synced_from, me]` (pulled at
+    /// join, or synced with our replicas since). When the predecessor moves back past it (it
+    /// failed or left) the arc grows, and until a sync pulls the new part from the replicas we
+    /// would answer "absent" for keys we do not have yet: such reads and deletes wait. `None`:
+    /// nothing synced yet.
+    pub synced_from: Option<Id>,
     /// Run a maintenance round soon (a routing node went away, the predecessor changed).
     pub maintenance_due: bool,
     /// Seeded by the driver: the simulator's runs are a function of their seed.
@@ -93,10 +100,8 @@ impl Core {
 
     /// Remember a ring member (not ourselves, not a suspect); some become contacts.
     pub fn learn(&mut self, node: &NodeRef) {
-        if node.id != self.me.id && !self.is_suspect(node.id) {
-            if self.view.insert(node.id, node.clone()).is_none() {
-                self.contacts.add_sample(node, self.now);
-            }
+        if node.id != self.me.id && !self.is_suspect(node.id) && self.view.insert(node.id, node.clone()).is_none() {
+            self.contacts.add_sample(node, self.now);
         }
     }
 
@@ -206,6 +211,26 @@ impl Core {
         self.ring.as_ref().is_some_and(|r| r.is_alone()) && (!self.view.is_empty() || self.rejoin_via.is_some())
     }
 
+    /// Is `position` in the part of our arc we took over and have not synced yet?
+    pub fn unsynced(&self, position: Id) -> bool {
+        let Some(pred) = self.ring.as_ref().and_then(|r| r.predecessor()) else { return false };
+        position.in_half_open(pred.id, self.me.id) && !self.synced_from.is_some_and(|from| position.in_half_open(from, self.me.id))
+    }
+
+    /// Where a write's copies go: our successors, the fingers beyond them, then the other
+    /// members we know of, clockwise (`Routing::replica_candidates`). Right after a ring forms a
+    /// node's tables may name a single node while it knows more: the stand-ins still give a
+    /// write its `replicas` copies.
+    pub fn replica_candidates(&self) -> Vec<NodeRef> {
+        let Some(ring) = &self.ring else { return Vec::new() };
+        let mut candidates = ring.replica_candidates();
+        let reach = candidates.last().map_or(0, |last| self.me.id.distance_to(last.id));
+        let mut others: Vec<&NodeRef> = self.view.values().filter(|n| self.me.id.distance_to(n.id) > reach && !self.is_suspect(n.id)).collect();
+        others.sort_by_key(|n| self.me.id.distance_to(n.id));
+        candidates.extend(others.into_iter().cloned());
+        candidates
+    }
+
     /// Our primary arc `(predecessor, me]`, or the whole ring when alone or not yet placed.
     pub fn arc_or_all(&self) -> (Id, Id) {
         self.ring.as_ref().and_then(|r| r.primary_arc()).unwrap_or((self.me.id, self.me.id))
@@ -220,6 +245,11 @@ pub fn not_member() -> Response {
 /// The answer of a lone member that is rejoining its ring: ask again shortly.
 pub fn rejoining() -> Response {
     Response::Error { code: "unavailable".into(), message: "this node lost its ring and is rejoining it".into() }
+}
+
+/// The answer for a key of an arc just taken over and not synced yet: ask again shortly.
+pub fn syncing() -> Response {
+    Response::Error { code: "unavailable".into(), message: "this node is taking over the key's arc and syncing it".into() }
 }
 
 /// An answer that does not fit the request: a refusal becomes `ERR_UNAVAILABLE` with the

@@ -53,6 +53,8 @@ pub enum OpOutput {
     Unit,
     Lookup(LookupInfo),
     Page(ScanPage),
+    /// The answer to a diagnostic request asked with `UserOp::Ask`.
+    Answer(Response),
 }
 
 /// Where a key lives and how far the lookup went.

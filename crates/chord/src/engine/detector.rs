@@ -56,7 +56,7 @@ impl Machine for Probe {
 /// contact), close its connections, keep it out of our tables for the quarantine.
 pub fn suspect(cx: &mut Cx<'_>, peer: &NodeRef) {
     let now = cx.now.mono;
-    cx.core.counters.suspicions += 1;
+    cx.core.counters.figures.suspicions += 1;
     let silent = now.saturating_sub(cx.core.last_heard.get(&peer.id).copied().unwrap_or(0));
     let error = Error::Timeout(format!("{}:{} has been silent for {silent} ms: suspected of having failed", peer.host, peer.port));
     cx.fail_requests_to(peer.id, &error);

@@ -46,7 +46,10 @@ impl Lookup {
         Lookup { hop: Some(Hop::Closer(first)), ..Lookup::new(position) }
     }
 
-    fn done(&self, result: Result<NodeRef>) -> Step {
+    fn done(&self, cx: &mut Cx<'_>, result: Result<NodeRef>) -> Step {
+        if result.is_ok() {
+            cx.core.counters.figures.record_lookup(self.hops);
+        }
         Step::Done(Outcome::Owner(result.map(|owner| (owner, self.hops))))
     }
 
@@ -57,19 +60,19 @@ impl Lookup {
                 Some(hop) => hop,
                 None => match cx.core.local_hop(self.position, &self.avoid) {
                     Ok(hop) => hop,
-                    Err(error) => return self.done(Err(error)),
+                    Err(error) => return self.done(cx, Err(error)),
                 },
             };
             let node = match hop {
-                Hop::Local => return self.done(Ok(cx.core.me.clone())),
-                Hop::Owner(node) => return self.done(Ok(node)),
+                Hop::Local => return self.done(cx, Ok(cx.core.me.clone())),
+                Hop::Owner(node) => return self.done(cx, Ok(node)),
                 // Pointed back at ourselves: continue from our own tables.
                 Hop::Closer(node) if node.id == cx.core.me.id => continue,
                 Hop::Closer(node) => node,
             };
             self.hops += 1;
             if self.hops > MAX_HOPS {
-                return self.done(Err(Error::Unavailable(format!("lookup did not converge in {MAX_HOPS} hops"))));
+                return self.done(cx, Err(Error::Unavailable(format!("lookup did not converge in {MAX_HOPS} hops"))));
             }
             let id = cx.request(&node, Request::FindSuccessor { position: self.position, avoid: self.avoid.clone() });
             self.asking = Some((id, node));
@@ -93,7 +96,7 @@ impl Lookup {
                 cx.wake_at(at);
                 Step::Pending
             }
-            Err(error) => self.done(Err(error)),
+            Err(error) => self.done(cx, Err(error)),
         }
     }
 }
@@ -106,7 +109,7 @@ impl Machine for Lookup {
                 if self.hop.is_none() {
                     match cx.core.start_hop(self.position) {
                         Ok(hop) => self.hop = Some(hop),
-                        Err(error) => return self.done(Err(error)),
+                        Err(error) => return self.done(cx, Err(error)),
                     }
                 }
                 self.advance(cx)
@@ -114,16 +117,16 @@ impl Machine for Lookup {
             Input::Reply(id, reply) if self.asking.as_ref().is_some_and(|(asked, _)| *asked == id) => {
                 let (_, node) = self.asking.take().expect("checked");
                 match reply {
-                    Ok(Response::Next(Hop::Local)) => self.done(Ok(node)),
+                    Ok(Response::Next(Hop::Local)) => self.done(cx, Ok(node)),
                     Ok(Response::Next(next)) => {
                         self.last_answer = Some(node);
                         self.hop = Some(next);
                         self.advance(cx)
                     }
                     Ok(Response::Error { .. }) => self.route_around(cx, node),
-                    Ok(other) => self.done(Err(unexpected(other))),
+                    Ok(other) => self.done(cx, Err(unexpected(other))),
                     Err(error) if error.is_unreachable() => self.route_around(cx, node),
-                    Err(error) => self.done(Err(error)),
+                    Err(error) => self.done(cx, Err(error)),
                 }
             }
             Input::Timer if self.paused_until.is_some_and(|at| cx.now.mono >= at) => {

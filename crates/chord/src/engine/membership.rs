@@ -110,7 +110,9 @@ impl Join {
         Step::Pending
     }
 
-    fn on_pulled(&mut self, cx: &mut Cx<'_>) -> Step {
+    fn on_pulled(&mut self, cx: &mut Cx<'_>, pulled: bool) -> Step {
+        // What we pulled we hold; a failed pull leaves the arc to our first anti-entropy round.
+        cx.core.synced_from = pulled.then_some(self.from);
         let Some(ring) = cx.core.ring.as_mut() else { return Join::done(Err(Error::Closed)) };
         ring.join(std::mem::take(&mut self.list));
         for node in ring.known_nodes() {
@@ -158,7 +160,7 @@ impl Machine for Join {
                 let checks = *checks;
                 self.on_state(cx, reply, checks)
             }
-            (JoinState::Pulling, Input::Child(_, Outcome::Unit(_))) => self.on_pulled(cx),
+            (JoinState::Pulling, Input::Child(_, Outcome::Unit(result))) => self.on_pulled(cx, result.is_ok()),
             (JoinState::Notifying(asked), Input::Reply(id, _)) if *asked == id => self.hand_next(cx),
             (JoinState::Handing(None), Input::Child(_, Outcome::Owner(Ok((owner, _))))) if owner.id != cx.core.me.id => {
                 let item = self.current.take().expect("handing one");

@@ -47,6 +47,7 @@ use self::sync::{HandOffStrays, SyncReplicas};
 use crate::config::{ChordConfig, MAX_KEY_BYTES, MAX_VALUE_BYTES, TOMBSTONE_HORIZON};
 use crate::error::Error;
 use crate::id::Id;
+use crate::metrics::{MemberInfo, MAX_KNOWN_IN_INFO};
 use crate::protocol::{Request, Response};
 use crate::routing::{NodeRef, Routing};
 use crate::seen::SeenSet;
@@ -92,6 +93,8 @@ pub enum UserOp {
     JoinThrough(NodeRef),
     /// Leave the ring, handing data over (`unjoin()`, `close()`).
     Leave,
+    /// Send one request to a node and return its answer (diagnostics: another node's `Info`).
+    Ask(NodeRef, Request),
 }
 
 /// Background duties of the maintenance round; at most one of each runs at a time.
@@ -190,6 +193,7 @@ impl Engine {
             seen: SeenSet::new(),
             counters: Counters::default(),
             sync_wanted: false,
+            synced_from: None,
             maintenance_due: false,
             rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
         };
@@ -301,6 +305,7 @@ impl Engine {
             UserOp::Join => Box::new(BecomeMember),
             UserOp::JoinThrough(peer) => Box::new(JoinThrough::new(peer)),
             UserOp::Leave => Box::new(Leave::default()),
+            UserOp::Ask(node, request) => Box::new(route::Ask::new(node, request)),
         })
     }
 
@@ -567,6 +572,34 @@ impl Engine {
         self.core.ring.as_ref().map(|r| r.known_nodes()).unwrap_or_default()
     }
 
+    /// What this node reports about itself (the answer to `Info`), without the driver's
+    /// figures: connections and metrics are the driver's to fill in.
+    pub fn member_info(&self) -> MemberInfo {
+        let core = &self.core;
+        let mut info = MemberInfo {
+            node: core.me.clone(),
+            member: core.is_member(),
+            predecessor: None,
+            successors: Vec::new(),
+            fingers: Vec::new(),
+            known: core.view.values().take(MAX_KNOWN_IN_INFO).cloned().collect(),
+            keys: core.store.live_len() as u64,
+            primary_keys: 0,
+            bytes: core.store.bytes() as u64,
+            connections: 0,
+            ring_size_estimate: 1.0,
+            metrics: Default::default(),
+        };
+        if let Some(ring) = &core.ring {
+            info.predecessor = ring.predecessor().cloned();
+            info.successors = ring.successors().to_vec();
+            info.fingers = ring.distinct_fingers();
+            info.ring_size_estimate = ring.estimated_ring_size();
+            info.primary_keys = ring.primary_arc().map_or(0, |(from, to)| core.store.count_live_in(from, to)) as u64;
+        }
+        info
+    }
+
     /// The live value this node holds for `key`, without routing.
     pub fn local_get(&self, key: &[u8]) -> Option<Vec<u8>> {
         self.core.store.get(key).map(|(value, _)| value.to_vec())
@@ -582,7 +615,7 @@ impl Engine {
             lookups: counters.lookups,
             mean_lookup_hops: counters.lookup_hops as f64 / counters.lookups.max(1) as f64,
             events_forwarded: counters.events_forwarded,
-            suspicions: counters.suspicions,
+            suspicions: counters.figures.suspicions,
             merges: counters.merges,
             contacts: self.core.contacts.len(),
             ..Stats::default()

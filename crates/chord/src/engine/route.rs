@@ -326,3 +326,30 @@ impl Machine for Scan {
         }
     }
 }
+
+/// One request to one node, its answer returned as is (diagnostics).
+pub struct Ask {
+    to: NodeRef,
+    request: Option<Request>,
+    asked: Option<ReqId>,
+}
+
+impl Ask {
+    pub fn new(to: NodeRef, request: Request) -> Ask {
+        Ask { to, request: Some(request), asked: None }
+    }
+}
+
+impl Machine for Ask {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        match input {
+            Input::Start => {
+                let request = self.request.take().expect("started once");
+                self.asked = Some(cx.request(&self.to, request));
+                Step::Pending
+            }
+            Input::Reply(id, reply) if self.asked == Some(id) => Step::Done(Outcome::Op(reply.map(OpOutput::Answer))),
+            _ => Step::Pending,
+        }
+    }
+}

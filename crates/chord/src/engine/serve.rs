@@ -2,7 +2,7 @@
 //! a write at its owner and a hand-off must wait on other nodes, so they become machines
 //! ([`Served::Later`]) whose outcome is the answer.
 
-use super::core::{not_member, rejoining, Core};
+use super::core::{not_member, rejoining, syncing, Core};
 use super::cx::{Cx, Machine};
 use super::sync::{apply_items, TakeOver, SYNC_VERSIONS_LIMIT};
 use super::write::OwnerWrite;
@@ -54,9 +54,16 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
             Response::State { predecessor: ring.predecessor().cloned(), successors: ring.successors().to_vec() }
         }
         Request::Notify(candidate) => {
+            let me = cx.core.me.id;
             let ring = cx.core.ring.as_mut().expect("member");
+            let alone = ring.is_alone();
             if ring.on_notify(&candidate) {
                 cx.core.sync_wanted = true;
+                // Our arc shrank to (candidate, me] inside what we hold (alone, we held all):
+                // it is all synced. If it grew instead, the new part waits for anti-entropy.
+                if alone || cx.core.synced_from.is_some_and(|from| candidate.id.in_half_open(from, me)) {
+                    cx.core.synced_from = Some(candidate.id);
+                }
             }
             cx.core.learn(&candidate);
             Response::Ok
@@ -64,6 +71,9 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
         Request::FindSuccessor { position, avoid } => Response::Next(cx.core.ring.as_ref().expect("member").next_hop_avoiding(position, &avoid)),
         Request::Get { key } => owner_get(cx.core, key.into_vec()),
         Request::Page { after, limit, with_values } => page(cx.core, after, limit, with_values),
+        // Diagnostics hold the driver's measurements too: the node's driver answers `Info`
+        // itself; an engine without one (the simulator) has nothing to report.
+        Request::Info => Response::Error { code: "not-served".into(), message: "Info is answered by the node's driver".into() },
         Request::Candidates(candidates) => {
             super::merge::consider(cx, candidates, sender);
             Response::Ok
@@ -94,7 +104,9 @@ pub fn owner_get(core: &Core, key: Vec<u8>) -> Response {
     if core.rejoining() {
         return rejoining();
     }
-    match ring.next_hop(Id::of_key(&key)) {
+    let position = Id::of_key(&key);
+    match ring.next_hop(position) {
+        Hop::Local if core.unsynced(position) => syncing(),
         Hop::Local => {
             let arc = ring.primary_arc().unwrap_or((core.me.id, core.me.id));
             let item = core.store.get(&key).map(|(value, version)| Item { key, value: Some(ByteBuf::from(value.to_vec())), version });

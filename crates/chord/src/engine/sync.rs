@@ -110,8 +110,11 @@ impl SyncArc {
                 }
                 self.plan_repair(cx, arc, theirs);
             }
-            (SyncStep::Push(_), _) => {}
-            (SyncStep::Fetch(_), Response::Items(items)) => apply_items(cx, &items),
+            (SyncStep::Push(items), _) => cx.core.counters.figures.repaired_pushed += items.len() as u64,
+            (SyncStep::Fetch(_), Response::Items(items)) => {
+                cx.core.counters.figures.repaired_fetched += items.len() as u64;
+                apply_items(cx, &items);
+            }
             (SyncStep::Fetch(_), _) => {}
             (_, other) => return Step::Done(Outcome::Unit(Err(unexpected(other)))),
         }
@@ -150,7 +153,10 @@ fn sync_request(cx: &Cx<'_>, (from, to): (Id, Id)) -> Request {
 impl Machine for SyncArc {
     fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
         match input {
-            Input::Start => self.next(cx),
+            Input::Start => {
+                cx.core.counters.figures.anti_entropy_syncs += 1;
+                self.next(cx)
+            }
             Input::Reply(id, reply) if self.waiting.as_ref().is_some_and(|(asked, _)| *asked == id) => {
                 let (_, step) = self.waiting.take().expect("checked");
                 match reply {
@@ -163,10 +169,13 @@ impl Machine for SyncArc {
     }
 }
 
-/// Anti-entropy of our primary arc with each of our replicas, in parallel.
+/// Anti-entropy of our primary arc with each of our replicas, in parallel. When one of them
+/// synced (or there are none), we hold all of the arc: `synced_from` moves to its start.
 #[derive(Default)]
 pub struct SyncReplicas {
     children: HashMap<TaskId, NodeRef>,
+    arc: Option<(Id, Id)>,
+    synced: bool,
 }
 
 impl Machine for SyncReplicas {
@@ -176,21 +185,32 @@ impl Machine for SyncReplicas {
                 let replicas = cx.core.chord.as_ref().map_or(1, |c| c.replicas);
                 let Some(ring) = &cx.core.ring else { return Step::Done(Outcome::Unit(Ok(()))) };
                 let Some(arc) = ring.primary_arc() else { return Step::Done(Outcome::Unit(Ok(()))) };
-                for replica in ring.replica_targets(replicas) {
+                self.arc = Some(arc);
+                let targets = ring.replica_targets(replicas);
+                self.synced = targets.is_empty();
+                for replica in targets {
                     let child = cx.spawn(SyncArc::new(replica.clone(), arc));
                     self.children.insert(child, replica);
                 }
             }
             Input::Child(child, outcome) => {
                 if let Some(replica) = self.children.remove(&child) {
-                    if matches!(&outcome, Outcome::Unit(Err(error)) if error.is_unreachable()) {
-                        cx.core.forget(replica.id);
+                    match &outcome {
+                        Outcome::Unit(Ok(())) => self.synced = true,
+                        Outcome::Unit(Err(error)) if error.is_unreachable() => cx.core.forget(replica.id),
+                        _ => {}
                     }
                 }
             }
             _ => {}
         }
         if self.children.is_empty() {
+            // Only if the arc is still the one synced: a predecessor that moved meanwhile
+            // leaves the difference to the next round.
+            let current = cx.core.ring.as_ref().and_then(|r| r.primary_arc());
+            if let (true, Some(arc)) = (self.synced, self.arc.filter(|arc| Some(*arc) == current)) {
+                cx.core.synced_from = Some(arc.0);
+            }
             Step::Done(Outcome::Unit(Ok(())))
         } else {
             Step::Pending

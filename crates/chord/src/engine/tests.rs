@@ -60,6 +60,8 @@ impl Harness {
             if n > 1 {
                 ring.join((1..n).map(|k| node(sorted[(i + k) % n])).take(list_len).collect());
                 ring.on_notify(&node(sorted[(i + n - 1) % n]));
+                engine.core_mut().synced_from = Some(Id(sorted[(i + n - 1) % n]));
+                let ring = engine.core_mut().ring.as_mut().unwrap();
                 for f in 0..crate::id::ID_BITS {
                     let start = Id(id).finger_start(f);
                     let owner = *sorted.iter().find(|&&x| Id(x) >= start).unwrap_or(&sorted[0]);
@@ -301,6 +303,23 @@ fn a_joiner_takes_the_keys_it_now_owns() {
     h.advance(2_000);
     let get = h.start(5 * Q, UserOp::Get(key));
     assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"moved".to_vec())))));
+}
+
+#[test]
+fn a_node_that_takes_over_an_arc_does_not_answer_absent_before_syncing_it() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q, 5 * Q], chord(false));
+    let key = key_in(Q, 2 * Q); // owned by 2Q, replicated on 3Q and 4Q
+    let set = h.start(Q, UserOp::Set(key.clone(), b"kept".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    // 3Q missed the write (its copy went to a stand-in), then the owner crashes: 3Q inherits
+    // the arc and must pull the key from 4Q before it answers for it.
+    h.engine(3 * Q).core_mut().store.remove(&key);
+    h.dead.insert(Id(2 * Q));
+    h.advance(150);
+    let get = h.start(5 * Q, UserOp::Get(key));
+    h.advance(2_000);
+    assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"kept".to_vec())))));
+    assert_eq!(h.holds(3 * Q, &key_in(Q, 2 * Q)), Some(b"kept".to_vec()));
 }
 
 #[test]

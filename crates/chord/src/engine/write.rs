@@ -3,7 +3,7 @@
 //! and the next one down the successor list stands in, so a resolved write has `replicas`
 //! copies even while a neighbour is dead (the design's durability promise).
 
-use super::core::{not_member, rejoining};
+use super::core::{not_member, rejoining, syncing};
 use super::cx::{Cx, Input, Machine, Notice, Outcome, ReqId, Step};
 use super::events;
 use crate::id::Id;
@@ -54,11 +54,13 @@ impl OwnerWrite {
         }
         let Some(ring) = cx.core.ring.as_ref() else { return Step::Done(Outcome::Response(not_member())) };
         match ring.next_hop(position) {
+            // A delete must see the current value; a set needs no history and goes ahead.
+            Hop::Local if self.mode == WriteMode::Delete && cx.core.unsynced(position) => return Step::Done(Outcome::Response(syncing())),
             Hop::Local => {}
             Hop::Owner(next) | Hop::Closer(next) => return Step::Done(Outcome::Response(Response::Redirect(next))),
         }
         self.arc = ring.primary_arc().unwrap_or((cx.core.me.id, cx.core.me.id));
-        let successors = ring.successors().to_vec();
+        let successors = cx.core.replica_candidates();
         // Only a delete reports what it replaced (pop() needs it); a set does not copy it.
         if self.mode == WriteMode::Delete {
             self.previous = cx.core.store.get(&self.key).map(|(v, _)| ByteBuf::from(v.to_vec()));

@@ -33,6 +33,7 @@ impl Inbound for Dispatch {
     }
 
     fn connected(&self, conn: ConnId, info: &PeerInfo) {
+        self.driver.metrics.record_connection_opened();
         if info.member {
             self.driver.learn_member(&node_of(info));
         }
@@ -59,6 +60,7 @@ impl Inbound for Dispatch {
     }
 
     fn disconnected(&self, info: &PeerInfo, reason: &str, last: bool) {
+        self.driver.metrics.record_connection_closed();
         if self.chord {
             self.driver.peer_gone(&node_of(info), reason);
         }

@@ -12,6 +12,7 @@ use super::transport::{ConnId, Transport};
 use crate::engine::{Action, Engine, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, UserOp};
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::metrics::{MemberInfo, Metrics, MetricsSnapshot, Op};
 use crate::protocol::{self, Message, Request, Response};
 use crate::routing::NodeRef;
 use std::collections::HashMap;
@@ -50,6 +51,8 @@ pub(crate) struct Driver {
     /// Inputs also come from threads outside tokio (the binding's synchronous `submit`), so
     /// dials are spawned on the runtime the node started on.
     runtime: tokio::runtime::Handle,
+    /// Operation latencies and connections (relaxed atomics, no lock).
+    pub metrics: Metrics,
 }
 
 impl Driver {
@@ -64,6 +67,7 @@ impl Driver {
             timer_at: AtomicU64::new(u64::MAX),
             timer_wake: Notify::new(),
             runtime: tokio::runtime::Handle::current(),
+            metrics: Metrics::new(),
         }
     }
 
@@ -190,8 +194,24 @@ impl Driver {
         self.transport.connection_to(node).await
     }
 
-    /// Start a user operation; `done` runs once with its result.
+    /// Start a user operation; `done` runs once with its result. Dict operations are timed.
     pub fn start_op(self: &Arc<Self>, op: UserOp, done: Completion) {
+        let timed = match &op {
+            UserOp::Get(_) => Some(Op::Get),
+            UserOp::Set(..) => Some(Op::Set),
+            UserOp::Delete(_) => Some(Op::Delete),
+            _ => None,
+        };
+        let done: Completion = match timed {
+            Some(kind) => {
+                let (driver, started) = (self.clone(), std::time::Instant::now());
+                Box::new(move |result: Result<OpOutput>| {
+                    driver.metrics.record_op(kind, started.elapsed().as_micros() as u64, result.as_ref().err().map(Error::code));
+                    done(result)
+                })
+            }
+            None => done,
+        };
         let id = self.next_op.fetch_add(1, Ordering::Relaxed);
         {
             let mut state = self.lock();
@@ -214,6 +234,12 @@ impl Driver {
     }
 
     pub fn on_request(self: &Arc<Self>, conn: ConnId, peer: &NodeRef, id: u64, body: Request) {
+        if body == Request::Info {
+            // Diagnostics that include the driver's own measurements: answered here.
+            let info = Box::new(self.member_info());
+            self.transport.send_message(conn, &Message::Response { id, body: Response::Info(info) });
+            return;
+        }
         self.call(|engine, now| engine.handle_request(now, peer, ReplyTo { conn, id }, body));
     }
 
@@ -228,6 +254,19 @@ impl Driver {
     pub fn peer_gone(self: &Arc<Self>, peer: &NodeRef, reason: &str) {
         let error = Error::PeerGone(format!("{}:{} ({reason})", peer.host, peer.port));
         self.call(|engine, now| engine.peer_gone(now, peer.id, error));
+    }
+
+    /// What this node reports about itself: the engine's part, the connections, the metrics.
+    pub fn member_info(&self) -> MemberInfo {
+        let (mut info, figures) = self.inspect(|engine| (engine.member_info(), engine.core().counters.figures.clone()));
+        info.connections = self.transport.len() as u32;
+        info.metrics = self.metrics.snapshot(&figures);
+        info
+    }
+
+    pub fn metrics_snapshot(&self) -> MetricsSnapshot {
+        let figures = self.inspect(|engine| engine.core().counters.figures.clone());
+        self.metrics.snapshot(&figures)
     }
 
     pub fn learn_member(self: &Arc<Self>, node: &NodeRef) {

@@ -23,6 +23,7 @@ pub mod dict;
 mod dispatch;
 mod driver;
 mod events;
+mod info;
 pub mod mesh;
 mod transport;
 
