@@ -1,5 +1,6 @@
 import test from 'ava'
-import { ChordSocket, ChordnetError, Protocol } from '../index'
+import { ChordSocket, ChordnetError, MeshSocket, Protocol } from '../index'
+import { limits } from '../lib/native'
 import { frame, hello, RawPeer } from './raw'
 import { chordOptions, closeAll, meshNodes, nextMessage, until } from './helpers'
 
@@ -164,11 +165,18 @@ test('chord: oversized keys and values are refused with a clear error and nothin
 })
 
 test('chord: an oversized raw frame from a peer is refused without storing anything', async (t) => {
-  const node = new ChordSocket('127.0.0.1', 0, chordOptions({ maxFrameBytes: 64 * 1024 }))
+  const node = new ChordSocket('127.0.0.1', 0, chordOptions({ maxFrameBytes: limits.minChordFrameBytes }))
   await node.ready
   t.teardown(() => node.close())
   const peer = await RawPeer.handshaken(node.addr[1], node.protocol)
-  peer.write(frame({ Request: { id: 3, body: { Write: { key: Buffer.from('huge'), value: Buffer.alloc(100 * 1024), mode: 'Set' } } } }))
+  peer.write(frame({ Request: { id: 3, body: { Write: { key: Buffer.from('huge'), value: Buffer.alloc(limits.minChordFrameBytes), mode: 'Set' } } } }))
   t.true(await peer.closedWithin(3000))
   t.false(await node.has('huge'))
+})
+
+test('chord: a frame limit too small for the largest value is refused at start, naming the floor', (t) => {
+  const error = t.throws(() => new ChordSocket('127.0.0.1', 0, { maxFrameBytes: 64 * 1024 }), { instanceOf: RangeError })
+  t.is((error as any).code, 'ERR_INVALID_ARGUMENT')
+  t.regex(error!.message, new RegExp(`maxFrameBytes must be at least ${limits.minChordFrameBytes} for a ChordSocket`))
+  t.notThrows(() => new MeshSocket('127.0.0.1', 0, { maxFrameBytes: 64 * 1024 }).close())
 })

@@ -225,7 +225,7 @@ test('a deleted key is not resurrected by a stale replica', async (t) => {
   const peer = await RawPeer.handshaken(owner.addr[1], owner.protocol)
   t.teardown(() => peer.socket.destroy())
   peer.write(frame({ Request: { id: 1, body: { Fetch: { keys: [Buffer.from('zombie')] } } } }))
-  const stale = (await peer.response(1)).Items[0]
+  const stale = (await peer.response(1)).Items.items[0]
   t.is(Buffer.from(stale.value).toString(), 'alive')
   await nodes[1].delete('zombie')
   // The stale copy comes back: pushed to every node as a replica would push it. Nodes that

@@ -2,6 +2,7 @@
 import { Packr, Unpackr } from 'msgpackr'
 import { connect, Socket } from 'node:net'
 import { Protocol } from '../index'
+import { native } from '../lib/native'
 
 const packr = new Packr({ useRecords: false, variableMapSize: true })
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true })
@@ -17,7 +18,7 @@ export function frame(message: unknown): Buffer {
 export function hello(protocol = new Protocol(''), port = 1): unknown {
   return {
     Hello: {
-      version: 1,
+      version: native.protocolVersion(),
       protocol_id: Buffer.from(protocol.id, 'hex'),
       subnet: protocol.subnet,
       encryption: protocol.encryption,

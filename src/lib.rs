@@ -277,6 +277,12 @@ fn configure_runtime() {
     }
 }
 
+/// The wire protocol's version (docs/PROTOCOL.md), which peers must share.
+#[napi]
+pub fn protocol_version() -> u32 {
+    chord::protocol::PROTOCOL_VERSION as u32
+}
+
 /// The id of a protocol: a hash of the protocol version, subnet and encryption (32 hex digits).
 #[napi]
 pub fn protocol_id(subnet: String, encryption: String) -> String {
@@ -340,6 +346,7 @@ pub struct JsLimits {
     pub max_value_bytes: u32,
     pub default_max_frame_bytes: u32,
     pub min_frame_bytes: u32,
+    pub min_chord_frame_bytes: u32,
     pub max_frame_bytes: u32,
     pub default_max_peers: u32,
     pub max_peers: u32,
@@ -364,6 +371,7 @@ pub fn limits() -> JsLimits {
         max_value_bytes: l.max_value_bytes as u32,
         default_max_frame_bytes: l.default_max_frame_bytes as u32,
         min_frame_bytes: l.min_frame_bytes as u32,
+        min_chord_frame_bytes: l.min_chord_frame_bytes as u32,
         max_frame_bytes: l.max_frame_bytes as u32,
         default_max_peers: l.default_max_peers as u32,
         max_peers: l.max_peers as u32,
@@ -614,6 +622,8 @@ pub struct JsMetrics {
     pub suspicions: f64,
     pub connections_opened: f64,
     pub connections_closed: f64,
+    /// Frames refused before sending for exceeding the frame limit (0 unless there is a bug).
+    pub oversized_frames: f64,
 }
 
 /// What a node reports about itself (local, or asked over the wire with `memberInfo`).
@@ -671,6 +681,7 @@ fn js_metrics(m: &chord::metrics::MetricsSnapshot) -> JsMetrics {
         suspicions: m.suspicions as f64,
         connections_opened: m.connections_opened as f64,
         connections_closed: m.connections_closed as f64,
+        oversized_frames: m.oversized_frames as f64,
     }
 }
 

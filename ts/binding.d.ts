@@ -103,6 +103,7 @@ export interface JsLimits {
   maxValueBytes: number
   defaultMaxFrameBytes: number
   minFrameBytes: number
+  minChordFrameBytes: number
   maxFrameBytes: number
   defaultMaxPeers: number
   maxPeers: number
@@ -153,6 +154,8 @@ export interface JsMetrics {
   suspicions: number
   connectionsOpened: number
   connectionsClosed: number
+  /** Frames refused before sending for exceeding the frame limit (0 unless there is a bug). */
+  oversizedFrames: number
 }
 
 export interface JsNodeRef {
@@ -218,6 +221,9 @@ export declare function limits(): JsLimits
 
 /** The id of a protocol: a hash of the protocol version, subnet and encryption (32 hex digits). */
 export declare function protocolId(subnet: string, encryption: string): string
+
+/** The wire protocol's version (docs/PROTOCOL.md), which peers must share. */
+export declare function protocolVersion(): number
 
 /** Start a node listening on `host:port` (port 0 = any free port). */
 export declare function startNode(options: StartOptions): Promise<NativeNode>

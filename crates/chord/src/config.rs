@@ -11,6 +11,16 @@ use std::time::Duration;
 pub const MAX_KEY_BYTES: usize = 64 << 10;
 /// Largest value accepted by the dict (1 MiB); a value must fit in one frame with its key.
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
+/// Most bytes one item (key, value, version) takes on the wire: the largest key and value and
+/// a kilobyte for its version and encoding.
+pub const MAX_ITEM_WIRE_BYTES: usize = MAX_KEY_BYTES + MAX_VALUE_BYTES + 1024;
+/// Bulk messages — hand-offs, replication batches, anti-entropy lists and fetches, pages of a
+/// ring walk — stop taking items once past this many bytes; with the one item that crossed it
+/// they stay under [`MIN_CHORD_FRAME_BYTES`], so a value of the maximum size always moves.
+pub const DATA_BUDGET_BYTES: usize = MAX_ITEM_WIRE_BYTES;
+/// Smallest `maxFrameBytes` a ChordSocket accepts: a full bulk message plus the item that
+/// crossed its budget, with room for the envelope.
+pub const MIN_CHORD_FRAME_BYTES: usize = 2 * MAX_ITEM_WIRE_BYTES + (64 << 10);
 /// Default largest frame body accepted (4 MiB): room for the largest value plus framing, yet
 /// far from the 4 GiB the old p2p.today framing allowed a hostile peer to announce.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
@@ -61,6 +71,7 @@ pub struct Limits {
     pub max_value_bytes: usize,
     pub default_max_frame_bytes: usize,
     pub min_frame_bytes: usize,
+    pub min_chord_frame_bytes: usize,
     pub max_frame_bytes: usize,
     pub default_max_peers: usize,
     pub max_peers: usize,
@@ -82,6 +93,7 @@ pub const LIMITS: Limits = Limits {
     max_value_bytes: MAX_VALUE_BYTES,
     default_max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
     min_frame_bytes: MIN_FRAME_BYTES,
+    min_chord_frame_bytes: MIN_CHORD_FRAME_BYTES,
     max_frame_bytes: MAX_FRAME_BYTES,
     default_max_peers: DEFAULT_MAX_PEERS,
     max_peers: MAX_PEERS,
@@ -186,10 +198,14 @@ impl Config {
         if self.encryption != "Plaintext" {
             return Err(Error::InvalidArgument(format!("encryption must be 'Plaintext' (got {:?})", self.encryption)));
         }
-        match &self.chord {
-            Some(chord) => chord.validate(),
-            None => Ok(()),
+        let Some(chord) = &self.chord else { return Ok(()) };
+        if self.max_frame_bytes < MIN_CHORD_FRAME_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "maxFrameBytes must be at least {MIN_CHORD_FRAME_BYTES} for a ChordSocket, so that a value of the maximum size ({MAX_VALUE_BYTES} bytes) with its key always fits a frame, with room for bulk transfers (got {})",
+                self.max_frame_bytes
+            )));
         }
+        chord.validate()
     }
 }
 
@@ -226,6 +242,20 @@ mod tests {
         let mut config = Config::new("127.0.0.1", 0);
         config.max_peers = 0;
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn a_chord_node_needs_frames_big_enough_for_the_largest_value() {
+        let mut config = Config::new("127.0.0.1", 0);
+        config.chord = Some(ChordConfig::default());
+        config.max_frame_bytes = MIN_CHORD_FRAME_BYTES - 1;
+        let error = config.validate().unwrap_err();
+        assert!(error.to_string().contains("for a ChordSocket"), "{error}");
+        config.max_frame_bytes = MIN_CHORD_FRAME_BYTES;
+        assert_eq!(config.validate(), Ok(()));
+        config.chord = None;
+        config.max_frame_bytes = MIN_FRAME_BYTES;
+        assert_eq!(config.validate(), Ok(()), "a plain MeshSocket may use small frames");
     }
 
     #[test]

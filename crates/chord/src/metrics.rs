@@ -206,6 +206,7 @@ pub struct Metrics {
     errors: [[AtomicU64; ERROR_CODES.len()]; 3],
     connections_opened: AtomicU64,
     connections_closed: AtomicU64,
+    oversized_frames: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -215,6 +216,7 @@ impl Default for Metrics {
             errors: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             connections_opened: AtomicU64::new(0),
             connections_closed: AtomicU64::new(0),
+            oversized_frames: AtomicU64::new(0),
         }
     }
 }
@@ -241,6 +243,11 @@ impl Metrics {
         self.connections_closed.fetch_add(1, Relaxed);
     }
 
+    /// A frame was about to exceed the frame limit and was not sent (a bug if it ever counts).
+    pub fn record_oversized_frame(&self) {
+        self.oversized_frames.fetch_add(1, Relaxed);
+    }
+
     /// Everything, with the engine's figures alongside.
     pub fn snapshot(&self, ring: &RingFigures) -> MetricsSnapshot {
         let op = |i: usize| OpSnapshot {
@@ -265,6 +272,7 @@ impl Metrics {
             suspicions: ring.suspicions,
             connections_opened: self.connections_opened.load(Relaxed),
             connections_closed: self.connections_closed.load(Relaxed),
+            oversized_frames: self.oversized_frames.load(Relaxed),
         }
     }
 }
@@ -292,6 +300,10 @@ pub struct MetricsSnapshot {
     pub suspicions: u64,
     pub connections_opened: u64,
     pub connections_closed: u64,
+    /// Frames refused before sending because they exceeded the frame limit (always 0 unless a
+    /// bulk message escaped its byte budget).
+    #[serde(default)]
+    pub oversized_frames: u64,
 }
 
 /// What a node reports about itself: its routing state, what it holds and its counters. The

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 /// Bumped on any incompatible change; peers with another version are rejected at handshake.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version 2: byte-bounded anti-entropy pages and fetches, ring-merge candidates, `Info`.
+pub const PROTOCOL_VERSION: u16 = 2;
 pub use crate::config::{DEFAULT_MAX_FRAME_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES, MIN_FRAME_BYTES};
 /// Bytes of the length prefix.
 pub const LENGTH_PREFIX_BYTES: usize = 4;
@@ -98,8 +99,15 @@ pub enum Request {
     Write { key: ByteBuf, value: Option<ByteBuf>, mode: WriteMode },
     /// Store these versioned items as a replica.
     Replicate { items: Vec<Item> },
-    /// Anti-entropy: does your copy of `(from, to]` hash to `digest`?
-    SyncArc { from: Id, to: Id, digest: ByteBuf },
+    /// Anti-entropy: does your copy of `(from, to]` hash to `digest`? If not, list your
+    /// versions after the cursor `after` (ring position, key).
+    SyncArc {
+        from: Id,
+        to: Id,
+        digest: ByteBuf,
+        #[serde(default)]
+        after: Option<(Id, ByteBuf)>,
+    },
     /// Send me these keys' entries (tombstones included).
     Fetch { keys: Vec<ByteBuf> },
     /// A page of the live keys you are primary for, after the cursor.
@@ -129,8 +137,11 @@ pub enum Response {
     InSync,
     /// The arc's digests cut at bucket boundaries (`Store::split_arc`), when it spans several.
     SubDigests(Vec<ByteBuf>),
-    Versions(Vec<(ByteBuf, Version)>),
-    Items(Vec<Item>),
+    /// One page of versions of an arc, cut by count and bytes; `more` when it was cut.
+    Versions { versions: Vec<(ByteBuf, Version)>, more: bool },
+    /// The answer to `Fetch`: the entries of the first `served` keys asked for (absent keys have
+    /// none), cut by bytes — ask again for the rest.
+    Items { items: Vec<Item>, served: u32 },
     Page { items: Vec<Item>, more: bool, successor: NodeRef },
     /// The answer to `Info`.
     Info(Box<MemberInfo>),

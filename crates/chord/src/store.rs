@@ -22,6 +22,13 @@ pub struct Item {
     pub version: Version,
 }
 
+impl Item {
+    /// Bytes it takes on the wire, within a few: key, value and a bound for version and encoding.
+    pub fn wire_bytes(&self) -> usize {
+        self.key.len() + self.value.as_ref().map_or(0, |v| v.len()) + 64
+    }
+}
+
 /// What [`Store::apply`] did with a write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applied {
@@ -181,22 +188,50 @@ impl Store {
     }
 
     /// Live entries in `(from, to]` after the cursor `(position, key)`, in ring order starting at
-    /// `from`, at most `limit` of them; the second value tells whether more remain.
-    pub fn live_page(&self, from: Id, to: Id, after: Option<&(Id, Vec<u8>)>, limit: usize) -> (Vec<Item>, bool) {
-        // Resume just before the cursor's position, then skip what the cursor already covered.
-        let start = after.map_or(from, |(position, _)| Id(position.0.wrapping_sub(1)));
+    /// `from`: at most `limit` of them, and no more once their keys (and values, if
+    /// `with_values`) pass `budget` bytes — but at least one. The second value tells whether
+    /// more remain.
+    pub fn live_page(&self, from: Id, to: Id, after: Option<&(Id, Vec<u8>)>, limit: usize, budget: usize, with_values: bool) -> (Vec<Item>, bool) {
         let mut page = Vec::new();
-        for (slot, entry) in self.range_iter(start, to) {
-            let covered = after.is_some_and(|(position, key)| slot.0 == *position && slot.1 <= *key);
-            if covered || entry.value.is_none() {
+        let mut bytes = 0;
+        for (slot, entry) in self.range_after(from, to, after) {
+            if entry.value.is_none() {
                 continue;
             }
-            if page.len() == limit {
+            if page.len() == limit || (!page.is_empty() && bytes >= budget) {
                 return (page, true);
             }
-            page.push(to_item(slot, entry));
+            let mut item = to_item(slot, entry);
+            if !with_values {
+                item.value = None;
+            }
+            bytes += item.wire_bytes();
+            page.push(item);
         }
         (page, false)
+    }
+
+    /// `(key, version)` of the entries of `(from, to]` after the cursor, tombstones included, at
+    /// most `limit` and no more once past `budget` bytes (at least one); the second value tells
+    /// whether more remain.
+    pub fn versions_page(&self, from: Id, to: Id, after: Option<&(Id, Vec<u8>)>, limit: usize, budget: usize) -> (Vec<(Vec<u8>, Version)>, bool) {
+        let mut page = Vec::new();
+        let mut bytes = 0;
+        for ((_, key), entry) in self.range_after(from, to, after) {
+            if page.len() == limit || (!page.is_empty() && bytes >= budget) {
+                return (page, true);
+            }
+            bytes += key.len() + 48;
+            page.push((key.clone(), entry.version));
+        }
+        (page, false)
+    }
+
+    /// Entries of `(from, to]` in ring order from `from`, after the cursor `(position, key)`.
+    fn range_after<'a>(&'a self, from: Id, to: Id, after: Option<&'a (Id, Vec<u8>)>) -> impl Iterator<Item = (&'a (Id, Vec<u8>), &'a Entry)> {
+        // Resume just before the cursor's position, then skip what the cursor already covered.
+        let start = after.map_or(from, |(position, _)| Id(position.0.wrapping_sub(1)));
+        self.range_iter(start, to).filter(move |(slot, _)| !after.is_some_and(|(position, key)| slot.0 == *position && slot.1 <= *key))
     }
 
     /// A digest of `(key, version)` over `(from, to]`: equal digests mean two replicas agree
@@ -314,9 +349,18 @@ impl Store {
         out
     }
 
-    /// `(key, version)` of every entry in `(from, to]`, for comparing replicas.
-    pub fn versions_in(&self, from: Id, to: Id) -> Vec<(Vec<u8>, Version)> {
-        self.range_iter(from, to).map(|((_, key), entry)| (key.clone(), entry.version)).collect()
+    /// `(key, version)` of every entry in `(from, to]` after the cursor `after` up to and
+    /// including `until` (to the end when `None`), in ring order: our side of one page of a
+    /// replica's version list.
+    pub fn versions_between(&self, from: Id, to: Id, after: Option<&(Id, Vec<u8>)>, until: Option<&(Id, Vec<u8>)>) -> Vec<(Vec<u8>, Version)> {
+        let mut out = Vec::new();
+        for (slot, entry) in self.range_after(from, to, after) {
+            out.push((slot.1.clone(), entry.version));
+            if until.is_some_and(|u| u.0 == slot.0 && u.1 == slot.1) {
+                break;
+            }
+        }
+        out
     }
 
     /// Drop every entry outside `(from, to]`; returns how many were dropped.
@@ -456,7 +500,7 @@ mod tests {
         let mut seen = Vec::new();
         let mut cursor: Option<(Id, Vec<u8>)> = None;
         loop {
-            let (page, more) = store.live_page(from, to, cursor.as_ref(), 7);
+            let (page, more) = store.live_page(from, to, cursor.as_ref(), 7, usize::MAX, true);
             for it in &page {
                 seen.push(it.key.clone());
             }
@@ -468,6 +512,37 @@ mod tests {
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 49);
+    }
+
+    #[test]
+    fn version_lists_are_paged_by_bytes_and_cover_everything_once() {
+        let mut store = Store::new();
+        for i in 0..3000u32 {
+            let mut key = vec![b'x'; 1024];
+            key[..4].copy_from_slice(&i.to_be_bytes());
+            store.apply(&Item { key, value: None, version: version(i as u64) });
+        }
+        let (from, to) = (Id(u128::MAX / 3), Id(u128::MAX / 3));
+        let mut seen = Vec::new();
+        let mut cursor: Option<(Id, Vec<u8>)> = None;
+        let mut pages = 0;
+        loop {
+            let (page, more) = store.versions_page(from, to, cursor.as_ref(), 4096, 256 << 10);
+            assert!(page.len() <= 256 + 1, "cut by bytes: {} entries", page.len());
+            let last = page.last().map(|(k, _)| (Id::of_key(k), k.clone()));
+            assert_eq!(store.versions_between(from, to, cursor.as_ref(), if more { last.as_ref() } else { None }), page, "our side of the same stretch");
+            seen.extend(page.into_iter().map(|(k, _)| k));
+            pages += 1;
+            if !more {
+                break;
+            }
+            cursor = last;
+        }
+        assert!(pages >= 12);
+        assert_eq!(seen.len(), 3000);
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 3000);
     }
 
     #[test]

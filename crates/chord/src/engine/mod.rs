@@ -33,7 +33,6 @@ pub use self::core::{Core, Counters};
 pub use self::cx::{Action, LookupInfo, Millis, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, ScanPage};
 pub use self::route::DictOp;
 pub use self::maintenance::FINGERS_PER_ROUND;
-pub use self::sync::ITEM_BATCH_BYTES;
 
 use self::contacts::Contacts;
 use self::cx::{Cx, Input, Io, Machine, Outcome, Step, TaskId};

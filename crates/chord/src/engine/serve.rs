@@ -6,6 +6,7 @@ use super::core::{not_member, rejoining, syncing, Core};
 use super::cx::{Cx, Machine};
 use super::sync::{apply_items, TakeOver, SYNC_VERSIONS_LIMIT};
 use super::write::OwnerWrite;
+use crate::config::DATA_BUDGET_BYTES;
 use crate::id::Id;
 use crate::protocol::{Request, Response};
 use crate::routing::{Hop, NodeRef};
@@ -40,14 +41,14 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
             apply_items(cx, &items);
             Response::Ok
         }
-        Request::Fetch { keys } => Response::Items(keys.iter().filter_map(|key| entry(&cx.core.store, key)).collect()),
-        Request::SyncArc { from, to, digest } => {
+        Request::Fetch { keys } => fetch(&cx.core.store, &keys),
+        Request::SyncArc { from, to, digest, after } => {
             // Owners sync their own arc (it ends at their id): that grants us a replica lease.
             // Bucket-sized pieces of it (which end elsewhere) grant nothing new.
             if sender.is_some_and(|s| s.id == to) {
                 cx.core.leases.insert(to, (from, cx.now.mono));
             }
-            compare_arc(&cx.core.store, from, to, &digest)
+            compare_arc(&cx.core.store, from, to, &digest, after.map(|(p, k)| (p, k.into_vec())))
         }
         Request::State => {
             let ring = cx.core.ring.as_ref().expect("member");
@@ -123,12 +124,8 @@ pub fn page(core: &Core, after: Option<(Id, ByteBuf)>, limit: u32, with_values: 
         return Response::Error { code: "unavailable".into(), message: "predecessor unknown; the ring is stabilizing".into() };
     };
     let after = after.map(|(p, k)| (p, k.into_vec()));
-    let (mut items, more) = core.store.live_page(from, to, after.as_ref(), limit.clamp(1, MAX_PAGE_ITEMS) as usize);
-    if !with_values {
-        for item in items.iter_mut() {
-            item.value = None;
-        }
-    }
+    let limit = limit.clamp(1, MAX_PAGE_ITEMS) as usize;
+    let (items, more) = core.store.live_page(from, to, after.as_ref(), limit, DATA_BUDGET_BYTES, with_values);
     Response::Page { items, more, successor: ring.successor().clone() }
 }
 
@@ -138,16 +135,33 @@ fn entry(store: &Store, key: &[u8]) -> Option<Item> {
     Some(Item { key: key.to_vec(), value, version })
 }
 
-/// Anti-entropy answer: in sync, the digests of the arc's pieces, or (for one piece) our
-/// version list.
-fn compare_arc(store: &Store, from: Id, to: Id, digest: &[u8]) -> Response {
+/// The entries of the keys asked for, in order, until past the byte budget (at least one key
+/// is served, so a value of the maximum size always moves).
+fn fetch(store: &Store, keys: &[ByteBuf]) -> Response {
+    let mut items = Vec::new();
+    let (mut bytes, mut served) = (0, 0);
+    for key in keys {
+        if served > 0 && bytes >= DATA_BUDGET_BYTES {
+            break;
+        }
+        served += 1;
+        if let Some(item) = entry(store, key) {
+            bytes += item.wire_bytes();
+            items.push(item);
+        }
+    }
+    Response::Items { items, served: served as u32 }
+}
+
+/// Anti-entropy answer: in sync, the digests of the arc's pieces, or (for one piece, or a
+/// listing continued after a cursor) a page of our version list.
+fn compare_arc(store: &Store, from: Id, to: Id, digest: &[u8], after: Option<(Id, Vec<u8>)>) -> Response {
     if store.digest(from, to)[..] == digest[..] {
         Response::InSync
-    } else if Store::split_arc(from, to).len() > 1 {
+    } else if after.is_none() && Store::split_arc(from, to).len() > 1 {
         Response::SubDigests(store.sub_digests(from, to).iter().map(|d| ByteBuf::from(d.to_vec())).collect())
     } else {
-        let mut versions = store.versions_in(from, to);
-        versions.truncate(SYNC_VERSIONS_LIMIT);
-        Response::Versions(versions.into_iter().map(|(k, v)| (ByteBuf::from(k), v)).collect())
+        let (versions, more) = store.versions_page(from, to, after.as_ref(), SYNC_VERSIONS_LIMIT, DATA_BUDGET_BYTES);
+        Response::Versions { versions: versions.into_iter().map(|(k, v)| (ByteBuf::from(k), v)).collect(), more }
     }
 }

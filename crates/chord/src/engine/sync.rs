@@ -10,6 +10,7 @@
 use super::core::{not_member, unexpected};
 use super::cx::{Cx, Input, Machine, Millis, Outcome, ReqId, Step, TaskId};
 use super::lookup::Lookup;
+use crate::config::DATA_BUDGET_BYTES;
 use crate::id::Id;
 use crate::protocol::{Request, Response};
 use crate::routing::NodeRef;
@@ -18,29 +19,30 @@ use crate::version::Version;
 use serde_bytes::ByteBuf;
 use std::collections::{HashMap, VecDeque};
 
-/// Most `(key, version)` pairs a replica lists in one anti-entropy answer.
+/// Most `(key, version)` pairs a replica lists in one anti-entropy answer (fewer when their
+/// keys pass the byte budget).
 pub const SYNC_VERSIONS_LIMIT: usize = 4096;
 /// Keys fetched per request while repairing, and strays handed off per round.
 pub const FETCH_BATCH: usize = 256;
-/// Bytes of values per replication or hand-off frame (well under the default frame limit).
-pub const ITEM_BATCH_BYTES: usize = 1 << 20;
-/// Times a truncated version list of one piece is asked for again in one sync.
-const PIECE_RETRIES: u32 = 16;
+/// Pages of one piece's version list read in one sync, a bound against a peer that never
+/// says it is done.
+const MAX_PAGES: u32 = 10_000;
 
-/// Cut items into frames of at most [`ITEM_BATCH_BYTES`] of keys and values.
+/// Cut items into frames that stop taking items once past [`DATA_BUDGET_BYTES`]: one item
+/// of the maximum size always goes, and no frame outgrows `MIN_CHORD_FRAME_BYTES`.
 pub fn batches(items: &[Item]) -> Vec<Vec<Item>> {
-    let mut out = vec![Vec::new()];
+    let mut out: Vec<Vec<Item>> = Vec::new();
     let mut bytes = 0;
     for item in items {
-        let size = item.key.len() + item.value.as_ref().map_or(0, |v| v.len()) + 64;
-        if bytes + size > ITEM_BATCH_BYTES && !out.last().expect("non-empty").is_empty() {
-            out.push(Vec::new());
-            bytes = 0;
+        match out.last_mut() {
+            Some(batch) if bytes < DATA_BUDGET_BYTES => batch.push(item.clone()),
+            _ => {
+                out.push(vec![item.clone()]);
+                bytes = 0;
+            }
         }
-        bytes += size;
-        out.last_mut().expect("non-empty").push(item.clone());
+        bytes += item.wire_bytes();
     }
-    out.retain(|b| !b.is_empty());
     out
 }
 
@@ -52,11 +54,13 @@ pub fn apply_items(cx: &mut Cx<'_>, items: &[Item]) {
     }
 }
 
+type Cursor = (Id, Vec<u8>);
+
 enum SyncStep {
     /// Compare the whole arc's digest.
     Whole,
-    /// Compare one piece's digest, listing its versions if they differ.
-    Piece { arc: (Id, Id), tries: u32 },
+    /// Compare one piece's digest, listing its versions after the cursor if they differ.
+    Piece { arc: (Id, Id), after: Option<Cursor>, pages: u32 },
     Push(Vec<Item>),
     Fetch(Vec<ByteBuf>),
 }
@@ -77,8 +81,8 @@ impl SyncArc {
     fn next(&mut self, cx: &mut Cx<'_>) -> Step {
         let Some(step) = self.steps.pop_front() else { return Step::Done(Outcome::Unit(Ok(()))) };
         let body = match &step {
-            SyncStep::Whole => sync_request(cx, self.arc),
-            SyncStep::Piece { arc, .. } => sync_request(cx, *arc),
+            SyncStep::Whole => sync_request(cx, self.arc, None),
+            SyncStep::Piece { arc, after, .. } => sync_request(cx, *arc, after.clone()),
             SyncStep::Push(items) => Request::Replicate { items: items.clone() },
             SyncStep::Fetch(keys) => Request::Fetch { keys: keys.clone() },
         };
@@ -90,7 +94,7 @@ impl SyncArc {
     fn on_answer(&mut self, cx: &mut Cx<'_>, step: SyncStep, response: Response) -> Step {
         match (step, response) {
             (SyncStep::Whole | SyncStep::Piece { .. }, Response::InSync) => {}
-            (SyncStep::Whole, Response::Versions(theirs)) => self.plan_repair(cx, self.arc, theirs),
+            (SyncStep::Whole, Response::Versions { versions, more }) => self.on_versions(cx, self.arc, None, 0, versions, more),
             (SyncStep::Whole, Response::SubDigests(theirs)) => {
                 let pieces = Store::split_arc(self.arc.0, self.arc.1);
                 if theirs.len() != pieces.len() {
@@ -99,21 +103,20 @@ impl SyncArc {
                 let ours = cx.core.store.sub_digests(self.arc.0, self.arc.1);
                 for (index, piece) in pieces.into_iter().enumerate() {
                     if theirs[index][..] != ours[index][..] {
-                        self.steps.push_back(SyncStep::Piece { arc: piece, tries: 0 });
+                        self.steps.push_back(SyncStep::Piece { arc: piece, after: None, pages: 0 });
                     }
                 }
             }
-            (SyncStep::Piece { arc, tries }, Response::Versions(theirs)) => {
-                let truncated = theirs.len() >= SYNC_VERSIONS_LIMIT;
-                if truncated && tries + 1 < PIECE_RETRIES {
-                    self.steps.push_front(SyncStep::Piece { arc, tries: tries + 1 });
-                }
-                self.plan_repair(cx, arc, theirs);
-            }
+            (SyncStep::Piece { arc, after, pages }, Response::Versions { versions, more }) => self.on_versions(cx, arc, after, pages, versions, more),
             (SyncStep::Push(items), _) => cx.core.counters.figures.repaired_pushed += items.len() as u64,
-            (SyncStep::Fetch(_), Response::Items(items)) => {
+            (SyncStep::Fetch(keys), Response::Items { items, served }) => {
                 cx.core.counters.figures.repaired_fetched += items.len() as u64;
                 apply_items(cx, &items);
+                // Cut by bytes: ask for the keys not served yet (at least one is served each time).
+                let served = (served as usize).clamp(1, keys.len());
+                if served < keys.len() {
+                    self.steps.push_front(SyncStep::Fetch(keys[served..].to_vec()));
+                }
             }
             (SyncStep::Fetch(_), _) => {}
             (_, other) => return Step::Done(Outcome::Unit(Err(unexpected(other)))),
@@ -121,15 +124,26 @@ impl SyncArc {
         self.next(cx)
     }
 
-    /// Given the peer's versions of `(from, to]`, queue pushes of what it lacks and fetches of
-    /// what we lack, ahead of the remaining steps.
-    fn plan_repair(&mut self, cx: &mut Cx<'_>, (from, to): (Id, Id), theirs: Vec<(ByteBuf, Version)>) {
+    /// One page of the peer's versions of a piece, listed after `after`: repair that stretch,
+    /// then read the next page if it said there is more.
+    fn on_versions(&mut self, cx: &mut Cx<'_>, arc: (Id, Id), after: Option<Cursor>, pages: u32, versions: Vec<(ByteBuf, Version)>, more: bool) {
+        let last: Option<Cursor> = versions.last().map(|(key, _)| (Id::of_key(key), key.to_vec()));
+        let until = if more { last.clone() } else { None };
+        if more && pages + 1 < MAX_PAGES {
+            self.steps.push_front(SyncStep::Piece { arc, after: last, pages: pages + 1 });
+        }
+        self.plan_repair(cx, arc, after.as_ref(), until.as_ref(), versions);
+    }
+
+    /// Given the peer's versions of the stretch of `(from, to]` after `after` up to `until`,
+    /// queue pushes of what it lacks and fetches of what we lack, ahead of the other steps.
+    fn plan_repair(&mut self, cx: &mut Cx<'_>, (from, to): (Id, Id), after: Option<&Cursor>, until: Option<&Cursor>, theirs: Vec<(ByteBuf, Version)>) {
         let theirs: HashMap<Vec<u8>, Version> = theirs.into_iter().map(|(k, v)| (k.into_vec(), v)).collect();
         let store = &cx.core.store;
         let to_fetch: Vec<ByteBuf> =
             theirs.iter().filter(|(key, version)| store.version_of(key).is_none_or(|mine| mine < **version)).map(|(key, _)| ByteBuf::from(key.clone())).collect();
         let to_push: Vec<Item> = store
-            .versions_in(from, to)
+            .versions_between(from, to, after, until)
             .into_iter()
             .filter(|(key, version)| theirs.get(key).is_none_or(|v| v < version))
             .map(|(key, version)| {
@@ -145,9 +159,9 @@ impl SyncArc {
     }
 }
 
-fn sync_request(cx: &Cx<'_>, (from, to): (Id, Id)) -> Request {
+fn sync_request(cx: &Cx<'_>, (from, to): (Id, Id), after: Option<Cursor>) -> Request {
     let digest = cx.core.store.digest(from, to);
-    Request::SyncArc { from, to, digest: ByteBuf::from(digest.to_vec()) }
+    Request::SyncArc { from, to, digest: ByteBuf::from(digest.to_vec()), after: after.map(|(p, k)| (p, ByteBuf::from(k))) }
 }
 
 impl Machine for SyncArc {

@@ -23,6 +23,7 @@ struct Harness {
     done: HashMap<OpId, Result<OpOutput, Error>>,
     notices: Vec<(Id, Notice)>,
     next_op: OpId,
+    largest_frame: usize,
 }
 
 fn node(id: u128) -> NodeRef {
@@ -46,6 +47,7 @@ impl Harness {
             done: HashMap::new(),
             notices: Vec::new(),
             next_op: 0,
+            largest_frame: 0,
         };
         let mut sorted: Vec<u128> = ids.to_vec();
         sorted.sort();
@@ -113,6 +115,18 @@ impl Harness {
 
     fn deliver(&mut self, from: Id, action: Action) {
         let now = self.at();
+        // Every frame a node sends fits the smallest frame limit a ChordSocket may have.
+        let message = match &action {
+            Action::Request { id, body, .. } => Some(Message::Request { id: *id, body: body.clone() }),
+            Action::Respond { to, body } => Some(Message::Response { id: to.id, body: body.clone() }),
+            Action::Send { message, .. } => Some(message.clone()),
+            _ => None,
+        };
+        if let Some(message) = message {
+            let size = crate::protocol::encode(&message).len() - crate::protocol::LENGTH_PREFIX_BYTES;
+            assert!(size <= crate::config::MIN_CHORD_FRAME_BYTES, "a frame of {size} bytes");
+            self.largest_frame = self.largest_frame.max(size);
+        }
         let conn = self.index.iter().position(|id| *id == from).unwrap() as u64;
         match action {
             Action::Request { to, id, body } => {
@@ -425,4 +439,64 @@ fn answers_from_a_node_that_was_not_asked_are_dropped() {
     }
     h.pump();
     assert_eq!(h.result(get), None, "still waiting for the real owner");
+}
+
+/// `count` keys of `(from, to]` with values of `size` bytes.
+fn big_items(from: u128, to: u128, count: usize, size: usize) -> Vec<Item> {
+    (0u32..)
+        .map(|i| format!("big{i}").into_bytes())
+        .filter(|k| Id::of_key(k).in_half_open(Id(from), Id(to)))
+        .take(count)
+        .enumerate()
+        .map(|(i, key)| Item { key, value: Some(serde_bytes::ByteBuf::from(vec![i as u8; size])), version: Version { millis: 1, counter: 0, writer: Id(1) } })
+        .collect()
+}
+
+#[test]
+fn values_of_the_maximum_size_move_in_frames_that_fit() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], chord(false));
+    let items = big_items(Q, 2 * Q, 8, MAX_VALUE_BYTES);
+    // The owner holds eight values of 1 MiB its replicas lack: anti-entropy must move them
+    // all, a frame at a time.
+    for item in &items {
+        h.engine(2 * Q).core_mut().store.apply(item);
+    }
+    h.advance(6 * 320);
+    for item in &items {
+        assert_eq!(h.holds(3 * Q, &item.key).map(|v| v.len()), Some(MAX_VALUE_BYTES));
+        assert_eq!(h.holds(4 * Q, &item.key).map(|v| v.len()), Some(MAX_VALUE_BYTES));
+    }
+    assert!(h.largest_frame > MAX_VALUE_BYTES, "one value per frame at least");
+    // A ring walk pages them, and a graceful leave hands them over, within the limit too.
+    let mut cursor = None;
+    let mut walked = 0;
+    loop {
+        let op = h.start(Q, UserOp::Scan { cursor, with_values: true, limit: 256 });
+        let Some(Ok(OpOutput::Page(page))) = h.result(op) else { panic!("scan failed") };
+        walked += page.items.iter().filter(|(k, _)| k.starts_with(b"big")).count();
+        cursor = page.cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(walked, items.len());
+    let leave = h.start(2 * Q, UserOp::Leave);
+    assert!(matches!(h.result(leave), Some(Ok(_))));
+}
+
+#[test]
+fn a_replica_missing_thousands_of_long_keys_gets_them_all() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q], chord(false));
+    // 3,000 keys of 1 KiB each: their version list alone is 3 MiB, past one frame's budget.
+    let keys: Vec<Vec<u8>> = (0u32..).map(|i| { let mut k = vec![b'k'; 1024]; k[..4].copy_from_slice(&i.to_be_bytes()); k }).filter(|k| Id::of_key(k).in_half_open(Id(Q), Id(2 * Q))).take(3_000).collect();
+    for key in &keys {
+        let item = Item { key: key.clone(), value: Some(serde_bytes::ByteBuf::from(b"v".to_vec())), version: Version { millis: 1, counter: 0, writer: Id(1) } };
+        h.engine(2 * Q).core_mut().store.apply(&item);
+        if key[3] % 2 == 0 {
+            h.engine(3 * Q).core_mut().store.apply(&item);
+        }
+    }
+    h.advance(6 * 320);
+    assert!(keys.iter().all(|k| h.holds(3 * Q, k).is_some()), "every key reached the replica");
+    assert!(h.largest_frame <= crate::config::MIN_CHORD_FRAME_BYTES);
 }

@@ -125,11 +125,33 @@ impl Driver {
         read(&self.lock().engine)
     }
 
+    /// Encode a message, refusing one over the frame limit: every bulk message is cut by bytes
+    /// to fit, so this is a bug caught before the peer has to drop the connection.
+    fn encode(&self, message: &Message) -> Option<bytes::Bytes> {
+        let frame = protocol::encode(message);
+        let (size, limit) = (frame.len() - protocol::LENGTH_PREFIX_BYTES, self.transport.identity.max_frame_bytes);
+        if size <= limit {
+            return Some(frame);
+        }
+        self.metrics.record_oversized_frame();
+        self.events.push(Event::Error {
+            code: "ERR_OVERSIZED_FRAME".into(),
+            message: format!("refused to send a frame of {size} bytes over the {limit}-byte limit (a bug: please report it)"),
+        });
+        None
+    }
+
     fn execute(self: &Arc<Self>, action: Action) {
         match action {
             Action::Request { to, id, body } => self.send_request(to, id, body),
             Action::Respond { to, body } => {
-                self.transport.send_message(to.conn, &Message::Response { id: to.id, body });
+                let frame = self.encode(&Message::Response { id: to.id, body }).or_else(|| {
+                    let refusal = Response::Error { code: "too-large".into(), message: "the answer would exceed the frame limit".into() };
+                    self.encode(&Message::Response { id: to.id, body: refusal })
+                });
+                if let Some(frame) = frame {
+                    self.transport.send_frame(to.conn, frame);
+                }
             }
             Action::Send { to, message } => self.send_one_way(to, message),
             Action::ToClients { message } => {
@@ -152,7 +174,9 @@ impl Driver {
     }
 
     fn send_request(self: &Arc<Self>, to: NodeRef, id: ReqId, body: Request) {
-        let frame = protocol::encode(&Message::Request { id, body });
+        let Some(frame) = self.encode(&Message::Request { id, body }) else {
+            return self.call(|engine, now| engine.request_failed(now, id, Error::Internal("the request would exceed the frame limit".into())));
+        };
         if let Some(conn) = self.transport.conn_to(to.id) {
             if !self.transport.send_frame(conn, frame) {
                 self.call(|engine, now| engine.request_failed(now, id, Error::PeerGone(format!("{}:{}", to.host, to.port))));
@@ -170,14 +194,15 @@ impl Driver {
     }
 
     fn send_one_way(self: &Arc<Self>, to: NodeRef, message: Message) {
+        let Some(frame) = self.encode(&message) else { return };
         if let Some(conn) = self.transport.conn_to(to.id) {
-            self.transport.send_message(conn, &message);
+            self.transport.send_frame(conn, frame);
             return;
         }
         let driver = self.clone();
         self.runtime.spawn(async move {
             if let Ok(conn) = driver.dial(&to).await {
-                driver.transport.send_message(conn, &message);
+                driver.transport.send_frame(conn, frame);
             }
         });
     }
