@@ -105,6 +105,8 @@ pub struct JsStats {
     pub merges: f64,
     /// Former neighbours and sampled members remembered for probing.
     pub contacts: u32,
+    /// Frames refused before sending for exceeding the frame limit (0 unless there is a bug).
+    pub oversized_frames: f64,
 }
 
 #[napi(object)]
@@ -558,6 +560,7 @@ impl NativeNode {
                 suspicions: s.suspicions as f64,
                 merges: s.merges as f64,
                 contacts: s.contacts as u32,
+                oversized_frames: s.oversized_frames as f64,
             }
         })
     }

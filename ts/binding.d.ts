@@ -215,6 +215,8 @@ export interface JsStats {
   merges: number
   /** Former neighbours and sampled members remembered for probing. */
   contacts: number
+  /** Frames refused before sending for exceeding the frame limit (0 unless there is a bug). */
+  oversizedFrames: number
 }
 
 export declare function limits(): JsLimits

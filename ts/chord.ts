@@ -73,6 +73,8 @@ export interface ChordStats {
   merges: number
   /** Former neighbours and sampled members remembered, probed to find other rings. */
   contacts: number
+  /** Frames this node refused to send for exceeding the frame limit: 0 unless there is a bug. */
+  oversizedFrames: number
 }
 
 export interface ChordSocketEvents extends MeshSocketEvents {

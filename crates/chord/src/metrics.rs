@@ -248,6 +248,10 @@ impl Metrics {
         self.oversized_frames.fetch_add(1, Relaxed);
     }
 
+    pub fn oversized_frames(&self) -> u64 {
+        self.oversized_frames.load(Relaxed)
+    }
+
     /// Everything, with the engine's figures alongside.
     pub fn snapshot(&self, ring: &RingFigures) -> MetricsSnapshot {
         let op = |i: usize| OpSnapshot {

@@ -114,7 +114,7 @@ impl Contacts {
     /// Over the bound: drop samples first, then the contacts failing longest.
     fn evict(&mut self) {
         while self.entries.len() > MAX_CONTACTS {
-            let victim = self.entries.values().min_by_key(|c| (c.passive, std::cmp::Reverse(c.fails), c.since)).map(|c| c.node.id).expect("non-empty");
+            let victim = self.entries.values().min_by_key(|c| (c.passive, std::cmp::Reverse(c.fails), c.since, c.node.id)).map(|c| c.node.id).expect("non-empty");
             self.entries.remove(&victim);
         }
     }

@@ -14,7 +14,7 @@ use crate::seen::SeenSet;
 use crate::store::Store;
 use crate::version::Clock;
 use rand::rngs::StdRng;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Owners remembered in the location cache.
 const ARC_CACHE_ENTRIES: usize = 4096;
@@ -54,6 +54,10 @@ pub struct Core {
     pub last_heard: HashMap<Id, Millis>,
     /// Suspected peers and until when they stay out of our tables unless they speak.
     pub suspects: HashMap<Id, Millis>,
+    /// Peers a failure-detector probe is out to (one probe per peer at a time).
+    pub probing: HashSet<Id>,
+    /// When the last sweep of quiet peers started (see `detector`).
+    pub last_sweep: Option<Millis>,
     /// Former neighbours and sampled members, probed to find other rings.
     pub contacts: Contacts,
     /// A live member a lone node heard of: the next rejoin goes through it.

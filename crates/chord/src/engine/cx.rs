@@ -135,6 +135,8 @@ pub struct Outstanding {
     pub sent_at: Millis,
     /// When its peer is probed if it has said nothing since `sent_at`.
     pub overdue_at: Millis,
+    /// Its peer has been probed while it waited (once is enough: it answered, so it lives).
+    pub probed: bool,
     pub deadline: Millis,
 }
 
@@ -187,7 +189,9 @@ impl Io {
 
     /// Fail every request in flight to `peer` with `error`.
     pub fn fail_requests_to(&mut self, peer: Id, error: &Error) {
-        let failed: Vec<ReqId> = self.requests.iter().filter(|(_, r)| r.to.id == peer).map(|(id, _)| *id).collect();
+        let mut failed: Vec<ReqId> = self.requests.iter().filter(|(_, r)| r.to.id == peer).map(|(id, _)| *id).collect();
+        // In the order they were sent, so a run replays exactly (the map's order is random).
+        failed.sort_unstable();
         for id in failed {
             let outstanding = self.requests.remove(&id).expect("listed");
             self.failures.push((outstanding.task, id, error.clone()));
@@ -219,7 +223,7 @@ impl<'a> Cx<'a> {
         let id = self.io.next_id();
         let (sent_at, deadline) = (self.now.mono, self.now.mono + timeout);
         let overdue_at = sent_at + self.core.failure_timeout / 2;
-        self.io.requests.insert(id, Outstanding { task: self.task, to: to.clone(), sent_at, overdue_at, deadline });
+        self.io.requests.insert(id, Outstanding { task: self.task, to: to.clone(), sent_at, overdue_at, probed: false, deadline });
         self.io.deadlines.push(Reverse((deadline, id)));
         self.io.overdue.push(Reverse((overdue_at, id)));
         self.io.actions.push_back(Action::Request { to: to.clone(), id, body });

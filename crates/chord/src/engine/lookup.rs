@@ -4,8 +4,9 @@
 //!
 //! A hop that does not answer is forgotten and routed around: the node that pointed at it is
 //! asked again with the dead nodes excluded (`FindSuccessor { avoid }`), because a dead
-//! successor's keys belong to the next live one. After a few such detours the lookup pauses
-//! between attempts, and gives up at the operation deadline.
+//! successor's keys belong to the next live one. A hop to a node we suspect is routed around
+//! the same way without asking it. After a few such detours the lookup pauses between
+//! attempts, and gives up at the operation deadline.
 
 use super::core::{backoff, unexpected};
 use super::cx::{Cx, Input, Machine, Millis, Outcome, ReqId, Step};
@@ -41,6 +42,12 @@ impl Lookup {
         Lookup { position, hop: None, hops: 0, detours: 0, avoid: Vec::new(), last_answer: None, deadline: 0, asking: None, paused_until: None }
     }
 
+    /// Find the owner of `position` from our own tables, routing around `avoid` (nodes found
+    /// silent) from the start.
+    pub fn avoiding(position: Id, avoid: Vec<Id>) -> Lookup {
+        Lookup { avoid, ..Lookup::new(position) }
+    }
+
     /// Find the owner of `position`, asking `first` first (a joiner's bootstrap node).
     pub fn through(position: Id, first: NodeRef) -> Lookup {
         Lookup { hop: Some(Hop::Closer(first)), ..Lookup::new(position) }
@@ -65,9 +72,12 @@ impl Lookup {
             };
             let node = match hop {
                 Hop::Local => return self.done(cx, Ok(cx.core.me.clone())),
-                Hop::Owner(node) => return self.done(cx, Ok(node)),
                 // Pointed back at ourselves: continue from our own tables.
                 Hop::Closer(node) if node.id == cx.core.me.id => continue,
+                // Pointed at a node we suspect (the answerer has not noticed yet): route around
+                // it at once, as if it had not answered.
+                Hop::Owner(node) | Hop::Closer(node) if cx.core.is_suspect(node.id) => return self.route_around(cx, node),
+                Hop::Owner(node) => return self.done(cx, Ok(node)),
                 Hop::Closer(node) => node,
             };
             self.hops += 1;

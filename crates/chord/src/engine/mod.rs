@@ -114,8 +114,8 @@ enum Sink {
     Op(OpId),
     Reply(ReplyTo),
     Duty(Duty),
-    /// A failure-detector probe of this peer.
-    Probe(Id),
+    /// Nobody waits for the outcome (a failure-detector probe).
+    Detached,
 }
 
 struct Task {
@@ -155,6 +155,9 @@ pub struct Stats {
     pub contacts: usize,
     /// Open connections (the driver's figure; the engine leaves it 0).
     pub connections: usize,
+    /// Frames refused before sending for exceeding the frame limit: 0 unless there is a bug
+    /// (the driver's figure; the engine leaves it 0).
+    pub oversized_frames: u64,
 }
 
 pub struct Engine {
@@ -163,8 +166,6 @@ pub struct Engine {
     tasks: HashMap<TaskId, Task>,
     queue: VecDeque<(TaskId, Input)>,
     schedule: Schedule,
-    /// Peers a failure-detector probe is out to.
-    probing: std::collections::HashSet<Id>,
 }
 
 impl Engine {
@@ -182,6 +183,8 @@ impl Engine {
             now: now.mono,
             last_heard: HashMap::new(),
             suspects: HashMap::new(),
+            probing: Default::default(),
+            last_sweep: None,
             contacts: Contacts::default(),
             rejoin_via: None,
             told: HashMap::new(),
@@ -202,7 +205,6 @@ impl Engine {
             tasks: HashMap::new(),
             queue: VecDeque::new(),
             schedule: Schedule { next_tick: now.mono, last_tick: now.mono, round: 0, running: HashMap::new() },
-            probing: Default::default(),
         };
         engine.schedule.next_tick = now.mono + engine.next_interval();
         engine
@@ -348,7 +350,8 @@ impl Engine {
     /// Every request in flight to `peer` fails with `error` (its connection closed).
     pub fn peer_gone(&mut self, now: Now, peer: Id, error: Error) {
         self.core.now = now.mono;
-        let failed: Vec<ReqId> = self.io.requests.iter().filter(|(_, r)| r.to.id == peer).map(|(id, _)| *id).collect();
+        let mut failed: Vec<ReqId> = self.io.requests.iter().filter(|(_, r)| r.to.id == peer).map(|(id, _)| *id).collect();
+        failed.sort_unstable();
         for id in failed {
             let outstanding = self.io.requests.remove(&id).expect("listed");
             self.queue.push_back((outstanding.task, Input::Reply(id, Err(error.clone()))));
@@ -401,21 +404,30 @@ impl Engine {
     }
 
     /// Requests that have waited half the failure timeout on a peer that said nothing since
-    /// they were sent: probe that peer (once at a time).
+    /// they were sent, or since it last spoke: probe that peer (once at a time).
     fn probe_silent_peers(&mut self, now: Now) {
         while let Some(Reverse((at, id))) = self.io.overdue.peek().copied() {
             if at > now.mono {
                 break;
             }
             self.io.overdue.pop();
-            let Some(outstanding) = self.io.requests.get(&id) else { continue };
-            let peer = outstanding.to.clone();
-            let heard_since = self.core.last_heard.get(&peer.id).is_some_and(|heard| *heard >= outstanding.sent_at);
-            if heard_since || !self.probing.insert(peer.id) {
+            let Some(outstanding) = self.io.requests.get_mut(&id) else { continue };
+            if outstanding.probed {
                 continue;
             }
-            let probe = Box::new(Probe::new(peer.clone()));
-            self.launch(now, probe, Sink::Probe(peer.id));
+            let peer = outstanding.to.clone();
+            // It spoke since we asked, within the last half failure timeout (perhaps just
+            // before it fell silent): it must keep speaking while we wait, or be probed.
+            let rearm_at = self.core.last_heard.get(&peer.id).filter(|heard| **heard >= outstanding.sent_at).map(|heard| heard + self.core.failure_timeout / 2);
+            if let Some(rearm_at) = rearm_at.filter(|rearm_at| *rearm_at > now.mono) {
+                outstanding.overdue_at = rearm_at;
+                self.io.overdue.push(Reverse((rearm_at, id)));
+                continue;
+            }
+            outstanding.probed = true;
+            if self.core.probing.insert(peer.id) {
+                self.launch(now, Box::new(Probe::overdue(peer)), Sink::Detached);
+            }
         }
     }
 
@@ -477,9 +489,7 @@ impl Engine {
             Sink::Duty(duty) => {
                 self.schedule.running.remove(&duty);
             }
-            Sink::Probe(peer) => {
-                self.probing.remove(&peer);
-            }
+            Sink::Detached => {}
         }
     }
 

@@ -38,6 +38,8 @@ enum Waiting {
     Local(TaskId),
     /// Paused until the time; then retarget from scratch (`true`) or retry the same target.
     Paused(Millis, bool),
+    /// A lookup routing around a node we suspect.
+    Lookup(TaskId),
 }
 
 /// A get, set or delete routed to the key's owner.
@@ -47,6 +49,8 @@ pub struct Routed {
     request: Request,
     target: Target,
     redirects: u32,
+    /// Redirects towards a node we suspect, each answered by a lookup around it.
+    suspect_detours: u32,
     attempt: u32,
     deadline: Millis,
     waiting: Waiting,
@@ -61,7 +65,7 @@ impl Routed {
             DictOp::Set => Request::Write { key, value: value.map(ByteBuf::from), mode: WriteMode::Set },
             DictOp::Delete => Request::Write { key, value: None, mode: WriteMode::Delete },
         };
-        Routed { op, position, request, target: Target::Local, redirects: 0, attempt: 0, deadline: 0, waiting: Waiting::Nothing }
+        Routed { op, position, request, target: Target::Local, redirects: 0, suspect_detours: 0, attempt: 0, deadline: 0, waiting: Waiting::Nothing }
     }
 
     fn retarget(&mut self, cx: &mut Cx<'_>) -> Step {
@@ -113,6 +117,23 @@ impl Routed {
             Target::Local => None,
         };
         match answer {
+            // Sent towards a node we suspect (the redirecting node has not noticed yet): find
+            // the owner by a lookup that routes around it, which also warns the nodes it asks.
+            Ok(Response::Redirect(next)) if cx.core.is_suspect(next.id) => {
+                self.redirects += 1;
+                if let Some(id) = remote {
+                    cx.core.arcs.remove(&id);
+                }
+                let avoid: Vec<Id> = [Some(next.id), remote].into_iter().flatten().filter(|id| cx.core.is_suspect(*id)).collect();
+                // Sent there again after such a lookup: the members that point at the suspect
+                // have not noticed yet (their probes are under way), so wait a little first.
+                self.suspect_detours += 1;
+                if self.suspect_detours > 1 {
+                    return self.pause(cx, true);
+                }
+                self.waiting = Waiting::Lookup(cx.spawn(Lookup::avoiding(self.position, avoid)));
+                Step::Pending
+            }
             Ok(Response::Redirect(next)) => {
                 self.redirects += 1;
                 if let Some(id) = remote {
@@ -170,6 +191,15 @@ impl Machine for Routed {
             Input::Reply(id, reply) if matches!(self.waiting, Waiting::Remote(asked) if asked == id) => self.on_answer(cx, reply),
             Input::Child(child, Outcome::Response(response)) if matches!(self.waiting, Waiting::Local(task) if task == child) => {
                 self.on_answer(cx, Ok(response))
+            }
+            Input::Child(child, Outcome::Owner(found)) if matches!(self.waiting, Waiting::Lookup(task) if task == child) => {
+                self.waiting = Waiting::Nothing;
+                match found {
+                    Ok((owner, _)) if owner.id == cx.core.me.id => self.target = Target::Local,
+                    Ok((owner, _)) => self.target = Target::Remote(owner),
+                    Err(_) => return self.pause(cx, true),
+                }
+                self.go(cx)
             }
             Input::Timer => match self.waiting {
                 Waiting::Paused(at, retarget) if cx.now.mono >= at => {
@@ -353,3 +383,4 @@ impl Machine for Ask {
         }
     }
 }
+

@@ -13,12 +13,28 @@ use crate::routing::{Hop, NodeRef};
 use crate::store::{Item, Store};
 use serde_bytes::ByteBuf;
 
+/// Avoided nodes of one `FindSuccessor` that we check (see `check_avoided`).
+const AVOIDED_CHECKED: usize = 8;
+
 /// Largest page of a ring walk a node serves.
 pub const MAX_PAGE_ITEMS: u32 = 4096;
 
 pub enum Served {
     Now(Response),
     Later(Box<dyn Machine>),
+}
+
+/// A lookup asks us to route around nodes it found silent: any of them still in our routing
+/// table is probed (unless we heard from it lately), so we stop pointing others at it within
+/// half a failure timeout rather than whenever we next talk to it ourselves.
+fn check_avoided(cx: &mut Cx<'_>, avoid: &[Id]) {
+    let Some(ring) = cx.core.ring.as_ref() else { return };
+    let known = ring.known_nodes();
+    for id in avoid.iter().take(AVOIDED_CHECKED) {
+        if let Some(node) = known.iter().find(|n| n.id == *id) {
+            super::detector::probe_if_quiet(cx, node);
+        }
+    }
 }
 
 /// Answer `body` from `sender` (`None` when we serve ourselves).
@@ -69,7 +85,10 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
             cx.core.learn(&candidate);
             Response::Ok
         }
-        Request::FindSuccessor { position, avoid } => Response::Next(cx.core.ring.as_ref().expect("member").next_hop_avoiding(position, &avoid)),
+        Request::FindSuccessor { position, avoid } => {
+            check_avoided(cx, &avoid);
+            Response::Next(cx.core.ring.as_ref().expect("member").next_hop_avoiding(position, &avoid))
+        }
         Request::Get { key } => owner_get(cx.core, key.into_vec()),
         Request::Page { after, limit, with_values } => page(cx.core, after, limit, with_values),
         // Diagnostics hold the driver's measurements too: the node's driver answers `Info`

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 const WALL_EPOCH: u64 = 1_800_000_000_000;
 
 /// Engines by id, delivering every action at once; `dead` nodes refuse connections, `silent`
-/// ones swallow requests (a cut link).
+/// ones swallow requests and send nothing (a cut link).
 struct Harness {
     engines: BTreeMap<Id, Engine>,
     index: Vec<Id>,
@@ -20,6 +20,10 @@ struct Harness {
     silent: HashSet<Id>,
     /// Answer pings only (a peer busy with everything else).
     busy: HashSet<Id>,
+    /// Pings lost on these links (from, to), this many each.
+    lose_pings: HashMap<(Id, Id), u32>,
+    /// Requests swallowed by silent nodes, by (from, to).
+    swallowed: HashMap<(Id, Id), u32>,
     done: HashMap<OpId, Result<OpOutput, Error>>,
     notices: Vec<(Id, Notice)>,
     next_op: OpId,
@@ -44,6 +48,8 @@ impl Harness {
             dead: HashSet::new(),
             silent: HashSet::new(),
             busy: HashSet::new(),
+            lose_pings: HashMap::new(),
+            swallowed: HashMap::new(),
             done: HashMap::new(),
             notices: Vec::new(),
             next_op: 0,
@@ -128,12 +134,20 @@ impl Harness {
             self.largest_frame = self.largest_frame.max(size);
         }
         let conn = self.index.iter().position(|id| *id == from).unwrap() as u64;
+        // A silent node's link is cut: nothing it sends arrives either.
+        let cut = self.silent.contains(&from) && matches!(action, Action::Request { .. } | Action::Respond { .. } | Action::Send { .. });
         match action {
+            _ if cut => {}
+            Action::Request { to, body: Request::Ping, .. } if self.lose_pings.get(&(from, to.id)).is_some_and(|n| *n > 0) => {
+                *self.lose_pings.get_mut(&(from, to.id)).unwrap() -= 1;
+            }
             Action::Request { to, id, body } => {
                 if self.dead.contains(&to.id) || !self.engines.contains_key(&to.id) {
                     let error = Error::Io { code: "ECONNREFUSED", message: "refused".into() };
                     self.engines.get_mut(&from).unwrap().request_failed(now, id, error);
-                } else if !self.silent.contains(&to.id) && (!self.busy.contains(&to.id) || body == Request::Ping) {
+                } else if self.silent.contains(&to.id) {
+                    *self.swallowed.entry((from, to.id)).or_default() += 1;
+                } else if !self.busy.contains(&to.id) || body == Request::Ping {
                     let sender = self.engines[&from].me().clone();
                     self.engines.get_mut(&to.id).unwrap().handle_request(now, &sender, ReplyTo { conn, id }, body);
                 }
@@ -230,7 +244,7 @@ fn a_lookup_routes_around_a_dead_hop() {
 }
 
 #[test]
-fn a_silent_target_is_suspected_after_the_failure_timeout_and_the_next_one_tried() {
+fn a_silent_target_is_suspected_after_the_failure_timeout_and_the_sweep_finds_the_next_one_silent_too() {
     let mut h = Harness::ring(&[Q, 5 * Q], chord(false));
     h.add(3 * Q, ChordConfig { join: false, ..chord(false) });
     h.engine(3 * Q).learn_member(&node(Q));
@@ -239,9 +253,14 @@ fn a_silent_target_is_suspected_after_the_failure_timeout_and_the_next_one_tried
     let get = h.start(3 * Q, UserOp::Get(key_in(Q, 5 * Q)));
     h.advance(1_900);
     assert_eq!(h.result(get), None, "the first target is not suspected before the failure timeout (2 s)");
-    h.advance(1_900);
-    assert_eq!(h.result(get), None, "nor the second, asked at 2 s");
-    h.advance(400);
+    assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 0);
+    h.advance(200);
+    assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 1, "the first target is suspected at 2 s");
+    assert_eq!(h.result(get), None, "the second is being asked");
+    // When the first ping to the first target went unanswered, a sweep probed the second
+    // member too (silent since we last heard it): it is suspected half a failure timeout
+    // after the first, not a whole one after it was asked.
+    h.advance(1_000);
     let Some(Err(error)) = h.result(get) else { panic!("both members were silent past the failure timeout: the operation should fail") };
     assert_eq!(error.code(), "ERR_UNAVAILABLE");
     let client = &h.engines[&Id(3 * Q)];
@@ -258,6 +277,66 @@ fn a_busy_peer_that_answers_the_probe_is_not_suspected() {
     assert_eq!(h.result(get), None, "waits for the request timeout, not the failure timeout");
     assert_eq!(h.engines[&Id(Q)].stats().suspicions, 0);
     assert!(h.engines[&Id(Q)].core().ring.as_ref().unwrap().successors().iter().any(|s| s.id == Id(5 * Q)));
+}
+
+#[test]
+fn a_silent_peer_whose_first_probe_ping_is_lost_is_suspected_only_if_the_second_is_too() {
+    // A client outside the ring, so only its requests (never the owner's) carry news of life.
+    let mut h = Harness::ring(&[Q, 5 * Q], chord(false));
+    h.add(3 * Q, ChordConfig { join: false, ..chord(false) });
+    h.engine(3 * Q).learn_member(&node(5 * Q));
+    // The owner answers pings only, and the first probe ping is lost: not suspected.
+    h.busy.insert(Id(5 * Q));
+    h.lose_pings.insert((Id(3 * Q), Id(5 * Q)), 1);
+    let first = h.start(3 * Q, UserOp::Get(key_in(Q, 5 * Q)));
+    h.advance(2_500);
+    assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 0, "the second ping was answered");
+    assert_eq!(h.result(first), None, "still waiting for the request timeout");
+    // Every ping lost: suspected within the failure timeout of the next request.
+    h.silent.insert(Id(5 * Q));
+    let second = h.start(3 * Q, UserOp::Get(key_in(Q, 5 * Q)));
+    h.advance(1_900);
+    assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 0, "not before the failure timeout");
+    h.advance(200);
+    assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 1, "silent through both pings");
+    assert!(h.result(second).is_some(), "its operation ended once its only member was suspected");
+}
+
+#[test]
+fn an_operation_redirected_to_a_node_we_suspect_routes_around_it_and_never_asks_it() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q], chord(false));
+    let client = 6 * Q;
+    h.add(client, ChordConfig { join: false, ..chord(false) });
+    h.engine(client).learn_member(&node(Q));
+    // 3Q went silent; the client knows (it suspects 3Q), the members do not yet.
+    h.silent.insert(Id(3 * Q));
+    h.engine(client).core_mut().suspects.insert(Id(3 * Q), 60_000);
+    let set = h.start(client, UserOp::Set(key_in(2 * Q, 3 * Q), b"v".to_vec()));
+    h.advance(4_000);
+    assert!(matches!(h.result(set), Some(Ok(OpOutput::Written { .. }))), "the write found 3Q's live successor once it took over");
+    assert_eq!(h.swallowed.get(&(Id(client), Id(3 * Q))), None, "the client never asked the node it suspects");
+}
+
+#[test]
+fn a_probe_that_hears_from_its_peer_meanwhile_does_not_suspect_it() {
+    // A request overdue while its peer spoke after it was sent is re-armed, not probed at once:
+    // checked through a silent peer that spoke just after our request left.
+    let mut h = Harness::ring(&[Q, 5 * Q], chord(false));
+    h.add(3 * Q, ChordConfig { join: false, ..chord(false) });
+    h.engine(3 * Q).learn_member(&node(5 * Q));
+    h.busy.insert(Id(5 * Q));
+    let get = h.start(3 * Q, UserOp::Get(key_in(Q, 5 * Q)));
+    h.advance(600);
+    // 5Q speaks (a request of its own to the client) 600 ms in, then falls silent.
+    let now = h.at();
+    let peer = node(5 * Q);
+    h.engine(3 * Q).handle_request(now, &peer, ReplyTo { conn: 0, id: 999 }, Request::Ping);
+    h.silent.insert(Id(5 * Q));
+    h.advance(1_500);
+    assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 0, "heard at 0.6 s: not suspected before 0.6 + 2 s");
+    h.advance(700);
+    assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 1, "silent since 0.6 s: suspected by 2.6 s + the probe");
+    assert!(h.result(get).is_some());
 }
 
 #[test]

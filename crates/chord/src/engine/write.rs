@@ -80,7 +80,12 @@ impl OwnerWrite {
         self.finish_if_answered(cx)
     }
 
+    /// Ask the nearest candidate not suspected meanwhile (a suspect would keep the write
+    /// waiting until the detector noticed it again).
     fn ask_next(&mut self, cx: &mut Cx<'_>) {
+        while self.candidates.front().is_some_and(|n| cx.core.is_suspect(n.id)) {
+            self.candidates.pop_front();
+        }
         let (Some(node), Some(item)) = (self.candidates.pop_front(), &self.item) else { return };
         let id = cx.request(&node, Request::Replicate { items: vec![item.clone()] });
         self.asked.push((id, node));
@@ -125,3 +130,4 @@ impl Machine for OwnerWrite {
         }
     }
 }
+

@@ -74,6 +74,7 @@ impl Node {
     pub fn stats(&self) -> Stats {
         let mut stats = self.inner.driver.inspect(|engine| engine.stats());
         stats.connections = self.inner.transport.len();
+        stats.oversized_frames = self.inner.driver.metrics.oversized_frames();
         stats
     }
 }
