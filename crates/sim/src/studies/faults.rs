@@ -96,10 +96,21 @@ impl Run {
     /// Rounds of recovery until the ring was correct and stayed so to the end (0: it never
     /// broke); `None` when it is not correct at the end.
     pub fn rounds_to_correct(&self) -> Option<usize> {
+        self.settled_after(self.health.iter().map(|h| h.correct()))
+    }
+
+    /// Rounds of recovery until every acknowledged key had its r copies and kept them
+    /// (writes stop 20 rounds into recovery); `None` when not at the end.
+    pub fn rounds_to_data(&self) -> Option<usize> {
+        self.settled_after(self.under_replicated.iter().map(|u| *u == 0))
+    }
+
+    fn settled_after(&self, good: impl DoubleEndedIterator<Item = bool> + ExactSizeIterator) -> Option<usize> {
         let fault_end = WARMUP_ROUNDS + self.fault_rounds;
-        match self.health.iter().rposition(|h| !h.correct()) {
+        let rounds = good.len();
+        match good.rev().position(|ok| !ok).map(|from_end| rounds - 1 - from_end) {
             None => Some(0),
-            Some(last_bad) if last_bad + 1 >= self.health.len() => None,
+            Some(last_bad) if last_bad + 1 >= rounds => None,
             Some(last_bad) => Some((last_bad + 1).saturating_sub(fault_end)),
         }
     }
@@ -112,18 +123,94 @@ impl Run {
     pub fn replay(&self) -> String {
         format!("npm run sim -- faults --scenario {} --seed {} --seeds 1 --nodes {}", self.scenario, self.seed, self.nodes)
     }
+
+    fn scenario_named(name: &str) -> Option<Scenario> {
+        SCENARIOS.iter().chain(MERGE_SCENARIOS.iter()).copied().find(|s| s.name == name)
+    }
 }
 
 pub fn run(params: &Params) -> Output {
     let n = params.size_or(DEFAULT_SIZE, QUICK_SIZE);
-    let scenarios: Vec<Scenario> = SCENARIOS.iter().copied().filter(|s| params.scenario.as_deref().is_none_or(|wanted| wanted == s.name)).collect();
+    let scenarios: Vec<Scenario> = match params.scenario.as_deref() {
+        Some(name) => Run::scenario_named(name).into_iter().collect(),
+        None => SCENARIOS.to_vec(),
+    };
     let mut runs = Vec::new();
     for scenario in scenarios {
         for k in 0..params.seeds as u64 {
             runs.push(run_scenario(scenario, n, params.seed + k));
         }
     }
-    output(n, &runs)
+    let mut out = output(n, &runs);
+    if params.scenario.is_none() {
+        // The merge and detector tables (the partition-healing issue's figures).
+        let merges = merge_runs(params);
+        let detection = super::detector::run(params);
+        out.markdown += &merge_table(&merges);
+        out.markdown += &detection.markdown;
+        out.failed.extend(merges.iter().filter(|r| !r.passed()).map(|r| format!("faults: {} ({} nodes) seed {} failed; replay: {}", r.scenario, r.nodes, r.seed, r.replay())));
+        out.svg = svg::render(&[charts(&runs).0, charts(&runs).1, merge_chart(&merges), detection.chart]);
+    }
+    out
+}
+
+/// Ring sizes of the merge table (quick: 300 only).
+const MERGE_SIZES: [usize; 2] = [1_000, 10_000];
+/// A partition of the merge table lasts 40 rounds (10 s: each side detects its losses in
+/// about 2 s and settles into a ring of its own well before the heal).
+const MERGE_FAULT_ROUNDS: usize = 40;
+
+/// 2, 3 and 4 rings at each size: how long until one ring, and until every acknowledged write
+/// is back on its r copies.
+fn merge_runs(params: &Params) -> Vec<Run> {
+    let sizes: Vec<usize> = if params.quick { vec![QUICK_SIZE] } else { MERGE_SIZES.to_vec() };
+    let mut runs = Vec::new();
+    for &n in &sizes {
+        for (groups, name) in [(2, "merge-2"), (3, "merge-3"), (4, "merge-4")] {
+            let scenario = Scenario { name, fault: Fault::Partition { groups }, rounds: MERGE_FAULT_ROUNDS };
+            runs.push(run_scenario(scenario, n, params.seed));
+        }
+    }
+    runs
+}
+
+fn merge_table(runs: &[Run]) -> String {
+    let mut table = Table::new(&["nodes", "rings", "rounds to one correct ring after the heal", "rounds to every acknowledged write on r copies", "writes acked / issued (failed)", "ring members out of order at worst"]);
+    for run in runs {
+        let rings = match SCENARIOS.iter().chain(MERGE_SCENARIOS.iter()).find(|s| s.name == run.scenario).map(|s| s.fault) {
+            Some(Fault::Partition { groups }) => groups,
+            _ => 0,
+        };
+        table.row(vec![
+            thousands(run.nodes),
+            rings.to_string(),
+            run.rounds_to_correct().map_or(format!("never (> {RECOVERY_ROUNDS})"), |r| r.to_string()),
+            run.rounds_to_data().map_or(format!("never (> {RECOVERY_ROUNDS})"), |r| r.to_string()),
+            format!("{} / {} ({})", thousands(run.workload.acked), thousands(run.workload.issued), thousands(run.workload.failed)),
+            thousands(run.health.iter().map(|h| h.violations()).max().unwrap_or(0)),
+        ]);
+    }
+    format!(
+        "\n### Merging 2, 3 and 4 rings (seed {})\n\nNodes split at random into 2, 3 or 4 groups for {MERGE_FAULT_ROUNDS} rounds (10 s), the write workload running on every side, then the network heals. A round is 250 ms.\n\n{}",
+        runs.first().map_or(0, |r| r.seed),
+        table.to_markdown()
+    )
+}
+
+/// The merge scenarios, for looking up their fault by name.
+const MERGE_SCENARIOS: [Scenario; 3] = [
+    Scenario { name: "merge-2", fault: Fault::Partition { groups: 2 }, rounds: MERGE_FAULT_ROUNDS },
+    Scenario { name: "merge-3", fault: Fault::Partition { groups: 3 }, rounds: MERGE_FAULT_ROUNDS },
+    Scenario { name: "merge-4", fault: Fault::Partition { groups: 4 }, rounds: MERGE_FAULT_ROUNDS },
+];
+
+fn merge_chart(runs: &[Run]) -> Chart {
+    let mut chart = Chart::new("Members out of order while 2-4 rings split and merge", "round", "live members", Kind::Lines);
+    for run in runs {
+        let points = run.health.iter().enumerate().map(|(i, h)| ((i + 1) as f64, h.violations() as f64)).collect();
+        chart = chart.series(&format!("{} rings, {} nodes", run.scenario.trim_start_matches("merge-"), thousands(run.nodes)), points);
+    }
+    chart
 }
 
 /// One scenario, one seed.
@@ -209,7 +296,7 @@ fn crash_some(sim: &mut Sim, share: f64, n: usize, round: usize, restarts: &mut 
 
 fn output(n: usize, runs: &[Run]) -> Output {
     let mut table = Table::new(&[
-        "scenario", "seed", "verdict", "one correct ring at end", "rounds to a correct ring after the fault", "worst violations during the fault", "writes acked / issued (failed)", "keys checked", "under-replicated", "lost", "diverged",
+        "scenario", "seed", "verdict", "one correct ring at end", "rounds to a correct ring after the fault", "rounds to every write on r copies", "worst violations during the fault", "writes acked / issued (failed)", "keys checked", "under-replicated", "lost", "diverged",
     ]);
     for run in runs {
         table.row(vec![
@@ -218,6 +305,7 @@ fn output(n: usize, runs: &[Run]) -> Output {
             if run.passed() { "pass".into() } else { "**FAIL**".into() },
             format!("{} ({} cycles, {} misordered)", run.end.correct(), run.end.cycles, run.end.misordered),
             run.rounds_to_correct().map_or(format!("never (> {RECOVERY_ROUNDS})"), |r| r.to_string()),
+            run.rounds_to_data().map_or(format!("never (> {RECOVERY_ROUNDS})"), |r| r.to_string()),
             thousands(run.worst_during_fault()),
             format!("{} / {} ({})", thousands(run.workload.acked), thousands(run.workload.issued), thousands(run.workload.failed)),
             thousands(run.data.keys),
@@ -240,10 +328,11 @@ fn output(n: usize, runs: &[Run]) -> Output {
         if failures.is_empty() { "Every run passed.\n".to_string() } else { format!("Failed runs:\n\n{}\n", failures.join("\n")) }
     );
     let failed = runs.iter().filter(|r| !r.passed()).map(|r| format!("faults: {} seed {} failed; replay: {}", r.scenario, r.seed, r.replay())).collect();
-    Output { study: "faults", markdown, svg: chart(runs), failed }
+    let (violations, data) = charts(runs);
+    Output { study: "faults", markdown, svg: svg::render(&[violations, data]), failed }
 }
 
-fn chart(runs: &[Run]) -> String {
+fn charts(runs: &[Run]) -> (Chart, Chart) {
     let mut violations = Chart::new("Members breaking the ring invariant (first seed)", "round", "live members", Kind::Lines);
     let mut data = Chart::new("Acknowledged keys with fewer than r copies (first seed)", "round", "keys", Kind::Lines);
     let mut seen = Vec::new();
@@ -255,5 +344,5 @@ fn chart(runs: &[Run]) -> String {
         violations = violations.series(run.scenario, run.health.iter().enumerate().map(|(i, h)| ((i + 1) as f64, h.violations() as f64)).collect());
         data = data.series(run.scenario, run.under_replicated.iter().enumerate().map(|(i, &u)| ((i + 1) as f64, u as f64)).collect());
     }
-    svg::render(&[violations, data])
+    (violations, data)
 }

@@ -5,6 +5,7 @@
 //! crashes with restarts, clock skew). Each returns a Markdown table and an SVG chart.
 
 pub mod churn;
+pub mod detector;
 pub mod failures;
 pub mod faults;
 pub mod hops;
