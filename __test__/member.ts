@@ -1,0 +1,151 @@
+/** Ring members in child processes (fixtures/ring-node.js), driven over JSON lines on stdin/stdout. */
+import { ChildProcess, spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { sleep } from './helpers'
+
+export interface MemberStats {
+  id: string
+  successors: string[]
+  predecessor?: string
+  keys: number
+  suspicions: number
+  merges: number
+  oversizedFrames: number
+}
+
+export interface MemberSettings {
+  subnet: string
+  host?: string
+  bootstrap?: [string, number]
+  options?: Record<string, unknown>
+  /** Run inside this network namespace (`ip netns exec`). */
+  netns?: string
+}
+
+export class Member {
+  readonly child: ChildProcess
+  readonly host: string
+  readonly exited: Promise<number | null>
+  id = ''
+  port = 0
+  #next = 0
+  #pending = new Map<number, { resolve: (value: any) => void; reject: (error: Error) => void }>()
+  #ready: Promise<void>
+  #exit?: number | null
+
+  constructor(settings: MemberSettings) {
+    this.host = settings.host ?? '127.0.0.1'
+    const fixture = join(__dirname, 'fixtures', 'ring-node.js')
+    const args = [fixture, JSON.stringify({ ...settings, host: this.host })]
+    this.child = settings.netns
+      ? spawn('ip', ['netns', 'exec', settings.netns, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
+      : spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] })
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)))
+    this.#ready = new Promise((resolve, reject) => {
+      this.exited.then((code) => reject(new Error(`member exited (code ${code}) before it was ready`)))
+      createInterface({ input: this.child.stdout! }).on('line', (line) => {
+        const message = JSON.parse(line)
+        if (message.ready) {
+          this.id = message.ready.id
+          this.port = message.ready.port
+          resolve()
+          return
+        }
+        const waiter = this.#pending.get(message.id)
+        this.#pending.delete(message.id)
+        if (message.ok) waiter?.resolve(message.result)
+        else waiter?.reject(new Error(message.error))
+      })
+    })
+    // A killed member's stdin breaks; its callers hear of it through `call`.
+    this.child.stdin!.on('error', () => {})
+    // A member that dies fails whatever still waits on it.
+    this.exited.then((code) => {
+      this.#exit = code
+      for (const waiter of this.#pending.values()) waiter.reject(new Error(`member exited (code ${code})`))
+      this.#pending.clear()
+    })
+  }
+
+  async started(): Promise<this> {
+    await this.#ready
+    return this
+  }
+
+  get address(): [string, number] {
+    return [this.host, this.port]
+  }
+
+  call<T = unknown>(cmd: string, args: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<T> {
+    const id = this.#next++
+    if (this.#exit !== undefined) return Promise.reject(new Error(`member ${this.host}:${this.port} has exited (code ${this.#exit})`))
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id)
+        reject(new Error(`member ${this.host}:${this.port} did not answer ${cmd} within ${timeoutMs} ms`))
+      }, timeoutMs)
+      const settle =
+        <A>(f: (a: A) => void) =>
+        (a: A) => {
+          clearTimeout(timer)
+          f(a)
+        }
+      this.#pending.set(id, { resolve: settle(resolve), reject: settle(reject) })
+      this.child.stdin!.write(JSON.stringify({ id, cmd, ...args }) + '\n')
+    })
+  }
+
+  set(key: string, value: string): Promise<null> {
+    return this.call('set', { key, value })
+  }
+
+  get(key: string): Promise<string | null> {
+    return this.call('get', { key })
+  }
+
+  delete(key: string): Promise<null> {
+    return this.call('delete', { key })
+  }
+
+  getMany(keys: string[]): Promise<(string | null)[]> {
+    return this.call('getMany', { keys }, 60_000)
+  }
+
+  stats(): Promise<MemberStats> {
+    return this.call('stats')
+  }
+}
+
+/** Start `n` members, each joining through a random earlier one. */
+export async function startRing(n: number, settings: (i: number) => MemberSettings): Promise<Member[]> {
+  const members: Member[] = [await new Member(settings(0)).started()]
+  for (let i = 1; i < n; i++) {
+    const via = members[Math.floor(Math.random() * members.length)]
+    members.push(await new Member({ ...settings(i), bootstrap: via.address }).started())
+  }
+  return members
+}
+
+/**
+ * Whether `members` form one ring: each one's successor and predecessor are its neighbours in
+ * id order, and following successors from any member visits them all.
+ */
+export async function isOneRing(members: Member[]): Promise<boolean> {
+  const ids = members.map((m) => m.id).sort()
+  const all = await Promise.all(members.map((m) => m.stats()))
+  return all.every((s) => {
+    const at = ids.indexOf(s.id)
+    return s.successors[0] === ids[(at + 1) % ids.length] && s.predecessor === ids[(at + ids.length - 1) % ids.length]
+  })
+}
+
+/** Wait until `members` form one ring; returns the ms it took. */
+export async function settled(members: Member[], timeoutMs = 20_000): Promise<number> {
+  const started = Date.now()
+  while (!(await isOneRing(members))) {
+    if (Date.now() - started > timeoutMs) throw new Error(`${members.length} members did not form one ring within ${timeoutMs} ms`)
+    await sleep(50)
+  }
+  return Date.now() - started
+}
