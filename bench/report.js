@@ -188,7 +188,7 @@ function renderMarkdown(results) {
 
   const hopsRows = results.rows.filter((r) => r.ours && r.info)
   if (hopsRows.length) {
-    L.push('chordnet ring state after the run: ' + hopsRows.map((r) => `N=${r.nodes}: ${r.info.meanLookupHops.toFixed(2)} mean lookup hops (\`lookup()\`, ${r.info.lookupSamples} keys), ${r.info.meanConnections.toFixed(1)} connections/node, ${Math.round(r.info.keysPerNode).toLocaleString('en-US')} keys held per node (replicas included), ${r.info.meanRedirects.toFixed(3)} mean redirects per operation`).join('; ') + '.')
+    L.push('chordnet ring state after the run: ' + hopsRows.map((r) => `N=${r.nodes}: ${r.info.meanLookupHops.toFixed(2)} mean lookup hops (\`lookup()\`, ${r.info.lookupSamples} keys), ${r.info.meanConnections.toFixed(1)} connections/node, ${Math.round(r.info.keysPerNode).toLocaleString('en-US')} keys held per node (replicas included), ${r.info.meanRedirects.toFixed(3)} mean redirects per operation${r.info.falseSuspicions === undefined ? '' : `, ${r.info.falseSuspicions} false suspicions in ${(r.info.nodeHours * 60).toFixed(1)} node·minutes under load`}`).join('; ') + '.')
     L.push('')
   }
 
