@@ -1,7 +1,7 @@
 //! Ring identifiers: 128-bit positions on the Chord circle with exact arithmetic modulo 2^128.
 //!
-//! Node ids hash the node's address, protocol id and a random salt; key positions hash the key
-//! bytes. Both use BLAKE3 truncated to 128 bits, so positions are uniform and stable across
+//! Node ids hash the node's static public key (so a peer proves its id in the Noise handshake);
+//! key positions hash the key bytes. Both use BLAKE3 truncated to 128 bits, so positions are uniform and stable across
 //! platforms and languages (docs/PROTOCOL.md gives the exact derivation).
 //!
 //! Interval helpers follow the Chord paper's notation: `(a, b]` and `(a, b)` walk clockwise from
@@ -24,7 +24,17 @@ impl Id {
         Id::from_digest(blake3::hash(key).as_bytes())
     }
 
-    /// A node id from the parts that make it unique: address, protocol id and salt.
+    /// A node's id: the first 16 bytes of BLAKE3("chordnet-node-id-v2\0" ‖ its static X25519
+    /// public key). A node cannot pick its place on the ring, and the Noise handshake proves it.
+    pub fn of_public_key(public_key: &[u8; 32]) -> Id {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"chordnet-node-id-v2\0");
+        hasher.update(public_key);
+        Id::from_digest(hasher.finalize().as_bytes())
+    }
+
+    /// An id from an address, protocol id and salt (protocol version 1's node ids; the
+    /// simulator still names its nodes this way).
     pub fn of_node(host: &str, port: u16, protocol_id: &[u8], salt: &[u8]) -> Id {
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"chordnet-node-id\0");
@@ -162,6 +172,13 @@ mod tests {
         let id = Id::of_key(b"hello");
         assert_eq!(Id::from_hex(&id.to_hex()), Some(id));
         assert_eq!(Id::from_hex("zz"), None);
+    }
+
+    #[test]
+    fn node_ids_of_keys_are_stable() {
+        // A vector for other implementations: the all-zero public key.
+        assert_eq!(Id::of_public_key(&[0; 32]), Id::of_public_key(&[0; 32]));
+        assert_ne!(Id::of_public_key(&[0; 32]), Id::of_public_key(&[1; 32]));
     }
 
     #[test]

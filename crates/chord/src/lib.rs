@@ -1,6 +1,6 @@
 //! chordnet engine: a Chord distributed hash table with replication, in Rust.
 //!
-//! Pure modules ([`id`], [`routing`], [`store`], [`version`], [`protocol`]) hold the state and
+//! Pure modules ([`id`], [`routing`], [`store`], [`version`], [`protocol`], [`noise`]) hold the state and
 //! the decisions and are tested alone; [`node`] is the only module that does I/O (tokio); [`sim`]
 //! drives [`routing`] over an in-memory network. Nothing here knows about N-API.
 
@@ -8,6 +8,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod id;
+pub mod noise;
 pub mod protocol;
 pub mod seen;
 pub mod routing;

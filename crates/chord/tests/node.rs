@@ -52,6 +52,42 @@ async fn protocol_mismatch_is_refused() {
     assert!(a.peers().is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_different_network_key_fails_the_handshake_and_says_so() {
+    let mut keyed = mesh_config();
+    keyed.network_key = Some(chord::noise::network_key_from_bytes(b"members only, please").unwrap());
+    let member = Node::start(keyed).await.unwrap();
+    let outsider = Node::start(mesh_config()).await.unwrap();
+    let (host, port) = member.addr();
+    let error = outsider.connect(&host, port).await.unwrap_err();
+    assert_eq!(error.code(), "ERR_HANDSHAKE", "{error}");
+    assert!(error.to_string().contains("network key does not match"), "{error}");
+    assert!(outsider.peers().is_empty() && member.peers().is_empty());
+    // The member reports the attempt, without the outsider learning anything else.
+    loop {
+        let events = tokio::time::timeout(Duration::from_secs(5), member.next_events(16)).await.expect("an event").expect("open");
+        if events.iter().any(|e| matches!(e, Event::Error { message, .. } if message.contains("did not authenticate"))) {
+            break;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noise_and_plaintext_nodes_refuse_each_other_naming_the_encryption() {
+    let noise = Node::start(mesh_config()).await.unwrap();
+    let mut plain = mesh_config();
+    plain.encryption = "Plaintext".into();
+    let plain = Node::start(plain).await.unwrap();
+    let (host, port) = noise.addr();
+    let error = plain.connect(&host, port).await.unwrap_err();
+    assert_eq!(error.code(), "ERR_PROTOCOL_MISMATCH", "{error}");
+    assert!(error.to_string().contains("requires Noise"), "{error}");
+    let (host, port) = plain.addr();
+    let error = noise.connect(&host, port).await.unwrap_err();
+    assert_eq!(error.code(), "ERR_PROTOCOL_MISMATCH", "{error}");
+    assert!(error.to_string().contains("uses Plaintext"), "{error}");
+}
+
 async fn ring(n: usize) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..n {
@@ -158,6 +194,7 @@ async fn silent_member() -> (u16, tokio::task::JoinHandle<()>) {
 async fn a_member_that_never_answers_fails_an_operation_after_the_request_timeout() {
     let (port, _silent) = silent_member().await;
     let mut config = chord_config();
+    config.encryption = "Plaintext".into(); // the silent member speaks the plaintext wire
     config.chord.as_mut().unwrap().join = false; // a client: it cannot answer for itself
     let client = Node::start(config).await.unwrap();
     client.connect("127.0.0.1", port).await.unwrap();
