@@ -17,6 +17,7 @@
 pub mod core;
 pub mod cx;
 mod events;
+mod guard;
 mod lookup;
 mod maintenance;
 mod membership;
