@@ -386,6 +386,20 @@ mod tests {
     }
 
     #[test]
+    fn derivations_match_the_documented_vectors() {
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(hex(&open_network_key()), "b0d5c1bbe6fe567d9878226b6621ff1172d3b6d63857e9222f16a3c2078cf89a");
+        assert_eq!(hex(&network_key_from_bytes(&[0; 32]).unwrap()), "b4e8060f2f22c70849935159ae98777450de5c1b995f4eec7968f64d241e5a20");
+        assert_eq!(
+            hex(&network_key_from_passphrase("correct horse battery staple").unwrap()),
+            "b905d01b5aa00ef26982176fb84cd46d3cca6b600e208e8aa6e593d87b754d10"
+        );
+        let pair = KeyPair::from_secret([1; 32]);
+        assert_eq!(hex(&pair.public), "a4e09292b651c278b9772c569f5fa9bb13d906b46ab68c9df9dc2b4409f8a209");
+        assert_eq!(pair.id().to_hex(), "3581814d6776fbf5e9a4162580e715aa");
+    }
+
+    #[test]
     fn oversized_and_empty_prefixes_are_refused_before_buffering() {
         assert_eq!(check_message(&[0xff, 0xff], MAX_HANDSHAKE_MESSAGE), Err(NoiseError::TooLarge { size: 65_535, limit: MAX_HANDSHAKE_MESSAGE }));
         assert_eq!(check_message(&[0, 0], MAX_HANDSHAKE_MESSAGE), Err(NoiseError::Empty));
