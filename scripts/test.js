@@ -2,7 +2,8 @@
 'use strict'
 /**
  * `npm test`: every check, in order — Rust unit/integration tests of every engine crate, the
- * TypeScript build, the ava suite over real sockets, and a type check of a typed usage file.
+ * TypeScript build, the ava suite over real sockets, a type check of a typed usage file, and a
+ * short fuzz pass (20 s per target, nightly Rust; `npm run fuzz` runs longer).
  */
 const { spawnSync } = require('node:child_process')
 const path = require('node:path')
@@ -15,9 +16,11 @@ const steps = [
   ['tsc (build lib/)', process.execPath, [path.join(root, 'scripts', 'build-ts.js')]],
   ['ava (over real sockets)', process.execPath, [bin('ava', 'entrypoints', 'cli.mjs')]],
   ['tsc --noEmit (typed usage file)', process.execPath, [bin('typescript', 'bin', 'tsc'), '--noEmit', '-p', '__test__/tsconfig.json']],
+  ['cargo fuzz (decoder, Noise handshake, request handling; 20 s each)', process.execPath, [path.join(root, 'scripts', 'fuzz.js'), '--seconds', '20', '--sanitizer', 'none']],
 ]
 
 const failed = []
+const began = Date.now()
 for (const [name, command, args] of steps) {
   process.stdout.write(`\n=== ${name}\n`)
   const started = Date.now()
@@ -26,5 +29,6 @@ for (const [name, command, args] of steps) {
   if (result.status !== 0) failed.push(name)
   process.stdout.write(`=== ${name}: ${result.status === 0 ? 'ok' : 'FAILED'} (${seconds} s)\n`)
 }
+process.stdout.write(`\nnpm test took ${((Date.now() - began) / 1000).toFixed(0)} s\n`)
 process.stdout.write(`\n${steps.length - failed.length} passed, ${failed.length} failed\n`)
 process.exit(failed.length === 0 ? 0 : 1)
