@@ -5,7 +5,7 @@
 //! background work) sit at the top of the engine module that uses them.
 
 use crate::error::{Error, Result};
-use crate::noise::{KeyPair, NetworkKey};
+use crate::id::KeyPair;
 use std::time::Duration;
 
 /// Largest key accepted by the dict (64 KiB).
@@ -60,7 +60,8 @@ pub const MAX_CLOCK_DRIFT: Duration = Duration::from_secs(86_400);
 pub const ENCRYPTIONS: [&str; 2] = ["Noise", "Plaintext"];
 /// The default encryption.
 pub const DEFAULT_ENCRYPTION: &str = "Noise";
-pub use crate::noise::MIN_NETWORK_KEY_BYTES;
+/// Shortest network key given as bytes: shorter keys are guessable (use a passphrase instead).
+pub const MIN_NETWORK_KEY_BYTES: usize = 16;
 
 /// The limits a binding shows its users, in one value.
 #[derive(Clone, Debug, PartialEq)]
@@ -124,7 +125,7 @@ pub struct Config {
     pub key_pair: Option<KeyPair>,
     /// The pre-shared key mixed into every Noise handshake (`noise::network_key_from_*`);
     /// `None` = an open network (`noise::open_network_key`).
-    pub network_key: Option<NetworkKey>,
+    pub network_key: Option<[u8; 32]>,
     pub max_peers: usize,
     pub max_frame_bytes: usize,
     pub request_timeout: Duration,

@@ -16,8 +16,9 @@
 //!
 //! docs/PROTOCOL.md §3 is the normative text.
 
+use crate::config::MIN_NETWORK_KEY_BYTES;
 use crate::error::Error;
-use crate::id::Id;
+pub use crate::id::KeyPair;
 use crate::protocol::PROTOCOL_VERSION;
 use bytes::{Buf, BytesMut};
 use std::sync::Arc;
@@ -42,8 +43,6 @@ const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
 const ARGON2_PASSES: u32 = 2;
 /// Fixed salt: every node must derive the same key from the same passphrase.
 const ARGON2_SALT: &[u8] = b"chordnet network key v2";
-/// Shortest byte-string network key: shorter keys are guessable, use a passphrase instead.
-pub const MIN_NETWORK_KEY_BYTES: usize = 16;
 
 /// The prologue both sides hash into the handshake: a different protocol version cannot
 /// complete it.
@@ -51,45 +50,6 @@ pub fn prologue() -> Vec<u8> {
     let mut prologue = b"chordnet\0".to_vec();
     prologue.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
     prologue
-}
-
-/// A node's static X25519 key pair; its ring id is [`Id::of_public_key`] of `public`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct KeyPair {
-    pub public: [u8; 32],
-    pub secret: [u8; 32],
-}
-
-impl std::fmt::Debug for KeyPair {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the secret key.
-        write!(f, "KeyPair {{ public: {:02x?}, secret: <hidden> }}", &self.public[..4])
-    }
-}
-
-fn dh() -> Box<dyn snow::types::Dh> {
-    use snow::resolvers::CryptoResolver;
-    snow::resolvers::DefaultResolver.resolve_dh(&snow::params::DHChoice::Curve25519).expect("the default resolver has X25519")
-}
-
-impl KeyPair {
-    /// A fresh key pair from the operating system's random source.
-    pub fn generate() -> KeyPair {
-        KeyPair::from_secret(rand::random())
-    }
-
-    /// The key pair of a secret key (any 32 bytes; X25519 clamps them).
-    pub fn from_secret(secret: [u8; 32]) -> KeyPair {
-        let mut dh = dh();
-        dh.set(&secret);
-        let public: [u8; 32] = dh.pubkey().try_into().expect("32-byte X25519 key");
-        KeyPair { public, secret }
-    }
-
-    /// The ring id this key pair gives its node.
-    pub fn id(&self) -> Id {
-        Id::of_public_key(&self.public)
-    }
 }
 
 /// A 32-byte pre-shared key mixed into every handshake (`psk0`).
@@ -286,8 +246,11 @@ impl Opener {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::id::Id;
 
-    fn run(initiator_key: &NetworkKey, responder_key: &NetworkKey) -> Result<((Sealer, Opener, [u8; 32]), (Sealer, Opener, [u8; 32]), KeyPair, KeyPair), NoiseError> {
+    type Side = (Sealer, Opener, [u8; 32]);
+
+    fn run(initiator_key: &NetworkKey, responder_key: &NetworkKey) -> Result<(Side, Side, KeyPair, KeyPair), NoiseError> {
         let (a, b) = (KeyPair::generate(), KeyPair::generate());
         let mut i = Handshake::initiator(&a, initiator_key);
         let mut r = Handshake::responder(&b, responder_key);
