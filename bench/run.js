@@ -38,6 +38,8 @@ function version(pkg) {
 /** The implementations. `repeat` is the default number of runs (overridden by --repeat). */
 const PEERS = {
   chordnet: { file: 'peers/chordnet.js', label: `chordnet ${require(path.join(ROOT, 'package.json')).version}`, repeat: 1, ours: true },
+  // The same build without encryption: the bench table shows what Noise costs.
+  'chordnet-plaintext': { file: 'peers/chordnet.js', label: `chordnet ${require(path.join(ROOT, 'package.json')).version} (Plaintext)`, repeat: 1, ours: true, options: { encryption: 'Plaintext' } },
   hyperdht: { file: 'peers/hyperdht.js', label: `hyperdht ${version('hyperdht')} (mutable)`, repeat: 1, options: { variant: 'mutable' } },
   'hyperdht-immutable': { file: 'peers/hyperdht.js', label: `hyperdht ${version('hyperdht')} (immutable)`, repeat: 1, options: { variant: 'immutable' } },
   js2p: { file: 'peers/js2p.js', label: `js2p ${version('js2p')}`, repeat: 3, options: { graceMs: 6000 }, note: 'set is fire-and-forget' },
@@ -167,6 +169,7 @@ function machineInfo() {
     cpu,
     cores: os.cpus().length,
     memoryGiB: os.totalmem() / 2 ** 30,
+    loadavg: os.loadavg(),
     node: process.version,
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
     date: new Date().toISOString(),
@@ -258,10 +261,14 @@ async function main() {
     }
   }
 
-  for (const peer of peers) {
-    const spec = PEERS[peer]
-    const repeat = args.repeat ?? (smoke || quick ? 1 : spec.repeat)
-    for (const n of nodesList) {
+  // N-major, so runs of one size follow each other closely (chordnet with and without Noise
+  // under the same load); rows are reported peer-major.
+  const gone = new Set()
+  for (const n of nodesList) {
+    for (const peer of peers) {
+      if (gone.has(peer)) continue
+      const spec = PEERS[peer]
+      const repeat = args.repeat ?? (smoke || quick ? 1 : spec.repeat)
       const runs = []
       for (let k = 0; k < repeat; k++) {
         log(`${spec.label}, ${n} nodes${repeat > 1 ? `, run ${k + 1}/${repeat}` : ''}`)
@@ -274,9 +281,11 @@ async function main() {
         if (run.status === 'unavailable') break
       }
       results.rows.push({ ...aggregate(peer, n, runs), rawRuns: runs })
-      if (runs.every((r) => r.status === 'unavailable')) break // one row says why, not one per N
+      if (runs.every((r) => r.status === 'unavailable')) gone.add(peer) // one row says why, not one per N
     }
   }
+  results.rows.sort((a, b) => peers.indexOf(a.peer) - peers.indexOf(b.peer) || a.nodes - b.nodes)
+  results.machine.loadavgAfter = os.loadavg()
   results.wallSeconds = (Date.now() - started) / 1000
 
   fs.mkdirSync(outDir, { recursive: true })

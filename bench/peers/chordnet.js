@@ -3,9 +3,10 @@
  * chordnet: a ring of N ChordSockets in this process (createTestnet), replicas 3, stabilizeMs 250
  * (the library default), add/delete events off: none of the peers has ring-wide change events,
  * and with events on every set also notifies all N nodes (the README gives that figure too).
+ * Noise encryption (the default) unless `options.encryption` is 'Plaintext'.
  */
 const path = require('node:path')
-const { createTestnet } = require(path.resolve(__dirname, '..', '..'))
+const { createTestnet, Protocol } = require(path.resolve(__dirname, '..', '..'))
 const { sleep } = require('../harness')
 
 function createAdapter(options) {
@@ -13,7 +14,8 @@ function createAdapter(options) {
   let nodes
   return {
     async start(n) {
-      testnet = await createTestnet(n, { stabilizeMs: options.stabilizeMs || 250, events: false })
+      const protocol = new Protocol(`bench-${process.pid}`, options.encryption || 'Noise')
+      testnet = await createTestnet(n, { stabilizeMs: options.stabilizeMs || 250, events: false, protocol })
       nodes = testnet.nodes
       // Let fix-fingers run a few rounds after the ring settled.
       let last = -1
