@@ -206,3 +206,57 @@ async fn a_member_that_never_answers_fails_an_operation_after_the_request_timeou
     assert!(waited < chord::config::OPERATION_DEADLINE, "{waited:?}");
     client.destroy().await;
 }
+
+/// A Noise responder that completes the handshake honestly, then welcomes with someone else's id.
+async fn impostor() -> u16 {
+    use chord::noise::{check_message, open_network_key, Handshake, KeyPair, MAX_HANDSHAKE_MESSAGE};
+    use chord::protocol::{self, Hello, Message, PROTOCOL_VERSION};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let keys = KeyPair::generate();
+        let mut handshake = Handshake::responder(&keys, &open_network_key());
+        let mut raw = bytes::BytesMut::new();
+        let mut next_message = async |raw: &mut bytes::BytesMut, stream: &mut tokio::net::TcpStream| loop {
+            if let Some(len) = check_message(raw, MAX_HANDSHAKE_MESSAGE).unwrap() {
+                let message = raw.split_to(2 + len);
+                return message[2..].to_vec();
+            }
+            assert!(stream.read_buf(raw).await.unwrap() > 0);
+        };
+        let first = next_message(&mut raw, &mut stream).await;
+        handshake.read(&first).unwrap();
+        let mut out = Vec::new();
+        handshake.write(&mut out).unwrap();
+        stream.write_all(&out).await.unwrap();
+        let third = next_message(&mut raw, &mut stream).await;
+        handshake.read(&third).unwrap();
+        let (mut sealer, _opener, _) = handshake.finish().unwrap();
+        let welcome = Hello {
+            version: PROTOCOL_VERSION,
+            protocol_id: protocol::protocol_id("", "Noise"),
+            subnet: String::new(),
+            encryption: "Noise".into(),
+            node: chord::NodeRef { id: KeyPair::generate().id(), host: "127.0.0.1".into(), port },
+            member: true,
+        };
+        let mut sealed = bytes::BytesMut::new();
+        sealer.seal(&protocol::encode(&Message::Welcome(welcome)), &mut sealed);
+        stream.write_all(&sealed).await.unwrap();
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await.unwrap_or(0) > 0 {}
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_welcome_whose_id_is_not_the_responders_key_is_refused() {
+    let port = impostor().await;
+    let node = Node::start(mesh_config()).await.unwrap();
+    let error = node.connect("127.0.0.1", port).await.unwrap_err();
+    assert_eq!(error.code(), "ERR_HANDSHAKE", "{error}");
+    assert!(error.to_string().contains("but proved the key of"), "{error}");
+    assert!(node.peers().is_empty());
+}
