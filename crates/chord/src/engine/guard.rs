@@ -3,7 +3,7 @@
 //! response carrying a stable code and reported to the user as an `ERR_BAD_PEER` notice. The
 //! connection stays open: a member with a skewed clock is misconfigured, not hostile.
 //!
-//! The rules (docs/PROTOCOL.md §6, "What a node refuses"):
+//! The rules (docs/PROTOCOL.md §6.1, "What a node refuses"):
 //!
 //! - **Bounded clocks.** A `Replicate` or `Handoff` carrying a version more than
 //!   `max_clock_drift` ahead of our wall clock is refused whole (`"clock-drift"`): its versions
