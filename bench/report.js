@@ -279,10 +279,11 @@ function encryptionCost(results) {
     const plain = results.rows.find((r) => r.peer === 'chordnet-plaintext' && r.nodes === n && !r.unavailable)
     if (!noise || !plain) continue
     const rate = (row, key) => row.throughput[key]?.value
+    const cpu = (row, kind) => (typeof row.cpuUsPerOp?.[kind]?.value === 'number' ? `${row.cpuUsPerOp[kind].value.toFixed(1)} µs` : '—')
     const cost = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? `${(((a - b) / b) * 100).toFixed(1)} %` : '—')
     out.push({
       n,
-      line: `| ${n} | ${cell(noise.throughput['get-c256'], fmtRate)} | ${cell(plain.throughput['get-c256'], fmtRate)} | ${cost(rate(noise, 'get-c256'), rate(plain, 'get-c256'))} | ${cell(noise.throughput['set-c256'], fmtRate)} | ${cell(plain.throughput['set-c256'], fmtRate)} | ${cost(rate(noise, 'set-c256'), rate(plain, 'set-c256'))} | ${cell(noise.getP50, fmtUs)} | ${cell(plain.getP50, fmtUs)} |`,
+      line: `| ${n} | ${cell(noise.throughput['get-c256'], fmtRate)} | ${cell(plain.throughput['get-c256'], fmtRate)} | ${cost(rate(noise, 'get-c256'), rate(plain, 'get-c256'))} | ${cell(noise.throughput['set-c256'], fmtRate)} | ${cell(plain.throughput['set-c256'], fmtRate)} | ${cost(rate(noise, 'set-c256'), rate(plain, 'set-c256'))} | ${cpu(noise, 'get')} / ${cpu(plain, 'get')} | ${cpu(noise, 'set')} / ${cpu(plain, 'set')} | ${cell(noise.getP50, fmtUs)} | ${cell(plain.getP50, fmtUs)} |`,
     })
   }
   return out
@@ -295,11 +296,11 @@ function encryptionSection(results, L, heading) {
   const load = (l) => (Array.isArray(l) ? l.map((x) => x.toFixed(2)).join(' / ') : '?')
   L.push(heading)
   L.push('')
-  L.push('| N | gets/s @256 Noise | gets/s @256 Plaintext | Noise vs Plaintext | sets/s @256 Noise | sets/s @256 Plaintext | Noise vs Plaintext | get p50 Noise | get p50 Plaintext |')
-  L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  L.push('| N | gets/s @256 Noise | gets/s @256 Plaintext | Noise vs Plaintext | sets/s @256 Noise | sets/s @256 Plaintext | Noise vs Plaintext | CPU per get @256, Noise / Plaintext | CPU per set @256, Noise / Plaintext | get p50 Noise | get p50 Plaintext |')
+  L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const r of rows) L.push(r.line)
   L.push('')
-  L.push(`Same build, same run, runs of one N back to back; load average (1 / 5 / 15 min) ${load(m.loadavg)} at the start, ${load(m.loadavgAfter)} at the end.`)
+  L.push(`Same build, same run; for each N the runs alternate between the two; medians of the runs (range). Load average (1 / 5 / 15 min) ${load(m.loadavg)} at the start, ${load(m.loadavgAfter)} at the end: on a shared 2-core machine the rates swing with what else runs, while the CPU time per operation (all threads of the process: JavaScript and Rust) moves much less.`)
   L.push('')
 }
 

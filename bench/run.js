@@ -11,6 +11,9 @@
  * Each measurement runs in a child process that reports every phase as soon as it is done; the
  * parent gives every phase a deadline and kills a child that misses it, so a peer that hangs,
  * crashes or reads back wrong values gets a row saying so and the run always ends by itself.
+ * `chordnet` runs with Noise (the default) and `chordnet-plaintext` is the same build in
+ * Plaintext: the report's "What Noise costs" section sets the two side by side (for the
+ * Noise-only comparison: --peers chordnet,chordnet-plaintext --repeat 5 --out bench/results/noise).
  * Writes DIR/bench.md, DIR/bench.svg, DIR/BENCH_SUMMARY.md and DIR/results.json (DIR defaults
  * to bench/results) and prints the table. `--smoke` (for the test suite): chordnet with 4 nodes
  * and 50 operations plus hyperdht at the same tiny size, correctness only; exits non-zero if any
@@ -202,10 +205,12 @@ function aggregate(peer, n, runs) {
     info: runs.map((r) => phase(r, 'info')).find(Boolean) ?? null,
     routingTables: runs.map((r) => phase(r, 'start')?.routingTableSizes).filter(Boolean),
     throughput: {},
+    cpuUsPerOp: {},
     correctness: { checked: 0, wrong: 0, errors: 0, firstWrong: null, firstError: null },
   }
   for (const kind of ['set', 'get']) {
     for (const c of [1, 16, 256]) row.throughput[`${kind}-c${c}`] = metric((r) => phase(r, `${kind}-c${c}`)?.rate)
+    row.cpuUsPerOp[kind] = metric((r) => phase(r, `${kind}-c256`)?.cpuUsPerOp)
   }
   for (const r of runs) {
     for (const [name, p] of Object.entries(r.phases)) {
@@ -261,25 +266,31 @@ async function main() {
     }
   }
 
-  // N-major, so runs of one size follow each other closely (chordnet with and without Noise
-  // under the same load); rows are reported peer-major.
+  // N-major, and repeated runs round-robin over the peers, so runs of one size follow each
+  // other closely (chordnet with and without Noise alternate under the same load); rows are
+  // reported peer-major.
   const gone = new Set()
   for (const n of nodesList) {
-    for (const peer of peers) {
-      if (gone.has(peer)) continue
-      const spec = PEERS[peer]
-      const repeat = args.repeat ?? (smoke || quick ? 1 : spec.repeat)
-      const runs = []
-      for (let k = 0; k < repeat; k++) {
-        log(`${spec.label}, ${n} nodes${repeat > 1 ? `, run ${k + 1}/${repeat}` : ''}`)
+    const repeatOf = (peer) => args.repeat ?? (smoke || quick ? 1 : PEERS[peer].repeat)
+    const runsOf = new Map(peers.map((peer) => [peer, []]))
+    const rounds = Math.max(...peers.map(repeatOf))
+    for (let k = 0; k < rounds; k++) {
+      for (const peer of peers) {
+        const spec = PEERS[peer]
+        const runs = runsOf.get(peer)
+        if (gone.has(peer) || k >= repeatOf(peer) || runs.some((r) => r.status === 'unavailable')) continue
+        log(`${spec.label}, ${n} nodes${repeatOf(peer) > 1 ? `, run ${k + 1}/${repeatOf(peer)}` : ''}`)
         const options = { nodes: n, seqOps, tpOps, budgetMs, smoke, ...(spec.options || {}) }
         // In smoke mode, a peer other than ours gets 20 s in all: it is there only if it is fast.
         const total = smoke && !spec.ours ? 20000 : smoke ? 100000 : 30000 + 16 * (budgetMs + 20000)
         const run = await runChild(spec.file, options, { totalDeadlineMs: total })
         log(`  -> ${run.status}${run.detail ? ` (${run.detail.slice(0, 200)})` : ''} in ${(run.wallMs / 1000).toFixed(1)} s`)
         runs.push(run)
-        if (run.status === 'unavailable') break
       }
+    }
+    for (const peer of peers) {
+      const runs = runsOf.get(peer)
+      if (gone.has(peer) || runs.length === 0) continue
       results.rows.push({ ...aggregate(peer, n, runs), rawRuns: runs })
       if (runs.every((r) => r.status === 'unavailable')) gone.add(peer) // one row says why, not one per N
     }
