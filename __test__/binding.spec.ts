@@ -6,7 +6,7 @@
 import test from 'ava'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ChordnetError, ChordnetRangeError, ChordSocket, MAX_KEY_BYTES, MAX_VALUE_BYTES, ProtocolMismatchError } from '../index'
+import { ChordnetError, ChordnetRangeError, ChordSocket, HandshakeError, MAX_KEY_BYTES, MAX_VALUE_BYTES, ProtocolMismatchError } from '../index'
 import { errorFor, fromNative } from '../lib/errors'
 import { limits, native } from '../lib/native'
 import { chordOptions } from './helpers'
@@ -26,13 +26,14 @@ test('the generated typings name exactly what the addon exports', (t) => {
 
 test('every engine error code becomes one error class that keeps the code', (t) => {
   const codes = native.errorCodes()
-  t.true(codes.includes('ERR_KEY_TOO_LARGE') && codes.includes('ERR_TIMEOUT') && codes.includes('ECONNREFUSED'))
+  t.true(codes.includes('ERR_KEY_TOO_LARGE') && codes.includes('ERR_TIMEOUT') && codes.includes('ECONNREFUSED') && codes.includes('ERR_HANDSHAKE'))
   for (const code of codes) {
     const error = errorFor(code, 'message') as ChordnetError
     t.is(error.code, code)
     t.true(error instanceof Error)
     const expected =
       code === 'ERR_PROTOCOL_MISMATCH' ? ProtocolMismatchError
+      : code === 'ERR_HANDSHAKE' ? HandshakeError
       : ['ERR_KEY_TOO_LARGE', 'ERR_VALUE_TOO_LARGE', 'ERR_INVALID_ARGUMENT'].includes(code) ? ChordnetRangeError
       : ChordnetError
     t.true(error instanceof expected, `${code} → ${expected.name}`)

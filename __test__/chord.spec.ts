@@ -1,5 +1,5 @@
 import test from 'ava'
-import { ChordSocket, KeyError, createTestnet, waitForRing } from '../index'
+import { ChordSocket, KeyError, createTestnet, generateKeyPair, nodeIdOf, waitForRing } from '../index'
 import { frame, RawPeer } from './raw'
 import { chordNode, chordOptions, closeAll, until } from './helpers'
 
@@ -230,9 +230,17 @@ test('a deleted key is not resurrected by a stale replica', async (t) => {
   await nodes[1].delete('zombie')
   // The stale copy comes back: pushed to every node as a replica would push it. Nodes that
   // hold the tombstone refuse it at once; a node outside the replica set takes it as a stray.
+  // The pusher's id sits just after the key's owner, where a node that held the key as a
+  // replica would sit, so every node finds the push plausible (engine/guard.rs).
+  const ownerOfKey = BigInt(`0x${(await nodes[0].lookup('zombie')).owner.id}`)
+  const ring = nodes.map((n) => BigInt(`0x${n.id}`)).sort((a, b) => (a < b ? -1 : 1))
+  const next = ring.find((id) => id > ownerOfKey) ?? ring[0]
+  const justAfterOwner = (id: bigint) => (next > ownerOfKey ? id > ownerOfKey && id < next : id > ownerOfKey || id < next)
+  let keyPair = generateKeyPair()
+  while (!justAfterOwner(BigInt(`0x${nodeIdOf(keyPair.publicKey)}`))) keyPair = generateKeyPair()
   let strays = 0
   for (const node of nodes) {
-    const pusher = await RawPeer.handshaken(node.addr[1], node.protocol)
+    const pusher = await RawPeer.handshaken(node.addr[1], node.protocol, { keyPair })
     pusher.write(frame({ Request: { id: 2, body: { Replicate: { items: [stale] } } } }))
     t.is(await pusher.response(2), 'Ok')
     strays += node.localGet('zombie') === undefined ? 0 : 1

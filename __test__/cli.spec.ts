@@ -1,5 +1,7 @@
 import test from 'ava'
 import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 
@@ -76,4 +78,40 @@ test('serve runs a node; get/set/del/keys/status talk to it as a client; SIGTERM
   const exited = new Promise<number | null>((resolve) => server.on('exit', (code) => resolve(code)))
   server.kill('SIGTERM')
   t.is(await exited, 0)
+})
+
+test('serve with a network key file and a key file: clients need the key; the node keeps its id', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'chordnet-cli-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const keyFile = join(dir, 'network.key')
+  writeFileSync(keyFile, 'our shared secret passphrase\n')
+  const identity = join(dir, 'node.json')
+  const subnet = `cli-keyed-${process.pid}`
+  const start = async () => {
+    const server = spawn(process.execPath, [bin, 'serve', '--port', '0', '--subnet', subnet, '--network-key-file', keyFile, '--key-file', identity], { stdio: ['ignore', 'pipe', 'inherit'] })
+    t.teardown(() => server.kill('SIGKILL'))
+    const lines = createInterface({ input: server.stdout! })
+    const line = await new Promise<string>((resolve) => lines.on('line', (l) => /^serving/.test(l) && resolve(l)))
+    t.regex(line, /Noise, network key set/)
+    const [, id, address] = /^serving (\w+) on (\S+)/.exec(line)!
+    return { server, id, address }
+  }
+  const first = await start()
+  t.is(statSync(identity).mode & 0o777, 0o600, 'the key pair file is readable only by its owner')
+  const withKey = spawnSync(process.execPath, [bin, 'set', 'k', 'v', '--connect', first.address, '--subnet', subnet], {
+    encoding: 'utf8', timeout: 60_000, env: { ...process.env, CHORDNET_NETWORK_KEY: 'our shared secret passphrase' },
+  })
+  t.is(withKey.status, 0, withKey.stderr)
+  const without = run('get', 'k', '--connect', first.address, '--subnet', subnet)
+  t.is(without.status, 1)
+  t.regex(without.stderr, /network key does not match.*\[ERR_HANDSHAKE\]/)
+  const plaintext = run('get', 'k', '--connect', first.address, '--subnet', subnet, '--plaintext')
+  t.is(plaintext.status, 1)
+  t.regex(plaintext.stderr, /requires Noise.*\[ERR_PROTOCOL_MISMATCH\]/)
+  const exited = new Promise((resolve) => first.server.on('exit', resolve))
+  first.server.kill('SIGTERM')
+  await exited
+  const second = await start()
+  t.is(second.id, first.id, 'the same key file, the same id')
+  second.server.kill('SIGTERM')
 })

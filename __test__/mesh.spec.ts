@@ -98,8 +98,9 @@ test('protocol mismatch rejects with both subnets and neither side keeps the con
   await closeAll([a, b])
 })
 
-test('Protocol ids are stable and depend on the subnet', (t) => {
-  t.is(new Protocol('x').id, new Protocol('x', 'Plaintext').id)
+test('Protocol ids are stable and depend on the subnet and encryption', (t) => {
+  t.is(new Protocol('x').id, new Protocol('x', 'Noise').id)
+  t.not(new Protocol('x').id, new Protocol('x', 'Plaintext').id)
   t.not(new Protocol('x').id, new Protocol('y').id)
   t.regex(new Protocol('x').id, /^[0-9a-f]{32}$/)
 })

@@ -168,6 +168,7 @@ async function run(createAdapter, options) {
       return
     }
     const t0 = nowUs()
+    const cpu0 = process.cpuUsage()
     const stopAt = Date.now() + o.budgetMs
     let seed = 12345 + depth
     const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296)
@@ -204,7 +205,11 @@ async function run(createAdapter, options) {
     const r = await bounded(Promise.all(Array.from({ length: depth }, worker)), o.budgetMs + o.graceMs)
     stopped = true
     const elapsedUs = nowUs() - t0
-    const data = { ops: done, elapsedMs: elapsedUs / 1000, rate: r.hung ? null : done / (elapsedUs / 1e6), errors, firstError }
+    // CPU time of this process (every thread: JavaScript and the DHT's own) per operation: less
+    // sensitive than the rate to what else runs on a shared machine.
+    const cpu = process.cpuUsage(cpu0)
+    const cpuUsPerOp = done > 0 ? (cpu.user + cpu.system) / done : null
+    const data = { ops: done, elapsedMs: elapsedUs / 1000, rate: r.hung ? null : done / (elapsedUs / 1e6), cpuUsPerOp, errors, firstError }
     if (kind === 'get') Object.assign(data, { checked: done, wrong, firstWrong })
     if (r.hung) data.hung = `${issued - done} of ${issued} operations still in flight ${(o.budgetMs + o.graceMs) / 1000} s after the phase started`
     result(name, data)

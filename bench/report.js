@@ -186,7 +186,9 @@ function renderMarkdown(results) {
   const samples = results.mode === 'smoke' ? [] : results.rows.filter((r) => r.getSamples && r.getSamples.value < 100)
   if (samples.length) L.push(`Few latency samples (the time budget ran out): ${samples.map((r) => `${r.label} N=${r.nodes}: ${Math.round(r.getSamples.value)} gets`).join('; ')}.`, '')
 
-  const hopsRows = results.rows.filter((r) => r.ours && r.info)
+  encryptionSection(results, L, '## What Noise costs: chordnet with Noise (the default) and in Plaintext')
+
+  const hopsRows = results.rows.filter((r) => r.peer === 'chordnet' && r.info)
   if (hopsRows.length) {
     L.push('chordnet ring state after the run: ' + hopsRows.map((r) => `N=${r.nodes}: ${r.info.meanLookupHops.toFixed(2)} mean lookup hops (\`lookup()\`, ${r.info.lookupSamples} keys), ${r.info.meanConnections.toFixed(1)} connections/node, ${Math.round(r.info.keysPerNode).toLocaleString('en-US')} keys held per node (replicas included), ${r.info.meanRedirects.toFixed(3)} mean redirects per operation${r.info.falseSuspicions === undefined ? '' : `, ${r.info.falseSuspicions} false suspicions in ${(r.info.nodeHours * 60).toFixed(1)} node·minutes under load`}`).join('; ') + '.')
     L.push('')
@@ -252,6 +254,7 @@ function renderSummary(results) {
     )
   }
   L.push('')
+  encryptionSection(results, L, 'What Noise costs (chordnet with Noise, the default, and the same build in Plaintext):')
   if (raw) L.push(`Floors: raw loopback TCP round trip p50 ${fmtUs(raw.p50)}${w ? `; chordnet whisper round trip p50 ${fmtUs(w.p50)} (${(w.p50 / raw.p50).toFixed(1)}× raw)` : ''}${b ? `; 1 KiB broadcast to 9 peers p50 ${fmtUs(b.p50)}` : ''}.`)
   const parts = peerRatios(results)
     .filter(({ r }) => r.get256)
@@ -268,4 +271,37 @@ function renderSummary(results) {
   return L.join('\n')
 }
 
-module.exports = { renderMarkdown, renderSummary, targets, ratios }
+/** chordnet with Noise vs the same build in Plaintext, per N: rates at 256 in flight and get p50. */
+function encryptionCost(results) {
+  const out = []
+  for (const n of [...new Set(results.rows.map((r) => r.nodes))]) {
+    const noise = results.rows.find((r) => r.peer === 'chordnet' && r.nodes === n && !r.unavailable)
+    const plain = results.rows.find((r) => r.peer === 'chordnet-plaintext' && r.nodes === n && !r.unavailable)
+    if (!noise || !plain) continue
+    const rate = (row, key) => row.throughput[key]?.value
+    const cpu = (row, kind) => (typeof row.cpuUsPerOp?.[kind]?.value === 'number' ? `${row.cpuUsPerOp[kind].value.toFixed(1)} µs` : '—')
+    const cost = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? `${(((a - b) / b) * 100).toFixed(1)} %` : '—')
+    out.push({
+      n,
+      line: `| ${n} | ${cell(noise.throughput['get-c256'], fmtRate)} | ${cell(plain.throughput['get-c256'], fmtRate)} | ${cost(rate(noise, 'get-c256'), rate(plain, 'get-c256'))} | ${cell(noise.throughput['set-c256'], fmtRate)} | ${cell(plain.throughput['set-c256'], fmtRate)} | ${cost(rate(noise, 'set-c256'), rate(plain, 'set-c256'))} | ${cpu(noise, 'get')} / ${cpu(plain, 'get')} | ${cpu(noise, 'set')} / ${cpu(plain, 'set')} | ${cell(noise.getP50, fmtUs)} | ${cell(plain.getP50, fmtUs)} |`,
+    })
+  }
+  return out
+}
+
+function encryptionSection(results, L, heading) {
+  const rows = encryptionCost(results)
+  if (!rows.length) return
+  const m = results.machine
+  const load = (l) => (Array.isArray(l) ? l.map((x) => x.toFixed(2)).join(' / ') : '?')
+  L.push(heading)
+  L.push('')
+  L.push('| N | gets/s @256 Noise | gets/s @256 Plaintext | Noise vs Plaintext | sets/s @256 Noise | sets/s @256 Plaintext | Noise vs Plaintext | CPU per get @256, Noise / Plaintext | CPU per set @256, Noise / Plaintext | get p50 Noise | get p50 Plaintext |')
+  L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  for (const r of rows) L.push(r.line)
+  L.push('')
+  L.push(`Same build, same run; for each N the runs alternate between the two; medians of the runs (range). Load average (1 / 5 / 15 min) ${load(m.loadavg)} at the start, ${load(m.loadavgAfter)} at the end: on a shared 2-core machine the rates swing with what else runs, while the CPU time per operation (all threads of the process: JavaScript and Rust) moves much less.`)
+  L.push('')
+}
+
+module.exports = { renderMarkdown, renderSummary, targets, ratios, encryptionCost }

@@ -11,6 +11,9 @@
  * Each measurement runs in a child process that reports every phase as soon as it is done; the
  * parent gives every phase a deadline and kills a child that misses it, so a peer that hangs,
  * crashes or reads back wrong values gets a row saying so and the run always ends by itself.
+ * `chordnet` runs with Noise (the default) and `chordnet-plaintext` is the same build in
+ * Plaintext: the report's "What Noise costs" section sets the two side by side (for the
+ * Noise-only comparison: --peers chordnet,chordnet-plaintext --repeat 5 --out bench/results/noise).
  * Writes DIR/bench.md, DIR/bench.svg, DIR/BENCH_SUMMARY.md and DIR/results.json (DIR defaults
  * to bench/results) and prints the table. `--smoke` (for the test suite): chordnet with 4 nodes
  * and 50 operations plus hyperdht at the same tiny size, correctness only; exits non-zero if any
@@ -40,6 +43,8 @@ function version(pkg) {
 /** The implementations. `repeat` is the default number of runs (overridden by --repeat). */
 const PEERS = {
   chordnet: { file: 'peers/chordnet.js', label: `chordnet ${require(path.join(ROOT, 'package.json')).version}`, repeat: 1, ours: true },
+  // The same build without encryption: the bench table shows what Noise costs.
+  'chordnet-plaintext': { file: 'peers/chordnet.js', label: `chordnet ${require(path.join(ROOT, 'package.json')).version} (Plaintext)`, repeat: 1, ours: true, options: { encryption: 'Plaintext' } },
   hyperdht: { file: 'peers/hyperdht.js', label: `hyperdht ${version('hyperdht')} (mutable)`, repeat: 1, options: { variant: 'mutable' } },
   'hyperdht-immutable': { file: 'peers/hyperdht.js', label: `hyperdht ${version('hyperdht')} (immutable)`, repeat: 1, options: { variant: 'immutable' } },
   js2p: { file: 'peers/js2p.js', label: `js2p ${version('js2p')}`, repeat: 3, options: { graceMs: 6000 }, note: 'set is fire-and-forget' },
@@ -173,6 +178,7 @@ function machineInfo() {
     cpu,
     cores: os.cpus().length,
     memoryGiB: os.totalmem() / 2 ** 30,
+    loadavg: os.loadavg(),
     node: process.version,
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
     date: new Date().toISOString(),
@@ -205,10 +211,12 @@ function aggregate(peer, n, runs) {
     info: runs.map((r) => phase(r, 'info')).find(Boolean) ?? null,
     routingTables: runs.map((r) => phase(r, 'start')?.routingTableSizes).filter(Boolean),
     throughput: {},
+    cpuUsPerOp: {},
     correctness: { checked: 0, wrong: 0, errors: 0, firstWrong: null, firstError: null },
   }
   for (const kind of ['set', 'get']) {
     for (const c of [1, 16, 256]) row.throughput[`${kind}-c${c}`] = metric((r) => phase(r, `${kind}-c${c}`)?.rate)
+    row.cpuUsPerOp[kind] = metric((r) => phase(r, `${kind}-c256`)?.cpuUsPerOp)
   }
   for (const r of runs) {
     for (const [name, p] of Object.entries(r.phases)) {
@@ -264,25 +272,37 @@ async function main() {
     }
   }
 
-  for (const peer of peers) {
-    const spec = PEERS[peer]
-    const repeat = args.repeat ?? (smoke || quick ? 1 : spec.repeat)
-    for (const n of nodesList) {
-      const runs = []
-      for (let k = 0; k < repeat; k++) {
-        log(`${spec.label}, ${n} nodes${repeat > 1 ? `, run ${k + 1}/${repeat}` : ''}`)
+  // N-major, and repeated runs round-robin over the peers, so runs of one size follow each
+  // other closely (chordnet with and without Noise alternate under the same load); rows are
+  // reported peer-major.
+  const gone = new Set()
+  for (const n of nodesList) {
+    const repeatOf = (peer) => args.repeat ?? (smoke || quick ? 1 : PEERS[peer].repeat)
+    const runsOf = new Map(peers.map((peer) => [peer, []]))
+    const rounds = Math.max(...peers.map(repeatOf))
+    for (let k = 0; k < rounds; k++) {
+      for (const peer of peers) {
+        const spec = PEERS[peer]
+        const runs = runsOf.get(peer)
+        if (gone.has(peer) || k >= repeatOf(peer) || runs.some((r) => r.status === 'unavailable')) continue
+        log(`${spec.label}, ${n} nodes${repeatOf(peer) > 1 ? `, run ${k + 1}/${repeatOf(peer)}` : ''}`)
         const options = { nodes: n, seqOps, tpOps, budgetMs, smoke, ...(spec.options || {}) }
         // In smoke mode, a peer other than ours gets 20 s in all: it is there only if it is fast.
         const total = smoke && !spec.ours ? 20000 : smoke ? 100000 : 30000 + 16 * (budgetMs + 20000)
         const run = await runChild(spec.file, options, { totalDeadlineMs: total })
         log(`  -> ${run.status}${run.detail ? ` (${run.detail.slice(0, 200)})` : ''} in ${(run.wallMs / 1000).toFixed(1)} s`)
         runs.push(run)
-        if (run.status === 'unavailable') break
       }
+    }
+    for (const peer of peers) {
+      const runs = runsOf.get(peer)
+      if (gone.has(peer) || runs.length === 0) continue
       results.rows.push({ ...aggregate(peer, n, runs), rawRuns: runs })
-      if (runs.every((r) => r.status === 'unavailable')) break // one row says why, not one per N
+      if (runs.every((r) => r.status === 'unavailable')) gone.add(peer) // one row says why, not one per N
     }
   }
+  results.rows.sort((a, b) => peers.indexOf(a.peer) - peers.indexOf(b.peer) || a.nodes - b.nodes)
+  results.machine.loadavgAfter = os.loadavg()
   results.wallSeconds = (Date.now() - started) / 1000
 
   fs.mkdirSync(outDir, { recursive: true })

@@ -6,6 +6,7 @@
 use chord::config::{ChordConfig, Config, LIMITS};
 use chord::engine::{LookupInfo, OpOutput, ScanPage, Stats, UserOp};
 use chord::error::{Error as NodeError, ERROR_CODES};
+use chord::noise::KeyPair;
 use chord::node::mesh::Target;
 use chord::node::{Event, Node, PeerInfo};
 use chord::{Id, NodeRef};
@@ -25,7 +26,13 @@ pub struct StartOptions {
     pub host: String,
     pub port: u32,
     pub subnet: String,
+    /// 'Noise' or 'Plaintext'.
     pub encryption: String,
+    /// The node's static X25519 key pair (32 bytes each); a fresh one when absent.
+    pub public_key: Option<Buffer>,
+    pub secret_key: Option<Buffer>,
+    /// The network key as `deriveNetworkKey` returns it (32 bytes); absent = an open network.
+    pub network_key: Option<Buffer>,
     pub out_host: Option<String>,
     pub out_port: Option<u32>,
     pub max_peers: Option<u32>,
@@ -44,6 +51,7 @@ pub struct ChordOptions {
     pub join: Option<bool>,
     pub events: Option<bool>,
     pub stabilize_ms: Option<u32>,
+    pub max_clock_drift_ms: Option<u32>,
 }
 
 #[napi(object)]
@@ -286,15 +294,68 @@ pub fn protocol_version() -> u32 {
 }
 
 /// The id of a protocol: a hash of the protocol version, subnet and encryption (32 hex digits).
+/// The network key is not part of it.
 #[napi]
 pub fn protocol_id(subnet: String, encryption: String) -> String {
     chord::protocol::protocol_id(&subnet, &encryption).to_hex()
+}
+
+/// A 32-byte key from a Buffer.
+fn key32(bytes: &[u8], what: &str) -> Result<[u8; 32]> {
+    bytes.try_into().map_err(|_| invalid(format!("{what} must be 32 bytes (got {})", bytes.len())))
+}
+
+/// A static key pair: `publicKey` and `secretKey`, 32 bytes each.
+#[napi(object)]
+pub struct JsKeyPair {
+    pub public_key: Buffer,
+    pub secret_key: Buffer,
+}
+
+fn js_key_pair(pair: &KeyPair) -> JsKeyPair {
+    JsKeyPair { public_key: pair.public.to_vec().into(), secret_key: pair.secret.to_vec().into() }
+}
+
+/// A fresh static X25519 key pair for a node (its id is `nodeIdOf(publicKey)`).
+#[napi]
+pub fn generate_key_pair() -> JsKeyPair {
+    js_key_pair(&KeyPair::generate())
+}
+
+/// The key pair of a 32-byte secret key.
+#[napi]
+pub fn key_pair_from_secret(secret_key: Buffer) -> Result<JsKeyPair> {
+    Ok(js_key_pair(&KeyPair::from_secret(key32(&secret_key, "secretKey")?)))
+}
+
+/// The node id (32 hex digits) that a 32-byte public key gives its node.
+#[napi]
+pub fn node_id_of(public_key: Buffer) -> Result<String> {
+    Ok(chord::Id::of_public_key(&key32(&public_key, "publicKey")?).to_hex())
+}
+
+/// The 32-byte network key of a passphrase (Argon2id) or of random bytes (BLAKE3).
+#[napi]
+pub fn derive_network_key(key: Either<String, Buffer>) -> Result<Buffer> {
+    let derived = match &key {
+        Either::A(passphrase) => chord::noise::network_key_from_passphrase(passphrase),
+        Either::B(bytes) => chord::noise::network_key_from_bytes(bytes),
+    };
+    Ok(derived.map_err(to_js_error)?.to_vec().into())
 }
 
 fn config_of(options: StartOptions) -> Result<Config> {
     let mut config = Config::new(options.host.clone(), port(options.port, "port")?);
     config.subnet = options.subnet;
     config.encryption = options.encryption;
+    config.key_pair = match (&options.public_key, &options.secret_key) {
+        (Some(public), Some(secret)) => Some(KeyPair { public: key32(public, "keyPair.publicKey")?, secret: key32(secret, "keyPair.secretKey")? }),
+        (None, None) => None,
+        _ => return Err(invalid("keyPair needs both publicKey and secretKey".into())),
+    };
+    if let Some(key) = &options.network_key {
+        config.network_key = Some(key32(key, "networkKey (as deriveNetworkKey returns it)")?);
+    }
     if let Some(host) = options.out_host {
         config.out_addr = Some((host, port(options.out_port.unwrap_or(options.port), "outAddr port")?));
     }
@@ -321,6 +382,7 @@ fn config_of(options: StartOptions) -> Result<Config> {
             events: c.events.unwrap_or(defaults.events),
             stabilize_interval: c.stabilize_ms.map_or(defaults.stabilize_interval, |ms| Duration::from_millis(ms as u64)),
             successor_list: None,
+            max_clock_drift: c.max_clock_drift_ms.map_or(defaults.max_clock_drift, |ms| Duration::from_millis(ms as u64)),
         }
     });
     Ok(config)
@@ -363,6 +425,10 @@ pub struct JsLimits {
     pub max_stabilize_ms: u32,
     pub operation_deadline_ms: u32,
     pub max_queued_events: u32,
+    pub default_max_clock_drift_ms: u32,
+    pub min_clock_drift_ms: u32,
+    pub max_clock_drift_ms: u32,
+    pub min_network_key_bytes: u32,
 }
 
 #[napi]
@@ -388,6 +454,10 @@ pub fn limits() -> JsLimits {
         max_stabilize_ms: l.max_stabilize_ms as u32,
         operation_deadline_ms: l.operation_deadline_ms as u32,
         max_queued_events: l.max_queued_events as u32,
+        default_max_clock_drift_ms: l.default_max_clock_drift_ms as u32,
+        min_clock_drift_ms: l.min_clock_drift_ms as u32,
+        max_clock_drift_ms: l.max_clock_drift_ms as u32,
+        min_network_key_bytes: l.min_network_key_bytes as u32,
     }
 }
 

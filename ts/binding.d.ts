@@ -48,10 +48,17 @@ export interface ChordOptions {
   join?: boolean
   events?: boolean
   stabilizeMs?: number
+  maxClockDriftMs?: number
 }
+
+/** The 32-byte network key of a passphrase (Argon2id) or of random bytes (BLAKE3). */
+export declare function deriveNetworkKey(key: string | Buffer): Buffer
 
 /** Every error code the engine can raise (each maps to one TypeScript error class). */
 export declare function errorCodes(): Array<string>
+
+/** A fresh static X25519 key pair for a node (its id is `nodeIdOf(publicKey)`). */
+export declare function generateKeyPair(): JsKeyPair
 
 /** The bucket layout of `metrics()` histograms. */
 export declare function histogramLayout(): JsHistogramLayout
@@ -97,6 +104,12 @@ export interface JsHistogramLayout {
   hopBuckets: number
 }
 
+/** A static key pair: `publicKey` and `secretKey`, 32 bytes each. */
+export interface JsKeyPair {
+  publicKey: Buffer
+  secretKey: Buffer
+}
+
 /** The engine's limits and defaults, for the TypeScript layer (which restates none). */
 export interface JsLimits {
   maxKeyBytes: number
@@ -118,6 +131,10 @@ export interface JsLimits {
   maxStabilizeMs: number
   operationDeadlineMs: number
   maxQueuedEvents: number
+  defaultMaxClockDriftMs: number
+  minClockDriftMs: number
+  maxClockDriftMs: number
+  minNetworkKeyBytes: number
 }
 
 export interface JsLookup {
@@ -219,9 +236,18 @@ export interface JsStats {
   oversizedFrames: number
 }
 
+/** The key pair of a 32-byte secret key. */
+export declare function keyPairFromSecret(secretKey: Buffer): JsKeyPair
+
 export declare function limits(): JsLimits
 
-/** The id of a protocol: a hash of the protocol version, subnet and encryption (32 hex digits). */
+/** The node id (32 hex digits) that a 32-byte public key gives its node. */
+export declare function nodeIdOf(publicKey: Buffer): string
+
+/**
+ * The id of a protocol: a hash of the protocol version, subnet and encryption (32 hex digits).
+ * The network key is not part of it.
+ */
 export declare function protocolId(subnet: string, encryption: string): string
 
 /** The wire protocol's version (docs/PROTOCOL.md), which peers must share. */
@@ -238,7 +264,13 @@ export interface StartOptions {
   host: string
   port: number
   subnet: string
+  /** 'Noise' or 'Plaintext'. */
   encryption: string
+  /** The node's static X25519 key pair (32 bytes each); a fresh one when absent. */
+  publicKey?: Buffer
+  secretKey?: Buffer
+  /** The network key as `deriveNetworkKey` returns it (32 bytes); absent = an open network. */
+  networkKey?: Buffer
   outHost?: string
   outPort?: number
   maxPeers?: number

@@ -31,6 +31,13 @@ export interface ChordOptions extends MeshOptions {
   events?: boolean
   /** Period of ring maintenance (stabilize, fix fingers, anti-entropy), in ms (default 250, 10 to 600,000). */
   stabilizeMs?: number
+  /**
+   * How far ahead of this node's wall clock a peer's version may be, in ms (default 60,000,
+   * 1,000 to 86,400,000). Writes carrying later versions are refused (and reported as an
+   * `'error'` event, `ERR_BAD_PEER`), so one peer cannot push a key, or every clock, into the
+   * far future. Keep clocks synchronised (NTP) well within it.
+   */
+  maxClockDriftMs?: number
 }
 
 export interface NodeAddress {
@@ -119,6 +126,7 @@ export class ChordSocket extends MeshSocket {
       join: options.join === undefined ? undefined : checkBoolean(options.join, 'options.join'),
       events: options.events === undefined ? undefined : checkBoolean(options.events, 'options.events'),
       stabilizeMs: options.stabilizeMs === undefined ? undefined : checkCount(options.stabilizeMs, 'options.stabilizeMs'),
+      maxClockDriftMs: options.maxClockDriftMs === undefined ? undefined : checkCount(options.maxClockDriftMs, 'options.maxClockDriftMs'),
     }
   }
 

@@ -3,11 +3,21 @@
  * leaving gracefully), and client commands `get`, `set`, `del`, `keys`, `status` that join a
  * running network as a non-storing client.
  */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ChordSocket } from './chord'
 import { ChordnetError } from './errors'
 import { runDemo } from './demo'
+import { generateKeyPair, KeyPair, parseKeyPair, serializeKeyPair } from './keys'
 import { Protocol } from './protocol'
+
+const NET = `
+Network options:
+  --subnet S              network name; nodes only talk within one subnet (default "")
+  --network-key-file PATH the network key: the file's text (trailing whitespace dropped),
+                          stretched with Argon2id; nodes without it cannot connect.
+                          CHORDNET_NETWORK_KEY=... does the same from the environment
+  --plaintext             no encryption and no protection at all (debugging only)`
 
 const HELP: Record<string, string> = {
   main: `Usage: chordnet <command> [options]
@@ -21,6 +31,10 @@ Commands:
   keys     list every key of the network
   status   show what a client sees of the network
 
+Connections are Noise-encrypted. To admit only the holders of a network key, give every node
+and client the same key: --network-key-file PATH, or the CHORDNET_NETWORK_KEY environment
+variable. --plaintext turns encryption off (no protection at all: debugging only).
+
 Run "chordnet <command> --help" for the options of a command.`,
   demo: `Usage: chordnet demo [--nodes 8] [--keys 1000] [--http [HOST:]PORT] [--keep-open]
 
@@ -29,23 +43,25 @@ every node, crashes one node and shows that nothing was lost. Prints the address
 web view of the ring, served while the demo runs.
   --http       where the web view listens (default 127.0.0.1, any free port)
   --keep-open  after the demo, keep the ring and its view running with light traffic until Ctrl-C`,
-  serve: `Usage: chordnet serve --port P [--host 127.0.0.1] [--connect host:port] [--subnet S] [--replicas 3]
-                     [--http [HOST:]PORT] [--http-keys]
+  serve: `Usage: chordnet serve --port P [--host 127.0.0.1] [--connect host:port] [--replicas 3] [--key-file PATH]
+                     [--http [HOST:]PORT] [--http-keys] [network options]
 
 Runs a ring member until SIGINT/SIGTERM, then hands its keys over and leaves.
   --port       port to listen on (0 = any free port)
   --host       address to bind (default 127.0.0.1)
   --connect    a member of the network to join through
-  --subnet     network name; nodes only talk within one subnet (default "")
   --replicas   copies of each key (default 3)
+  --key-file   the node's key pair (created, readable only by you, if missing), so the node
+               keeps its id across restarts; default: a fresh key pair and id each run
   --http       serve the read-only web view (page, /api/ring, /metrics) on [HOST:]PORT;
                HOST defaults to 127.0.0.1 (loopback); PORT 0 = any free port
-  --http-keys  let the view list keys on request (/api/keys); values are never shown`,
-  get: `Usage: chordnet get <key> --connect host:port [--subnet S]\n\nPrints the value of <key>; exits 1 if absent.`,
-  set: `Usage: chordnet set <key> <value> --connect host:port [--subnet S]\n\nStores <value> under <key> once every replica holds it.`,
-  del: `Usage: chordnet del <key> --connect host:port [--subnet S]\n\nDeletes <key>; exits 1 if it was absent.`,
-  keys: `Usage: chordnet keys --connect host:port [--subnet S]\n\nPrints every key of the network, one per line.`,
-  status: `Usage: chordnet status --connect host:port [--subnet S]\n\nPrints the members this client sees, the number of keys, and a lookup.`,
+  --http-keys  let the view list keys on request (/api/keys); values are never shown
+${NET}`,
+  get: `Usage: chordnet get <key> --connect host:port [network options]\n\nPrints the value of <key>; exits 1 if absent.\n${NET}`,
+  set: `Usage: chordnet set <key> <value> --connect host:port [network options]\n\nStores <value> under <key> once every replica holds it.\n${NET}`,
+  del: `Usage: chordnet del <key> --connect host:port [network options]\n\nDeletes <key>; exits 1 if it was absent.\n${NET}`,
+  keys: `Usage: chordnet keys --connect host:port [network options]\n\nPrints every key of the network, one per line.\n${NET}`,
+  status: `Usage: chordnet status --connect host:port [network options]\n\nPrints the members this client sees, the number of keys, and a lookup.\n${NET}`,
 }
 
 const OPTIONS = {
@@ -54,6 +70,9 @@ const OPTIONS = {
   host: { type: 'string' },
   connect: { type: 'string' },
   subnet: { type: 'string' },
+  'network-key-file': { type: 'string' },
+  plaintext: { type: 'boolean' },
+  'key-file': { type: 'string' },
   replicas: { type: 'string' },
   nodes: { type: 'string' },
   keys: { type: 'string' },
@@ -138,12 +157,50 @@ function address(text: string | undefined, flag: string): [string, number] {
   return [match[1], integer(match[2], `${flag} port`, 1)]
 }
 
+/** The network's protocol from --subnet, --network-key-file / CHORDNET_NETWORK_KEY and --plaintext. */
+function protocolOf(values: Values): Protocol {
+  const subnet = values.subnet ?? ''
+  let networkKey: string | undefined
+  const file = values['network-key-file']
+  if (file !== undefined) {
+    try {
+      networkKey = readFileSync(file, 'utf8').trimEnd()
+    } catch (error) {
+      throw new UsageError(`cannot read --network-key-file ${file}: ${(error as Error).message}`)
+    }
+    if (networkKey === '') throw new UsageError(`--network-key-file ${file} is empty`)
+  } else if (process.env.CHORDNET_NETWORK_KEY) {
+    networkKey = process.env.CHORDNET_NETWORK_KEY
+  }
+  if (values.plaintext) {
+    if (networkKey !== undefined) throw new UsageError('a network key needs encryption: drop --plaintext (or the key)')
+    return new Protocol(subnet, 'Plaintext')
+  }
+  return new Protocol(subnet, networkKey === undefined ? {} : { networkKey })
+}
+
+/** The key pair kept in --key-file, created (mode 0600) when the file does not exist. */
+function keyPairOf(file: string | undefined): KeyPair | undefined {
+  if (file === undefined) return undefined
+  if (!existsSync(file)) {
+    const pair = generateKeyPair()
+    writeFileSync(file, serializeKeyPair(pair) + '\n', { mode: 0o600, flag: 'wx' })
+    return pair
+  }
+  try {
+    return parseKeyPair(readFileSync(file, 'utf8'))
+  } catch (error) {
+    throw new UsageError(`--key-file ${file} does not hold a key pair: ${(error as Error).message}`)
+  }
+}
+
 async function serve(values: Values): Promise<number> {
   if (values.port === undefined) throw new UsageError('--port is required (0 = any free port)')
   if (values['http-keys'] && values.http === undefined) throw new UsageError('--http-keys needs --http')
   const http = values.http === undefined ? undefined : httpAddress(values.http)
   const node = new ChordSocket(values.host ?? '127.0.0.1', integer(values.port, '--port', 0), {
-    protocol: new Protocol(values.subnet ?? ''),
+    protocol: protocolOf(values),
+    keyPair: keyPairOf(values['key-file']),
     replicas: integer(values.replicas ?? '3', '--replicas', 1),
   })
   await node.ready
@@ -151,7 +208,8 @@ async function serve(values: Values): Promise<number> {
   node.on('disconnect', (peer, reason) => console.log(`disconnected ${peer.id.slice(0, 8)} ${peer.addr.join(':')} (${reason})`))
   node.on('error', (error) => console.error(`warning: ${error.message}`))
   if (values.connect) await node.connect(...address(values.connect, '--connect'))
-  console.log(`serving ${node.id} on ${node.addr.join(':')} (Ctrl-C to leave gracefully)`)
+  const security = node.protocol.encryption === 'Plaintext' ? 'PLAINTEXT: no encryption, no protection' : node.protocol.hasNetworkKey ? 'Noise, network key set' : 'Noise, open network'
+  console.log(`serving ${node.id} on ${node.addr.join(':')} (${security}; Ctrl-C to leave gracefully)`)
   if (http) {
     const view = await node.serveView({ ...http, showKeys: values['http-keys'] ?? false })
     console.log(`web view: ${view.url} (read-only; metrics at ${view.url}metrics)`)
@@ -178,7 +236,7 @@ async function client(command: string, values: Values, positionals: string[]): P
   const wanted = { get: 1, set: 2, del: 1, keys: 0, status: 0 }[command] ?? 0
   if (positionals.length !== wanted) throw new UsageError(`expected ${wanted} argument(s), got ${positionals.length}`)
   const target = address(values.connect, '--connect')
-  const node = new ChordSocket('127.0.0.1', 0, { protocol: new Protocol(values.subnet ?? ''), join: false, events: false })
+  const node = new ChordSocket('127.0.0.1', 0, { protocol: protocolOf(values), join: false, events: false })
   await node.ready
   try {
     await node.connect(...target)

@@ -44,3 +44,10 @@ export function checkBoolean(value: unknown, what: string): boolean {
   if (typeof value !== 'boolean') throw new TypeError(`${what} must be a boolean (got ${describe(value)})`)
   return value
 }
+
+/** Bytes only (keys): a Buffer or Uint8Array, never a string. */
+export function checkBytes(value: unknown, what: string): Buffer {
+  if (Buffer.isBuffer(value)) return value
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+  throw new TypeError(`${what} must be a Buffer or Uint8Array (got ${describe(value)})`)
+}

@@ -38,6 +38,17 @@ export class ProtocolMismatchError extends ChordnetError {
   }
 }
 
+/**
+ * The secure handshake failed: most often the peer holds another network key (the message
+ * says so). Nothing about the peer or its data was learned, and no connection was kept.
+ */
+export class HandshakeError extends ChordnetError {
+  constructor(message: string) {
+    super('ERR_HANDSHAKE', message)
+    this.name = 'HandshakeError'
+  }
+}
+
 /** A value out of its allowed range: an oversized key or value, an option beyond its limit. */
 export class ChordnetRangeError extends RangeError {
   /** `'ERR_KEY_TOO_LARGE'`, `'ERR_VALUE_TOO_LARGE'` or `'ERR_INVALID_ARGUMENT'`. */
@@ -54,6 +65,7 @@ type Details = { code: string; message: string; ours?: string; theirs?: string }
 /** The class each engine error code becomes; codes not listed are `ChordnetError`s. */
 export const ERROR_CLASSES: Record<string, (d: Details) => Error> = {
   ERR_PROTOCOL_MISMATCH: (d) => new ProtocolMismatchError(d.message, d.ours ?? '', d.theirs ?? ''),
+  ERR_HANDSHAKE: (d) => new HandshakeError(d.message),
   ERR_KEY_TOO_LARGE: (d) => new ChordnetRangeError(d.code, d.message),
   ERR_VALUE_TOO_LARGE: (d) => new ChordnetRangeError(d.code, d.message),
   ERR_INVALID_ARGUMENT: (d) => new ChordnetRangeError(d.code, d.message),

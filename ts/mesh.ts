@@ -5,8 +5,9 @@
 import { EventEmitter } from 'node:events'
 import { BytesLike, checkBoolean, checkCount, checkPort, checkString, describe, toBytes } from './coerce'
 import { call, ChordnetError, fromNative } from './errors'
+import { checkKeyPair, KeyPair } from './keys'
 import { native, NativeEvent, NativeNode, NativeStartOptions } from './native'
-import { Protocol } from './protocol'
+import { networkKeyOf, Protocol } from './protocol'
 
 /** A connected peer. */
 export interface PeerInfo {
@@ -21,8 +22,10 @@ export interface PeerInfo {
 }
 
 export interface MeshOptions {
-  /** The network's protocol; default `new Protocol('')`. */
+  /** The network's protocol (subnet, encryption, network key); default `new Protocol('')`: Noise, open network. */
   protocol?: Protocol
+  /** This node's static key pair (`generateKeyPair()`); its id derives from the public key. Default: a fresh one, so a fresh id. */
+  keyPair?: KeyPair
   /** Address advertised to peers when it differs from the bound one (e.g. behind NAT, or bound to 0.0.0.0). */
   outAddr?: [string, number]
   /** Most open peer connections, inbound and outbound together (default 64, 1 to 65,535). Inbound connections beyond it are refused. */
@@ -123,7 +126,12 @@ export class MeshSocket extends EventEmitter {
     if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object (got ${describe(options)})`)
     this.protocol = options.protocol ?? new Protocol('')
     if (!(this.protocol instanceof Protocol)) throw new TypeError(`options.protocol must be a Protocol (got ${describe(options.protocol)})`)
-    const start: NativeStartOptions = { host: addr, port, subnet: this.protocol.subnet, encryption: this.protocol.encryption }
+    const start: NativeStartOptions = { host: addr, port, subnet: this.protocol.subnet, encryption: this.protocol.encryption, networkKey: networkKeyOf(this.protocol) }
+    if (options.keyPair !== undefined) {
+      const { publicKey, secretKey } = checkKeyPair(options.keyPair, 'options.keyPair')
+      start.publicKey = publicKey
+      start.secretKey = secretKey
+    }
     if (options.outAddr !== undefined) {
       if (!Array.isArray(options.outAddr) || options.outAddr.length !== 2) throw new TypeError(`options.outAddr must be [host, port] (got ${describe(options.outAddr)})`)
       start.outHost = checkString(options.outAddr[0], 'options.outAddr[0]')
@@ -174,7 +182,11 @@ export class MeshSocket extends EventEmitter {
     return this.#closed
   }
 
-  /** Connect to a node and complete the handshake. Rejects with `ProtocolMismatchError` when its protocol differs. */
+  /**
+   * Connect to a node and complete the handshake. Rejects with `ProtocolMismatchError` when its
+   * subnet, encryption or version differs, and with `HandshakeError` (`ERR_HANDSHAKE`) when its
+   * network key differs.
+   */
   async connect(host: string, port: number): Promise<PeerInfo> {
     checkString(host, 'host')
     checkPort(port, 'port')

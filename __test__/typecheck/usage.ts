@@ -1,8 +1,17 @@
 // A typed usage file: `tsc --noEmit` checks that the public typings support real code.
-import { ChordSocket, ChordStats, KeyError, MeshSocket, Message, PeerInfo, Protocol, ProtocolMismatchError, createTestnet } from '../../index'
+import { ChordSocket, ChordStats, HandshakeError, KeyError, KeyPair, MeshSocket, Message, PeerInfo, Protocol, ProtocolMismatchError, createTestnet, generateKeyPair, nodeIdOf, parseKeyPair, serializeKeyPair } from '../../index'
 
 async function usage(): Promise<void> {
   const protocol = new Protocol('my-app', 'Plaintext')
+  const keyed = new Protocol('my-app', { networkKey: 'passphrase', encryption: 'Noise' })
+  const keyPair: KeyPair = parseKeyPair(serializeKeyPair(generateKeyPair()))
+  const secure = new ChordSocket('127.0.0.1', 0, { protocol: keyed, keyPair, maxClockDriftMs: 30_000 })
+  const expectedId: string = nodeIdOf(keyPair.publicKey)
+  try {
+    await secure.connect('127.0.0.1', 4000)
+  } catch (error) {
+    if (error instanceof HandshakeError) console.log(error.code, expectedId, keyed.hasNetworkKey)
+  }
   const mesh = new MeshSocket('127.0.0.1', 0, { protocol, maxPeers: 16, maxFrameBytes: 1 << 20, outAddr: ['127.0.0.1', 4000] })
   await mesh.ready
   const [host, port]: [string, number] = mesh.addr

@@ -6,9 +6,10 @@
  *
  * `view: 'server'` (peer chordnet-view) also serves node 0's web view with nobody watching;
  * `view: 'page'` (peer chordnet-page) opens that page in headless Chromium for the whole run.
+ * Noise encryption (the default) unless `options.encryption` is 'Plaintext'.
  */
 const path = require('node:path')
-const { createTestnet } = require(path.resolve(__dirname, '..', '..'))
+const { createTestnet, Protocol } = require(path.resolve(__dirname, '..', '..'))
 const { sleep } = require('../harness')
 
 /** Node 0's web view, and the page watching it when `options.view === 'page'`. */
@@ -43,7 +44,8 @@ function createAdapter(options) {
   let startedAt
   return {
     async start(n) {
-      testnet = await createTestnet(n, { stabilizeMs: options.stabilizeMs || 250, events: false })
+      const protocol = new Protocol(`bench-${process.pid}`, options.encryption || 'Noise')
+      testnet = await createTestnet(n, { stabilizeMs: options.stabilizeMs || 250, events: false, protocol })
       nodes = testnet.nodes
       startedAt = Date.now()
       // Let fix-fingers run a few rounds after the ring settled.

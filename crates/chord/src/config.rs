@@ -5,6 +5,7 @@
 //! background work) sit at the top of the engine module that uses them.
 
 use crate::error::{Error, Result};
+use crate::id::KeyPair;
 use std::time::Duration;
 
 /// Largest key accepted by the dict (64 KiB).
@@ -63,6 +64,19 @@ pub const MAX_STABILIZE_INTERVAL: Duration = Duration::from_secs(600);
 pub const OPERATION_DEADLINE: Duration = Duration::from_secs(15);
 /// Tombstones are kept this long, longer than any replica can stay out of sync in practice.
 pub const TOMBSTONE_HORIZON: Duration = Duration::from_secs(600);
+/// Default bound on how far ahead of our wall clock a peer's version may be (60 s: far beyond
+/// NTP-synchronised skew, far below the "end of time" a hostile version could claim).
+pub const DEFAULT_MAX_CLOCK_DRIFT: Duration = Duration::from_secs(60);
+/// Smallest configurable drift bound (1 s: below it, ordinary skew would refuse writes).
+pub const MIN_CLOCK_DRIFT: Duration = Duration::from_secs(1);
+/// Largest configurable drift bound (1 day).
+pub const MAX_CLOCK_DRIFT: Duration = Duration::from_secs(86_400);
+/// The encryptions a node can speak: Noise (the default) or Plaintext (debugging only).
+pub const ENCRYPTIONS: [&str; 2] = ["Noise", "Plaintext"];
+/// The default encryption.
+pub const DEFAULT_ENCRYPTION: &str = "Noise";
+/// Shortest network key given as bytes: shorter keys are guessable (use a passphrase instead).
+pub const MIN_NETWORK_KEY_BYTES: usize = 16;
 
 /// The limits a binding shows its users, in one value.
 #[derive(Clone, Debug, PartialEq)]
@@ -86,6 +100,10 @@ pub struct Limits {
     pub max_stabilize_ms: u64,
     pub operation_deadline_ms: u64,
     pub max_queued_events: usize,
+    pub default_max_clock_drift_ms: u64,
+    pub min_clock_drift_ms: u64,
+    pub max_clock_drift_ms: u64,
+    pub min_network_key_bytes: usize,
 }
 
 pub const LIMITS: Limits = Limits {
@@ -108,6 +126,10 @@ pub const LIMITS: Limits = Limits {
     max_stabilize_ms: MAX_STABILIZE_INTERVAL.as_millis() as u64,
     operation_deadline_ms: OPERATION_DEADLINE.as_millis() as u64,
     max_queued_events: MAX_QUEUED_EVENTS,
+    default_max_clock_drift_ms: DEFAULT_MAX_CLOCK_DRIFT.as_millis() as u64,
+    min_clock_drift_ms: MIN_CLOCK_DRIFT.as_millis() as u64,
+    max_clock_drift_ms: MAX_CLOCK_DRIFT.as_millis() as u64,
+    min_network_key_bytes: MIN_NETWORK_KEY_BYTES,
 };
 
 /// Everything a node is started with.
@@ -118,7 +140,13 @@ pub struct Config {
     /// Address advertised to peers, when it differs from the bound one (NAT, 0.0.0.0).
     pub out_addr: Option<(String, u16)>,
     pub subnet: String,
+    /// `"Noise"` (the default) or `"Plaintext"`.
     pub encryption: String,
+    /// The node's static key pair (its id derives from it); a fresh one when `None`.
+    pub key_pair: Option<KeyPair>,
+    /// The pre-shared key mixed into every Noise handshake (`noise::network_key_from_*`);
+    /// `None` = an open network (`noise::open_network_key`).
+    pub network_key: Option<[u8; 32]>,
     pub max_peers: usize,
     pub max_frame_bytes: usize,
     pub request_timeout: Duration,
@@ -142,11 +170,20 @@ pub struct ChordConfig {
     /// Successor-list length when set (at least 2); by default `max(replicas + 1, 4)`. Not a
     /// user option: the simulator's studies vary it (Stoica et al.'s `r`).
     pub successor_list: Option<usize>,
+    /// Versions further ahead of our wall clock than this are refused, never observed.
+    pub max_clock_drift: Duration,
 }
 
 impl Default for ChordConfig {
     fn default() -> Self {
-        ChordConfig { replicas: DEFAULT_REPLICAS, join: true, events: true, stabilize_interval: DEFAULT_STABILIZE_INTERVAL, successor_list: None }
+        ChordConfig {
+            replicas: DEFAULT_REPLICAS,
+            join: true,
+            events: true,
+            stabilize_interval: DEFAULT_STABILIZE_INTERVAL,
+            successor_list: None,
+            max_clock_drift: DEFAULT_MAX_CLOCK_DRIFT,
+        }
     }
 }
 
@@ -163,6 +200,12 @@ impl ChordConfig {
             self.stabilize_interval.as_millis() as u64,
             MIN_STABILIZE_INTERVAL.as_millis() as u64,
             MAX_STABILIZE_INTERVAL.as_millis() as u64,
+        )?;
+        in_range(
+            "maxClockDriftMs",
+            self.max_clock_drift.as_millis() as u64,
+            MIN_CLOCK_DRIFT.as_millis() as u64,
+            MAX_CLOCK_DRIFT.as_millis() as u64,
         )
     }
 }
@@ -174,7 +217,9 @@ impl Config {
             port,
             out_addr: None,
             subnet: String::new(),
-            encryption: "Plaintext".into(),
+            encryption: DEFAULT_ENCRYPTION.into(),
+            key_pair: None,
+            network_key: None,
             max_peers: DEFAULT_MAX_PEERS,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -195,8 +240,16 @@ impl Config {
             MIN_FAILURE_TIMEOUT.as_millis() as u64,
             (self.request_timeout.as_millis() as u64).max(MIN_FAILURE_TIMEOUT.as_millis() as u64),
         )?;
-        if self.encryption != "Plaintext" {
-            return Err(Error::InvalidArgument(format!("encryption must be 'Plaintext' (got {:?})", self.encryption)));
+        if !ENCRYPTIONS.contains(&self.encryption.as_str()) {
+            return Err(Error::InvalidArgument(format!("encryption must be 'Noise' or 'Plaintext' (got {:?})", self.encryption)));
+        }
+        if self.network_key.is_some() && self.encryption != "Noise" {
+            return Err(Error::InvalidArgument("a networkKey needs Noise encryption (Plaintext cannot keep anyone out)".into()));
+        }
+        if let Some(pair) = &self.key_pair {
+            if KeyPair::from_secret(pair.secret).public != pair.public {
+                return Err(Error::InvalidArgument("keyPair.publicKey is not the public key of keyPair.secretKey".into()));
+            }
         }
         let Some(chord) = &self.chord else { return Ok(()) };
         if self.max_frame_bytes < MIN_CHORD_FRAME_BYTES {
@@ -242,6 +295,27 @@ mod tests {
         let mut config = Config::new("127.0.0.1", 0);
         config.max_peers = 0;
         assert!(config.validate().is_err());
+        let mut config = Config::new("127.0.0.1", 0);
+        config.chord = Some(ChordConfig { max_clock_drift: Duration::from_millis(10), ..ChordConfig::default() });
+        assert!(config.validate().unwrap_err().to_string().starts_with("maxClockDriftMs must be from 1000 to 86400000"));
+    }
+
+    #[test]
+    fn encryption_network_key_and_key_pair_are_checked() {
+        let mut config = Config::new("127.0.0.1", 0);
+        assert_eq!(config.encryption, "Noise", "secure by default");
+        config.encryption = "TLS".into();
+        assert!(config.validate().unwrap_err().to_string().contains("'Noise' or 'Plaintext'"));
+        config.encryption = "Plaintext".into();
+        config.network_key = Some([1; 32]);
+        assert!(config.validate().unwrap_err().to_string().contains("needs Noise"));
+        let mut config = Config::new("127.0.0.1", 0);
+        let mut pair = KeyPair::generate();
+        config.key_pair = Some(pair.clone());
+        assert_eq!(config.validate(), Ok(()));
+        pair.public[0] ^= 1;
+        config.key_pair = Some(pair);
+        assert!(config.validate().unwrap_err().to_string().contains("keyPair.publicKey"));
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum Error {
     InvalidArgument(String),
     #[error("peer broke the protocol: {0}")]
     Protocol(String),
+    /// The Noise handshake failed: most often the network keys differ.
+    #[error("handshake failed: {0}")]
+    Handshake(String),
     #[error("this node is a MeshSocket, not a ChordSocket")]
     NotChord,
     #[error("internal error: {0}")]
@@ -35,7 +38,7 @@ pub enum Error {
 
 /// Every code [`Error::code`] can return, for bindings that map codes to their own error
 /// classes (and for the test that checks each is mapped).
-pub const ERROR_CODES: [&str; 19] = [
+pub const ERROR_CODES: [&str; 20] = [
     "ERR_SOCKET_CLOSED",
     "ERR_PROTOCOL_MISMATCH",
     "ERR_PEER_REJECTED",
@@ -46,6 +49,7 @@ pub const ERROR_CODES: [&str; 19] = [
     "ERR_UNAVAILABLE",
     "ERR_INVALID_ARGUMENT",
     "ERR_PROTOCOL",
+    "ERR_HANDSHAKE",
     "ERR_NOT_CHORD",
     "ERR_IO",
     "EADDRINUSE",
@@ -71,6 +75,7 @@ impl Error {
             Error::Unavailable(_) => "ERR_UNAVAILABLE",
             Error::InvalidArgument(_) => "ERR_INVALID_ARGUMENT",
             Error::Protocol(_) => "ERR_PROTOCOL",
+            Error::Handshake(_) => "ERR_HANDSHAKE",
             Error::NotChord => "ERR_NOT_CHORD",
             Error::Internal(_) => "ERR_INTERNAL",
         }
@@ -125,6 +130,7 @@ mod tests {
             Error::Unavailable(String::new()),
             Error::InvalidArgument(String::new()),
             Error::Protocol(String::new()),
+            Error::Handshake(String::new()),
             Error::NotChord,
             Error::Internal(String::new()),
         ];

@@ -1,8 +1,9 @@
 //! Ring identifiers: 128-bit positions on the Chord circle with exact arithmetic modulo 2^128.
 //!
-//! Node ids hash the node's address, protocol id and a random salt; key positions hash the key
-//! bytes. Both use BLAKE3 truncated to 128 bits, so positions are uniform and stable across
-//! platforms and languages (docs/PROTOCOL.md gives the exact derivation).
+//! Node ids hash the node's static public key ([`KeyPair`], so a peer proves its id in the Noise
+//! handshake); key positions hash the key bytes. Both use BLAKE3 truncated to 128 bits, so
+//! positions are uniform and stable across platforms and languages (docs/PROTOCOL.md gives the
+//! exact derivation).
 //!
 //! Interval helpers follow the Chord paper's notation: `(a, b]` and `(a, b)` walk clockwise from
 //! `a` and wrap past zero; when `a == b` the interval is the whole ring (minus `a` for the open
@@ -24,7 +25,17 @@ impl Id {
         Id::from_digest(blake3::hash(key).as_bytes())
     }
 
-    /// A node id from the parts that make it unique: address, protocol id and salt.
+    /// A node's id: the first 16 bytes of BLAKE3("chordnet-node-id-v2\0" ‖ its static X25519
+    /// public key). A node cannot pick its place on the ring, and the Noise handshake proves it.
+    pub fn of_public_key(public_key: &[u8; 32]) -> Id {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"chordnet-node-id-v2\0");
+        hasher.update(public_key);
+        Id::from_digest(hasher.finalize().as_bytes())
+    }
+
+    /// An id from an address, protocol id and salt (protocol version 1's node ids; the
+    /// simulator still names its nodes this way).
     pub fn of_node(host: &str, port: u16, protocol_id: &[u8], salt: &[u8]) -> Id {
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"chordnet-node-id\0");
@@ -119,6 +130,46 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
+/// A node's static X25519 key pair (the Noise static key, see `crate::noise`); its ring id is
+/// [`Id::of_public_key`] of `public`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyPair {
+    pub public: [u8; 32],
+    pub secret: [u8; 32],
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret key.
+        write!(f, "KeyPair {{ public: {:02x?}, secret: <hidden> }}", &self.public[..4])
+    }
+}
+
+fn dh() -> Box<dyn snow::types::Dh> {
+    use snow::resolvers::CryptoResolver;
+    snow::resolvers::DefaultResolver.resolve_dh(&snow::params::DHChoice::Curve25519).expect("the default resolver has X25519")
+}
+
+impl KeyPair {
+    /// A fresh key pair from the operating system's random source.
+    pub fn generate() -> KeyPair {
+        KeyPair::from_secret(rand::random())
+    }
+
+    /// The key pair of a secret key (any 32 bytes; X25519 clamps them).
+    pub fn from_secret(secret: [u8; 32]) -> KeyPair {
+        let mut dh = dh();
+        dh.set(&secret);
+        let public: [u8; 32] = dh.pubkey().try_into().expect("32-byte X25519 key");
+        KeyPair { public, secret }
+    }
+
+    /// The ring id this key pair gives its node.
+    pub fn id(&self) -> Id {
+        Id::of_public_key(&self.public)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +213,13 @@ mod tests {
         let id = Id::of_key(b"hello");
         assert_eq!(Id::from_hex(&id.to_hex()), Some(id));
         assert_eq!(Id::from_hex("zz"), None);
+    }
+
+    #[test]
+    fn node_ids_of_keys_are_stable() {
+        // A vector for other implementations (docs/PROTOCOL.md): the all-zero public key.
+        assert_eq!(Id::of_public_key(&[0; 32]).to_hex(), "5283dfe513146e4d85f01a3909ae4f2d");
+        assert_ne!(Id::of_public_key(&[0; 32]), Id::of_public_key(&[1; 32]));
     }
 
     #[test]

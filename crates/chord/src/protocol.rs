@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 /// Bumped on any incompatible change; peers with another version are rejected at handshake.
-/// Version 2: byte-bounded anti-entropy pages and fetches, ring-merge candidates, `Info`.
+/// Version 2: Noise by default, ids bound to static keys, byte-bounded anti-entropy pages and
+/// fetches, ring-merge candidates, `Info` (docs/PROTOCOL.md).
 pub const PROTOCOL_VERSION: u16 = 2;
 pub use crate::config::{DEFAULT_MAX_FRAME_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES, MIN_FRAME_BYTES};
 /// Bytes of the length prefix.

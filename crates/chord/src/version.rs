@@ -2,7 +2,10 @@
 //! node id as the final tiebreak, so any two writes are totally ordered the same way on every
 //! replica and concurrent writes converge (last writer wins by version, not by arrival).
 //!
-//! The clock is pure: wall time is passed in by the caller.
+//! The clock is pure: wall time is passed in by the caller. It never wraps: when the logical
+//! counter is spent within one millisecond, the physical part moves on. Versions from peers are
+//! observed only within a bounded drift of the receiver's wall clock (see [`within_drift`]; the
+//! engine's guard refuses the rest), so one peer cannot drag every clock to the end of time.
 
 use crate::id::Id;
 use serde::{Deserialize, Serialize};
@@ -36,6 +39,11 @@ impl Clock {
         if wall_millis > self.last_millis {
             self.last_millis = wall_millis;
             self.counter = 0;
+        } else if self.counter == u32::MAX {
+            // The counter is spent: borrow the next millisecond instead of wrapping to a lower
+            // version (which would make this write lose to older ones).
+            self.last_millis = self.last_millis.saturating_add(1);
+            self.counter = 0;
         } else {
             self.counter += 1;
         }
@@ -51,6 +59,12 @@ impl Clock {
             self.counter = seen.counter;
         }
     }
+}
+
+/// Is `version` at most `max_drift_ms` ahead of `wall_millis` (the receiver's wall clock)?
+/// Versions further ahead are refused, never observed.
+pub fn within_drift(version: &Version, wall_millis: u64, max_drift_ms: u64) -> bool {
+    version.millis <= wall_millis.saturating_add(max_drift_ms)
 }
 
 #[cfg(test)]
@@ -72,6 +86,26 @@ mod tests {
         let remote = Version { millis: 10_000, counter: 7, writer: Id(2) };
         clock.observe(&remote);
         assert!(clock.tick(5) > remote);
+    }
+
+    #[test]
+    fn a_spent_counter_advances_the_physical_part_instead_of_wrapping() {
+        let mut clock = Clock::new(Id(1));
+        let remote = Version { millis: 1_000, counter: u32::MAX, writer: Id(2) };
+        clock.observe(&remote);
+        let next = clock.tick(1_000);
+        assert!(next > remote, "{next:?}");
+        assert_eq!((next.millis, next.counter), (1_001, 0));
+        assert!(clock.tick(1_000) > next);
+    }
+
+    #[test]
+    fn drift_is_bounded_by_the_receivers_wall_clock() {
+        let at = |millis| Version { millis, counter: u32::MAX, writer: Id(2) };
+        assert!(within_drift(&at(1_060_000), 1_000_000, 60_000));
+        assert!(!within_drift(&at(1_060_001), 1_000_000, 60_000));
+        assert!(!within_drift(&at(u64::MAX), 1_000_000, 60_000));
+        assert!(within_drift(&at(u64::MAX), u64::MAX - 5, 60_000));
     }
 
     #[test]

@@ -52,6 +52,42 @@ async fn protocol_mismatch_is_refused() {
     assert!(a.peers().is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_different_network_key_fails_the_handshake_and_says_so() {
+    let mut keyed = mesh_config();
+    keyed.network_key = Some(chord::noise::network_key_from_bytes(b"members only, please").unwrap());
+    let member = Node::start(keyed).await.unwrap();
+    let outsider = Node::start(mesh_config()).await.unwrap();
+    let (host, port) = member.addr();
+    let error = outsider.connect(&host, port).await.unwrap_err();
+    assert_eq!(error.code(), "ERR_HANDSHAKE", "{error}");
+    assert!(error.to_string().contains("network key does not match"), "{error}");
+    assert!(outsider.peers().is_empty() && member.peers().is_empty());
+    // The member reports the attempt, without the outsider learning anything else.
+    loop {
+        let events = tokio::time::timeout(Duration::from_secs(5), member.next_events(16)).await.expect("an event").expect("open");
+        if events.iter().any(|e| matches!(e, Event::Error { message, .. } if message.contains("did not authenticate"))) {
+            break;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noise_and_plaintext_nodes_refuse_each_other_naming_the_encryption() {
+    let noise = Node::start(mesh_config()).await.unwrap();
+    let mut plain = mesh_config();
+    plain.encryption = "Plaintext".into();
+    let plain = Node::start(plain).await.unwrap();
+    let (host, port) = noise.addr();
+    let error = plain.connect(&host, port).await.unwrap_err();
+    assert_eq!(error.code(), "ERR_PROTOCOL_MISMATCH", "{error}");
+    assert!(error.to_string().contains("requires Noise"), "{error}");
+    let (host, port) = plain.addr();
+    let error = noise.connect(&host, port).await.unwrap_err();
+    assert_eq!(error.code(), "ERR_PROTOCOL_MISMATCH", "{error}");
+    assert!(error.to_string().contains("uses Plaintext"), "{error}");
+}
+
 async fn ring(n: usize) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..n {
@@ -158,6 +194,7 @@ async fn silent_member() -> (u16, tokio::task::JoinHandle<()>) {
 async fn a_member_that_never_answers_is_suspected_after_the_failure_timeout() {
     let (port, _silent) = silent_member().await;
     let mut config = chord_config();
+    config.encryption = "Plaintext".into(); // the silent member speaks the plaintext wire
     config.chord.as_mut().unwrap().join = false; // a client: it cannot answer for itself
     let client = Node::start(config).await.unwrap();
     client.connect("127.0.0.1", port).await.unwrap();
@@ -171,4 +208,58 @@ async fn a_member_that_never_answers_is_suspected_after_the_failure_timeout() {
     assert!(waited < chord::config::DEFAULT_REQUEST_TIMEOUT, "{waited:?}");
     assert_eq!(client.stats().suspicions, 1);
     client.destroy().await;
+}
+
+/// A Noise responder that completes the handshake honestly, then welcomes with someone else's id.
+async fn impostor() -> u16 {
+    use chord::noise::{check_message, open_network_key, Handshake, KeyPair, MAX_HANDSHAKE_MESSAGE};
+    use chord::protocol::{self, Hello, Message, PROTOCOL_VERSION};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let keys = KeyPair::generate();
+        let mut handshake = Handshake::responder(&keys, &open_network_key());
+        let mut raw = bytes::BytesMut::new();
+        let mut next_message = async |raw: &mut bytes::BytesMut, stream: &mut tokio::net::TcpStream| loop {
+            if let Some(len) = check_message(raw, MAX_HANDSHAKE_MESSAGE).unwrap() {
+                let message = raw.split_to(2 + len);
+                return message[2..].to_vec();
+            }
+            assert!(stream.read_buf(raw).await.unwrap() > 0);
+        };
+        let first = next_message(&mut raw, &mut stream).await;
+        handshake.read(&first).unwrap();
+        let mut out = Vec::new();
+        handshake.write(&mut out).unwrap();
+        stream.write_all(&out).await.unwrap();
+        let third = next_message(&mut raw, &mut stream).await;
+        handshake.read(&third).unwrap();
+        let (mut sealer, _opener, _) = handshake.finish().unwrap();
+        let welcome = Hello {
+            version: PROTOCOL_VERSION,
+            protocol_id: protocol::protocol_id("", "Noise"),
+            subnet: String::new(),
+            encryption: "Noise".into(),
+            node: chord::NodeRef { id: KeyPair::generate().id(), host: "127.0.0.1".into(), port },
+            member: true,
+        };
+        let mut sealed = bytes::BytesMut::new();
+        sealer.seal(&protocol::encode(&Message::Welcome(welcome)), &mut sealed);
+        stream.write_all(&sealed).await.unwrap();
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await.unwrap_or(0) > 0 {}
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_welcome_whose_id_is_not_the_responders_key_is_refused() {
+    let port = impostor().await;
+    let node = Node::start(mesh_config()).await.unwrap();
+    let error = node.connect("127.0.0.1", port).await.unwrap_err();
+    assert_eq!(error.code(), "ERR_HANDSHAKE", "{error}");
+    assert!(error.to_string().contains("but proved the key of"), "{error}");
+    assert!(node.peers().is_empty());
 }

@@ -19,6 +19,7 @@ pub mod core;
 pub mod cx;
 mod detector;
 mod events;
+mod guard;
 mod lookup;
 mod maintenance;
 mod membership;

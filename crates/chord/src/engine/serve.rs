@@ -49,6 +49,9 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
         // A client (or a node that left) stores nothing: whoever asks must pick a member.
         return Served::Now(not_member());
     }
+    if let Some(refusal) = super::guard::check(cx, sender, &body) {
+        return Served::Now(refusal);
+    }
     Served::Now(match body {
         Request::Ping => Response::Pong,
         Request::Write { key, value, mode } => return Served::Later(Box::new(OwnerWrite::new(key.into_vec(), value, mode))),

@@ -49,6 +49,9 @@ pub fn batches(items: &[Item]) -> Vec<Vec<Item>> {
 /// Store items from a peer, newest version wins; our clock moves past what it saw.
 pub fn apply_items(cx: &mut Cx<'_>, items: &[Item]) {
     for item in items {
+        if !super::guard::observable(cx, &item.version) {
+            continue;
+        }
         cx.core.clock.observe(&item.version);
         cx.core.store.apply(item);
     }

@@ -40,6 +40,7 @@ use self::transport::{Identity, Inbound, Transport};
 use crate::engine::{Engine, Now, Settings, UserOp};
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::noise::{open_network_key, KeyPair};
 use crate::routing::NodeRef;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
@@ -75,8 +76,9 @@ impl Node {
         let bound: SocketAddr = listener.local_addr().map_err(|e| Error::io(e, "cannot read the bound address"))?;
         let (out_host, out_port) = config.out_addr.clone().unwrap_or_else(|| (config.host.clone(), bound.port()));
         let protocol_id = protocol_id(&config.subnet, &config.encryption);
-        let salt: [u8; 16] = rand::random();
-        let me = NodeRef { id: Id::of_node(&out_host, out_port, &protocol_id.to_bytes(), &salt), host: out_host, port: out_port };
+        // The id is the key's: with Noise, peers check it against the key proved in the handshake.
+        let keys = config.key_pair.clone().unwrap_or_else(KeyPair::generate);
+        let me = NodeRef { id: keys.id(), host: out_host, port: out_port };
         let transport = Arc::new(Transport::new(Identity {
             me: me.clone(),
             protocol_id,
@@ -84,6 +86,9 @@ impl Node {
             encryption: config.encryption.clone(),
             max_peers: config.max_peers,
             max_frame_bytes: config.max_frame_bytes,
+            keys,
+            network_key: config.network_key.unwrap_or_else(open_network_key),
+            noise: config.encryption == "Noise",
         }));
         let events = Arc::new(EventQueue::new());
         let settings = Settings {

@@ -2,6 +2,12 @@
 //! authenticated connection. Bytes become messages through the pure codec in `protocol`;
 //! anything a peer sends that breaks the protocol closes that connection only, with a reason.
 //!
+//! With Noise (the default) every connection first runs the handshake of [`crate::noise`]
+//! (which proves both static keys and the shared network key); the `Hello` exchange and every
+//! frame after it travel inside encrypted records, and a peer whose claimed id is not the id of
+//! the key it proved is refused. With Plaintext the `Hello` is the first frame, in clear, and ids
+//! are claimed, not proven.
+//!
 //! The transport knows nothing of Chord: it hands every message of an authenticated peer to an
 //! [`Inbound`] handler (the node's dispatch) and reports connections coming and going. It owns
 //! one piece of state, the connection table.
@@ -10,9 +16,10 @@ use super::events::PeerInfo;
 use crate::config::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES, SEND_QUEUE_FRAMES};
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::noise::{self, Handshake, KeyPair, NetworkKey, NoiseError, Opener, Sealer, MAX_HANDSHAKE_MESSAGE, NOISE_PREFIX_BYTES};
 use crate::protocol::{self, FrameError, Hello, Message, PROTOCOL_VERSION};
 use crate::routing::NodeRef;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -25,6 +32,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 const WRITE_BATCH: usize = 128;
 /// Initial read buffer; it grows only as far as a frame that passed the size check needs.
 const READ_BUFFER_BYTES: usize = 64 << 10;
+/// Largest first frame of a plaintext connection: a `Hello` is far smaller. A first frame
+/// announcing more, with a zero first byte, is a Noise handshake sent to a plaintext node.
+const MAX_HELLO_FRAME_BYTES: usize = 64 << 10;
+/// Reject code both encryptions use when the other side speaks the other one.
+const ENCRYPTION_MISMATCH: &str = "encryption-mismatch";
 
 pub(crate) type ConnId = u64;
 
@@ -49,6 +61,12 @@ pub(crate) struct Identity {
     pub encryption: String,
     pub max_peers: usize,
     pub max_frame_bytes: usize,
+    /// Our static key pair (`me.id` is its id).
+    pub keys: KeyPair,
+    /// Mixed into every Noise handshake.
+    pub network_key: NetworkKey,
+    /// Noise (true) or Plaintext.
+    pub noise: bool,
 }
 
 /// What the writer task is asked to do.
@@ -233,23 +251,68 @@ impl Transport {
             .map_err(|_| Error::Timeout(format!("connecting to {host}:{port}")))?
             .map_err(|e| Error::io(e, &format!("cannot connect to {host}:{port}")))?;
         let _ = stream.set_nodelay(true);
-        let (mut reader, mut writer) = stream.into_split();
-        writer.write_all(&protocol::encode(&Message::Hello(inbound.hello()))).await.map_err(|e| Error::io(e, "handshake write failed"))?;
-        let mut buffer = BytesMut::with_capacity(4096);
-        let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_one(&mut reader, &mut buffer, self.identity.max_frame_bytes))
-            .await
-            .map_err(|_| Error::Timeout(format!("handshake with {host}:{port}")))?
-            .map_err(|e| Error::Protocol(format!("{host}:{port}: {e}")))?;
+        let mut link = Link::new(stream);
+        let handshake = async {
+            let remote_key = if self.identity.noise {
+                Some(self.noise_initiate(&mut link, host, port).await?)
+            } else {
+                None
+            };
+            link.send(&Message::Hello(inbound.hello())).await.map_err(|e| Error::io(e, "handshake write failed"))?;
+            let first = link.recv(self.identity.max_frame_bytes).await.map_err(|e| handshake_error(host, port, e))?;
+            Ok::<_, Error>((first, remote_key))
+        };
+        let (first, remote_key) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await.map_err(|_| Error::Timeout(format!("handshake with {host}:{port}")))??;
         let hello = match first {
             Message::Welcome(hello) => hello,
-            Message::Reject { code, reason, subnet } if code == "protocol-mismatch" => return Err(self.mismatch(subnet, reason)),
+            Message::Reject { code, reason, subnet } if code == "protocol-mismatch" || code == ENCRYPTION_MISMATCH => return Err(self.mismatch(subnet, reason)),
             Message::Reject { code, reason, .. } => return Err(Error::Rejected { code, reason }),
             other => return Err(Error::Protocol(format!("{host}:{port} answered the handshake with {}", message_name(&other)))),
         };
         if hello.protocol_id != self.identity.protocol_id {
             return Err(self.mismatch(hello.subnet, "the peer welcomed us with another protocol id".into()));
         }
-        self.register(hello, reader, writer, buffer, true)
+        if let Some(key) = remote_key {
+            if hello.node.id != Id::of_public_key(&key) {
+                return Err(Error::Handshake(format!("{host}:{port} claims node id {} but proved the key of {}", hello.node.id, Id::of_public_key(&key))));
+            }
+        }
+        self.register(hello, link, true)
+    }
+
+    /// The initiator's Noise handshake; returns the static key the peer proved.
+    async fn noise_initiate(&self, link: &mut Link, host: &str, port: u16) -> Result<[u8; 32]> {
+        let mut handshake = Handshake::initiator(&self.identity.keys, &self.identity.network_key);
+        let mut out = Vec::with_capacity(128);
+        handshake.write(&mut out).map_err(|e| Error::Handshake(e.to_string()))?;
+        link.writer.write_all(&out).await.map_err(|e| Error::io(e, "handshake write failed"))?;
+        let second = match link.recv_noise().await {
+            Ok(message) => message,
+            // A plaintext node refuses a Noise handshake in a plaintext frame.
+            Err(LinkError::Plaintext) => {
+                return match link.recv(self.identity.max_frame_bytes).await.map_err(|e| handshake_error(host, port, e))? {
+                    Message::Reject { subnet, reason, .. } => Err(self.mismatch(subnet, reason)),
+                    other => Err(Error::Handshake(format!("{host}:{port} answered the Noise handshake with a plaintext {}", message_name(&other)))),
+                };
+            }
+            Err(error) => return Err(handshake_error(host, port, error)),
+        };
+        match handshake.read(&second) {
+            Ok(()) => {}
+            Err(NoiseError::KeyMismatch) => {
+                return Err(Error::Handshake(format!(
+                    "the network key does not match the one of {host}:{port} (its handshake answer failed authentication)"
+                )))
+            }
+            Err(error) => return Err(Error::Handshake(format!("{host}:{port}: {error}"))),
+        }
+        out.clear();
+        handshake.write(&mut out).map_err(|e| Error::Handshake(e.to_string()))?;
+        let (sealer, opener, remote) = handshake.finish().map_err(|e| Error::Handshake(e.to_string()))?;
+        // The third message goes out with the Hello that follows it, in one write.
+        link.pending = out;
+        link.session = Some((sealer, opener));
+        Ok(remote)
     }
 
     fn mismatch(&self, theirs: String, reason: String) -> Error {
@@ -330,41 +393,109 @@ impl Transport {
         Ok(())
     }
 
-    /// Inbound handshake: expect a `Hello`, answer `Welcome` or `Reject`.
+    /// Inbound handshake: (Noise first, then) expect a `Hello`, answer `Welcome` or `Reject`.
     async fn accept(self: &Arc<Self>, stream: TcpStream) -> std::result::Result<(), String> {
         let inbound = self.inbound().ok_or("the node is closing")?;
         let _ = stream.set_nodelay(true);
-        let (mut reader, mut writer) = stream.into_split();
-        let mut buffer = BytesMut::with_capacity(4096);
-        let hello = match read_one(&mut reader, &mut buffer, self.identity.max_frame_bytes).await? {
+        let mut link = Link::new(stream);
+        let remote_key = if self.identity.noise { Some(self.noise_respond(&mut link).await?) } else { self.plaintext_first(&mut link).await?; None };
+        let hello = match link.recv(self.identity.max_frame_bytes).await.map_err(|e| e.to_string())? {
             Message::Hello(hello) => hello,
             other => return Err(format!("expected a Hello frame first, got {}", message_name(&other))),
         };
         let subnet = self.identity.subnet.clone();
-        if let Err((code, reason)) = self.check_hello(&hello) {
+        let checked = self.check_hello(&hello).and_then(|()| match remote_key {
+            Some(key) if hello.node.id != Id::of_public_key(&key) => {
+                Err(("id-mismatch", format!("node id {} is not the id of the key proved in the handshake ({})", hello.node.id, Id::of_public_key(&key))))
+            }
+            _ => Ok(()),
+        });
+        if let Err((code, reason)) = checked {
             let reject = Message::Reject { code: code.into(), reason: reason.clone(), subnet };
-            let _ = writer.write_all(&protocol::encode(&reject)).await;
-            let _ = writer.shutdown().await;
+            let _ = link.send(&reject).await;
+            let _ = link.writer.shutdown().await;
             return Err(format!("rejected {}:{}: {reason}", hello.node.host, hello.node.port));
         }
         if self.len() >= self.identity.max_peers {
             let reason = format!("peer limit of {} reached", self.identity.max_peers);
             let reject = Message::Reject { code: "busy".into(), reason, subnet };
-            let _ = writer.write_all(&protocol::encode(&reject)).await;
-            let _ = writer.shutdown().await;
+            let _ = link.send(&reject).await;
+            let _ = link.writer.shutdown().await;
             return Ok(());
         }
-        writer.write_all(&protocol::encode(&Message::Welcome(inbound.hello()))).await.map_err(|e| format!("write failed: {e}"))?;
-        self.register(hello, reader, writer, buffer, false).map(|_| ()).map_err(|e| e.to_string())
+        link.send(&Message::Welcome(inbound.hello())).await.map_err(|e| format!("write failed: {e}"))?;
+        self.register(hello, link, false).map(|_| ()).map_err(|e| e.to_string())
     }
 
-    fn register(self: &Arc<Self>, hello: Hello, reader: OwnedReadHalf, writer: OwnedWriteHalf, buffer: BytesMut, outbound: bool) -> Result<(ConnId, PeerInfo)> {
+    /// The responder's Noise handshake; returns the static key the peer proved. A plaintext
+    /// `Hello` is answered with a plaintext `Reject`, never a `Welcome`.
+    async fn noise_respond(&self, link: &mut Link) -> std::result::Result<[u8; 32], String> {
+        let mut handshake = Handshake::responder(&self.identity.keys, &self.identity.network_key);
+        let first = match link.recv_noise().await {
+            Ok(message) => message,
+            Err(LinkError::Plaintext) => {
+                let message = link.recv(self.identity.max_frame_bytes).await?;
+                if !matches!(message, Message::Hello(_)) {
+                    return Err(format!("expected a Noise handshake, got a plaintext {}", message_name(&message)));
+                }
+                let reason = "this node requires Noise encryption: a plaintext Hello is refused".to_string();
+                let _ = link.send(&Message::Reject { code: ENCRYPTION_MISMATCH.into(), reason, subnet: String::new() }).await;
+                let _ = link.writer.shutdown().await;
+                return Err("refused a plaintext Hello: this node requires Noise encryption".into());
+            }
+            Err(error) => return Err(error.to_string()),
+        };
+        match handshake.read(&first) {
+            Ok(()) => {}
+            Err(NoiseError::KeyMismatch) => {
+                // Answer like a node would, with bytes that cannot authenticate: the initiator
+                // learns that the keys differ, and nothing about us.
+                let _ = link.writer.write_all(&noise::decoy_second_message()).await;
+                let _ = link.writer.shutdown().await;
+                return Err("Noise handshake failed: the peer's first message did not authenticate (its network key differs from ours)".into());
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+        let mut out = Vec::with_capacity(128);
+        handshake.write(&mut out).map_err(|e| e.to_string())?;
+        link.writer.write_all(&out).await.map_err(|e| format!("write failed: {e}"))?;
+        let third = link.recv_noise().await.map_err(|e| e.to_string())?;
+        handshake.read(&third).map_err(|e| format!("Noise handshake failed at the third message: {e}"))?;
+        let (sealer, opener, remote) = handshake.finish().map_err(|e| e.to_string())?;
+        link.session = Some((sealer, opener));
+        Ok(remote)
+    }
+
+    /// A plaintext node's first read: a Noise handshake (a first frame announcing more than a
+    /// Hello can be, with a zero first byte) is refused with a plaintext `Reject`.
+    async fn plaintext_first(&self, link: &mut Link) -> std::result::Result<(), String> {
+        while link.raw.len() < protocol::LENGTH_PREFIX_BYTES {
+            link.fill().await?;
+        }
+        let announced = u32::from_be_bytes(link.raw[..4].try_into().expect("4 bytes")) as usize;
+        if link.raw[0] == 0 && announced > MAX_HELLO_FRAME_BYTES {
+            let reason = "this node uses Plaintext encryption: a Noise handshake is refused".to_string();
+            let _ = link.send(&Message::Reject { code: ENCRYPTION_MISMATCH.into(), reason, subnet: self.identity.subnet.clone() }).await;
+            let _ = link.writer.shutdown().await;
+            return Err("refused a Noise handshake: this node uses Plaintext encryption".into());
+        }
+        Ok(())
+    }
+
+    fn register(self: &Arc<Self>, hello: Hello, link: Link, outbound: bool) -> Result<(ConnId, PeerInfo)> {
+        let Link { reader, writer, raw, plain, session, .. } = link;
+        let (sealer, opener) = match session {
+            Some((sealer, opener)) => (Some(sealer), Some(opener)),
+            None => (None, None),
+        };
+        // Encrypted: `raw` holds records, `plain` what they decrypted to. Plaintext: `raw` holds frames.
+        let (records, frames) = if opener.is_some() { (raw, plain) } else { (BytesMut::new(), raw) };
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(SEND_QUEUE_FRAMES);
-        tokio::spawn(write_loop(writer, rx));
+        tokio::spawn(write_loop(writer, sealer, rx));
         // The reader waits for its registration before handing anything on.
         let (go_tx, go_rx) = oneshot::channel::<()>();
-        let reader_task = tokio::spawn(read_loop(self.clone(), conn_id, hello.node.clone(), reader, buffer, go_rx));
+        let reader_task = tokio::spawn(read_loop(self.clone(), conn_id, hello.node.clone(), reader, Incoming { records, frames, opener }, go_rx));
         let conn = Conn { peer: hello.node.clone(), member: hello.member, outbound, tx, reader: reader_task.abort_handle() };
         let info = conn.info();
         {
@@ -428,24 +559,116 @@ async fn accept_loop(transport: Arc<Transport>, listener: TcpListener, done: one
     let _ = done.send(());
 }
 
-/// Read exactly one frame (handshake phase).
-async fn read_one(reader: &mut OwnedReadHalf, buffer: &mut BytesMut, max_frame_bytes: usize) -> std::result::Result<Message, String> {
-    loop {
-        match protocol::decode(buffer, max_frame_bytes) {
-            Ok(Some(message)) => return Ok(message),
-            Ok(None) => {}
-            Err(error) => return Err(error.to_string()),
-        }
-        let read = reader.read_buf(buffer).await.map_err(|e| format!("read failed: {e}"))?;
-        if read == 0 {
-            return Err("connection closed during the handshake".into());
+/// What a handshake read can fail with.
+enum LinkError {
+    /// A Noise message was expected and the peer sent a plaintext frame (its first two bytes,
+    /// an empty Noise message, are zero); the frame is still buffered.
+    Plaintext,
+    Noise(NoiseError),
+    Other(String),
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkError::Plaintext => f.write_str("a plaintext frame where a Noise handshake message was expected"),
+            LinkError::Noise(error) => error.fmt(f),
+            LinkError::Other(text) => f.write_str(text),
         }
     }
 }
 
-async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+fn handshake_error(host: &str, port: u16, error: impl std::fmt::Display) -> Error {
+    let text = error.to_string();
+    if text.contains("closed during the handshake") {
+        return Error::Handshake(format!("{host}:{port} closed the connection during the handshake ({text})"));
+    }
+    Error::Protocol(format!("{host}:{port}: {text}"))
+}
+
+/// One connection during its handshake: the socket's halves, what was read and not yet used,
+/// and (once Noise has finished) the session.
+struct Link {
+    reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    /// Bytes read from the socket and not used yet (records, when a session is up).
+    raw: BytesMut,
+    /// Decrypted bytes not decoded yet (with a session only).
+    plain: BytesMut,
+    session: Option<(Sealer, Opener)>,
+    /// Handshake bytes to send ahead of the next frame (the initiator's third message).
+    pending: Vec<u8>,
+}
+
+impl Link {
+    fn new(stream: TcpStream) -> Link {
+        let (reader, writer) = stream.into_split();
+        Link { reader, writer, raw: BytesMut::with_capacity(4096), plain: BytesMut::new(), session: None, pending: Vec::new() }
+    }
+
+    /// Read more bytes from the socket.
+    async fn fill(&mut self) -> std::result::Result<(), String> {
+        let read = self.reader.read_buf(&mut self.raw).await.map_err(|e| format!("read failed: {e}"))?;
+        if read == 0 {
+            return Err("connection closed during the handshake".into());
+        }
+        Ok(())
+    }
+
+    /// Send one frame (sealed when a session is up), after any pending handshake bytes.
+    async fn send(&mut self, message: &Message) -> std::io::Result<()> {
+        let frame = protocol::encode(message);
+        let mut out = BytesMut::from(&std::mem::take(&mut self.pending)[..]);
+        match &mut self.session {
+            Some((sealer, _)) => sealer.seal(&frame, &mut out),
+            None => out.extend_from_slice(&frame),
+        }
+        self.writer.write_all(&out).await
+    }
+
+    /// Read one frame (opening records when a session is up).
+    async fn recv(&mut self, max_frame_bytes: usize) -> std::result::Result<Message, String> {
+        loop {
+            let decoded = match &mut self.session {
+                Some((_, opener)) => {
+                    opener.open(&mut self.raw, &mut self.plain).map_err(|e| e.to_string())?;
+                    protocol::decode(&mut self.plain, max_frame_bytes)
+                }
+                None => protocol::decode(&mut self.raw, max_frame_bytes),
+            };
+            if let Some(message) = decoded.map_err(|e| e.to_string())? {
+                return Ok(message);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Read one Noise handshake message (without its prefix).
+    async fn recv_noise(&mut self) -> std::result::Result<Vec<u8>, LinkError> {
+        loop {
+            if self.raw.len() >= NOISE_PREFIX_BYTES && self.raw[..2] == [0, 0] {
+                return Err(LinkError::Plaintext);
+            }
+            if self.raw.len() >= protocol::LENGTH_PREFIX_BYTES && protocol::check(&self.raw[..4], usize::MAX) == Err(FrameError::Http) {
+                return Err(LinkError::Other(FrameError::Http.to_string()));
+            }
+            // Four bytes decide the two checks above; a handshake message is longer anyway.
+            if self.raw.len() >= protocol::LENGTH_PREFIX_BYTES {
+                if let Some(len) = noise::check_message(&self.raw, MAX_HANDSHAKE_MESSAGE).map_err(LinkError::Noise)? {
+                    let message = self.raw[NOISE_PREFIX_BYTES..NOISE_PREFIX_BYTES + len].to_vec();
+                    self.raw.advance(NOISE_PREFIX_BYTES + len);
+                    return Ok(message);
+                }
+            }
+            self.fill().await.map_err(LinkError::Other)?;
+        }
+    }
+}
+
+async fn write_loop(mut writer: OwnedWriteHalf, mut sealer: Option<Sealer>, mut rx: mpsc::Receiver<Outgoing>) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut out = BytesMut::new();
+    let mut sealed = BytesMut::new();
     while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
         let mut close = false;
         for item in batch.drain(..) {
@@ -461,7 +684,16 @@ async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>
             }
         }
         if !out.is_empty() {
-            if writer.write_all(&out).await.is_err() {
+            // The whole batch becomes as few records as fit: one seal and one syscall.
+            let bytes = match &mut sealer {
+                Some(sealer) => {
+                    sealed.clear();
+                    sealer.seal(&out, &mut sealed);
+                    &sealed
+                }
+                None => &out,
+            };
+            if writer.write_all(bytes).await.is_err() {
                 return;
             }
             out.clear();
@@ -474,14 +706,30 @@ async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>
     let _ = writer.shutdown().await;
 }
 
-async fn read_loop(transport: Arc<Transport>, conn: ConnId, peer: NodeRef, mut reader: OwnedReadHalf, mut buffer: BytesMut, go: oneshot::Receiver<()>) {
+/// A connection's unread input: records still to open (encrypted connections) and the frames
+/// they, or the socket directly (plaintext), gave.
+struct Incoming {
+    records: BytesMut,
+    frames: BytesMut,
+    opener: Option<Opener>,
+}
+
+async fn read_loop(transport: Arc<Transport>, conn: ConnId, peer: NodeRef, mut reader: OwnedReadHalf, incoming: Incoming, go: oneshot::Receiver<()>) {
     if go.await.is_err() {
         return;
     }
     let Some(inbound) = transport.inbound() else { return };
+    let Incoming { mut records, frames: mut buffer, mut opener } = incoming;
     buffer.reserve(READ_BUFFER_BYTES);
     let max = transport.identity.max_frame_bytes;
     let reason = loop {
+        if let Some(opener) = opener.as_mut() {
+            if let Err(error) = opener.open(&mut records, &mut buffer) {
+                transport.report_bad_peer(format!("closed connection to {}:{}: {error}", peer.host, peer.port));
+                transport.drop_conn(conn, &format!("protocol error: {error}"), true);
+                return;
+            }
+        }
         loop {
             match protocol::decode(&mut buffer, max) {
                 Ok(Some(Message::Goodbye { reason })) => {
@@ -505,12 +753,13 @@ async fn read_loop(transport: Arc<Transport>, conn: ConnId, peer: NodeRef, mut r
             }
         }
         // No check that the connection still exists: dropping it aborts this task, which
-        // takes effect at the read below.
-        if buffer.capacity() - buffer.len() < READ_BUFFER_BYTES / 16 {
+        // takes effect at the read below. Encrypted bytes go to `records`, plaintext to `buffer`.
+        let target = if opener.is_some() { &mut records } else { &mut buffer };
+        if target.capacity() - target.len() < READ_BUFFER_BYTES / 16 {
             // Reclaim the consumed front (or grow) once per 64 KiB, not a little at every read.
-            buffer.reserve(READ_BUFFER_BYTES);
+            target.reserve(READ_BUFFER_BYTES);
         }
-        match reader.read_buf(&mut buffer).await {
+        match reader.read_buf(target).await {
             Ok(0) => break "peer closed the connection".to_string(),
             Ok(_) => {}
             Err(error) => break format!("read failed: {error}"),

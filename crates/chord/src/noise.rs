@@ -1,0 +1,371 @@
+//! The secure channel under the frame codec: a Noise handshake (Perrin, "The Noise Protocol
+//! Framework", rev. 34) and the record layer that encrypts frames after it. Pure: bytes in,
+//! bytes out, no socket (the tokio transport drives it; the fuzz targets feed it directly).
+//!
+//! - Pattern `Noise_XXpsk0_25519_ChaChaPoly_BLAKE2s` through the `snow` crate. XX proves both
+//!   static keys; `psk0` mixes the network key in before the first message, so a node without
+//!   the key fails at the responder's very first read — before the responder has said anything
+//!   about itself (with `psk3`, as in libp2p's private networks, the responder would already
+//!   have sent its static key).
+//! - Every Noise message on the wire is a 2-byte big-endian length and the message (≤ 65,535
+//!   bytes, the Noise limit). After the handshake each message is a *record*: the encryption of
+//!   a run of whole or partial protocol frames (`protocol::encode`), so the frame codec above
+//!   is the same in both encryptions, and a writer seals a whole batch of frames at once.
+//! - A node's ring id is bound to its static key ([`Id::of_public_key`]); the transport refuses
+//!   a peer whose claimed id is not the id of the key it proved.
+//!
+//! docs/PROTOCOL.md §3 is the normative text.
+
+use crate::config::MIN_NETWORK_KEY_BYTES;
+use crate::error::Error;
+pub use crate::id::KeyPair;
+use crate::protocol::PROTOCOL_VERSION;
+use bytes::{Buf, BytesMut};
+use std::sync::Arc;
+
+/// The Noise protocol name (pattern, DH, cipher, hash).
+pub const NOISE_PARAMS: &str = "Noise_XXpsk0_25519_ChaChaPoly_BLAKE2s";
+/// Bytes of the length prefix of every Noise message on the wire.
+pub const NOISE_PREFIX_BYTES: usize = 2;
+/// The Noise spec's largest message.
+pub const MAX_NOISE_MESSAGE: usize = 65_535;
+/// ChaCha20-Poly1305 authentication tag.
+pub const TAG_BYTES: usize = 16;
+/// Plaintext bytes one record carries at most.
+pub const MAX_RECORD_PAYLOAD: usize = MAX_NOISE_MESSAGE - TAG_BYTES;
+/// Largest handshake message accepted. Ours carry no payload (48, 96 and 64 bytes); anything
+/// much larger is not a chordnet handshake, and is refused before it is buffered.
+pub const MAX_HANDSHAKE_MESSAGE: usize = 1024;
+/// Length of the responder's second message (`e`, encrypted `s`, empty encrypted payload).
+const SECOND_MESSAGE_BYTES: usize = 32 + (32 + TAG_BYTES) + TAG_BYTES;
+/// Argon2id cost for passphrases (OWASP's minimum for Argon2id: 19 MiB, 2 passes, 1 lane).
+const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
+const ARGON2_PASSES: u32 = 2;
+/// Fixed salt: every node must derive the same key from the same passphrase.
+const ARGON2_SALT: &[u8] = b"chordnet network key v2";
+
+/// The prologue both sides hash into the handshake: a different protocol version cannot
+/// complete it.
+pub fn prologue() -> Vec<u8> {
+    let mut prologue = b"chordnet\0".to_vec();
+    prologue.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+    prologue
+}
+
+/// A 32-byte pre-shared key mixed into every handshake (`psk0`).
+pub type NetworkKey = [u8; 32];
+
+/// The network key of a passphrase: Argon2id (19 MiB, 2 passes, 1 lane, fixed salt
+/// `"chordnet network key v2"`), 32 bytes. Slow on purpose (tens of ms): a weak passphrase
+/// costs an attacker that much per guess.
+pub fn network_key_from_passphrase(passphrase: &str) -> crate::error::Result<NetworkKey> {
+    if passphrase.is_empty() {
+        return Err(Error::InvalidArgument("networkKey must not be empty".into()));
+    }
+    let params = argon2::Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, 1, Some(32)).expect("valid Argon2 parameters");
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut key = [0u8; 32];
+    argon.hash_password_into(passphrase.as_bytes(), ARGON2_SALT, &mut key).expect("fixed parameters and salt are valid");
+    Ok(key)
+}
+
+/// The network key of random bytes (at least [`MIN_NETWORK_KEY_BYTES`]):
+/// `BLAKE3-derive_key("chordnet 2 network key", bytes)`.
+pub fn network_key_from_bytes(bytes: &[u8]) -> crate::error::Result<NetworkKey> {
+    if bytes.len() < MIN_NETWORK_KEY_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "a networkKey of bytes must have at least {MIN_NETWORK_KEY_BYTES} bytes (got {}); use a string passphrase instead",
+            bytes.len()
+        )));
+    }
+    Ok(blake3::derive_key("chordnet 2 network key", bytes))
+}
+
+/// The key of a network that set none: public, so anyone who speaks the protocol can join
+/// (connections are still encrypted and ids still bound to keys).
+pub fn open_network_key() -> NetworkKey {
+    blake3::derive_key("chordnet 2 open network", b"")
+}
+
+/// Why a handshake or a record failed; each closes that connection.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NoiseError {
+    /// A handshake message failed authentication: the two sides hold different network keys
+    /// (or the bytes are not a chordnet Noise handshake).
+    #[error("the Noise handshake failed authentication: the network key does not match")]
+    KeyMismatch,
+    #[error("Noise handshake message of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("empty Noise message")]
+    Empty,
+    #[error("the Noise handshake failed: {0}")]
+    Handshake(String),
+    /// A record failed authentication: it was tampered with or corrupted on the way.
+    #[error("a Noise record failed authentication (tampered or corrupted ciphertext)")]
+    RecordAuth,
+}
+
+/// Is a whole Noise message at the front of `buffer`? `Ok(Some(len))` gives its length (the
+/// prefix excluded); `Ok(None)` asks for more. Refuses from the prefix alone.
+pub fn check_message(buffer: &[u8], limit: usize) -> Result<Option<usize>, NoiseError> {
+    if buffer.len() < NOISE_PREFIX_BYTES {
+        return Ok(None);
+    }
+    let size = u16::from_be_bytes([buffer[0], buffer[1]]) as usize;
+    if size == 0 {
+        return Err(NoiseError::Empty);
+    }
+    if size > limit {
+        return Err(NoiseError::TooLarge { size, limit });
+    }
+    Ok((buffer.len() >= NOISE_PREFIX_BYTES + size).then_some(size))
+}
+
+/// One side of a handshake in progress.
+pub struct Handshake {
+    state: snow::HandshakeState,
+    scratch: Vec<u8>,
+}
+
+impl Handshake {
+    pub fn initiator(keys: &KeyPair, network_key: &NetworkKey) -> Handshake {
+        Handshake::build(keys, network_key, true)
+    }
+
+    pub fn responder(keys: &KeyPair, network_key: &NetworkKey) -> Handshake {
+        Handshake::build(keys, network_key, false)
+    }
+
+    fn build(keys: &KeyPair, network_key: &NetworkKey, initiator: bool) -> Handshake {
+        let prologue = prologue();
+        let builder = snow::Builder::new(NOISE_PARAMS.parse().expect("valid Noise parameters"))
+            .local_private_key(&keys.secret)
+            .and_then(|b| b.psk(0, network_key))
+            .and_then(|b| b.prologue(&prologue))
+            .expect("fixed Noise settings are valid");
+        let state = if initiator { builder.build_initiator() } else { builder.build_responder() }.expect("fixed Noise settings are valid");
+        Handshake { state, scratch: vec![0u8; MAX_HANDSHAKE_MESSAGE] }
+    }
+
+    /// Append our next handshake message, with its length prefix, to `out`.
+    pub fn write(&mut self, out: &mut Vec<u8>) -> Result<(), NoiseError> {
+        let len = self.state.write_message(&[], &mut self.scratch).map_err(|e| NoiseError::Handshake(e.to_string()))?;
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        out.extend_from_slice(&self.scratch[..len]);
+        Ok(())
+    }
+
+    /// Read the peer's next handshake message (without its prefix). A message that does not
+    /// authenticate means the network keys differ.
+    pub fn read(&mut self, message: &[u8]) -> Result<(), NoiseError> {
+        if message.len() > MAX_HANDSHAKE_MESSAGE {
+            return Err(NoiseError::TooLarge { size: message.len(), limit: MAX_HANDSHAKE_MESSAGE });
+        }
+        match self.state.read_message(message, &mut self.scratch) {
+            Ok(_) => Ok(()),
+            Err(snow::Error::Decrypt) => Err(NoiseError::KeyMismatch),
+            Err(error) => Err(NoiseError::Handshake(error.to_string())),
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.state.is_handshake_finished()
+    }
+
+    /// The session and the static key the peer proved.
+    pub fn finish(self) -> Result<(Sealer, Opener, [u8; 32]), NoiseError> {
+        let remote: [u8; 32] = self
+            .state
+            .get_remote_static()
+            .and_then(|key| key.try_into().ok())
+            .ok_or_else(|| NoiseError::Handshake("the peer proved no static key".into()))?;
+        let transport = Arc::new(self.state.into_stateless_transport_mode().map_err(|e| NoiseError::Handshake(e.to_string()))?);
+        Ok((Sealer { transport: transport.clone(), nonce: 0 }, Opener { transport, nonce: 0 }, remote))
+    }
+}
+
+/// What a responder whose first read failed sends instead of its second message: random bytes
+/// of the same length, so the initiator learns only that the keys differ (its read fails) and
+/// an outsider cannot tell a refusal from an answer.
+pub fn decoy_second_message() -> Vec<u8> {
+    let mut out = (SECOND_MESSAGE_BYTES as u16).to_be_bytes().to_vec();
+    out.extend((0..SECOND_MESSAGE_BYTES).map(|_| rand::random::<u8>()));
+    out
+}
+
+/// The sending half of a session: seals plaintext into records.
+pub struct Sealer {
+    transport: Arc<snow::StatelessTransportState>,
+    nonce: u64,
+}
+
+impl Sealer {
+    /// Encrypt `plaintext` as records (cut at [`MAX_RECORD_PAYLOAD`]) appended to `out`.
+    pub fn seal(&mut self, plaintext: &[u8], out: &mut BytesMut) {
+        for chunk in plaintext.chunks(MAX_RECORD_PAYLOAD) {
+            let len = chunk.len() + TAG_BYTES;
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+            let at = out.len();
+            out.resize(at + len, 0);
+            let written = self.transport.write_message(self.nonce, chunk, &mut out[at..]).expect("a chunk fits one record");
+            debug_assert_eq!(written, len);
+            self.nonce += 1;
+        }
+    }
+}
+
+/// The receiving half of a session: opens records into plaintext.
+pub struct Opener {
+    transport: Arc<snow::StatelessTransportState>,
+    nonce: u64,
+}
+
+impl Opener {
+    /// Decrypt every whole record at the front of `records`, appending the plaintext to
+    /// `plain`; a partial record stays for the next call. A record that fails authentication
+    /// is an error (and the session is over).
+    pub fn open(&mut self, records: &mut BytesMut, plain: &mut BytesMut) -> Result<(), NoiseError> {
+        while let Some(len) = check_message(records, MAX_NOISE_MESSAGE)? {
+            if len < TAG_BYTES {
+                return Err(NoiseError::RecordAuth);
+            }
+            let at = plain.len();
+            plain.resize(at + len - TAG_BYTES, 0);
+            let opened = self.transport.read_message(self.nonce, &records[NOISE_PREFIX_BYTES..NOISE_PREFIX_BYTES + len], &mut plain[at..]);
+            if opened.is_err() {
+                plain.truncate(at);
+                return Err(NoiseError::RecordAuth);
+            }
+            self.nonce += 1;
+            records.advance(NOISE_PREFIX_BYTES + len);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::Id;
+
+    type Side = (Sealer, Opener, [u8; 32]);
+
+    fn run(initiator_key: &NetworkKey, responder_key: &NetworkKey) -> Result<(Side, Side, KeyPair, KeyPair), NoiseError> {
+        let (a, b) = (KeyPair::generate(), KeyPair::generate());
+        let mut i = Handshake::initiator(&a, initiator_key);
+        let mut r = Handshake::responder(&b, responder_key);
+        let mut wire = Vec::new();
+        i.write(&mut wire)?;
+        r.read(&wire[2..])?;
+        wire.clear();
+        r.write(&mut wire)?;
+        i.read(&wire[2..])?;
+        wire.clear();
+        i.write(&mut wire)?;
+        r.read(&wire[2..])?;
+        assert!(i.is_finished() && r.is_finished());
+        Ok((i.finish()?, r.finish()?, a, b))
+    }
+
+    #[test]
+    fn a_handshake_proves_both_static_keys() {
+        let key = open_network_key();
+        let ((_, _, i_saw), (_, _, r_saw), a, b) = run(&key, &key).unwrap();
+        assert_eq!(i_saw, b.public);
+        assert_eq!(r_saw, a.public);
+    }
+
+    #[test]
+    fn a_different_network_key_fails_at_the_responders_first_read() {
+        let (a, b) = (KeyPair::generate(), KeyPair::generate());
+        let mut i = Handshake::initiator(&a, &network_key_from_bytes(b"sixteen bytes!!!").unwrap());
+        let mut r = Handshake::responder(&b, &open_network_key());
+        let mut wire = Vec::new();
+        i.write(&mut wire).unwrap();
+        assert_eq!(wire.len(), 2 + 48);
+        assert_eq!(r.read(&wire[2..]), Err(NoiseError::KeyMismatch));
+        // The decoy it answers with makes the initiator's read fail the same way.
+        let decoy = decoy_second_message();
+        assert_eq!(check_message(&decoy, MAX_HANDSHAKE_MESSAGE), Ok(Some(SECOND_MESSAGE_BYTES)));
+        assert_eq!(i.read(&decoy[2..]), Err(NoiseError::KeyMismatch));
+    }
+
+    #[test]
+    fn the_real_second_message_has_the_decoys_length() {
+        let key = open_network_key();
+        let (a, b) = (KeyPair::generate(), KeyPair::generate());
+        let mut i = Handshake::initiator(&a, &key);
+        let mut r = Handshake::responder(&b, &key);
+        let mut wire = Vec::new();
+        i.write(&mut wire).unwrap();
+        r.read(&wire[2..]).unwrap();
+        wire.clear();
+        r.write(&mut wire).unwrap();
+        assert_eq!(wire.len(), decoy_second_message().len());
+    }
+
+    #[test]
+    fn records_round_trip_in_pieces_and_large_plaintext_is_cut() {
+        let key = open_network_key();
+        let ((mut seal, _, _), (_, mut open, _), _, _) = run(&key, &key).unwrap();
+        let plaintext: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let mut wire = BytesMut::new();
+        seal.seal(&plaintext, &mut wire);
+        seal.seal(b"tail", &mut wire);
+        assert_eq!(wire.len(), plaintext.len() + 4 + 5 * (2 + TAG_BYTES));
+        let mut records = BytesMut::new();
+        let mut plain = BytesMut::new();
+        for piece in wire.chunks(7_001) {
+            records.extend_from_slice(piece);
+            open.open(&mut records, &mut plain).unwrap();
+        }
+        assert!(records.is_empty());
+        assert_eq!(&plain[..plaintext.len()], &plaintext[..]);
+        assert_eq!(&plain[plaintext.len()..], b"tail");
+    }
+
+    #[test]
+    fn a_flipped_bit_fails_authentication() {
+        let key = open_network_key();
+        let ((mut seal, _, _), (_, mut open, _), _, _) = run(&key, &key).unwrap();
+        let mut wire = BytesMut::new();
+        seal.seal(b"hello", &mut wire);
+        wire[4] ^= 1;
+        assert_eq!(open.open(&mut wire, &mut BytesMut::new()), Err(NoiseError::RecordAuth));
+    }
+
+    #[test]
+    fn keys_and_ids() {
+        let pair = KeyPair::generate();
+        assert_eq!(KeyPair::from_secret(pair.secret), pair);
+        assert_eq!(pair.id(), Id::of_public_key(&pair.public));
+        assert_ne!(KeyPair::generate().id(), pair.id());
+        assert!(format!("{pair:?}").contains("secret: <hidden>"));
+        assert_eq!(network_key_from_passphrase("correct horse"), network_key_from_passphrase("correct horse"));
+        assert_ne!(network_key_from_passphrase("correct horse").unwrap(), network_key_from_passphrase("correct horsf").unwrap());
+        assert_ne!(network_key_from_bytes(&[7; 16]).unwrap(), open_network_key());
+        assert_eq!(network_key_from_bytes(&[7; 15]).unwrap_err().code(), "ERR_INVALID_ARGUMENT");
+        assert_eq!(network_key_from_passphrase("").unwrap_err().code(), "ERR_INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn derivations_match_the_documented_vectors() {
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(hex(&open_network_key()), "b0d5c1bbe6fe567d9878226b6621ff1172d3b6d63857e9222f16a3c2078cf89a");
+        assert_eq!(hex(&network_key_from_bytes(&[0; 32]).unwrap()), "b4e8060f2f22c70849935159ae98777450de5c1b995f4eec7968f64d241e5a20");
+        assert_eq!(
+            hex(&network_key_from_passphrase("correct horse battery staple").unwrap()),
+            "b905d01b5aa00ef26982176fb84cd46d3cca6b600e208e8aa6e593d87b754d10"
+        );
+        let pair = KeyPair::from_secret([1; 32]);
+        assert_eq!(hex(&pair.public), "a4e09292b651c278b9772c569f5fa9bb13d906b46ab68c9df9dc2b4409f8a209");
+        assert_eq!(pair.id().to_hex(), "3581814d6776fbf5e9a4162580e715aa");
+    }
+
+    #[test]
+    fn oversized_and_empty_prefixes_are_refused_before_buffering() {
+        assert_eq!(check_message(&[0xff, 0xff], MAX_HANDSHAKE_MESSAGE), Err(NoiseError::TooLarge { size: 65_535, limit: MAX_HANDSHAKE_MESSAGE }));
+        assert_eq!(check_message(&[0, 0], MAX_HANDSHAKE_MESSAGE), Err(NoiseError::Empty));
+        assert_eq!(check_message(&[0, 5, 1], MAX_HANDSHAKE_MESSAGE), Ok(None));
+    }
+}
