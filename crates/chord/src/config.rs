@@ -5,6 +5,7 @@
 //! background work) sit at the top of the engine module that uses them.
 
 use crate::error::{Error, Result};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Largest key accepted by the dict (64 KiB).
@@ -63,7 +64,46 @@ pub const MAX_STABILIZE_INTERVAL: Duration = Duration::from_secs(600);
 pub const OPERATION_DEADLINE: Duration = Duration::from_secs(15);
 /// Tombstones are kept this long, longer than any replica can stay out of sync in practice.
 pub const TOMBSTONE_HORIZON: Duration = Duration::from_secs(600);
+/// Block cache of a node's on-disk store (`dataDir`). Set explicitly, so that a node's memory
+/// grows with its number of keys (the index) and not with the bytes of its values: 32 MiB keeps
+/// the hot blocks of a few hundred thousand 1 KiB values.
+pub const STORE_CACHE_BYTES: u64 = 32 << 20;
+/// One group commit takes at most this many staged bytes; what was staged beyond waits for
+/// the next commit. It also bounds the tail a crash can tear off the journal, which the start
+/// tells apart from a damaged journal.
+pub const MAX_COMMIT_BYTES: usize = 4 << 20;
 
+/// When a write counts as stored on a node with a `dataDir`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// After the store's journal was flushed to the disk (`fdatasync`): survives a process
+    /// kill, an OS crash and a power loss.
+    Sync,
+    /// After it was handed to the operating system (written, not flushed); the journal is
+    /// flushed to the disk once a second. Survives a process kill; an OS crash or power loss
+    /// may lose the last second of acknowledged writes.
+    Os,
+}
+
+impl Durability {
+    pub fn parse(text: &str) -> Result<Durability> {
+        match text {
+            "sync" => Ok(Durability::Sync),
+            "os" => Ok(Durability::Os),
+            other => Err(Error::InvalidArgument(format!("durability must be 'sync' or 'os' (got {other:?})"))),
+        }
+    }
+}
+
+/// Where and how a node keeps what it holds across restarts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageConfig {
+    /// The node's folder: its identity, its entries, its clock's high-water mark, its members.
+    pub dir: PathBuf,
+    pub durability: Durability,
+    /// Keep the identity, drop the entries (a damaged store) and refill from the ring.
+    pub resync: bool,
+}
 /// The limits a binding shows its users, in one value.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Limits {
@@ -128,6 +168,8 @@ pub struct Config {
     pub peer_exchange: bool,
     /// Present for a ChordSocket.
     pub chord: Option<ChordConfig>,
+    /// Present when the node keeps its data on disk (`dataDir`); in memory otherwise.
+    pub storage: Option<StorageConfig>,
 }
 
 /// The Chord part of a node's configuration.
@@ -181,6 +223,7 @@ impl Config {
             failure_timeout: DEFAULT_FAILURE_TIMEOUT,
             peer_exchange: true,
             chord: None,
+            storage: None,
         }
     }
 
@@ -197,6 +240,14 @@ impl Config {
         )?;
         if self.encryption != "Plaintext" {
             return Err(Error::InvalidArgument(format!("encryption must be 'Plaintext' (got {:?})", self.encryption)));
+        }
+        if let Some(storage) = &self.storage {
+            if self.chord.is_none() {
+                return Err(Error::InvalidArgument("dataDir is an option of a ChordSocket".into()));
+            }
+            if storage.dir.as_os_str().is_empty() {
+                return Err(Error::InvalidArgument("dataDir must name a folder (got an empty string)".into()));
+            }
         }
         let Some(chord) = &self.chord else { return Ok(()) };
         if self.max_frame_bytes < MIN_CHORD_FRAME_BYTES {

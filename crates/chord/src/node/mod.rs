@@ -20,6 +20,7 @@
 
 mod clock;
 pub mod dict;
+pub mod disk;
 mod dispatch;
 mod driver;
 mod events;
@@ -37,7 +38,9 @@ use self::driver::Driver;
 use self::events::EventQueue;
 use self::mesh::Mesh;
 use self::transport::{Identity, Inbound, Transport};
-use crate::engine::{Engine, Now, Settings, UserOp};
+use self::disk::{Disk, DiskValues};
+use crate::engine::{Engine, Now, Restored, Settings, UserOp};
+use crate::store::Store;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::routing::NodeRef;
@@ -75,8 +78,29 @@ impl Node {
         let bound: SocketAddr = listener.local_addr().map_err(|e| Error::io(e, "cannot read the bound address"))?;
         let (out_host, out_port) = config.out_addr.clone().unwrap_or_else(|| (config.host.clone(), bound.port()));
         let protocol_id = protocol_id(&config.subnet, &config.encryption);
-        let salt: [u8; 16] = rand::random();
-        let me = NodeRef { id: Id::of_node(&out_host, out_port, &protocol_id.to_bytes(), &salt), host: out_host, port: out_port };
+        let new_id = {
+            let (host, port) = (out_host.clone(), out_port);
+            move || {
+                let salt: [u8; 16] = rand::random();
+                Id::of_node(&host, port, &protocol_id.to_bytes(), &salt)
+            }
+        };
+        // With a dataDir the id comes back from the folder's identity record (made once).
+        let opened = match config.storage.clone() {
+            None => None,
+            Some(storage) => {
+                let make = new_id.clone();
+                let opened = tokio::task::spawn_blocking(move || Disk::open(&storage, protocol_id, move || identity_record(make())))
+                    .await
+                    .map_err(|e| Error::Internal(format!("opening the data folder panicked: {e}")))??;
+                Some(opened)
+            }
+        };
+        let id = match &opened {
+            Some(opened) => id_of_identity(&opened.identity, opened.disk.dir())?,
+            None => new_id(),
+        };
+        let me = NodeRef { id, host: out_host, port: out_port };
         let transport = Arc::new(Transport::new(Identity {
             me: me.clone(),
             protocol_id,
@@ -93,8 +117,14 @@ impl Node {
             failure_timeout: config.failure_timeout.as_millis() as u64,
             seed: rand::random(),
         };
-        let engine = Engine::new(settings, Now { mono: 0, wall: clock::wall_millis() });
-        let driver = Arc::new(Driver::new(engine, tokio::time::Instant::now(), transport.clone(), events.clone()));
+        let mut engine = Engine::new(settings, Now { mono: 0, wall: clock::wall_millis() });
+        let disk = opened.map(|opened| {
+            let store = Store::with_values(Box::new(DiskValues(opened.disk.clone())), opened.index);
+            engine.restore(Restored { store, high_water: opened.high_water, members: opened.members });
+            opened.disk
+        });
+        let driver = Arc::new(Driver::new(engine, tokio::time::Instant::now(), transport.clone(), events.clone(), disk));
+        driver.start_committer()?;
         let mesh = Arc::new(Mesh::new(me.clone(), transport.clone(), events.clone(), config.peer_exchange));
         let dispatch = Arc::new(Dispatch {
             driver: driver.clone(),
@@ -184,5 +214,19 @@ impl Node {
         self.inner.transport.shut_down(reason);
         self.inner.events.close();
         self.inner.transport.listener_closed().await;
+        self.inner.driver.close_storage().await;
     }
+}
+
+/// A node's identity record as its folder keeps it. Today the id itself (from a random salt);
+/// once ids derive from a static key pair, the key pair. Opaque to the folder.
+fn identity_record(id: Id) -> Vec<u8> {
+    id.to_bytes().to_vec()
+}
+
+fn id_of_identity(record: &[u8], dir: &std::path::Path) -> Result<Id> {
+    let bytes: [u8; 16] = record.try_into().map_err(|_| {
+        Error::StorageCorrupt(format!("{}: an identity record of an unknown format ({} bytes)", dir.join("identity").display(), record.len()))
+    })?;
+    Ok(Id(u128::from_be_bytes(bytes)))
 }
