@@ -48,6 +48,15 @@ export interface ChordOptions {
   join?: boolean
   events?: boolean
   stabilizeMs?: number
+  /**
+   * Keep the node's entries, identity, clock and known members in this folder (absent: in
+   * memory).
+   */
+  dataDir?: string
+  /** 'sync' (default) or 'os': when a write counts as stored on a node with a `dataDir`. */
+  durability?: string
+  /** Keep the identity in `dataDir`, drop the local entries and refill them from the ring. */
+  resync?: boolean
 }
 
 /** Every error code the engine can raise (each maps to one TypeScript error class). */

@@ -31,6 +31,22 @@ export interface ChordOptions extends MeshOptions {
   events?: boolean
   /** Period of ring maintenance (stabilize, fix fingers, anti-entropy), in ms (default 250, 10 to 600,000). */
   stabilizeMs?: number
+  /**
+   * Keep this node's entries, identity (so its id), clock and known members in this folder, in
+   * an embedded crash-safe store: restarted on the same folder it comes back with its id and
+   * data and rejoins its ring by itself. Absent (the default): everything stays in memory.
+   * One running node per folder (a second one is refused with `ERR_STORAGE_LOCKED`).
+   */
+  dataDir?: string
+  /**
+   * When a write counts as stored on a node with `dataDir` (see README, "Durability"):
+   * `'sync'` (default) once flushed to the disk — survives a process kill, an OS crash and a
+   * power loss; `'os'` once handed to the operating system (flushed to the disk every second) —
+   * survives a process kill, may lose the last second on an OS crash or power loss.
+   */
+  durability?: 'sync' | 'os'
+  /** With `dataDir`: keep the identity, drop the local entries (a damaged store) and refill them from the ring (default false). */
+  resync?: boolean
 }
 
 export interface NodeAddress {
@@ -117,6 +133,9 @@ export class ChordSocket extends MeshSocket {
       join: options.join === undefined ? undefined : checkBoolean(options.join, 'options.join'),
       events: options.events === undefined ? undefined : checkBoolean(options.events, 'options.events'),
       stabilizeMs: options.stabilizeMs === undefined ? undefined : checkCount(options.stabilizeMs, 'options.stabilizeMs'),
+      dataDir: options.dataDir === undefined ? undefined : checkString(options.dataDir, 'options.dataDir'),
+      durability: options.durability === undefined ? undefined : checkString(options.durability, "options.durability ('sync' or 'os')"),
+      resync: options.resync === undefined ? undefined : checkBoolean(options.resync, 'options.resync'),
     }
   }
 

@@ -8,7 +8,7 @@
 export { Protocol, Encryption } from './protocol'
 export { MeshSocket, MeshOptions, MeshSocketEvents, Message, PeerInfo, SendOptions, Handler, MAX_QUEUED_MESSAGES } from './mesh'
 export { ChordSocket, ChordOptions, ChordSocketEvents, ChordStats, LookupResult, NodeAddress, Mapping, MAX_KEY_BYTES, MAX_VALUE_BYTES } from './chord'
-export { ChordnetError, ChordnetRangeError, KeyError, ProtocolMismatchError } from './errors'
+export { ChordnetError, ChordnetRangeError, KeyError, ProtocolMismatchError, StorageError } from './errors'
 export { BytesLike } from './coerce'
 export { createTestnet, waitForRing, Testnet } from './testnet'
 export type { ViewOptions, ViewServer } from './view/server'
