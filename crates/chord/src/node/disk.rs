@@ -7,8 +7,12 @@
 //! dataDir/
 //!   LOCK       locked while a node uses the folder (a second node is refused)
 //!   identity   what makes the node's id: an opaque record, written once, with a checksum
+//!   members    the members it knew (a hint, replaced atomically when they change; kept apart
+//!              from the store so that a resync, which drops the store, still finds the ring)
+//!   committed  the store's sequence number after its last commit known durable: a store that
+//!              opens short of it lost acknowledged writes (a truncated or damaged journal)
 //!   store/     the fjall database: keyspaces `index` (position ‖ key -> version, live, length),
-//!              `values` (position ‖ key -> value) and `meta` (marker, clock, members)
+//!              `values` (position ‖ key -> value) and `meta` (marker, clock high-water mark)
 //! ```
 //!
 //! The engine sees this store through [`crate::store::Values`] ([`DiskValues`]): writes are
@@ -18,9 +22,10 @@
 //!
 //! Opening refuses, with an error naming the file and what to do, a folder whose identity has
 //! no store or whose store has no marker (files deleted by hand), a store whose files are
-//! damaged (fjall's checksums, checked over the whole index as it is loaded), and a journal
-//! that recovery had to cut by more than one batch (a damaged journal; a crash tears off at
-//! most the last, unacknowledged batch). `resync` keeps the identity and starts an empty store.
+//! damaged (fjall's checksums, checked over the whole index as it is loaded), a journal that
+//! recovery had to cut by more than one batch (a damaged journal; a crash tears off at most the
+//! last, unacknowledged batch), and a store that opens short of its last durable commit (a
+//! journal truncated or deleted by hand). `resync` keeps the identity and starts an empty store.
 
 use crate::config::{Durability, StorageConfig, MAX_COMMIT_BYTES, MAX_ITEM_WIRE_BYTES, STORE_CACHE_BYTES};
 use crate::error::{Error, Result};
@@ -46,7 +51,6 @@ const MARKER_MAGIC: &[u8] = b"chordnet store 1";
 /// Meta keys.
 const MARKER: &[u8] = b"marker";
 const HIGH_WATER: &[u8] = b"clock";
-const MEMBERS: &[u8] = b"members";
 /// Memtable sizes: what is written is held in memory until flushed to a table, so these bound
 /// the memory the store's recent writes take (fjall's default is 64 MiB each).
 const VALUES_MEMTABLE_BYTES: u64 = 16 << 20;
@@ -76,6 +80,8 @@ pub struct Disk {
     staging: Mutex<Staging>,
     /// Woken when a ticket waits or the store closes.
     wake: Condvar,
+    /// The `committed` file, rewritten in place after each durable commit.
+    committed: Mutex<Option<File>>,
     /// Held (locked) for as long as the store is open; dropped (unlocked) by `release`.
     lock: Mutex<Option<File>>,
 }
@@ -224,7 +230,7 @@ impl Disk {
                     .map_err(|e| Error::io(e, &format!("cannot read the data folder {shown}")))?
                     .filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|name| name != "LOCK" && name != "store" && !name.starts_with("identity"))
+                    .filter(|name| !["LOCK", "store", "committed"].contains(&name.as_str()) && !name.starts_with("identity") && !name.starts_with("members"))
                     .collect();
                 if !unknown.is_empty() {
                     return Err(Error::InvalidArgument(format!(
@@ -271,6 +277,19 @@ impl Disk {
                 )))
             }
         }
+        let committed_path = dir.join("committed");
+        let recovered = handle.db.seqno();
+        if let Some(committed) = std::fs::read(&committed_path).ok().and_then(|b| Some(u64::from_be_bytes(b.get(..8)?.try_into().ok()?))) {
+            if committed > recovered && !fresh && !config.resync {
+                let journals: Vec<String> = journal_sizes(&store_dir).keys().map(|p| p.display().to_string()).collect();
+                let named = if journals.is_empty() { format!("{}: its journal is missing", store_dir.display()) } else { format!("{}: cut short or damaged", journals.join(", ")) };
+                return Err(Error::StorageCorrupt(format!(
+                    "{named}: the store opens at sequence {recovered} but had committed up to {committed}, so acknowledged writes are lost. {}",
+                    resync_advice()
+                )));
+            }
+        }
+        let committed = OpenOptions::new().create(true).truncate(false).write(true).open(&committed_path).map_err(|e| Error::io(e, &format!("cannot open {}", committed_path.display())))?;
         let mut index = Vec::new();
         for guard in handle.index.iter() {
             let (key, value) = guard.into_inner().map_err(|e| corrupt(&store_dir, &e))?;
@@ -280,12 +299,7 @@ impl Disk {
             index.push(entry);
         }
         let high_water = handle.meta.get(HIGH_WATER).map_err(|e| corrupt(&store_dir, &e))?.and_then(|v| parse_version(&v));
-        let members = handle
-            .meta
-            .get(MEMBERS)
-            .map_err(|e| corrupt(&store_dir, &e))?
-            .and_then(|v| rmp_serde::from_slice::<Vec<NodeRef>>(&v).ok())
-            .unwrap_or_default();
+        let members = std::fs::read(dir.join("members")).ok().and_then(|bytes| rmp_serde::from_slice::<Vec<NodeRef>>(&bytes).ok()).unwrap_or_default();
         let disk = Disk {
             dir,
             store_dir,
@@ -293,6 +307,7 @@ impl Disk {
             handle: Mutex::new(Some(handle)),
             staging: Mutex::new(Staging { high_water, ..Staging::default() }),
             wake: Condvar::new(),
+            committed: Mutex::new(Some(committed)),
             lock: Mutex::new(Some(lock)),
         };
         Ok(Opened { disk: Arc::new(disk), identity, index, high_water, members })
@@ -321,11 +336,12 @@ impl Disk {
         self.wake.notify_one();
     }
 
-    /// Stage the members this node knows (committed with the next batch).
-    pub fn remember_members(&self, members: &[NodeRef]) {
-        if let Ok(bytes) = rmp_serde::to_vec(members) {
-            self.staging().meta.insert(MEMBERS, bytes);
-        }
+    /// Keep the members this node knows (replacing the file atomically; not synced: a hint).
+    pub fn remember_members(&self, members: &[NodeRef]) -> Result<()> {
+        let path = self.dir.join("members");
+        let temporary = self.dir.join("members.tmp");
+        let bytes = rmp_serde::to_vec(members).map_err(|e| Error::Internal(format!("encoding members: {e}")))?;
+        std::fs::write(&temporary, bytes).and_then(|_| std::fs::rename(&temporary, &path)).map_err(|e| Error::io(e, &format!("cannot write {}", path.display())))
     }
 
     /// Wait until a ticket waits, the store closes or `timeout` passes; then take what is
@@ -423,10 +439,25 @@ impl Disk {
         for (key, value) in &batch.meta {
             write.insert(&handle.meta, *key, value.as_slice());
         }
-        if let Some(version) = batch.high_water {
-            write.insert(&handle.meta, HIGH_WATER, header(&version, None).as_slice());
+        // Every batch rewrites the high-water mark, so the newest sequence number stays in the
+        // store even when everything else was deleted and compacted away.
+        write.insert(&handle.meta, HIGH_WATER, header(&batch.high_water.unwrap_or_default(), None).as_slice());
+        write.commit().map_err(|e| self.write_error(&e))?;
+        if self.durability == Durability::Sync {
+            self.note_committed(handle.db.seqno());
         }
-        write.commit().map_err(|e| self.write_error(&e))
+        Ok(())
+    }
+
+    /// Record the sequence number reached by durable commits (in place, not synced: after a
+    /// power loss it may lag, never lead, since it is written after the journal's sync).
+    fn note_committed(&self, seqno: u64) {
+        if let Some(file) = self.committed.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            #[cfg(unix)]
+            let _ = std::os::unix::fs::FileExt::write_at(file, &seqno.to_be_bytes(), 0);
+            #[cfg(windows)]
+            let _ = std::os::windows::fs::FileExt::seek_write(file, &seqno.to_be_bytes(), 0);
+        }
     }
 
     fn write_error(&self, error: &fjall::Error) -> Error {
@@ -448,10 +479,11 @@ impl Disk {
 
     /// Make every commit so far durable (the `os` setting's once-a-second flush).
     pub fn sync(&self) -> Result<()> {
-        match self.handle() {
-            Some(handle) => handle.db.persist(PersistMode::SyncData).map_err(|e| self.write_error(&e)),
-            None => Ok(()),
-        }
+        let Some(handle) = self.handle() else { return Ok(()) };
+        let seqno = handle.db.seqno();
+        handle.db.persist(PersistMode::SyncData).map_err(|e| self.write_error(&e))?;
+        self.note_committed(seqno);
+        Ok(())
     }
 
     /// Whether writes are refused (a failed commit) and the store should be reopened once there
@@ -462,13 +494,17 @@ impl Disk {
 
     /// Whether the file system has room again for what waits to be written.
     pub fn has_room(&self) -> bool {
-        let waiting = self.staging().staged_bytes as u64;
+        let waiting = {
+            let staging = self.staging();
+            staging.staged_bytes + staging.committing.values().map(Staged::bytes).sum::<usize>()
+        } as u64;
         free_bytes(&self.store_dir).is_none_or(|free| free >= (2 * waiting).max(1 << 20))
     }
 
     /// Close the fjall handles and open them again (after a failed commit). The caller makes
     /// sure no read runs meanwhile (it holds the engine's lock).
     pub fn reopen(&self) -> Result<()> {
+
         let mut slot = self.handle.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             return Err(Error::Closed);
@@ -495,7 +531,13 @@ impl Disk {
 
     /// Drop the fjall handles (releasing the folder), once the last batch is written.
     pub fn release(&self) {
-        self.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            // What the os setting wrote to the OS is flushed on a clean close.
+            if handle.db.persist(PersistMode::SyncData).is_ok() {
+                self.note_committed(handle.db.seqno());
+            }
+        }
+        self.committed.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
@@ -562,6 +604,10 @@ fn corrupt(store_dir: &Path, error: &fjall::Error) -> Error {
             return Error::io(std::io::Error::new(e.kind(), e.to_string()), &format!("cannot open the store in {}", store_dir.display()))
         }
         fjall::Error::Io(e) | fjall::Error::Storage(fjall::LsmError::Io(e)) => format!("{e}"),
+        fjall::Error::JournalRecovery(e) => {
+            let journals: Vec<String> = journal_sizes(store_dir).keys().map(|p| p.display().to_string()).collect();
+            return Error::StorageCorrupt(format!("{}: a damaged journal ({e}): {}", journals.join(", "), resync_advice()));
+        }
         other => format!("{other:?}"),
     };
     Error::StorageCorrupt(format!("{}: the store's files are damaged ({what}): {}", store_dir.display(), resync_advice()))

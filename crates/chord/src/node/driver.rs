@@ -139,6 +139,11 @@ impl Driver {
         }
     }
 
+    /// Feed the engine nothing but the time: its next deadline is scheduled.
+    pub fn wake(self: &Arc<Self>) {
+        self.call(|_, _| {});
+    }
+
     /// Read the engine without feeding it anything.
     pub fn inspect<R>(&self, read: impl FnOnce(&Engine) -> R) -> R {
         read(&self.lock().engine)
@@ -358,7 +363,7 @@ impl Driver {
     }
 
     /// The committer: take what the store staged, commit it as one batch, report the tickets
-    /// it carried; flush the journal once a second in `os` mode; stage the members this node
+    /// it carried; flush the journal once a second in `os` mode; keep the members this node
     /// knows when they changed. After a failed commit (a full disk) the store refuses writes;
     /// once the file system has room again the store is reopened (fjall takes no write after a
     /// failed one) under the engine's lock, so no read sees it half-open, and the writes that
@@ -393,8 +398,7 @@ impl Driver {
             if last_members.is_none_or(|at| at.elapsed() >= REMEMBER_MEMBERS_EVERY) && !batch.last {
                 let Some(driver) = driver.upgrade() else { break };
                 let members = driver.inspect(|engine| engine.members_to_remember());
-                if members != remembered && !members.is_empty() {
-                    disk.remember_members(&members);
+                if members != remembered && !members.is_empty() && disk.remember_members(&members).is_ok() {
                     remembered = members;
                 }
                 last_members = Some(std::time::Instant::now());

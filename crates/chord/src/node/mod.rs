@@ -136,6 +136,9 @@ impl Node {
         let inbound: Weak<dyn Inbound> = Arc::downgrade(&dispatch) as Weak<dyn Inbound>;
         transport.start(listener, inbound);
         tokio::spawn(driver.clone().run_timers());
+        // Set the first timer now: a node restored from its folder has a ring to find again
+        // before anything else reaches it.
+        driver.wake();
         Ok(Node { inner: Arc::new(Inner { config, me, protocol_id, transport, driver, mesh, events, _dispatch: dispatch }) })
     }
 
