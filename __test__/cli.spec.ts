@@ -1,6 +1,7 @@
 import test from 'ava'
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -115,3 +116,44 @@ test('serve with a network key file and a key file: clients need the key; the no
   t.is(second.id, first.id, 'the same key file, the same id')
   second.server.kill('SIGTERM')
 })
+
+test('serve keeps its data in a per-port folder under XDG_DATA_HOME, printed at start, and comes back with its id; --memory keeps nothing', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'chordnet-cli-data-'))
+  t.teardown(() => rmSync(home, { recursive: true, force: true }))
+  const port = await freePort()
+  const subnet = `cli-data-${process.pid}`
+  const serve = async (...extra: string[]) => {
+    const server = spawn(process.execPath, [bin, 'serve', '--port', String(port), '--subnet', subnet, ...extra], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, XDG_DATA_HOME: home },
+    })
+    t.teardown(() => server.kill('SIGKILL'))
+    const lines = createInterface({ input: server.stdout! })
+    const seen: string[] = []
+    await new Promise<void>((resolve) => lines.on('line', (line) => (seen.push(line), /^serving/.test(line) && resolve())))
+    server.kill('SIGKILL')
+    await new Promise((resolve) => server.on('exit', resolve))
+    return { data: seen.find((l) => l.startsWith('data: '))!, id: seen.find((l) => l.startsWith('serving'))!.split(' ')[1] }
+  }
+  const first = await serve()
+  const folder = join(home, 'chordnet', `${subnet}-port-${port}`)
+  t.is(first.data, `data: ${folder} (durability sync)`)
+  t.true(existsSync(join(folder, 'identity')))
+  const second = await serve()
+  t.is(second.id, first.id, 'the same id after a restart on the same folder')
+  const memory = await serve('--memory')
+  t.regex(memory.data, /in memory \(--memory\): nothing is kept/)
+  t.not(memory.id, first.id)
+  const usage = run('serve', '--port', '1', '--memory', '--resync')
+  t.is(usage.status, 2)
+  t.regex(usage.stderr, /--memory keeps nothing/)
+})
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}

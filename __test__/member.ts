@@ -17,6 +17,8 @@ export interface MemberStats {
 export interface MemberSettings {
   subnet: string
   host?: string
+  /** Listen on this port (default 0: any free port), e.g. to restart on the same one. */
+  port?: number
   bootstrap?: [string, number]
   options?: Record<string, unknown>
   /** Run inside this network namespace (`ip netns exec`). */
@@ -46,6 +48,10 @@ export class Member {
       this.exited.then((code) => reject(new Error(`member exited (code ${code}) before it was ready`)))
       createInterface({ input: this.child.stdout! }).on('line', (line) => {
         const message = JSON.parse(line)
+        if (message.failed) {
+          reject(Object.assign(new Error(message.failed.message), { code: message.failed.code }))
+          return
+        }
         if (message.ready) {
           this.id = message.ready.id
           this.port = message.ready.port
@@ -110,6 +116,11 @@ export class Member {
 
   getMany(keys: string[]): Promise<(string | null)[]> {
     return this.call('getMany', { keys }, 60_000)
+  }
+
+  /** Read every key of `file` (JSON { key: value }) through this member; the keys not read back right. */
+  verify(file: string, timeoutMs = 60_000): Promise<string[]> {
+    return this.call('verify', { file }, timeoutMs)
   }
 
   stats(): Promise<MemberStats> {

@@ -188,6 +188,25 @@ function renderMarkdown(results) {
 
   encryptionSection(results, L, '## What Noise costs: chordnet with Noise (the default) and in Plaintext')
 
+  // chordnet on disk (dataDir, sync durability) against chordnet in memory, same run.
+  const diskLines = []
+  for (const disk of results.rows.filter((r) => r.peer === 'chordnet-disk' && !r.unavailable)) {
+    const memory = results.rows.find((r) => r.peer === 'chordnet' && r.nodes === disk.nodes)
+    const share = (kind) => {
+      const a = disk.throughput[`${kind}-c256`]?.value
+      const b = memory?.throughput[`${kind}-c256`]?.value
+      return a && b ? a / b : null
+    }
+    const [sets, gets] = [share('set'), share('get')]
+    const pct = (x, target) => (x === null ? '—' : `${Math.round(x * 100)} % (target ≥ ${target} %: ${x * 100 >= target ? 'met' : 'missed'})`)
+    diskLines.push(`| ${disk.nodes} | ${pct(sets, 40)} | ${pct(gets, 80)} |`)
+  }
+  if (diskLines.length && results.mode !== 'smoke') {
+    L.push('## chordnet on disk ÷ in memory (same run, 256 in flight)', '')
+    L.push('Every node with a `dataDir` and durability `sync`: a set resolves once the owner and its two replicas flushed it to the disk (fdatasync, group commit).', '')
+    L.push('| N | sets/s | gets/s |', '|---:|---|---|', ...diskLines, '')
+  }
+
   const hopsRows = results.rows.filter((r) => r.peer === 'chordnet' && r.info)
   if (hopsRows.length) {
     L.push('chordnet ring state after the run: ' + hopsRows.map((r) => `N=${r.nodes}: ${r.info.meanLookupHops.toFixed(2)} mean lookup hops (\`lookup()\`, ${r.info.lookupSamples} keys), ${r.info.meanConnections.toFixed(1)} connections/node, ${Math.round(r.info.keysPerNode).toLocaleString('en-US')} keys held per node (replicas included), ${r.info.meanRedirects.toFixed(3)} mean redirects per operation${r.info.falseSuspicions === undefined ? '' : `, ${r.info.falseSuspicions} false suspicions in ${(r.info.nodeHours * 60).toFixed(1)} node·minutes under load`}`).join('; ') + '.')

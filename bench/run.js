@@ -16,7 +16,7 @@
  * Noise-only comparison: --peers chordnet,chordnet-plaintext --repeat 5 --out bench/results/noise).
  * Writes DIR/bench.md, DIR/bench.svg, DIR/BENCH_SUMMARY.md and DIR/results.json (DIR defaults
  * to bench/results) and prints the table. `--smoke` (for the test suite): chordnet with 4 nodes
- * and 50 operations plus hyperdht at the same tiny size, correctness only; exits non-zero if any
+ * and 50 operations (in memory and on disk) plus hyperdht at the same tiny size, correctness only; exits non-zero if any
  * value read back is wrong or chordnet does not complete. Two peers run only when named, to
  * measure the web view's cost: `chordnet-view` (node 0 serves it, nobody watches) and
  * `chordnet-page` (its page open in headless Chromium throughout).
@@ -45,6 +45,8 @@ const PEERS = {
   chordnet: { file: 'peers/chordnet.js', label: `chordnet ${require(path.join(ROOT, 'package.json')).version}`, repeat: 1, ours: true },
   // The same build without encryption: the bench table shows what Noise costs.
   'chordnet-plaintext': { file: 'peers/chordnet.js', label: `chordnet ${require(path.join(ROOT, 'package.json')).version} (Plaintext)`, repeat: 1, ours: true, options: { encryption: 'Plaintext' } },
+  // The same ring with every node on disk (dataDir, durability 'sync'): compared with the row above.
+  'chordnet-disk': { file: 'peers/chordnet.js', label: `chordnet ${require(path.join(ROOT, 'package.json')).version} (dataDir, sync)`, repeat: 1, ours: true, options: { disk: true } },
   hyperdht: { file: 'peers/hyperdht.js', label: `hyperdht ${version('hyperdht')} (mutable)`, repeat: 1, options: { variant: 'mutable' } },
   'hyperdht-immutable': { file: 'peers/hyperdht.js', label: `hyperdht ${version('hyperdht')} (immutable)`, repeat: 1, options: { variant: 'immutable' } },
   js2p: { file: 'peers/js2p.js', label: `js2p ${version('js2p')}`, repeat: 3, options: { graceMs: 6000 }, note: 'set is fire-and-forget' },
@@ -244,7 +246,7 @@ async function main() {
   const outDir = args.out ?? path.join(HERE, 'results')
   const budgetMs = args.budget ?? (smoke ? 1000 : quick ? 700 : 2500)
   const nodesList = args.nodes ?? (smoke ? [4] : [4, 16])
-  const peers = args.peers ?? (smoke ? ['chordnet', 'hyperdht'] : Object.keys(PEERS).filter((p) => !PEERS[p].optIn))
+  const peers = args.peers ?? (smoke ? ['chordnet', 'chordnet-disk', 'hyperdht'] : Object.keys(PEERS).filter((p) => !PEERS[p].optIn))
   const tpOps = args.ops ?? (smoke ? 50 : quick ? 10000 : 50000)
   const seqOps = Math.min(tpOps, smoke ? 50 : 2000)
   const started = Date.now()

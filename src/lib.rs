@@ -3,7 +3,7 @@
 //! message (`{"code", "message", ...}`) so the TypeScript layer can rebuild typed errors, and
 //! every call runs under `catch_unwind` so a Rust panic becomes a JS error, never an abort.
 
-use chord::config::{ChordConfig, Config, LIMITS};
+use chord::config::{ChordConfig, Config, Durability, StorageConfig, LIMITS};
 use chord::engine::{LookupInfo, OpOutput, ScanPage, Stats, UserOp};
 use chord::error::{Error as NodeError, ERROR_CODES};
 use chord::noise::KeyPair;
@@ -52,6 +52,13 @@ pub struct ChordOptions {
     pub events: Option<bool>,
     pub stabilize_ms: Option<u32>,
     pub max_clock_drift_ms: Option<u32>,
+    /// Keep the node's entries, identity, clock and known members in this folder (absent: in
+    /// memory).
+    pub data_dir: Option<String>,
+    /// 'sync' (default) or 'os': when a write counts as stored on a node with a `dataDir`.
+    pub durability: Option<String>,
+    /// Keep the identity in `dataDir`, drop the local entries and refill them from the ring.
+    pub resync: Option<bool>,
 }
 
 #[napi(object)]
@@ -373,6 +380,17 @@ fn config_of(options: StartOptions) -> Result<Config> {
     }
     if let Some(exchange) = options.peer_exchange {
         config.peer_exchange = exchange;
+    }
+    if let Some(chord) = &options.chord {
+        config.storage = match (&chord.data_dir, &chord.durability, chord.resync) {
+            (Some(dir), durability, resync) => Some(StorageConfig {
+                dir: dir.into(),
+                durability: durability.as_deref().map_or(Ok(Durability::Sync), Durability::parse).map_err(to_js_error)?,
+                resync: resync.unwrap_or(false),
+            }),
+            (None, None, None | Some(false)) => None,
+            (None, _, _) => return Err(invalid("durability and resync need a dataDir".into())),
+        };
     }
     config.chord = options.chord.map(|c| {
         let defaults = ChordConfig::default();

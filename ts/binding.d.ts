@@ -49,6 +49,15 @@ export interface ChordOptions {
   events?: boolean
   stabilizeMs?: number
   maxClockDriftMs?: number
+  /**
+   * Keep the node's entries, identity, clock and known members in this folder (absent: in
+   * memory).
+   */
+  dataDir?: string
+  /** 'sync' (default) or 'os': when a write counts as stored on a node with a `dataDir`. */
+  durability?: string
+  /** Keep the identity in `dataDir`, drop the local entries and refill them from the ring. */
+  resync?: boolean
 }
 
 /** The 32-byte network key of a passphrase (Argon2id) or of random bytes (BLAKE3). */

@@ -38,6 +38,22 @@ export interface ChordOptions extends MeshOptions {
    * far future. Keep clocks synchronised (NTP) well within it.
    */
   maxClockDriftMs?: number
+  /**
+   * Keep this node's entries, identity (its key pair, so its id), clock and known members in this folder, in
+   * an embedded crash-safe store: restarted on the same folder it comes back with its id and
+   * data and rejoins its ring by itself. Absent (the default): everything stays in memory.
+   * One running node per folder (a second one is refused with `ERR_STORAGE_LOCKED`).
+   */
+  dataDir?: string
+  /**
+   * When a write counts as stored on a node with `dataDir` (see README, "Durability"):
+   * `'sync'` (default) once flushed to the disk — survives a process kill, an OS crash and a
+   * power loss; `'os'` once handed to the operating system (flushed to the disk every second) —
+   * survives a process kill, may lose the last second on an OS crash or power loss.
+   */
+  durability?: 'sync' | 'os'
+  /** With `dataDir`: keep the identity, drop the local entries (a damaged store) and refill them from the ring (default false). */
+  resync?: boolean
 }
 
 export interface NodeAddress {
@@ -127,6 +143,9 @@ export class ChordSocket extends MeshSocket {
       events: options.events === undefined ? undefined : checkBoolean(options.events, 'options.events'),
       stabilizeMs: options.stabilizeMs === undefined ? undefined : checkCount(options.stabilizeMs, 'options.stabilizeMs'),
       maxClockDriftMs: options.maxClockDriftMs === undefined ? undefined : checkCount(options.maxClockDriftMs, 'options.maxClockDriftMs'),
+      dataDir: options.dataDir === undefined ? undefined : checkString(options.dataDir, 'options.dataDir'),
+      durability: options.durability === undefined ? undefined : checkString(options.durability, "options.durability ('sync' or 'os')"),
+      resync: options.resync === undefined ? undefined : checkBoolean(options.resync, 'options.resync'),
     }
   }
 

@@ -4,6 +4,8 @@
  * running network as a non-storing client.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ChordSocket } from './chord'
 import { ChordnetError } from './errors'
@@ -44,15 +46,27 @@ web view of the ring, served while the demo runs.
   --http       where the web view listens (default 127.0.0.1, any free port)
   --keep-open  after the demo, keep the ring and its view running with light traffic until Ctrl-C`,
   serve: `Usage: chordnet serve --port P [--host 127.0.0.1] [--connect host:port] [--replicas 3] [--key-file PATH]
+                     [--data-dir DIR | --memory] [--durability sync|os] [--resync]
                      [--http [HOST:]PORT] [--http-keys] [network options]
 
-Runs a ring member until SIGINT/SIGTERM, then hands its keys over and leaves.
-  --port       port to listen on (0 = any free port)
+Runs a ring member until SIGINT/SIGTERM, then hands its keys over and leaves. It keeps its id,
+its data and the members it knew on disk: restarted on the same folder it comes back with them
+and rejoins its ring by itself (no --connect needed).
+  --port       port to listen on (0 = any free port; keeps nothing unless --data-dir is given)
   --host       address to bind (default 127.0.0.1)
   --connect    a member of the network to join through
   --replicas   copies of each key (default 3)
   --key-file   the node's key pair (created, readable only by you, if missing), so the node
-               keeps its id across restarts; default: a fresh key pair and id each run
+               keeps its id across restarts (with a data folder, the folder keeps it: a
+               key file must then hold the same key pair)
+  --data-dir   where to keep the node's data (default: a folder per port under
+               $XDG_DATA_HOME/chordnet or ~/.local/share/chordnet, printed at start)
+  --memory     keep nothing on disk: a new id and an empty store at every start
+  --durability when a write counts as stored: sync (default: flushed to the disk; survives
+               a power loss) or os (handed to the OS, flushed every second; survives a crash
+               of the process, not of the machine)
+  --resync     keep the node's identity, drop its local data (a damaged store) and refill it
+               from the ring
   --http       serve the read-only web view (page, /api/ring, /metrics) on [HOST:]PORT;
                HOST defaults to 127.0.0.1 (loopback); PORT 0 = any free port
   --http-keys  let the view list keys on request (/api/keys); values are never shown
@@ -79,6 +93,10 @@ const OPTIONS = {
   http: { type: 'string' },
   'http-keys': { type: 'boolean' },
   'keep-open': { type: 'boolean' },
+  'data-dir': { type: 'string' },
+  memory: { type: 'boolean' },
+  durability: { type: 'string' },
+  resync: { type: 'boolean' },
 } as const
 
 class UsageError extends Error {}
@@ -198,12 +216,28 @@ async function serve(values: Values): Promise<number> {
   if (values.port === undefined) throw new UsageError('--port is required (0 = any free port)')
   if (values['http-keys'] && values.http === undefined) throw new UsageError('--http-keys needs --http')
   const http = values.http === undefined ? undefined : httpAddress(values.http)
-  const node = new ChordSocket(values.host ?? '127.0.0.1', integer(values.port, '--port', 0), {
+  const port = integer(values.port, '--port', 0)
+  if (values.memory && (values['data-dir'] !== undefined || values.resync || values.durability !== undefined)) {
+    throw new UsageError('--memory keeps nothing: it takes no --data-dir, --durability or --resync')
+  }
+  if (values.durability !== undefined && values.durability !== 'sync' && values.durability !== 'os') {
+    throw new UsageError(`--durability must be sync or os (got "${values.durability}")`)
+  }
+  const dataDir = values.memory ? undefined : values['data-dir'] ?? (port === 0 ? undefined : defaultDataDir(values.subnet ?? '', port))
+  if ((values.resync || values.durability !== undefined) && dataDir === undefined) {
+    throw new UsageError('--resync and --durability need a folder: give --data-dir, or a --port other than 0')
+  }
+  const node = new ChordSocket(values.host ?? '127.0.0.1', port, {
     protocol: protocolOf(values),
     keyPair: keyPairOf(values['key-file']),
     replicas: integer(values.replicas ?? '3', '--replicas', 1),
+    dataDir,
+    durability: values.durability as 'sync' | 'os' | undefined,
+    resync: values.resync,
   })
   await node.ready
+  if (dataDir === undefined) console.log(values.memory ? 'data: in memory (--memory): nothing is kept' : 'data: in memory (port 0 and no --data-dir): nothing is kept')
+  else console.log(`data: ${dataDir} (durability ${values.durability ?? 'sync'}${values.resync ? ', resynced from the ring' : ''})`)
   node.on('connect', (peer) => console.log(`connected   ${peer.id.slice(0, 8)} ${peer.addr.join(':')}`))
   node.on('disconnect', (peer, reason) => console.log(`disconnected ${peer.id.slice(0, 8)} ${peer.addr.join(':')} (${reason})`))
   node.on('error', (error) => console.error(`warning: ${error.message}`))
@@ -226,6 +260,13 @@ async function serve(values: Values): Promise<number> {
   await node.close()
   console.log('left the ring')
   return 0
+}
+
+/** Where `serve` keeps a node's data by default: one folder per subnet and port. */
+export function defaultDataDir(subnet: string, port: number): string {
+  const home = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share')
+  const name = subnet === '' ? `port-${port}` : `${subnet.replace(/[^A-Za-z0-9._-]/g, '_')}-port-${port}`
+  return join(home, 'chordnet', name)
 }
 
 function isLoopbackHost(host: string): boolean {

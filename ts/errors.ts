@@ -60,6 +60,19 @@ export class ChordnetRangeError extends RangeError {
   }
 }
 
+/**
+ * The node's data folder (`dataDir`) cannot serve: `'ERR_STORAGE_FULL'` (its disk is full: writes
+ * are refused, reads go on, writes resume once space is freed), `'ERR_STORAGE_CORRUPT'` (a file
+ * is damaged or missing: the message names it and the remedy) or `'ERR_STORAGE_LOCKED'` (another
+ * running node uses the folder).
+ */
+export class StorageError extends ChordnetError {
+  constructor(code: string, message: string) {
+    super(code, message)
+    this.name = 'StorageError'
+  }
+}
+
 type Details = { code: string; message: string; ours?: string; theirs?: string }
 
 /** The class each engine error code becomes; codes not listed are `ChordnetError`s. */
@@ -69,6 +82,9 @@ export const ERROR_CLASSES: Record<string, (d: Details) => Error> = {
   ERR_KEY_TOO_LARGE: (d) => new ChordnetRangeError(d.code, d.message),
   ERR_VALUE_TOO_LARGE: (d) => new ChordnetRangeError(d.code, d.message),
   ERR_INVALID_ARGUMENT: (d) => new ChordnetRangeError(d.code, d.message),
+  ERR_STORAGE_FULL: (d) => new StorageError(d.code, d.message),
+  ERR_STORAGE_CORRUPT: (d) => new StorageError(d.code, d.message),
+  ERR_STORAGE_LOCKED: (d) => new StorageError(d.code, d.message),
 }
 
 /** The error for `code`, as the engine would raise it. */

@@ -1,7 +1,9 @@
 /**
  * createTestnet(n): a ring of n ChordSockets on 127.0.0.1 with free ports, for your own tests.
  * Node 0 boots first, the rest join through it; `destroy()` closes them in reverse order.
+ * With `dataDir`, node i keeps its data in `<dataDir>/node-<i>`.
  */
+import { join } from 'node:path'
 import { ChordOptions, ChordSocket } from './chord'
 import { Protocol } from './protocol'
 
@@ -17,11 +19,13 @@ export async function createTestnet(size: number, options: ChordOptions = {}): P
   const nodes: ChordSocket[] = []
   // A subnet of its own, so testnets in one process never mix even when ports are reused.
   options = { stabilizeMs: 50, protocol: new Protocol(`testnet-${process.pid}-${Math.random().toString(36).slice(2)}`), ...options }
-  const boot = new ChordSocket('127.0.0.1', 0, options)
+  const base = options.dataDir
+  const optionsOf = (i: number): ChordOptions => (base === undefined ? options : { ...options, dataDir: join(base, `node-${i}`) })
+  const boot = new ChordSocket('127.0.0.1', 0, optionsOf(0))
   await boot.ready
   nodes.push(boot)
   for (let i = 1; i < size; i++) {
-    const node = new ChordSocket('127.0.0.1', 0, options)
+    const node = new ChordSocket('127.0.0.1', 0, optionsOf(i))
     await node.ready
     await node.connect(...nodes[Math.floor(Math.random() * nodes.length)].addr)
     nodes.push(node)

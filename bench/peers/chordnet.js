@@ -7,6 +7,9 @@
  * `view: 'server'` (peer chordnet-view) also serves node 0's web view with nobody watching;
  * `view: 'page'` (peer chordnet-page) opens that page in headless Chromium for the whole run.
  * Noise encryption (the default) unless `options.encryption` is 'Plaintext'.
+ * `disk: true` (peer chordnet-disk): every node keeps its data in a folder of its own (dataDir,
+ * durability 'sync': a set resolves once the owner and both replicas flushed it to the disk),
+ * in a temporary folder removed afterwards.
  */
 const path = require('node:path')
 const { createTestnet, Protocol } = require(path.resolve(__dirname, '..', '..'))
@@ -42,10 +45,12 @@ function createAdapter(options) {
   let nodes
   let view
   let startedAt
+  let dataRoot
   return {
     async start(n) {
       const protocol = new Protocol(`bench-${process.pid}`, options.encryption || 'Noise')
-      testnet = await createTestnet(n, { stabilizeMs: options.stabilizeMs || 250, events: false, protocol })
+      if (options.disk) dataRoot = require('node:fs').mkdtempSync(path.join(options.dataRoot || require('node:os').tmpdir(), 'chordnet-bench-'))
+      testnet = await createTestnet(n, { stabilizeMs: options.stabilizeMs || 250, events: false, protocol, ...(dataRoot ? { dataDir: dataRoot, durability: 'sync' } : {}) })
       nodes = testnet.nodes
       startedAt = Date.now()
       // Let fix-fingers run a few rounds after the ring settled.
@@ -85,7 +90,10 @@ function createAdapter(options) {
     },
     async stop() {
       await view?.close()
-      await testnet.destroy()
+      if (!dataRoot) return testnet.destroy()
+      // On disk: destroy (not a graceful leave, which would hand every key over), then the folders go.
+      for (const node of nodes) await node.destroy()
+      require('node:fs').rmSync(dataRoot, { recursive: true, force: true })
     },
   }
 }

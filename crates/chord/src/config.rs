@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::id::KeyPair;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Largest key accepted by the dict (64 KiB).
@@ -77,7 +78,46 @@ pub const ENCRYPTIONS: [&str; 2] = ["Noise", "Plaintext"];
 pub const DEFAULT_ENCRYPTION: &str = "Noise";
 /// Shortest network key given as bytes: shorter keys are guessable (use a passphrase instead).
 pub const MIN_NETWORK_KEY_BYTES: usize = 16;
+/// Block cache of a node's on-disk store (`dataDir`). Set explicitly, so that a node's memory
+/// grows with its number of keys (the index) and not with the bytes of its values: 32 MiB keeps
+/// the hot blocks of a few hundred thousand 1 KiB values.
+pub const STORE_CACHE_BYTES: u64 = 32 << 20;
+/// One group commit takes at most this many staged bytes; what was staged beyond waits for
+/// the next commit. It also bounds the tail a crash can tear off the journal, which the start
+/// tells apart from a damaged journal.
+pub const MAX_COMMIT_BYTES: usize = 4 << 20;
 
+/// When a write counts as stored on a node with a `dataDir`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// After the store's journal was flushed to the disk (`fdatasync`): survives a process
+    /// kill, an OS crash and a power loss.
+    Sync,
+    /// After it was handed to the operating system (written, not flushed); the journal is
+    /// flushed to the disk once a second. Survives a process kill; an OS crash or power loss
+    /// may lose the last second of acknowledged writes.
+    Os,
+}
+
+impl Durability {
+    pub fn parse(text: &str) -> Result<Durability> {
+        match text {
+            "sync" => Ok(Durability::Sync),
+            "os" => Ok(Durability::Os),
+            other => Err(Error::InvalidArgument(format!("durability must be 'sync' or 'os' (got {other:?})"))),
+        }
+    }
+}
+
+/// Where and how a node keeps what it holds across restarts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageConfig {
+    /// The node's folder: its identity, its entries, its clock's high-water mark, its members.
+    pub dir: PathBuf,
+    pub durability: Durability,
+    /// Keep the identity, drop the entries (a damaged store) and refill from the ring.
+    pub resync: bool,
+}
 /// The limits a binding shows its users, in one value.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Limits {
@@ -156,6 +196,8 @@ pub struct Config {
     pub peer_exchange: bool,
     /// Present for a ChordSocket.
     pub chord: Option<ChordConfig>,
+    /// Present when the node keeps its data on disk (`dataDir`); in memory otherwise.
+    pub storage: Option<StorageConfig>,
 }
 
 /// The Chord part of a node's configuration.
@@ -226,6 +268,7 @@ impl Config {
             failure_timeout: DEFAULT_FAILURE_TIMEOUT,
             peer_exchange: true,
             chord: None,
+            storage: None,
         }
     }
 
@@ -249,6 +292,14 @@ impl Config {
         if let Some(pair) = &self.key_pair {
             if KeyPair::from_secret(pair.secret).public != pair.public {
                 return Err(Error::InvalidArgument("keyPair.publicKey is not the public key of keyPair.secretKey".into()));
+            }
+        }
+        if let Some(storage) = &self.storage {
+            if self.chord.is_none() {
+                return Err(Error::InvalidArgument("dataDir is an option of a ChordSocket".into()));
+            }
+            if storage.dir.as_os_str().is_empty() {
+                return Err(Error::InvalidArgument("dataDir must name a folder (got an empty string)".into()));
             }
         }
         let Some(chord) = &self.chord else { return Ok(()) };

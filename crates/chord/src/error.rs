@@ -34,11 +34,21 @@ pub enum Error {
     NotChord,
     #[error("internal error: {0}")]
     Internal(String),
+    /// Writes are refused: the disk of a node's `dataDir` is full. Reads go on; writes are
+    /// taken again once space returns.
+    #[error("{0}")]
+    StorageFull(String),
+    /// A file of a node's `dataDir` is damaged or missing; the message names it and the remedy.
+    #[error("{0}")]
+    StorageCorrupt(String),
+    /// The `dataDir` is in use by another running node.
+    #[error("{0}")]
+    StorageLocked(String),
 }
 
 /// Every code [`Error::code`] can return, for bindings that map codes to their own error
 /// classes (and for the test that checks each is mapped).
-pub const ERROR_CODES: [&str; 20] = [
+pub const ERROR_CODES: [&str; 23] = [
     "ERR_SOCKET_CLOSED",
     "ERR_PROTOCOL_MISMATCH",
     "ERR_PEER_REJECTED",
@@ -59,6 +69,9 @@ pub const ERROR_CODES: [&str; 20] = [
     "EACCES",
     "ETIMEDOUT",
     "ERR_INTERNAL",
+    "ERR_STORAGE_FULL",
+    "ERR_STORAGE_CORRUPT",
+    "ERR_STORAGE_LOCKED",
 ];
 
 impl Error {
@@ -78,6 +91,9 @@ impl Error {
             Error::Handshake(_) => "ERR_HANDSHAKE",
             Error::NotChord => "ERR_NOT_CHORD",
             Error::Internal(_) => "ERR_INTERNAL",
+            Error::StorageFull(_) => "ERR_STORAGE_FULL",
+            Error::StorageCorrupt(_) => "ERR_STORAGE_CORRUPT",
+            Error::StorageLocked(_) => "ERR_STORAGE_LOCKED",
         }
     }
 
@@ -133,6 +149,9 @@ mod tests {
             Error::Handshake(String::new()),
             Error::NotChord,
             Error::Internal(String::new()),
+            Error::StorageFull(String::new()),
+            Error::StorageCorrupt(String::new()),
+            Error::StorageLocked(String::new()),
         ];
         for error in samples {
             assert!(ERROR_CODES.contains(&error.code()), "{} is not in ERROR_CODES", error.code());

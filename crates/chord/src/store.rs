@@ -1,11 +1,21 @@
 //! Local versioned storage: the replica a node holds, ordered by ring position so that a node
 //! can hand over or digest exactly the arc `(a, b]` it is asked about.
 //!
+//! [`Store`] is the index the engine works on: per entry its version, its digest share, whether
+//! it is live and its value's length, so digests, counts, version lists and pages of keys need
+//! no value. The values themselves live in the index (a node in memory, the default) or behind
+//! [`Values`] (a node with a `dataDir`: the embedded on-disk store of `crate::node::disk`). A
+//! write to a `Values` store is staged there at once, in memory; it becomes durable when the
+//! driver commits what was staged (the engine asks with `Action::Persist`), so nothing here
+//! waits on a disk. Reading a value may read the disk synchronously (a point read from the
+//! store's cache), as libp2p's record store is read.
+//!
 //! Writes are last-writer-wins by [`Version`]; a delete stores a tombstone with its version so a
 //! stale replica cannot resurrect the key. Tombstones older than a horizon are collected by
 //! [`Store::collect_tombstones`]; the horizon must exceed the time a replica can stay out of
 //! sync (see `TOMBSTONE_HORIZON_MS` in the node).
 
+use crate::error::Error;
 use crate::id::Id;
 use crate::version::Version;
 use bytes::Bytes;
@@ -40,10 +50,39 @@ pub enum Applied {
 
 #[derive(Clone, Debug)]
 struct Entry {
+    /// The value, when values live in the index (no [`Values`]); always `None` otherwise.
     value: Option<Bytes>,
     version: Version,
     /// This entry's share of arc digests (see [`entry_hash`]).
     hash: u128,
+    /// A value (true) or a tombstone.
+    live: bool,
+    /// The value's length in bytes (0 for a tombstone).
+    len: u32,
+}
+
+/// Where the values of a [`Store`] live when not in its index: an embedded on-disk store. Every
+/// call is synchronous and cheap: writes are only staged (in memory) and become durable when
+/// the node's driver commits them; a read finds a staged value or reads the store's cache or
+/// disk.
+pub trait Values: Send {
+    /// Stage an entry: its version and its value (`None` = a tombstone).
+    fn put(&mut self, position: Id, key: &[u8], version: &Version, value: Option<&[u8]>);
+    /// Stage the removal of an entry (value and version).
+    fn remove(&mut self, position: Id, key: &[u8]);
+    /// The value of a live entry.
+    fn get(&self, position: Id, key: &[u8]) -> Result<Bytes, Error>;
+    /// `Err` while writes are refused (a full disk), with the error to answer them with.
+    fn writable(&self) -> Result<(), Error>;
+}
+
+/// An entry as the on-disk store keeps its index, for loading it without reading values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub key: Vec<u8>,
+    pub version: Version,
+    pub live: bool,
+    pub len: u32,
 }
 
 /// The ring is cut into 2^12 equal buckets that keep running aggregates (XOR of entry hashes,
@@ -62,7 +101,7 @@ struct Bucket {
 
 /// Entries keyed by `(ring position, key)`: positions collide only for equal hashes, and the key
 /// keeps such entries apart.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Store {
     entries: BTreeMap<(Id, Vec<u8>), Entry>,
     /// Empty until the first entry arrives: a node that stores nothing (a client, or one of
@@ -71,6 +110,14 @@ pub struct Store {
     live: usize,
     /// Bytes of keys and values of every entry (tombstones count their key).
     bytes: usize,
+    /// Where values live when not in `entries` (a node with a `dataDir`).
+    values: Option<Box<dyn Values>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("entries", &self.entries.len()).field("live", &self.live).field("on_disk", &self.values.is_some()).finish()
+    }
 }
 
 /// An entry's contribution to arc digests: the first 16 bytes of BLAKE3 over
@@ -101,8 +148,57 @@ fn bucket_end(bucket: usize) -> Id {
 }
 
 impl Store {
+    /// A store whose values live in its index (in memory).
     pub fn new() -> Store {
         Store::default()
+    }
+
+    /// A store whose values live in `values`, with the index of what it already holds (loaded
+    /// from disk without reading a value).
+    pub fn with_values(values: Box<dyn Values>, index: impl IntoIterator<Item = IndexEntry>) -> Store {
+        let mut store = Store { values: Some(values), ..Store::default() };
+        for IndexEntry { key, version, live, len } in index {
+            let position = Id::of_key(&key);
+            let entry = Entry { value: None, hash: entry_hash(&key, &version), version, live, len };
+            store.insert_entry(position, key, entry);
+        }
+        store
+    }
+
+    /// Whether a write must be committed (`Action::Persist`) before it counts as held.
+    pub fn is_durable(&self) -> bool {
+        self.values.is_some()
+    }
+
+    /// `Err` while writes are refused (the disk is full): the error to answer them with.
+    pub fn writable(&self) -> Result<(), Error> {
+        self.values.as_ref().map_or(Ok(()), |values| values.writable())
+    }
+
+    /// Put an entry in the index, replacing what was there, keeping the aggregates; returns
+    /// the entry replaced.
+    fn insert_entry(&mut self, position: Id, key: Vec<u8>, entry: Entry) -> Option<Entry> {
+        let key_len = key.len();
+        self.live += entry.live as usize;
+        self.bytes += key_len + entry.len as usize;
+        self.account(position, &entry, 1);
+        let old = self.entries.insert((position, key), entry)?;
+        self.live -= old.live as usize;
+        self.bytes -= key_len + old.len as usize;
+        self.account(position, &old, -1);
+        Some(old)
+    }
+
+    /// The value of a live entry: from the index, or read from where values live.
+    fn value_of(&self, slot: &(Id, Vec<u8>), entry: &Entry) -> Result<Option<Bytes>, Error> {
+        if !entry.live {
+            return Ok(None);
+        }
+        match (&entry.value, &self.values) {
+            (Some(value), _) => Ok(Some(value.clone())),
+            (None, Some(values)) => values.get(slot.0, &slot.1).map(Some),
+            (None, None) => Ok(Some(Bytes::new())),
+        }
     }
 
     fn account(&mut self, position: Id, entry: &Entry, sign: i32) {
@@ -113,10 +209,10 @@ impl Store {
         bucket.digest ^= entry.hash;
         if sign > 0 {
             bucket.entries += 1;
-            bucket.live += entry.value.is_some() as u32;
+            bucket.live += entry.live as u32;
         } else {
             bucket.entries -= 1;
-            bucket.live -= entry.value.is_some() as u32;
+            bucket.live -= entry.live as u32;
         }
     }
 
@@ -139,10 +235,17 @@ impl Store {
         self.entries.is_empty()
     }
 
-    /// The live value of `key` and its version.
+    /// The live value of `key` and its version. A value that cannot be read (a damaged file)
+    /// counts as absent here; [`Store::read`] tells why.
     pub fn get(&self, key: &[u8]) -> Option<(Bytes, Version)> {
-        let entry = self.entries.get(&(Id::of_key(key), key.to_vec()))?;
-        entry.value.clone().map(|value| (value, entry.version))
+        self.read(key).ok().flatten()
+    }
+
+    /// The live value of `key` and its version, or why it cannot be read.
+    pub fn read(&self, key: &[u8]) -> Result<Option<(Bytes, Version)>, Error> {
+        let slot = (Id::of_key(key), key.to_vec());
+        let Some(entry) = self.entries.get(&slot) else { return Ok(None) };
+        Ok(self.value_of(&slot, entry)?.map(|value| (value, entry.version)))
     }
 
     /// The version stored for `key`, tombstone or not.
@@ -150,41 +253,57 @@ impl Store {
         self.entries.get(&(Id::of_key(key), key.to_vec())).map(|entry| entry.version)
     }
 
-    /// Keep `item` if it is newer than what is stored.
+    /// Keep `item` if it is newer than what is stored (staging it where values live).
     pub fn apply(&mut self, item: &Item) -> Applied {
         let position = Id::of_key(&item.key);
         let slot = (position, item.key.clone());
         let was_live = match self.entries.get(&slot) {
             Some(entry) if entry.version >= item.version => return Applied::Stale,
-            Some(entry) => Some(entry.value.is_some()),
-            None => None,
+            Some(entry) => entry.live,
+            None => false,
         };
-        let value = item.value.as_ref().map(|v| Bytes::copy_from_slice(v));
-        let entry = Entry { hash: entry_hash(&item.key, &item.version), value, version: item.version };
-        self.live += entry.value.is_some() as usize;
-        self.bytes += item.key.len() + entry.value.as_ref().map_or(0, |v| v.len());
-        self.account(position, &entry, 1);
-        if let Some(old) = self.entries.insert(slot, entry) {
-            self.live -= old.value.is_some() as usize;
-            self.bytes -= item.key.len() + old.value.as_ref().map_or(0, |v| v.len());
-            self.account(position, &old, -1);
-        }
-        Applied::Stored { was_live: was_live.unwrap_or(false) }
+        let live = item.value.is_some();
+        let len = item.value.as_ref().map_or(0, |v| v.len()) as u32;
+        let value = match &mut self.values {
+            Some(values) => {
+                values.put(position, &item.key, &item.version, item.value.as_deref().map(|v| &v[..]));
+                None
+            }
+            None => item.value.as_ref().map(|v| Bytes::copy_from_slice(v)),
+        };
+        let entry = Entry { hash: entry_hash(&item.key, &item.version), value, version: item.version, live, len };
+        self.insert_entry(position, slot.1, entry);
+        Applied::Stored { was_live }
     }
 
     /// Forget `key` entirely (its value or tombstone), when another node is responsible for it.
     pub fn remove(&mut self, key: &[u8]) {
         let position = Id::of_key(key);
         if let Some(entry) = self.entries.remove(&(position, key.to_vec())) {
-            self.live -= entry.value.is_some() as usize;
-            self.bytes -= key.len() + entry.value.as_ref().map_or(0, |v| v.len());
+            self.live -= entry.live as usize;
+            self.bytes -= key.len() + entry.len as usize;
             self.account(position, &entry, -1);
+            if let Some(values) = &mut self.values {
+                values.remove(position, key);
+            }
         }
+    }
+
+    /// Forget every entry (a node that handed everything over when leaving); values on disk
+    /// are removed too.
+    pub fn clear(&mut self) {
+        if let Some(values) = &mut self.values {
+            for (position, key) in self.entries.keys() {
+                values.remove(*position, key);
+            }
+        }
+        let values = self.values.take();
+        *self = Store { values, ..Store::default() };
     }
 
     /// Every entry (tombstones included) whose position lies in `(from, to]`, clockwise.
     pub fn items_in(&self, from: Id, to: Id) -> Vec<Item> {
-        self.range_iter(from, to).map(|(slot, entry)| to_item(slot, entry)).collect()
+        self.range_iter(from, to).filter_map(|(slot, entry)| self.to_item(slot, entry)).collect()
     }
 
     /// Live entries in `(from, to]` after the cursor `(position, key)`, in ring order starting at
@@ -195,16 +314,20 @@ impl Store {
         let mut page = Vec::new();
         let mut bytes = 0;
         for (slot, entry) in self.range_after(from, to, after) {
-            if entry.value.is_none() {
+            if !entry.live {
                 continue;
             }
             if page.len() == limit || (!page.is_empty() && bytes >= budget) {
                 return (page, true);
             }
-            let mut item = to_item(slot, entry);
-            if !with_values {
-                item.value = None;
-            }
+            let item = if with_values {
+                match self.to_item(slot, entry) {
+                    Some(item) => item,
+                    None => continue, // unreadable (reported by the store)
+                }
+            } else {
+                Item { key: slot.1.clone(), value: None, version: entry.version }
+            };
             bytes += item.wire_bytes();
             page.push(item);
         }
@@ -256,7 +379,7 @@ impl Store {
             if a == b {
                 return (0u128, 0usize);
             }
-            self.range_iter(a, b).fold((0u128, 0usize), |(d, n), (_, e)| (d ^ e.hash, n + e.value.is_some() as usize))
+            self.range_iter(a, b).fold((0u128, 0usize), |(d, n), (_, e)| (d ^ e.hash, n + e.live as usize))
         };
         if from == to {
             return self.buckets.iter().fold((0, 0), |(d, n), b| (d ^ b.digest, n + b.live as usize));
@@ -339,7 +462,7 @@ impl Store {
             };
             for (slot, entry) in self.entries.range((Bound::Included((bucket_start(bucket), Vec::new())), upper)) {
                 if !inside(slot.0) {
-                    out.push(to_item(slot, entry));
+                    out.extend(self.to_item(slot, entry));
                     if out.len() == limit {
                         return out;
                     }
@@ -373,7 +496,7 @@ impl Store {
         if self.entries.len() == self.live {
             return 0; // no tombstones: skip the walk
         }
-        self.remove_where(|_, entry| entry.value.is_none() && entry.version.millis < horizon_millis)
+        self.remove_where(|_, entry| !entry.live && entry.version.millis < horizon_millis)
     }
 
     fn remove_where(&mut self, doomed: impl Fn(Id, &Entry) -> bool) -> usize {
@@ -386,7 +509,14 @@ impl Store {
 
     /// Every entry, for a node that hands its whole store over when leaving.
     pub fn all_items(&self) -> Vec<Item> {
-        self.entries.iter().map(|(slot, entry)| to_item(slot, entry)).collect()
+        self.entries.iter().filter_map(|(slot, entry)| self.to_item(slot, entry)).collect()
+    }
+
+    /// The entry as an item (its value read from where values live); `None` if the value cannot
+    /// be read (a damaged file, reported by the on-disk store).
+    fn to_item(&self, slot: &(Id, Vec<u8>), entry: &Entry) -> Option<Item> {
+        let value = self.value_of(slot, entry).ok()?;
+        Some(Item { key: slot.1.clone(), value: value.map(|v| serde_bytes::ByteBuf::from(v.to_vec())), version: entry.version })
     }
 
     fn range_iter(&self, from: Id, to: Id) -> impl Iterator<Item = (&(Id, Vec<u8>), &Entry)> {
@@ -399,14 +529,6 @@ impl Store {
             .take_while(move |((p, _), _)| wraps || *p <= to);
         let second = self.entries.range(..).take_while(move |((p, _), _)| wraps && *p <= to);
         first.chain(second)
-    }
-}
-
-fn to_item(slot: &(Id, Vec<u8>), entry: &Entry) -> Item {
-    Item {
-        key: slot.1.clone(),
-        value: entry.value.as_ref().map(|v| serde_bytes::ByteBuf::from(v.to_vec())),
-        version: entry.version,
     }
 }
 
@@ -559,7 +681,7 @@ mod tests {
         }
         store.remove(b"key5");
         let walk = |from: Id, to: Id| {
-            store.range_iter(from, to).fold((0u128, 0usize), |(d, n), ((_, k), e)| (d ^ entry_hash(k, &e.version), n + e.value.is_some() as usize))
+            store.range_iter(from, to).fold((0u128, 0usize), |(d, n), ((_, k), e)| (d ^ entry_hash(k, &e.version), n + e.live as usize))
         };
         let edges = [Id(0), Id(u128::MAX), bucket_start(5), bucket_end(5), bucket_start(BUCKETS - 1)];
         for _ in 0..300 {
@@ -620,5 +742,71 @@ mod tests {
         assert_eq!(a.digest(Id(0), Id(0)), b.digest(Id(0), Id(0)));
         b.apply(&item("x", Some("2"), 2));
         assert_ne!(a.digest(Id(0), Id(0)), b.digest(Id(0), Id(0)));
+    }
+}
+
+/// The engine tests' stand-in for the on-disk store: writes are staged, and become durable only
+/// when the test commits them; a full disk refuses writes.
+#[cfg(test)]
+pub(crate) mod fake {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    type Entries = BTreeMap<(Id, Vec<u8>), Option<(Version, Option<Vec<u8>>)>>;
+
+    #[derive(Default)]
+    pub struct State {
+        pub staged: Entries,
+        pub durable: BTreeMap<(Id, Vec<u8>), (Version, Option<Vec<u8>>)>,
+        pub full: bool,
+    }
+
+    #[derive(Clone, Default)]
+    pub struct FakeDisk(pub Arc<Mutex<State>>);
+
+    impl FakeDisk {
+        /// Make everything staged durable.
+        pub fn commit(&self) {
+            let mut state = self.0.lock().unwrap();
+            for (slot, entry) in std::mem::take(&mut state.staged) {
+                match entry {
+                    Some(entry) => state.durable.insert(slot, entry),
+                    None => state.durable.remove(&slot),
+                };
+            }
+        }
+
+        /// The index a restarted node would load.
+        pub fn index(&self) -> Vec<IndexEntry> {
+            let state = self.0.lock().unwrap();
+            state.durable.iter().map(|((_, key), (version, value))| IndexEntry { key: key.clone(), version: *version, live: value.is_some(), len: value.as_ref().map_or(0, |v| v.len()) as u32 }).collect()
+        }
+    }
+
+    impl Values for FakeDisk {
+        fn put(&mut self, position: Id, key: &[u8], version: &Version, value: Option<&[u8]>) {
+            self.0.lock().unwrap().staged.insert((position, key.to_vec()), Some((*version, value.map(|v| v.to_vec()))));
+        }
+
+        fn remove(&mut self, position: Id, key: &[u8]) {
+            self.0.lock().unwrap().staged.insert((position, key.to_vec()), None);
+        }
+
+        fn get(&self, position: Id, key: &[u8]) -> Result<Bytes, Error> {
+            let state = self.0.lock().unwrap();
+            let slot = (position, key.to_vec());
+            let value = match state.staged.get(&slot) {
+                Some(entry) => entry.as_ref().and_then(|(_, v)| v.clone()),
+                None => state.durable.get(&slot).and_then(|(_, v)| v.clone()),
+            };
+            value.map(Bytes::from).ok_or_else(|| Error::Internal("no value".into()))
+        }
+
+        fn writable(&self) -> Result<(), Error> {
+            if self.0.lock().unwrap().full {
+                return Err(Error::StorageFull("the disk is full".into()));
+            }
+            Ok(())
+        }
     }
 }

@@ -499,6 +499,8 @@ impl Sim {
                 }
             }
             Action::ToClients { .. } | Action::Notice(_) | Action::Disconnect { .. } => {}
+            // Simulated nodes keep their stores in memory: the engine never asks for a commit.
+            Action::Persist { .. } => unreachable!("a store in memory needs no commit"),
             Action::Done { op, result } => {
                 self.done.insert(op, result);
             }

@@ -89,6 +89,10 @@ pub struct Core {
     pub synced_from: Option<Id>,
     /// Run a maintenance round soon (a routing node went away, the predecessor changed).
     pub maintenance_due: bool,
+    /// Restarted from its folder knowing the members of its ring: until it is back in a ring
+    /// (or has forgotten every contact, after an hour of failures) it is rejoining, even when
+    /// none of them answers yet, and must not answer as a ring of one.
+    pub restored: bool,
     /// Seeded by the driver: the simulator's runs are a function of their seed.
     pub rng: StdRng,
 }
@@ -212,7 +216,7 @@ impl Core {
     /// would be acknowledged with one copy in the wrong place. A lone member that knows no one
     /// (the first node, the last survivor) is a ring of one and does.
     pub fn rejoining(&self) -> bool {
-        self.ring.as_ref().is_some_and(|r| r.is_alone()) && (!self.view.is_empty() || self.rejoin_via.is_some())
+        self.ring.as_ref().is_some_and(|r| r.is_alone()) && (!self.view.is_empty() || self.rejoin_via.is_some() || (self.restored && !self.contacts.is_empty()))
     }
 
     /// Is `position` in the part of our arc we took over and have not synced yet?
@@ -251,6 +255,17 @@ pub fn rejoining() -> Response {
     Response::Error { code: "unavailable".into(), message: "this node lost its ring and is rejoining it".into() }
 }
 
+/// The answer to a write this node could not store durably (its disk is full, or failed), or
+/// to a read of a value it could not read (a damaged file). The asker's error keeps the kind.
+pub fn not_stored(error: &Error) -> Response {
+    let code = match error {
+        Error::StorageFull(_) => "storage-full",
+        Error::StorageCorrupt(_) => "storage-corrupt",
+        _ => "storage",
+    };
+    Response::Error { code: code.into(), message: error.to_string() }
+}
+
 /// The answer for a key of an arc just taken over and not synced yet: ask again shortly.
 pub fn syncing() -> Response {
     Response::Error { code: "unavailable".into(), message: "this node is taking over the key's arc and syncing it".into() }
@@ -260,6 +275,8 @@ pub fn syncing() -> Response {
 /// peer's reason, anything else a protocol error.
 pub fn unexpected(response: Response) -> Error {
     match response {
+        Response::Error { code, message } if code == "storage-full" => Error::StorageFull(message),
+        Response::Error { code, message } if code == "storage-corrupt" => Error::StorageCorrupt(message),
         Response::Error { code, message } => Error::Unavailable(format!("{code}: {message}")),
         other => Error::Protocol(format!("unexpected answer {other:?}")),
     }

@@ -20,6 +20,8 @@ pub use super::time::{Millis, Now};
 
 pub type TaskId = u64;
 pub type ReqId = u64;
+/// A durability barrier's id (see [`Action::Persist`]).
+pub type Ticket = u64;
 /// A user operation's id, chosen by the driver.
 pub type OpId = u64;
 
@@ -91,6 +93,10 @@ pub enum Action {
     /// Close the connections to a peer the engine suspects has failed (a later request dials
     /// afresh).
     Disconnect { peer: Id, reason: String },
+    /// Make everything the store has staged so far durable (a node with a `dataDir`), then
+    /// report it with `persisted(ticket)`. Tickets asked before one commit starts may complete
+    /// together (group commit). Never asked of a store that keeps its values in memory.
+    Persist { ticket: Ticket },
 }
 
 /// What a machine is woken with.
@@ -103,6 +109,8 @@ pub enum Input {
     Timer,
     /// A machine it spawned finished.
     Child(TaskId, Outcome),
+    /// What it staged before asking for `Ticket` is durable, or could not be made so.
+    Persisted(Ticket, Result<(), Error>),
 }
 
 /// What a finished machine produced.
@@ -154,6 +162,8 @@ pub struct Io {
     /// Requests failed during a step (their peer was suspected), for the engine to deliver.
     pub failures: Vec<(TaskId, ReqId, Error)>,
     pub timers: BinaryHeap<Reverse<(Millis, TaskId)>>,
+    /// Durability barriers asked for and not reported yet, with the task that waits.
+    pub persists: HashMap<Ticket, TaskId>,
     pub spawned: Vec<(TaskId, TaskId, Box<dyn Machine>)>,
     pub actions: VecDeque<Action>,
 }
@@ -249,6 +259,19 @@ impl<'a> Cx<'a> {
         let id = self.io.next_id();
         self.io.spawned.push((id, self.task, Box::new(machine)));
         id
+    }
+
+    /// Ask for what the store staged so far to be made durable: the answer comes back as
+    /// [`Input::Persisted`] with the returned ticket. `None` when the store keeps its values in
+    /// memory: there is nothing to wait for.
+    pub fn persist(&mut self) -> Option<Ticket> {
+        if !self.core.store.is_durable() {
+            return None;
+        }
+        let ticket = self.io.next_id();
+        self.io.persists.insert(ticket, self.task);
+        self.io.actions.push_back(Action::Persist { ticket });
+        Some(ticket)
     }
 
     pub fn respond(&mut self, to: ReplyTo, body: Response) {

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::id::Id;
 use crate::protocol::{Request, Response};
 use crate::routing::{NodeRef, Routing};
-use crate::store::{Item, Store};
+use crate::store::Item;
 use std::collections::VecDeque;
 
 /// Lookups of our successor through the bootstrap before a join gives up.
@@ -36,6 +36,10 @@ enum JoinState {
 /// Join the ring that `bootstrap` belongs to.
 pub struct Join {
     bootstrap: NodeRef,
+    /// Hand entries outside our new arc to their owners. Not when rejoining our own ring (a
+    /// restart, a node cut off): those are replicas of it, which anti-entropy and stray
+    /// collection look after, and reading them all from disk would only slow the return.
+    hand_foreign: bool,
     state: JoinState,
     successor: Option<NodeRef>,
     list: Vec<NodeRef>,
@@ -48,6 +52,7 @@ impl Join {
     pub fn new(bootstrap: NodeRef) -> Join {
         Join {
             bootstrap,
+            hand_foreign: true,
             state: JoinState::Finding { attempt: 1, last_error: None },
             successor: None,
             list: Vec::new(),
@@ -103,7 +108,9 @@ impl Join {
         // Pull the arc we are about to own, (its predecessor, us], before anyone routes to us.
         self.from = predecessor.as_ref().map_or(successor.id, |p| p.id);
         let mine = (self.from, cx.core.me.id);
-        self.foreign = cx.core.store.all_items().into_iter().filter(|i| !Id::of_key(&i.key).in_half_open(mine.0, mine.1)).collect();
+        if self.hand_foreign && !cx.core.restored {
+            self.foreign = cx.core.store.all_items().into_iter().filter(|i| !Id::of_key(&i.key).in_half_open(mine.0, mine.1)).collect();
+        }
         self.list = std::iter::once(successor.clone()).chain(successors).collect();
         cx.spawn(SyncArc::new(successor, mine));
         self.state = JoinState::Pulling;
@@ -243,7 +250,7 @@ impl Leave {
     }
 
     fn finish(&mut self, cx: &mut Cx<'_>) -> Step {
-        cx.core.store = Store::new();
+        cx.core.store.clear();
         cx.core.arcs.clear();
         Step::Done(Outcome::Op(Ok(OpOutput::Unit)))
     }
@@ -306,7 +313,7 @@ impl Machine for Rejoin {
     fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
         match input {
             Input::Start => {
-                cx.spawn(Join::new(self.bootstrap.clone()));
+                cx.spawn(Join { hand_foreign: false, ..Join::new(self.bootstrap.clone()) });
                 Step::Pending
             }
             Input::Child(_, Outcome::Unit(result)) => {

@@ -4,7 +4,8 @@
 //!
 //! - feed it inputs with the time they happened: [`Engine::handle_request`],
 //!   [`Engine::handle_response`], [`Engine::request_failed`], [`Engine::peer_gone`],
-//!   [`Engine::handle_event`], [`Engine::start_op`] (a user operation) and
+//!   [`Engine::handle_event`], [`Engine::start_op`] (a user operation),
+//!   [`Engine::persisted`] (a durability barrier of a store on disk) and
 //!   [`Engine::handle_timeout`] (once [`Engine::poll_timeout`]'s time has come);
 //! - after each, execute what [`Engine::poll_action`] returns: send this request to that node,
 //!   answer that request, deliver this notice, complete that operation.
@@ -31,7 +32,7 @@ mod time;
 mod write;
 
 pub use self::core::{Core, Counters};
-pub use self::cx::{Action, LookupInfo, Millis, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, ScanPage};
+pub use self::cx::{Action, LookupInfo, Millis, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, ScanPage, Ticket};
 pub use self::route::DictOp;
 pub use self::maintenance::FINGERS_PER_ROUND;
 
@@ -52,7 +53,7 @@ use crate::protocol::{Request, Response};
 use crate::routing::{NodeRef, Routing};
 use crate::seen::SeenSet;
 use crate::store::Store;
-use crate::version::Clock;
+use crate::version::{Clock, Version};
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -65,6 +66,21 @@ const STRAY_EVERY_ROUNDS: u64 = 8;
 const LEASE_SYNC_PERIODS: u64 = 10;
 /// Tombstones past the horizon are collected every this many rounds.
 const TOMBSTONE_EVERY_ROUNDS: u64 = 64;
+/// Members a node offers to remember across a restart (`Engine::members_to_remember`): its
+/// routing neighbours first, then others it knows; enough to find its ring again after most
+/// of it restarted too.
+pub const MEMBERS_TO_REMEMBER: usize = 64;
+
+/// What a node restarted from its folder brings back (see [`Engine::restore`]).
+pub struct Restored {
+    /// The index of its entries, its values on disk.
+    pub store: Store,
+    /// The newest version it ever stored: its clock resumes past it, so versions never go
+    /// backwards across a restart even if the wall clock did.
+    pub high_water: Option<Version>,
+    /// The members it knew: it rejoins its ring through them.
+    pub members: Vec<NodeRef>,
+}
 
 /// How an engine starts.
 #[derive(Clone, Debug)]
@@ -198,6 +214,7 @@ impl Engine {
             sync_wanted: false,
             synced_from: None,
             maintenance_due: false,
+            restored: false,
             rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
         };
         let mut engine = Engine {
@@ -228,6 +245,45 @@ impl Engine {
 
     pub fn is_member(&self) -> bool {
         self.core.is_member()
+    }
+
+    /// Start from what a node kept in its folder: its entries, its clock's high-water mark and
+    /// the members it knew. Knowing members, it is rejoining: it takes no ownership until it is
+    /// back in a ring (the `Rejoin` duty and the contact probes find one), then catches up by
+    /// anti-entropy, which moves only what differs.
+    pub fn restore(&mut self, restored: Restored) {
+        let Restored { store, high_water, members } = restored;
+        self.core.store = store;
+        if let Some(version) = high_water {
+            self.core.clock.observe(&version);
+        }
+        let (now, me) = (self.core.now, self.core.me.id);
+        for node in members.iter().filter(|n| n.id != me) {
+            self.core.learn(node);
+            self.core.contacts.add_former(node, now);
+        }
+        self.core.restored = !members.is_empty() && self.core.is_member();
+    }
+
+    /// Members worth remembering across a restart, at most [`MEMBERS_TO_REMEMBER`]: successors,
+    /// predecessor, fingers, then the rest of the view.
+    pub fn members_to_remember(&self) -> Vec<NodeRef> {
+        let mut nodes: Vec<NodeRef> = self.core.ring.as_ref().map(|r| r.known_nodes()).unwrap_or_default();
+        nodes.extend(self.core.view.values().cloned());
+        let mut seen = std::collections::HashSet::new();
+        nodes.retain(|n| n.id != self.core.me.id && seen.insert(n.id));
+        nodes.truncate(MEMBERS_TO_REMEMBER);
+        nodes
+    }
+
+    /// What the store staged before `ticket` was asked for is durable (`Ok`), or could not be
+    /// made so (a full disk): the machine waiting on it goes on.
+    pub fn persisted(&mut self, now: Now, ticket: Ticket, result: Result<(), Error>) {
+        self.core.now = now.mono;
+        if let Some(task) = self.io.persists.remove(&ticket) {
+            self.queue.push_back((task, Input::Persisted(ticket, result)));
+            self.run(now);
+        }
     }
 
     /// The next thing for the driver to do.
@@ -565,6 +621,7 @@ impl Engine {
         let ring = self.core.ring.as_ref()?;
         if !(ring.is_alone() && ring.predecessor().is_none()) {
             self.core.rejoin_via = None;
+            self.core.restored = false;
             return None;
         }
         if let Some(node) = self.core.rejoin_via.take() {

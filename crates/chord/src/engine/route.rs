@@ -152,7 +152,7 @@ impl Routed {
                     }
                 }
                 if code != "not-member" && code != "unavailable" {
-                    return Step::Done(Outcome::Op(Err(Error::Unavailable(format!("{code}: {message}")))));
+                    return Step::Done(Outcome::Op(Err(unexpected(Response::Error { code, message }))));
                 }
                 self.pause(cx, true)
             }

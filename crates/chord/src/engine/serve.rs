@@ -2,9 +2,9 @@
 //! a write at its owner and a hand-off must wait on other nodes, so they become machines
 //! ([`Served::Later`]) whose outcome is the answer.
 
-use super::core::{not_member, rejoining, syncing, Core};
+use super::core::{not_member, not_stored, rejoining, syncing, Core};
 use super::cx::{Cx, Machine};
-use super::sync::{apply_items, TakeOver, SYNC_VERSIONS_LIMIT};
+use super::sync::{apply_items, Replica, TakeOver, SYNC_VERSIONS_LIMIT};
 use super::write::OwnerWrite;
 use crate::config::DATA_BUDGET_BYTES;
 use crate::id::Id;
@@ -56,6 +56,8 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
         Request::Ping => Response::Pong,
         Request::Write { key, value, mode } => return Served::Later(Box::new(OwnerWrite::new(key.into_vec(), value, mode))),
         Request::Handoff { items } => return Served::Later(Box::new(TakeOver::new(items))),
+        // With a `dataDir`, a copy counts once it is durable: answered when committed.
+        Request::Replicate { items } if cx.core.store.is_durable() => return Served::Later(Box::new(Replica::new(items))),
         Request::Replicate { items } => {
             apply_items(cx, &items);
             Response::Ok
@@ -132,8 +134,13 @@ pub fn owner_get(core: &Core, key: Vec<u8>) -> Response {
         Hop::Local if core.unsynced(position) => syncing(),
         Hop::Local => {
             let arc = ring.primary_arc().unwrap_or((core.me.id, core.me.id));
-            let item = core.store.get(&key).map(|(value, version)| Item { key, value: Some(ByteBuf::from(value.to_vec())), version });
-            Response::Value { item, arc }
+            match core.store.read(&key) {
+                Ok(found) => {
+                    let item = found.map(|(value, version)| Item { key, value: Some(ByteBuf::from(value.to_vec())), version });
+                    Response::Value { item, arc }
+                }
+                Err(error) => not_stored(&error),
+            }
         }
         Hop::Owner(next) | Hop::Closer(next) => Response::Redirect(next),
     }

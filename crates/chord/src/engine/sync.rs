@@ -7,8 +7,8 @@
 //! a repair costs what differs, not the arc's size. Versions are compared first and values are
 //! copied only for the entries the other side lacks.
 
-use super::core::{not_member, unexpected};
-use super::cx::{Cx, Input, Machine, Millis, Outcome, ReqId, Step, TaskId};
+use super::core::{not_member, not_stored, unexpected};
+use super::cx::{Cx, Input, Machine, Millis, Outcome, ReqId, Step, TaskId, Ticket};
 use super::lookup::Lookup;
 use crate::config::DATA_BUDGET_BYTES;
 use crate::id::Id;
@@ -46,14 +46,58 @@ pub fn batches(items: &[Item]) -> Vec<Vec<Item>> {
     out
 }
 
-/// Store items from a peer, newest version wins; our clock moves past what it saw.
-pub fn apply_items(cx: &mut Cx<'_>, items: &[Item]) {
+/// Store items from a peer, newest version wins; our clock moves past what it saw. Returns
+/// how many were newer and stored; none while the store refuses writes (a full disk).
+pub fn apply_items(cx: &mut Cx<'_>, items: &[Item]) -> usize {
+    if cx.core.store.writable().is_err() {
+        return 0;
+    }
+    let mut stored = 0;
     for item in items {
         if !super::guard::observable(cx, &item.version) {
             continue;
         }
         cx.core.clock.observe(&item.version);
-        cx.core.store.apply(item);
+        stored += matches!(cx.core.store.apply(item), crate::store::Applied::Stored { .. }) as usize;
+    }
+    stored
+}
+
+/// Serving `Replicate` on a node whose store is on disk: store the items, answer `Ok` once they
+/// are durable (a write's owner counts this copy only then).
+pub struct Replica {
+    items: Vec<Item>,
+    persisting: Option<Ticket>,
+}
+
+impl Replica {
+    pub fn new(items: Vec<Item>) -> Replica {
+        Replica { items, persisting: None }
+    }
+}
+
+impl Machine for Replica {
+    fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        match input {
+            Input::Start => {
+                if let Err(error) = cx.core.store.writable() {
+                    return Step::Done(Outcome::Response(not_stored(&error)));
+                }
+                let items = std::mem::take(&mut self.items);
+                if apply_items(cx, &items) > 0 {
+                    self.persisting = cx.persist();
+                }
+                match self.persisting {
+                    Some(_) => Step::Pending,
+                    None => Step::Done(Outcome::Response(Response::Ok)),
+                }
+            }
+            Input::Persisted(ticket, result) if self.persisting == Some(ticket) => Step::Done(Outcome::Response(match result {
+                Ok(()) => Response::Ok,
+                Err(error) => not_stored(&error),
+            })),
+            _ => Step::Pending,
+        }
     }
 }
 
@@ -74,15 +118,27 @@ pub struct SyncArc {
     arc: (Id, Id),
     steps: VecDeque<SyncStep>,
     waiting: Option<(ReqId, SyncStep)>,
+    /// Entries fetched and stored; with a `dataDir` they are made durable before the sync
+    /// counts as done (a joiner owns what it pulled only once it is on disk).
+    fetched: usize,
+    persisting: Option<Ticket>,
 }
 
 impl SyncArc {
     pub fn new(peer: NodeRef, arc: (Id, Id)) -> SyncArc {
-        SyncArc { peer, arc, steps: VecDeque::from([SyncStep::Whole]), waiting: None }
+        SyncArc { peer, arc, steps: VecDeque::from([SyncStep::Whole]), waiting: None, fetched: 0, persisting: None }
     }
 
     fn next(&mut self, cx: &mut Cx<'_>) -> Step {
-        let Some(step) = self.steps.pop_front() else { return Step::Done(Outcome::Unit(Ok(()))) };
+        let Some(step) = self.steps.pop_front() else {
+            if std::mem::take(&mut self.fetched) > 0 {
+                self.persisting = cx.persist();
+                if self.persisting.is_some() {
+                    return Step::Pending;
+                }
+            }
+            return Step::Done(Outcome::Unit(Ok(())));
+        };
         let body = match &step {
             SyncStep::Whole => sync_request(cx, self.arc, None),
             SyncStep::Piece { arc, after, .. } => sync_request(cx, *arc, after.clone()),
@@ -114,7 +170,7 @@ impl SyncArc {
             (SyncStep::Push(items), _) => cx.core.counters.figures.repaired_pushed += items.len() as u64,
             (SyncStep::Fetch(keys), Response::Items { items, served }) => {
                 cx.core.counters.figures.repaired_fetched += items.len() as u64;
-                apply_items(cx, &items);
+                self.fetched += apply_items(cx, &items);
                 // Cut by bytes: ask for the keys not served yet (at least one is served each time).
                 let served = (served as usize).clamp(1, keys.len());
                 if served < keys.len() {
@@ -181,6 +237,7 @@ impl Machine for SyncArc {
                     Err(error) => Step::Done(Outcome::Unit(Err(error))),
                 }
             }
+            Input::Persisted(ticket, result) if self.persisting == Some(ticket) => Step::Done(Outcome::Unit(result)),
             _ => Step::Pending,
         }
     }
@@ -239,11 +296,21 @@ impl Machine for SyncReplicas {
 /// answering, so the sender may drop its copies once we said `Ok`.
 pub struct TakeOver {
     items: Vec<Item>,
+    /// Our own copies' durability barrier (with a `dataDir`), while not reported.
+    persisting: Option<Ticket>,
+    syncing: bool,
 }
 
 impl TakeOver {
     pub fn new(items: Vec<Item>) -> TakeOver {
-        TakeOver { items }
+        TakeOver { items, persisting: None, syncing: false }
+    }
+
+    fn finish_if_done(&self) -> Step {
+        if self.persisting.is_some() || self.syncing {
+            return Step::Pending;
+        }
+        Step::Done(Outcome::Response(Response::Ok))
     }
 }
 
@@ -254,12 +321,28 @@ impl Machine for TakeOver {
                 if !cx.core.is_member() {
                     return Step::Done(Outcome::Response(not_member()));
                 }
+                if let Err(error) = cx.core.store.writable() {
+                    return Step::Done(Outcome::Response(not_stored(&error)));
+                }
                 let items = std::mem::take(&mut self.items);
-                apply_items(cx, &items);
+                if apply_items(cx, &items) > 0 {
+                    self.persisting = cx.persist();
+                }
                 cx.spawn(SyncReplicas::default());
+                self.syncing = true;
                 Step::Pending
             }
-            Input::Child(..) => Step::Done(Outcome::Response(Response::Ok)),
+            Input::Child(..) => {
+                self.syncing = false;
+                self.finish_if_done()
+            }
+            Input::Persisted(ticket, result) if self.persisting == Some(ticket) => {
+                self.persisting = None;
+                match result {
+                    Ok(()) => self.finish_if_done(),
+                    Err(error) => Step::Done(Outcome::Response(not_stored(&error))),
+                }
+            }
             _ => Step::Pending,
         }
     }

@@ -28,6 +28,9 @@ struct Harness {
     notices: Vec<(Id, Notice)>,
     next_op: OpId,
     largest_frame: usize,
+    /// Stores "on disk" (see `crate::store::fake`) and the commits they were asked for.
+    disks: HashMap<Id, crate::store::fake::FakeDisk>,
+    persists: Vec<(Id, Ticket)>,
 }
 
 fn node(id: u128) -> NodeRef {
@@ -41,6 +44,11 @@ fn chord(events: bool) -> ChordConfig {
 impl Harness {
     /// Members with the ideal ring state (successor lists, predecessors, fingers).
     fn ring(ids: &[u128], config: ChordConfig) -> Harness {
+        Harness::rings(&[ids], config)
+    }
+
+    /// Separate correct rings (as after a partition), one per group of ids.
+    fn rings(groups: &[&[u128]], config: ChordConfig) -> Harness {
         let mut h = Harness {
             engines: BTreeMap::new(),
             index: Vec::new(),
@@ -54,26 +62,30 @@ impl Harness {
             notices: Vec::new(),
             next_op: 0,
             largest_frame: 0,
+            disks: HashMap::new(),
+            persists: Vec::new(),
         };
-        let mut sorted: Vec<u128> = ids.to_vec();
-        sorted.sort();
-        for &id in &sorted {
-            h.add(id, config.clone());
-        }
-        let n = sorted.len();
-        for (i, &id) in sorted.iter().enumerate() {
-            let list_len = config.successor_list_len();
-            let engine = h.engines.get_mut(&Id(id)).unwrap();
-            let ring = engine.core_mut().ring.as_mut().unwrap();
-            if n > 1 {
-                ring.join((1..n).map(|k| node(sorted[(i + k) % n])).take(list_len).collect());
-                ring.on_notify(&node(sorted[(i + n - 1) % n]));
-                engine.core_mut().synced_from = Some(Id(sorted[(i + n - 1) % n]));
+        for ids in groups {
+            let mut sorted: Vec<u128> = ids.to_vec();
+            sorted.sort();
+            for &id in &sorted {
+                h.add(id, config.clone());
+            }
+            let n = sorted.len();
+            for (i, &id) in sorted.iter().enumerate() {
+                let list_len = config.successor_list_len();
+                let engine = h.engines.get_mut(&Id(id)).unwrap();
                 let ring = engine.core_mut().ring.as_mut().unwrap();
-                for f in 0..crate::id::ID_BITS {
-                    let start = Id(id).finger_start(f);
-                    let owner = *sorted.iter().find(|&&x| Id(x) >= start).unwrap_or(&sorted[0]);
-                    ring.set_finger(f, node(owner));
+                if n > 1 {
+                    ring.join((1..n).map(|k| node(sorted[(i + k) % n])).take(list_len).collect());
+                    ring.on_notify(&node(sorted[(i + n - 1) % n]));
+                    engine.core_mut().synced_from = Some(Id(sorted[(i + n - 1) % n]));
+                    let ring = engine.core_mut().ring.as_mut().unwrap();
+                    for f in 0..crate::id::ID_BITS {
+                        let start = Id(id).finger_start(f);
+                        let owner = *sorted.iter().find(|&&x| Id(x) >= start).unwrap_or(&sorted[0]);
+                        ring.set_finger(f, node(owner));
+                    }
                 }
             }
         }
@@ -164,6 +176,7 @@ impl Harness {
                 }
             }
             Action::Send { .. } | Action::ToClients { .. } | Action::Disconnect { .. } => {}
+            Action::Persist { ticket } => self.persists.push((from, ticket)),
             Action::Notice(notice) => self.notices.push((from, notice)),
             Action::Done { op, result } => {
                 self.done.insert(op, result);
@@ -191,6 +204,26 @@ impl Harness {
 
     fn holds(&self, at: u128, key: &[u8]) -> Option<Vec<u8>> {
         self.engines[&Id(at)].local_get(key)
+    }
+
+    /// Give a node a store on "disk" (empty).
+    fn on_disk(&mut self, at: u128) -> crate::store::fake::FakeDisk {
+        let disk = crate::store::fake::FakeDisk::default();
+        self.engine(at).core_mut().store = Store::with_values(Box::new(disk.clone()), []);
+        self.disks.insert(Id(at), disk.clone());
+        disk
+    }
+
+    /// The node's disk commits what it staged; the commits it was asked for complete.
+    fn commit(&mut self, at: u128) {
+        self.disks[&Id(at)].commit();
+        let now = self.at();
+        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.persists).into_iter().partition(|(id, _)| *id == Id(at));
+        self.persists = others;
+        for (_, ticket) in mine {
+            self.engine(at).persisted(now, ticket, Ok(()));
+        }
+        self.pump();
     }
 }
 
@@ -578,4 +611,86 @@ fn a_replica_missing_thousands_of_long_keys_gets_them_all() {
     h.advance(6 * 320);
     assert!(keys.iter().all(|k| h.holds(3 * Q, k).is_some()), "every key reached the replica");
     assert!(h.largest_frame <= crate::config::MIN_CHORD_FRAME_BYTES);
+}
+
+#[test]
+fn on_disk_a_write_resolves_only_once_the_owner_and_its_replicas_committed_it() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q, 5 * Q], chord(false));
+    let key = key_in(2 * Q, 3 * Q); // owned by 3Q, replicas 4Q and 5Q
+    let disks: Vec<_> = [3 * Q, 4 * Q, 5 * Q].into_iter().map(|id| h.on_disk(id)).collect();
+    let set = h.start(Q, UserOp::Set(key.clone(), b"v".to_vec()));
+    for (holder, disk) in [4 * Q, 5 * Q].into_iter().zip(&disks[1..]) {
+        assert_eq!(h.result(set), None, "not before {holder:x} committed");
+        assert_eq!(disk.0.lock().unwrap().durable.len(), 0);
+        h.commit(holder);
+    }
+    assert_eq!(h.result(set), None, "not before the owner committed its own copy");
+    h.commit(3 * Q);
+    assert!(matches!(h.result(set), Some(Ok(OpOutput::Written { .. }))));
+    for disk in &disks {
+        assert_eq!(disk.0.lock().unwrap().durable.len(), 1, "a durable copy on each of the three");
+    }
+    assert_eq!(h.holds(4 * Q, &key), Some(b"v".to_vec()), "a replica reads it back from its disk");
+}
+
+#[test]
+fn on_a_full_disk_writes_fail_with_a_typed_error_while_reads_go_on() {
+    let mut h = Harness::ring(&[Q], chord(false));
+    let disk = h.on_disk(Q);
+    let set = h.start(Q, UserOp::Set(b"k".to_vec(), b"v".to_vec()));
+    h.commit(Q);
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    disk.0.lock().unwrap().full = true;
+    let refused = h.start(Q, UserOp::Set(b"k2".to_vec(), b"v".to_vec()));
+    assert_eq!(h.result(refused).map(|r| r.map_err(|e| e.code())), Some(Err("ERR_STORAGE_FULL")));
+    assert!(h.persists.is_empty(), "nothing staged while the disk is full");
+    let get = h.start(Q, UserOp::Get(b"k".to_vec()));
+    assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"v".to_vec())))));
+    // A commit that fails (the disk filled meanwhile) answers the write with the same error.
+    disk.0.lock().unwrap().full = false;
+    let failing = h.start(Q, UserOp::Set(b"k3".to_vec(), b"v".to_vec()));
+    let (_, ticket) = h.persists.pop().expect("a commit asked for");
+    let now = h.at();
+    h.engine(Q).persisted(now, ticket, Err(Error::StorageFull("the disk is full".into())));
+    h.pump();
+    assert_eq!(h.result(failing).map(|r| r.map_err(|e| e.code())), Some(Err("ERR_STORAGE_FULL")));
+    let again = h.start(Q, UserOp::Set(b"k4".to_vec(), b"v".to_vec()));
+    h.commit(Q);
+    assert!(matches!(h.result(again), Some(Ok(_))), "writes resume once space returns");
+}
+
+#[test]
+fn a_node_restored_from_its_folder_keeps_its_clock_rejoins_and_refuses_ownership_until_then() {
+    let mut h = Harness::ring(&[Q, 3 * Q, 5 * Q], chord(false));
+    let disks: Vec<_> = [Q, 3 * Q, 5 * Q].into_iter().map(|id| h.on_disk(id)).collect();
+    let key = key_in(Q, 3 * Q); // owned by 3Q
+    let set = h.start(Q, UserOp::Set(key.clone(), b"v".to_vec()));
+    for id in [Q, 3 * Q, 5 * Q] {
+        h.commit(id);
+    }
+    let Some(Ok(OpOutput::Written { version: written, .. })) = h.result(set) else { panic!("the write resolves") };
+    // 3Q restarts from its folder: a new engine with the same id, its index, clock and members.
+    let members = h.engines[&Id(3 * Q)].members_to_remember();
+    assert_eq!(members.iter().map(|n| n.id).collect::<HashSet<_>>(), [Id(Q), Id(5 * Q)].into_iter().collect());
+    let settings = Settings { me: node(3 * Q), chord: Some(chord(false)), request_timeout: 5_000, failure_timeout: 2_000, seed: 9 };
+    let mut restarted = Engine::new(settings, h.at());
+    let store = Store::with_values(Box::new(disks[1].clone()), disks[1].index());
+    restarted.restore(Restored { store, high_water: Some(Version { millis: WALL_EPOCH + 10_000_000, counter: 0, writer: Id(3 * Q) }), members });
+    assert!(restarted.core().rejoining(), "alone but knowing its ring: rejoining");
+    h.engines.insert(Id(3 * Q), restarted);
+    h.dead.extend([Id(Q), Id(5 * Q)]);
+    h.advance(3_000);
+    assert!(h.engines[&Id(3 * Q)].core().rejoining(), "still rejoining while nobody answers: never a ring of one");
+    h.dead.clear();
+    h.advance(15_000);
+    let ring = h.engines[&Id(3 * Q)].core().ring.as_ref().unwrap();
+    assert_eq!(ring.successor().id, Id(5 * Q), "back in its ring");
+    assert_eq!(ring.predecessor().map(|p| p.id), Some(Id(Q)));
+    assert_eq!(h.holds(3 * Q, &key), Some(b"v".to_vec()), "with its data");
+    let overwrite = h.start(5 * Q, UserOp::Set(key.clone(), b"w".to_vec()));
+    for id in [Q, 3 * Q, 5 * Q] {
+        h.commit(id);
+    }
+    let Some(Ok(OpOutput::Written { version, .. })) = h.result(overwrite) else { panic!("the overwrite resolves") };
+    assert!(version > written && version.millis >= WALL_EPOCH + 10_000_000, "versions resume past the high-water mark");
 }

@@ -1,10 +1,12 @@
 //! A write at its owner: version it with the owner's hybrid logical clock, store it, and answer
 //! only once the first `replicas − 1` successors hold it. A successor that fails is forgotten
 //! and the next one down the successor list stands in, so a resolved write has `replicas`
-//! copies even while a neighbour is dead (the design's durability promise).
+//! copies even while a neighbour is dead (the design's durability promise). With a `dataDir`
+//! each copy counts once it is durable: the owner's own once its store reports the write
+//! committed (`Action::Persist`), a replica's once it answered `Ok` (it persists first too).
 
-use super::core::{not_member, rejoining, syncing};
-use super::cx::{Cx, Input, Machine, Notice, Outcome, ReqId, Step};
+use super::core::{not_member, not_stored, rejoining, syncing};
+use super::cx::{Cx, Input, Machine, Notice, Outcome, ReqId, Step, Ticket};
 use super::events;
 use crate::id::Id;
 use crate::protocol::{Request, Response, WriteMode};
@@ -27,6 +29,8 @@ pub struct OwnerWrite {
     asked: Vec<(ReqId, NodeRef)>,
     acked: usize,
     wanted: usize,
+    /// Our own copy's durability barrier, while it is not reported.
+    persisting: Option<Ticket>,
 }
 
 impl OwnerWrite {
@@ -43,6 +47,7 @@ impl OwnerWrite {
             asked: Vec::new(),
             acked: 0,
             wanted: 0,
+            persisting: None,
         }
     }
 
@@ -68,9 +73,15 @@ impl OwnerWrite {
         if self.mode == WriteMode::Delete && self.previous.is_none() {
             return Step::Done(Outcome::Response(Response::Written { previous: None, version: Version::default(), arc: self.arc }));
         }
+        if let Err(error) = cx.core.store.writable() {
+            return Step::Done(Outcome::Response(not_stored(&error)));
+        }
         let version = cx.core.clock.tick(cx.now.wall);
         let item = Item { key: std::mem::take(&mut self.key), value: self.value.take(), version };
         self.changed = matches!(cx.core.store.apply(&item), Applied::Stored { .. });
+        if self.changed {
+            self.persisting = cx.persist();
+        }
         self.item = Some(item);
         self.wanted = replicas.saturating_sub(1).min(successors.len());
         self.candidates = successors.into();
@@ -92,7 +103,7 @@ impl OwnerWrite {
     }
 
     fn finish_if_answered(&mut self, cx: &mut Cx<'_>) -> Step {
-        if !self.asked.is_empty() {
+        if !self.asked.is_empty() || self.persisting.is_some() {
             return Step::Pending;
         }
         if self.acked < self.wanted {
@@ -118,13 +129,24 @@ impl Machine for OwnerWrite {
             Input::Reply(id, reply) => {
                 let Some(at) = self.asked.iter().position(|(asked, _)| *asked == id) else { return Step::Pending };
                 let (_, node) = self.asked.swap_remove(at);
-                if matches!(reply, Ok(Response::Ok)) {
-                    self.acked += 1;
-                } else {
-                    cx.core.forget(node.id);
-                    self.ask_next(cx);
+                match reply {
+                    Ok(Response::Ok) => self.acked += 1,
+                    // Alive but unable to store it (its disk is full): a stand-in takes the copy.
+                    Ok(Response::Error { code, .. }) if code.starts_with("storage") => self.ask_next(cx),
+                    _ => {
+                        cx.core.forget(node.id);
+                        self.ask_next(cx);
+                    }
                 }
                 self.finish_if_answered(cx)
+            }
+            Input::Persisted(ticket, result) if self.persisting == Some(ticket) => {
+                self.persisting = None;
+                match result {
+                    Ok(()) => self.finish_if_answered(cx),
+                    // Not acknowledged: the caller hears why (the copies sent may still stay).
+                    Err(error) => Step::Done(Outcome::Response(not_stored(&error))),
+                }
             }
             _ => Step::Pending,
         }

@@ -5,8 +5,14 @@
 //! the actions it returns are drained under the same lock and executed after it is released:
 //! frames go to the transport (dialing first when needed), notices to the event queue, results
 //! to whoever waits for the operation. One timer task sleeps until the engine's next deadline.
+//!
+//! With a `dataDir`, a committer thread runs beside them ([`Driver::run_committer`]): it waits
+//! for durability barriers (`Action::Persist`), writes everything the store staged so far as
+//! one commit (group commit: every ticket asked before it completes with it), and feeds the
+//! outcome back (`Engine::persisted`). No commit or fsync ever runs under the engine's lock.
 
 use super::clock::wall_millis;
+use super::disk::Disk;
 use super::events::{Event, EventQueue};
 use super::transport::{ConnId, Transport};
 use crate::engine::{Action, Engine, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, UserOp};
@@ -53,12 +59,25 @@ pub(crate) struct Driver {
     runtime: tokio::runtime::Handle,
     /// Operation latencies and connections (relaxed atomics, no lock).
     pub metrics: Metrics,
+    /// The node's on-disk store (`dataDir`), committed by the committer thread.
+    disk: Option<Arc<Disk>>,
+    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
+
+/// The committer waits this long for a durability barrier before it commits what other work
+/// staged (anti-entropy, removals, members) anyway.
+const COMMIT_IDLE: Duration = Duration::from_millis(200);
+/// With `durability: 'os'`, the journal is flushed to the disk this often.
+const OS_SYNC_EVERY: Duration = Duration::from_secs(1);
+/// The members a node knows are staged for the disk this often (when they changed).
+const REMEMBER_MEMBERS_EVERY: Duration = Duration::from_secs(2);
 
 impl Driver {
     /// Must be called inside the tokio runtime the node runs on.
-    pub fn new(engine: Engine, epoch: Instant, transport: Arc<Transport>, events: Arc<EventQueue>) -> Driver {
+    pub fn new(engine: Engine, epoch: Instant, transport: Arc<Transport>, events: Arc<EventQueue>, disk: Option<Arc<Disk>>) -> Driver {
         Driver {
+            disk,
+            committer: Mutex::new(None),
             state: Mutex::new(State { engine, ops: HashMap::new(), closed: false }),
             epoch,
             transport,
@@ -120,6 +139,11 @@ impl Driver {
         }
     }
 
+    /// Feed the engine nothing but the time: its next deadline is scheduled.
+    pub fn wake(self: &Arc<Self>) {
+        self.call(|_, _| {});
+    }
+
     /// Read the engine without feeding it anything.
     pub fn inspect<R>(&self, read: impl FnOnce(&Engine) -> R) -> R {
         read(&self.lock().engine)
@@ -169,6 +193,10 @@ impl Driver {
                 Notice::Error { code, message } => Event::Error { code, message },
             }),
             Action::Disconnect { peer, reason } => self.transport.drop_peer(peer, &reason),
+            Action::Persist { ticket } => match &self.disk {
+                Some(disk) => disk.request(ticket),
+                None => self.call(|engine, now| engine.persisted(now, ticket, Ok(()))),
+            },
             Action::Done { .. } => unreachable!("completions are drained under the lock"),
         }
     }
@@ -319,6 +347,85 @@ impl Driver {
             }
             self.timer_at.store(u64::MAX, Ordering::Relaxed);
             self.call(|engine, now| engine.handle_timeout(now));
+        }
+    }
+
+    /// Start the committer thread of the node's on-disk store, if it has one.
+    pub fn start_committer(self: &Arc<Self>) -> Result<()> {
+        let Some(disk) = self.disk.clone() else { return Ok(()) };
+        let driver = Arc::downgrade(self);
+        let thread = std::thread::Builder::new()
+            .name("chordnet-commit".into())
+            .spawn(move || Driver::run_committer(driver, disk))
+            .map_err(|e| Error::io(e, "cannot start the store's committer thread"))?;
+        *self.committer.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
+        Ok(())
+    }
+
+    /// The committer: take what the store staged, commit it as one batch, report the tickets
+    /// it carried; flush the journal once a second in `os` mode; keep the members this node
+    /// knows when they changed. After a failed commit (a full disk) the store refuses writes;
+    /// once the file system has room again the store is reopened (fjall takes no write after a
+    /// failed one) under the engine's lock, so no read sees it half-open, and the writes that
+    /// waited are committed.
+    fn run_committer(driver: std::sync::Weak<Driver>, disk: Arc<Disk>) {
+        let mut last_sync = std::time::Instant::now();
+        let mut last_members: Option<std::time::Instant> = None;
+        let mut remembered: Vec<NodeRef> = Vec::new();
+        loop {
+            let batch = disk.take_batch(COMMIT_IDLE);
+            if disk.needs_reopen() && disk.has_room() {
+                if let Some(driver) = driver.upgrade() {
+                    let reopened = driver.exclusive(|| disk.reopen());
+                    if let Err(error) = reopened {
+                        driver.events.push(Event::Error { code: error.code().into(), message: format!("reopening the store failed: {error}") });
+                    }
+                }
+            }
+            let result = if batch.is_empty() { Ok(()) } else { disk.commit(&batch) };
+            if !batch.tickets.is_empty() {
+                let Some(driver) = driver.upgrade() else { break };
+                driver.call(|engine, now| {
+                    for ticket in &batch.tickets {
+                        engine.persisted(now, *ticket, result.clone());
+                    }
+                });
+            }
+            if disk.durability() == crate::config::Durability::Os && last_sync.elapsed() >= OS_SYNC_EVERY {
+                let _ = disk.sync();
+                last_sync = std::time::Instant::now();
+            }
+            if last_members.is_none_or(|at| at.elapsed() >= REMEMBER_MEMBERS_EVERY) && !batch.last {
+                let Some(driver) = driver.upgrade() else { break };
+                let members = driver.inspect(|engine| engine.members_to_remember());
+                if members != remembered && !members.is_empty() && disk.remember_members(&members).is_ok() {
+                    remembered = members;
+                }
+                last_members = Some(std::time::Instant::now());
+            }
+            if batch.last {
+                break;
+            }
+        }
+        disk.release();
+    }
+
+    /// Run `work` while no input reaches the engine (and so no read of the store runs).
+    fn exclusive<R>(&self, work: impl FnOnce() -> R) -> R {
+        let _state = self.lock();
+        work()
+    }
+
+    /// Write what the store staged and release its folder (closing or destroying the node).
+    pub async fn close_storage(&self) {
+        let Some(disk) = &self.disk else { return };
+        disk.close();
+        let thread = self.committer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match thread {
+            Some(thread) => {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+            None => disk.release(),
         }
     }
 

@@ -20,6 +20,7 @@
 
 mod clock;
 pub mod dict;
+pub mod disk;
 mod dispatch;
 mod driver;
 mod events;
@@ -37,7 +38,9 @@ use self::driver::Driver;
 use self::events::EventQueue;
 use self::mesh::Mesh;
 use self::transport::{Identity, Inbound, Transport};
-use crate::engine::{Engine, Now, Settings, UserOp};
+use self::disk::{Disk, DiskValues};
+use crate::engine::{Engine, Now, Restored, Settings, UserOp};
+use crate::store::Store;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::noise::{open_network_key, KeyPair};
@@ -77,7 +80,23 @@ impl Node {
         let (out_host, out_port) = config.out_addr.clone().unwrap_or_else(|| (config.host.clone(), bound.port()));
         let protocol_id = protocol_id(&config.subnet, &config.encryption);
         // The id is the key's: with Noise, peers check it against the key proved in the handshake.
-        let keys = config.key_pair.clone().unwrap_or_else(KeyPair::generate);
+        // With a dataDir the key pair comes back from the folder's identity record (made once,
+        // from the given keyPair or a fresh one), so a restarted node keeps its id.
+        let opened = match config.storage.clone() {
+            None => None,
+            Some(storage) => {
+                let given = config.key_pair.clone();
+                let make = move || identity_record(&given.unwrap_or_else(KeyPair::generate));
+                let opened = tokio::task::spawn_blocking(move || Disk::open(&storage, protocol_id, make))
+                    .await
+                    .map_err(|e| Error::Internal(format!("opening the data folder panicked: {e}")))??;
+                Some(opened)
+            }
+        };
+        let keys = match &opened {
+            Some(opened) => key_pair_of_identity(&opened.identity, opened.disk.dir(), config.key_pair.as_ref())?,
+            None => config.key_pair.clone().unwrap_or_else(KeyPair::generate),
+        };
         let me = NodeRef { id: keys.id(), host: out_host, port: out_port };
         let transport = Arc::new(Transport::new(Identity {
             me: me.clone(),
@@ -98,8 +117,14 @@ impl Node {
             failure_timeout: config.failure_timeout.as_millis() as u64,
             seed: rand::random(),
         };
-        let engine = Engine::new(settings, Now { mono: 0, wall: clock::wall_millis() });
-        let driver = Arc::new(Driver::new(engine, tokio::time::Instant::now(), transport.clone(), events.clone()));
+        let mut engine = Engine::new(settings, Now { mono: 0, wall: clock::wall_millis() });
+        let disk = opened.map(|opened| {
+            let store = Store::with_values(Box::new(DiskValues(opened.disk.clone())), opened.index);
+            engine.restore(Restored { store, high_water: opened.high_water, members: opened.members });
+            opened.disk
+        });
+        let driver = Arc::new(Driver::new(engine, tokio::time::Instant::now(), transport.clone(), events.clone(), disk));
+        driver.start_committer()?;
         let mesh = Arc::new(Mesh::new(me.clone(), transport.clone(), events.clone(), config.peer_exchange));
         let dispatch = Arc::new(Dispatch {
             driver: driver.clone(),
@@ -111,6 +136,9 @@ impl Node {
         let inbound: Weak<dyn Inbound> = Arc::downgrade(&dispatch) as Weak<dyn Inbound>;
         transport.start(listener, inbound);
         tokio::spawn(driver.clone().run_timers());
+        // Set the first timer now: a node restored from its folder has a ring to find again
+        // before anything else reaches it.
+        driver.wake();
         Ok(Node { inner: Arc::new(Inner { config, me, protocol_id, transport, driver, mesh, events, _dispatch: dispatch }) })
     }
 
@@ -189,5 +217,34 @@ impl Node {
         self.inner.transport.shut_down(reason);
         self.inner.events.close();
         self.inner.transport.listener_closed().await;
+        self.inner.driver.close_storage().await;
     }
+}
+
+/// A node's identity record as its folder keeps it. Today the id itself (from a random salt);
+/// once ids derive from a static key pair, the key pair. Opaque to the folder.
+/// The identity record a data folder keeps: a format byte, then the static secret key (the
+/// public key and so the id derive from it).
+fn identity_record(keys: &KeyPair) -> Vec<u8> {
+    let mut record = vec![IDENTITY_KEY_PAIR];
+    record.extend_from_slice(&keys.secret);
+    record
+}
+
+const IDENTITY_KEY_PAIR: u8 = 1;
+
+/// The key pair of a folder's identity record; a `keyPair` option must be that one.
+fn key_pair_of_identity(record: &[u8], dir: &std::path::Path, given: Option<&KeyPair>) -> Result<KeyPair> {
+    let file = dir.join("identity");
+    let keys = match record {
+        [IDENTITY_KEY_PAIR, secret @ ..] if secret.len() == 32 => KeyPair::from_secret(secret.try_into().expect("32 bytes")),
+        _ => return Err(Error::StorageCorrupt(format!("{}: an identity record of an unknown format ({} bytes)", file.display(), record.len()))),
+    };
+    if given.is_some_and(|given| given.public != keys.public) {
+        return Err(Error::InvalidArgument(format!(
+            "keyPair differs from the key pair kept in {} (a node keeps the identity of its dataDir): omit keyPair, or use another dataDir",
+            file.display()
+        )));
+    }
+    Ok(keys)
 }
