@@ -58,6 +58,8 @@ pub struct Core {
     pub probing: HashSet<Id>,
     /// When the last sweep of quiet peers started (see `detector`).
     pub last_sweep: Option<Millis>,
+    /// When we last heard of rings merging around us (`Candidates`; see `read`).
+    pub merging_since: Option<Millis>,
     /// Former neighbours and sampled members, probed to find other rings.
     pub contacts: Contacts,
     /// A live member a lone node heard of: the next rejoin goes through it.

@@ -25,6 +25,7 @@ mod lookup;
 mod maintenance;
 mod membership;
 mod merge;
+mod read;
 mod route;
 mod serve;
 mod sync;
@@ -202,6 +203,7 @@ impl Engine {
             suspects: HashMap::new(),
             probing: Default::default(),
             last_sweep: None,
+            merging_since: None,
             contacts: Contacts::default(),
             rejoin_via: None,
             told: HashMap::new(),

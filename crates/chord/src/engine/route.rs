@@ -11,7 +11,8 @@
 use super::core::{backoff, unexpected, Target};
 use super::cx::{Cx, Input, LookupInfo, Machine, Millis, OpOutput, Outcome, ReqId, ScanPage, Step, TaskId};
 use super::lookup::Lookup;
-use super::serve::{owner_get, page};
+use super::read::{get_here, LocalGet};
+use super::serve::page;
 use super::write::OwnerWrite;
 use crate::config::OPERATION_DEADLINE;
 use crate::error::{Error, Result};
@@ -80,10 +81,13 @@ impl Routed {
 
     fn go(&mut self, cx: &mut Cx<'_>) -> Step {
         match (&self.target, &self.request) {
-            (Target::Local, Request::Get { key }) => {
-                let answer = owner_get(cx.core, key.to_vec());
-                self.on_answer(cx, Ok(answer))
-            }
+            (Target::Local, Request::Get { key }) => match get_here(cx.core, cx.now.mono, key.to_vec()) {
+                LocalGet::Now(answer) => self.on_answer(cx, Ok(answer)),
+                LocalGet::Around(read) => {
+                    self.waiting = Waiting::Local(cx.spawn(read));
+                    Step::Pending
+                }
+            },
             (Target::Local, Request::Write { key, value, mode }) => {
                 let child = cx.spawn(OwnerWrite::new(key.to_vec(), value.clone(), *mode));
                 self.waiting = Waiting::Local(child);

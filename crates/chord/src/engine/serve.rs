@@ -2,15 +2,16 @@
 //! a write at its owner and a hand-off must wait on other nodes, so they become machines
 //! ([`Served::Later`]) whose outcome is the answer.
 
-use super::core::{not_member, not_stored, rejoining, syncing, Core};
+use super::core::{not_member, Core};
 use super::cx::{Cx, Machine};
+use super::read::{entry, get_here, LocalGet};
 use super::sync::{apply_items, Replica, TakeOver, SYNC_VERSIONS_LIMIT};
 use super::write::OwnerWrite;
 use crate::config::DATA_BUDGET_BYTES;
 use crate::id::Id;
 use crate::protocol::{Request, Response};
-use crate::routing::{Hop, NodeRef};
-use crate::store::{Item, Store};
+use crate::routing::NodeRef;
+use crate::store::Store;
 use serde_bytes::ByteBuf;
 
 /// Avoided nodes of one `FindSuccessor` that we check (see `check_avoided`).
@@ -94,12 +95,22 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
             check_avoided(cx, &avoid);
             Response::Next(cx.core.ring.as_ref().expect("member").next_hop_avoiding(position, &avoid))
         }
-        Request::Get { key } => owner_get(cx.core, key.into_vec()),
+        Request::Get { key } => match get_here(cx.core, cx.now.mono, key.into_vec()) {
+            LocalGet::Now(answer) => answer,
+            LocalGet::Around(read) => return Served::Later(Box::new(read)),
+        },
         Request::Page { after, limit, with_values } => page(cx.core, after, limit, with_values),
         // Diagnostics hold the driver's measurements too: the node's driver answers `Info`
         // itself; an engine without one (the simulator) has nothing to report.
         Request::Info => Response::Error { code: "not-served".into(), message: "Info is answered by the node's driver".into() },
         Request::Candidates(candidates) => {
+            // Rings are merging around us: a node of the other ring may become our predecessor,
+            // and our arc then holds keys written over there that we have never seen. Until our
+            // arc is synced with our (new) replicas, its reads and deletes wait (`unsynced`)
+            // rather than answer "absent".
+            cx.core.synced_from = None;
+            cx.core.sync_wanted = true;
+            cx.core.merging_since = Some(cx.now.mono);
             super::merge::consider(cx, candidates, sender);
             Response::Ok
         }
@@ -123,28 +134,6 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
     })
 }
 
-/// A `Get` at the node we think owns the key: the value and our arc, or a redirect.
-pub fn owner_get(core: &Core, key: Vec<u8>) -> Response {
-    let Some(ring) = &core.ring else { return not_member() };
-    if core.rejoining() {
-        return rejoining();
-    }
-    let position = Id::of_key(&key);
-    match ring.next_hop(position) {
-        Hop::Local if core.unsynced(position) => syncing(),
-        Hop::Local => {
-            let arc = ring.primary_arc().unwrap_or((core.me.id, core.me.id));
-            match core.store.read(&key) {
-                Ok(found) => {
-                    let item = found.map(|(value, version)| Item { key, value: Some(ByteBuf::from(value.to_vec())), version });
-                    Response::Value { item, arc }
-                }
-                Err(error) => not_stored(&error),
-            }
-        }
-        Hop::Owner(next) | Hop::Closer(next) => Response::Redirect(next),
-    }
-}
 
 /// A page of the live keys we are primary for, after the cursor.
 pub fn page(core: &Core, after: Option<(Id, ByteBuf)>, limit: u32, with_values: bool) -> Response {
@@ -158,11 +147,6 @@ pub fn page(core: &Core, after: Option<(Id, ByteBuf)>, limit: u32, with_values: 
     Response::Page { items, more, successor: ring.successor().clone() }
 }
 
-fn entry(store: &Store, key: &[u8]) -> Option<Item> {
-    let version = store.version_of(key)?;
-    let value = store.get(key).map(|(v, _)| ByteBuf::from(v.to_vec()));
-    Some(Item { key: key.to_vec(), value, version })
-}
 
 /// The entries of the keys asked for, in order, until past the byte budget (at least one key
 /// is served, so a value of the maximum size always moves).

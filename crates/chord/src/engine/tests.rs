@@ -694,3 +694,57 @@ fn a_node_restored_from_its_folder_keeps_its_clock_rejoins_and_refuses_ownership
     let Some(Ok(OpOutput::Written { version, .. })) = h.result(overwrite) else { panic!("the overwrite resolves") };
     assert!(version > written && version.millis >= WALL_EPOCH + 10_000_000, "versions resume past the high-water mark");
 }
+
+#[test]
+fn after_a_merge_a_new_owner_answers_for_the_other_rings_keys_only_once_it_has_them() {
+    // Rings A = {Q, 3Q, 5Q} and B = {2Q, 4Q, 6Q} (a healed partition). A key of (2Q, 3Q] written
+    // in B lives on 4Q and its replicas; in the merged ring 3Q owns it, and has never seen it.
+    let mut h = Harness::rings(&[&[Q, 3 * Q, 5 * Q], &[2 * Q, 4 * Q, 6 * Q]], chord(false));
+    let key = key_in(2 * Q, 3 * Q);
+    let set = h.start(2 * Q, UserOp::Set(key.clone(), b"from-b".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    assert_eq!(h.holds(3 * Q, &key), None);
+    // Q meets 2Q (a contact across the healed cut): the rings zip together.
+    let now = h.at();
+    h.engine(Q).handle_request(now, &node(6 * Q), ReplyTo { conn: 0, id: 77 }, Request::Candidates(vec![node(2 * Q)]));
+    h.pump();
+    let mut gets = Vec::new();
+    for _ in 0..100 {
+        gets.push(h.start(5 * Q, UserOp::Get(key.clone())));
+        h.advance(10);
+    }
+    h.advance(3_000);
+    let answers: Vec<_> = gets.into_iter().map(|get| h.result(get).expect("every get answered")).collect();
+    let predecessor = h.engines[&Id(3 * Q)].core().ring.as_ref().unwrap().predecessor().map(|p| p.id);
+    assert_eq!(predecessor, Some(Id(2 * Q)), "the rings merged");
+    assert!(!answers.contains(&Ok(OpOutput::Value(None))), "no read missed the other ring's write: {answers:?}");
+    assert_eq!(answers.last(), Some(&Ok(OpOutput::Value(Some(b"from-b".to_vec())))));
+}
+
+#[test]
+fn a_miss_while_rings_merge_is_checked_with_the_successors() {
+    let mut h = Harness::rings(&[&[Q, 3 * Q, 5 * Q], &[2 * Q, 4 * Q, 6 * Q]], chord(false));
+    let now = h.at();
+    h.engine(Q).handle_request(now, &node(6 * Q), ReplyTo { conn: 0, id: 77 }, Request::Candidates(vec![node(2 * Q)]));
+    h.pump();
+    h.advance(1_000);
+    assert_eq!(h.engines[&Id(3 * Q)].core().ring.as_ref().unwrap().predecessor().map(|p| p.id), Some(Id(2 * Q)), "the rings merged");
+    // 4Q, B's owner of (2Q, 3Q] until the merge, acknowledged a write of that arc just before it
+    // noticed: only it and 3Q's other successors hold the copy, not 3Q, the owner now.
+    let key = key_in(2 * Q, 3 * Q);
+    let version = Version { millis: WALL_EPOCH + h.now, counter: 0, writer: Id(4 * Q) };
+    let item = Item { key: key.clone(), value: Some(serde_bytes::ByteBuf::from(b"late".to_vec())), version };
+    let now = h.at();
+    h.engine(4 * Q).handle_request(now, &node(3 * Q), ReplyTo { conn: 0, id: 78 }, Request::Replicate { items: vec![item] });
+    h.pump();
+    assert_eq!(h.holds(3 * Q, &key), None);
+    let get = h.start(5 * Q, UserOp::Get(key.clone()));
+    h.advance(100);
+    assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"late".to_vec())))), "the owner's miss was checked with its successors");
+    // Long after the merge, a miss is a miss: nobody is asked.
+    h.advance(super::read::READ_AROUND_MS);
+    let absent = key_in(3 * Q, 4 * Q);
+    let get = h.start(5 * Q, UserOp::Get(absent));
+    h.advance(100);
+    assert_eq!(h.result(get), Some(Ok(OpOutput::Value(None))));
+}
