@@ -58,8 +58,10 @@ pub struct Core {
     pub probing: HashSet<Id>,
     /// When the last sweep of quiet peers started (see `detector`).
     pub last_sweep: Option<Millis>,
-    /// When we last heard of rings merging around us (`Candidates`; see `read`).
-    pub merging_since: Option<Millis>,
+    /// When our arc last grew (a predecessor gone) or we heard of rings merging around us
+    /// (`Candidates`): for a while after, an owner's misses are checked with its successors
+    /// (see `read`).
+    pub unsettled_since: Option<Millis>,
     /// Former neighbours and sampled members, probed to find other rings.
     pub contacts: Contacts,
     /// A live member a lone node heard of: the next rejoin goes through it.

@@ -203,7 +203,7 @@ impl Engine {
             suspects: HashMap::new(),
             probing: Default::default(),
             last_sweep: None,
-            merging_since: None,
+            unsettled_since: None,
             contacts: Contacts::default(),
             rejoin_via: None,
             told: HashMap::new(),

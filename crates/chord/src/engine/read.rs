@@ -1,10 +1,12 @@
-//! Reads while rings merge. After a partition heals, the rings zip together over a few
+//! Reads while the ring settles. After a partition heals, the rings zip together over a few
 //! seconds, and during that time two nodes may both take themselves for a key's owner: a write
-//! acknowledged by one is not yet on the other. So for a while after a node hears of a merge
-//! (`Candidates`), an owner that finds no entry for a key asks its successors — where the
-//! other ring's owner and replicas of that arc now sit — and answers with the newest entry
-//! any of them holds (a tombstone included), instead of "absent". Anti-entropy moves the entry
-//! for good; this only keeps reads from missing it meanwhile.
+//! acknowledged by one is not yet on the other. After a crash, the owner that took over the
+//! dead node's arc may not hold every key of it yet (a write made while tables were still
+//! forming went to stand-in replicas). So for a while after a node hears of a merge
+//! (`Candidates`) or its arc grows, an owner that finds no entry for a key asks its successors
+//! — where the other owner's copies sit — and answers with the newest entry any of them holds
+//! (a tombstone included), instead of "absent". Anti-entropy moves the entry for good; this
+//! only keeps reads from missing it meanwhile.
 
 use super::core::{not_member, not_stored, rejoining, syncing, Core};
 use super::cx::{Cx, Input, Machine, Outcome, ReqId, Step};
@@ -16,8 +18,8 @@ use crate::store::Store;
 use crate::store::Item;
 use serde_bytes::ByteBuf;
 
-/// How long after hearing of a merge an owner's misses are checked with its successors:
-/// longer than the merges and data convergence measured after a heal (2–10 s).
+/// How long after hearing of a merge (or its arc growing) an owner's misses are checked with
+/// its successors: longer than the merges and data convergence measured after a heal (2–10 s).
 pub const READ_AROUND_MS: Millis = 15_000;
 
 /// A get served here: answered at once, or after asking around.
@@ -26,13 +28,13 @@ pub enum LocalGet {
     Around(ReadAround),
 }
 
-/// Serve a get as the key's owner (or redirect), asking the successors on a miss while rings
-/// merge.
+/// Serve a get as the key's owner (or redirect), asking the successors on a miss while the
+/// ring settles.
 pub fn get_here(core: &Core, now: Millis, key: Vec<u8>) -> LocalGet {
     let answer = owner_get(core, key.clone());
-    let merging = core.merging_since.is_some_and(|since| now < since + READ_AROUND_MS);
+    let unsettled = core.unsettled_since.is_some_and(|since| now < since + READ_AROUND_MS);
     match answer {
-        Response::Value { item: None, arc } if merging => LocalGet::Around(ReadAround { key, arc, asked: Vec::new(), newest: None }),
+        Response::Value { item: None, arc } if unsettled => LocalGet::Around(ReadAround { key, arc, asked: Vec::new(), newest: None }),
         answer => LocalGet::Now(answer),
     }
 }

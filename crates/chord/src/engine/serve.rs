@@ -86,6 +86,10 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
                 // it is all synced. If it grew instead, the new part waits for anti-entropy.
                 if alone || cx.core.synced_from.is_some_and(|from| candidate.id.in_half_open(from, me)) {
                     cx.core.synced_from = Some(candidate.id);
+                } else {
+                    // It grew (a predecessor gone): copies of the new part may sit on nodes
+                    // other than us until anti-entropy gathers them.
+                    cx.core.unsettled_since = Some(cx.now.mono);
                 }
             }
             cx.core.learn(&candidate);
@@ -110,7 +114,7 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
             // rather than answer "absent".
             cx.core.synced_from = None;
             cx.core.sync_wanted = true;
-            cx.core.merging_since = Some(cx.now.mono);
+            cx.core.unsettled_since = Some(cx.now.mono);
             super::merge::consider(cx, candidates, sender);
             Response::Ok
         }
