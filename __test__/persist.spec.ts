@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, trun
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ChordSocket, StorageError } from '../index'
+import { ChordSocket, generateKeyPair, nodeIdOf, StorageError } from '../index'
 import { chordOptions, until } from './helpers'
 
 function folder(t: { teardown: (f: () => void) => void }, name: string): string {
@@ -66,6 +66,22 @@ test('a node restarted on its folder keeps its id and its data; a second node on
   // Versions never go backwards across the restart: a new write wins over the old one.
   await again.set('key-1', 'newer')
   t.is((await again.get('key-1'))?.toString(), 'newer')
+})
+
+test('the folder keeps the key pair: the id it derives survives restarts; another keyPair is refused; the file is private', async (t) => {
+  const dataDir = join(folder(t, 'identity'), 'node')
+  const keyPair = generateKeyPair()
+  const node = await started(0, dataDir, { keyPair })
+  t.is(node.id, nodeIdOf(keyPair.publicKey), 'a given key pair becomes the folder identity')
+  await node.destroy()
+  t.is(statSync(join(dataDir, 'identity')).mode & 0o777, 0o600, 'the identity file (a secret key) is readable by its owner only')
+  const again = await started(0, dataDir)
+  t.is(again.id, nodeIdOf(keyPair.publicKey), 'restarted without keyPair: the folder supplies it')
+  await again.destroy()
+  const other = new ChordSocket('127.0.0.1', 0, chordOptions({ dataDir, keyPair: generateKeyPair() }))
+  const refused = await other.ready.then(() => null, (error) => error)
+  t.is(refused?.code, 'ERR_INVALID_ARGUMENT')
+  t.regex(refused?.message ?? '', /keyPair differs from the key pair kept in .*identity/)
 })
 
 test('a damaged store stops the start with an error naming the file and the remedy; resync keeps the identity and refills from the ring', async (t) => {
