@@ -7,9 +7,19 @@
  * It holds a picture for display, never ring state that anything routes by.
  */
 import { EventEmitter } from 'node:events'
-import type { ChordSocket } from '../chord'
 import { NativeEvent, NativeMemberInfo, NativeMetrics, NativeNode, NativeNodeRef } from '../native'
 import { accumulate, Buckets, denseLatency, Percentiles, percentiles, subtract, toBuckets } from './histogram'
+
+/**
+ * What the view needs of the socket it shows (a ChordSocket): its native events, whether it
+ * closed, and its keys on request. Named here so the view does not import the socket's module,
+ * which imports the view.
+ */
+export interface ViewedSocket {
+  readonly closed: boolean
+  tapEvents(tap: (event: NativeEvent) => void): () => void
+  keys(): AsyncIterable<Buffer>
+}
 
 /** Seconds of history behind rates and percentiles. */
 export const WINDOW_SECONDS = 60
@@ -169,7 +179,7 @@ interface Crawled {
  * watched, and `'event'` (a ViewEvent) as events happen.
  */
 export class Collector extends EventEmitter {
-  readonly #socket: ChordSocket
+  readonly #socket: ViewedSocket
   readonly #node: NativeNode
   readonly #keysEnabled: boolean
   readonly #local = new ActivityWindow()
@@ -187,7 +197,7 @@ export class Collector extends EventEmitter {
   #untap?: () => void
   #closed = false
 
-  constructor(socket: ChordSocket, node: NativeNode, options: { showKeys: boolean }) {
+  constructor(socket: ViewedSocket, node: NativeNode, options: { showKeys: boolean }) {
     super()
     this.#socket = socket
     this.#node = node

@@ -15,9 +15,8 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { AddressInfo } from 'node:net'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { ChordSocket } from '../chord'
 import { NativeNode } from '../native'
-import { Collector } from './collector'
+import { Collector, ViewedSocket } from './collector'
 import { createExporter } from './prometheus'
 
 export interface ViewOptions {
@@ -60,7 +59,7 @@ const SECURITY_HEADERS = {
 }
 
 /** Serve the web view of `socket` (see ChordSocket.serveView). */
-export async function startView(socket: ChordSocket, node: NativeNode, options: ViewOptions = {}): Promise<ViewServer> {
+export async function startView(socket: ViewedSocket, node: NativeNode, options: ViewOptions = {}): Promise<ViewServer> {
   const host = options.host ?? '127.0.0.1'
   const collector = new Collector(socket, node, { showKeys: options.showKeys ?? false })
   const exporter = createExporter(node)
