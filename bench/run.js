@@ -13,7 +13,7 @@
  * crashes or reads back wrong values gets a row saying so and the run always ends by itself.
  * `chordnet` runs with Noise (the default) and `chordnet-plaintext` is the same build in
  * Plaintext: the report's "What Noise costs" section sets the two side by side (for the
- * Noise-only comparison: --peers chordnet,chordnet-plaintext --repeat 5 --out bench/results/noise).
+ * Noise, Plaintext and on-disk comparison: --peers chordnet,chordnet-plaintext,chordnet-disk --repeat 3 --out bench/results/variants).
  * Writes DIR/bench.md, DIR/bench.svg, DIR/BENCH_SUMMARY.md and DIR/results.json (DIR defaults
  * to bench/results) and prints the table. `--smoke` (for the test suite): chordnet with 4 nodes
  * and 50 operations (in memory and on disk) plus hyperdht at the same tiny size, correctness only; exits non-zero if any
