@@ -223,6 +223,12 @@ impl Core {
         self.ring.as_ref().is_some_and(|r| r.is_alone()) && (!self.view.is_empty() || self.rejoin_via.is_some() || (self.restored && !self.contacts.is_empty()))
     }
 
+    /// Did our arc grow, or rings merge around us, lately (`read::READ_AROUND_MS`)? Then copies
+    /// of our arc may still sit on nodes other than our replicas.
+    pub fn unsettled(&self) -> bool {
+        self.unsettled_since.is_some_and(|since| self.now < since + super::read::READ_AROUND_MS)
+    }
+
     /// Is `position` in the part of our arc we took over and have not synced yet?
     pub fn unsynced(&self, position: Id) -> bool {
         let Some(pred) = self.ring.as_ref().and_then(|r| r.predecessor()) else { return false };

@@ -30,11 +30,10 @@ pub enum LocalGet {
 
 /// Serve a get as the key's owner (or redirect), asking the successors on a miss while the
 /// ring settles.
-pub fn get_here(core: &Core, now: Millis, key: Vec<u8>) -> LocalGet {
+pub fn get_here(core: &Core, key: Vec<u8>) -> LocalGet {
     let answer = owner_get(core, key.clone());
-    let unsettled = core.unsettled_since.is_some_and(|since| now < since + READ_AROUND_MS);
     match answer {
-        Response::Value { item: None, arc } if unsettled => LocalGet::Around(ReadAround { key, arc, asked: Vec::new(), newest: None }),
+        Response::Value { item: None, arc } if core.unsettled() => LocalGet::Around(ReadAround { key, arc, asked: Vec::new(), newest: None }),
         answer => LocalGet::Now(answer),
     }
 }

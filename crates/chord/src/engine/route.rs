@@ -81,7 +81,7 @@ impl Routed {
 
     fn go(&mut self, cx: &mut Cx<'_>) -> Step {
         match (&self.target, &self.request) {
-            (Target::Local, Request::Get { key }) => match get_here(cx.core, cx.now.mono, key.to_vec()) {
+            (Target::Local, Request::Get { key }) => match get_here(cx.core, key.to_vec()) {
                 LocalGet::Now(answer) => self.on_answer(cx, Ok(answer)),
                 LocalGet::Around(read) => {
                     self.waiting = Waiting::Local(cx.spawn(read));
@@ -304,8 +304,12 @@ impl Scan {
                 }))))
             }
             Ok(Response::Error { .. }) | Err(_) => {
-                // That node left or died: its arc now belongs to the next node clockwise.
-                cx.core.forget(at.node.id);
+                // That node left or died (its arc now belongs to the next node clockwise), or it
+                // is still syncing an arc it took over (ask it again shortly).
+                let syncing = matches!(&answer, Ok(Response::Error { code, .. }) if code == "unavailable");
+                if !syncing {
+                    cx.core.forget(at.node.id);
+                }
                 self.attempt += 1;
                 match backoff(cx.now.mono, self.deadline, self.attempt) {
                     Ok(time) => {

@@ -2,7 +2,7 @@
 //! a write at its owner and a hand-off must wait on other nodes, so they become machines
 //! ([`Served::Later`]) whose outcome is the answer.
 
-use super::core::{not_member, Core};
+use super::core::{not_member, syncing, Core};
 use super::cx::{Cx, Machine};
 use super::read::{entry, get_here, LocalGet};
 use super::sync::{apply_items, Replica, TakeOver, SYNC_VERSIONS_LIMIT};
@@ -99,7 +99,7 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
             check_avoided(cx, &avoid);
             Response::Next(cx.core.ring.as_ref().expect("member").next_hop_avoiding(position, &avoid))
         }
-        Request::Get { key } => match get_here(cx.core, cx.now.mono, key.into_vec()) {
+        Request::Get { key } => match get_here(cx.core, key.into_vec()) {
             LocalGet::Now(answer) => answer,
             LocalGet::Around(read) => return Served::Later(Box::new(read)),
         },
@@ -145,6 +145,11 @@ pub fn page(core: &Core, after: Option<(Id, ByteBuf)>, limit: u32, with_values: 
     let Some((from, to)) = ring.primary_arc() else {
         return Response::Error { code: "unavailable".into(), message: "predecessor unknown; the ring is stabilizing".into() };
     };
+    // A page of an arc we took over and have not synced yet would skip keys we do not hold
+    // yet: the walk waits (it asks again shortly) instead.
+    if core.unsynced(Id(from.0.wrapping_add(1))) {
+        return syncing();
+    }
     let after = after.map(|(p, k)| (p, k.into_vec()));
     let limit = limit.clamp(1, MAX_PAGE_ITEMS) as usize;
     let (items, more) = core.store.live_page(from, to, after.as_ref(), limit, DATA_BUDGET_BYTES, with_values);
