@@ -84,7 +84,7 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
                 cx.core.sync_wanted = true;
                 // Our arc shrank to (candidate, me] inside what we hold (alone, we held all):
                 // it is all synced. If it grew instead, the new part waits for anti-entropy.
-                if alone || cx.core.synced_from.is_some_and(|from| candidate.id.in_half_open(from, me)) {
+                if alone || cx.core.synced_from.is_some_and(|from| candidate.id == from || candidate.id.in_half_open(from, me)) {
                     cx.core.synced_from = Some(candidate.id);
                 } else {
                     // It grew (a predecessor gone): copies of the new part may sit on nodes

@@ -260,9 +260,11 @@ impl Machine for SyncReplicas {
                 let Some(ring) = &cx.core.ring else { return Step::Done(Outcome::Unit(Ok(()))) };
                 let Some(arc) = ring.primary_arc() else { return Step::Done(Outcome::Unit(Ok(()))) };
                 self.arc = Some(arc);
-                // Lately grown (a predecessor gone, rings merging): copies of the arc may sit
-                // on stand-ins beyond our replicas, so sync with every successor we know.
-                let targets = if cx.core.unsettled() { ring.successors().iter().filter(|n| n.id != cx.core.me.id).cloned().collect() } else { ring.replica_targets(replicas) };
+                // An arc not synced yet (grown when a predecessor went, or rings merging): copies
+                // of it may sit on stand-ins beyond our replicas, so this first sync covers every
+                // successor we know; later ones only our replicas.
+                let wide = cx.core.unsynced(Id(arc.0 .0.wrapping_add(1)));
+                let targets = if wide { ring.successors().iter().filter(|n| n.id != cx.core.me.id).cloned().collect() } else { ring.replica_targets(replicas) };
                 self.synced = targets.is_empty();
                 for replica in targets {
                     let child = cx.spawn(SyncArc::new(replica.clone(), arc));
