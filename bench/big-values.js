@@ -5,11 +5,7 @@
 const { randomBytes } = require('node:crypto')
 const { ChordSocket, createTestnet } = require('..')
 
-const args = process.argv.slice(2)
-const option = (name, fallback) => {
-  const at = args.indexOf(name)
-  return at >= 0 ? Number(args[at + 1]) : fallback
-}
+const { numberOption: option } = require('./stats')
 const OPS = option('--ops', 200)
 const INFLIGHT = option('--inflight', 8)
 

@@ -67,4 +67,10 @@ function fmtRatio(r) {
   return `${r.toFixed(2)}×`
 }
 
-module.exports = { percentile, summarize, median, nowUs, fmtUs, fmtRate, fmtBytes, fmtRatio }
+/** A numeric command-line option of a bench script (`--name N`), or `fallback`. */
+function numberOption(name, fallback, argv = process.argv.slice(2)) {
+  const at = argv.indexOf(name)
+  return at >= 0 ? Number(argv[at + 1]) : fallback
+}
+
+module.exports = { numberOption, percentile, summarize, median, nowUs, fmtUs, fmtRate, fmtBytes, fmtRatio }

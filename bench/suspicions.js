@@ -5,11 +5,7 @@
 // Usage: node bench/suspicions.js [--nodes 16] [--seconds 90] [--inflight 256]
 const { createTestnet } = require('..')
 
-const args = process.argv.slice(2)
-const option = (name, fallback) => {
-  const at = args.indexOf(name)
-  return at >= 0 ? Number(args[at + 1]) : fallback
-}
+const { numberOption: option } = require('./stats')
 const NODES = option('--nodes', 16)
 const SECONDS = option('--seconds', 90)
 const INFLIGHT = option('--inflight', 256)

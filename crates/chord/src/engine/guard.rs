@@ -113,7 +113,7 @@ mod tests {
 
     /// A member at 2Q whose predecessor is Q (so its arc is (Q, 2Q]).
     fn member() -> Engine {
-        let settings = Settings { me: node(2 * Q), chord: Some(ChordConfig::default()), request_timeout: 5_000, failure_timeout: 2_000, seed: 1 };
+        let settings = Settings::member(node(2 * Q), ChordConfig::default(), 1);
         let mut engine = Engine::new(settings, Now { mono: 0, wall: WALL });
         let ring = engine.core_mut().ring.as_mut().unwrap();
         ring.join(vec![node(3 * Q), node(0)]);

@@ -96,6 +96,19 @@ pub struct Settings {
     pub seed: u64,
 }
 
+impl Settings {
+    /// A ring member with the default request and failure timeouts (tests, fuzzing).
+    pub fn member(me: NodeRef, chord: ChordConfig, seed: u64) -> Settings {
+        Settings {
+            me,
+            chord: Some(chord),
+            request_timeout: crate::config::DEFAULT_REQUEST_TIMEOUT.as_millis() as Millis,
+            failure_timeout: crate::config::DEFAULT_FAILURE_TIMEOUT.as_millis() as Millis,
+            seed,
+        }
+    }
+}
+
 /// A user operation.
 #[derive(Clone, Debug)]
 pub enum UserOp {

@@ -114,6 +114,20 @@ impl Routed {
         }
     }
 
+    /// Sent towards a node we suspect (the redirecting node has not noticed yet): find the
+    /// owner by a lookup that routes around it, which also warns the nodes it asks.
+    fn around_suspect(&mut self, cx: &mut Cx<'_>, suspect: Id, remote: Option<Id>) -> Step {
+        // Sent there again after such a lookup: the members that point at the suspect have not
+        // noticed yet (their probes are under way), so wait a little first.
+        self.suspect_detours += 1;
+        if self.suspect_detours > 1 {
+            return self.pause(cx, true);
+        }
+        let avoid: Vec<Id> = [Some(suspect), remote].into_iter().flatten().filter(|id| cx.core.is_suspect(*id)).collect();
+        self.waiting = Waiting::Lookup(cx.spawn(Lookup::avoiding(self.position, avoid)));
+        Step::Pending
+    }
+
     fn on_answer(&mut self, cx: &mut Cx<'_>, answer: Result<Response>) -> Step {
         self.waiting = Waiting::Nothing;
         let remote = match &self.target {
@@ -121,27 +135,13 @@ impl Routed {
             Target::Local => None,
         };
         match answer {
-            // Sent towards a node we suspect (the redirecting node has not noticed yet): find
-            // the owner by a lookup that routes around it, which also warns the nodes it asks.
-            Ok(Response::Redirect(next)) if cx.core.is_suspect(next.id) => {
-                self.redirects += 1;
-                if let Some(id) = remote {
-                    cx.core.arcs.remove(&id);
-                }
-                let avoid: Vec<Id> = [Some(next.id), remote].into_iter().flatten().filter(|id| cx.core.is_suspect(*id)).collect();
-                // Sent there again after such a lookup: the members that point at the suspect
-                // have not noticed yet (their probes are under way), so wait a little first.
-                self.suspect_detours += 1;
-                if self.suspect_detours > 1 {
-                    return self.pause(cx, true);
-                }
-                self.waiting = Waiting::Lookup(cx.spawn(Lookup::avoiding(self.position, avoid)));
-                Step::Pending
-            }
             Ok(Response::Redirect(next)) => {
                 self.redirects += 1;
                 if let Some(id) = remote {
                     cx.core.arcs.remove(&id);
+                }
+                if cx.core.is_suspect(next.id) {
+                    return self.around_suspect(cx, next.id, remote);
                 }
                 self.target = if next.id == cx.core.me.id { Target::Local } else { Target::Remote(next) };
                 if self.redirects.is_multiple_of(REDIRECTS_BEFORE_BACKOFF) {

@@ -93,7 +93,7 @@ impl Harness {
     }
 
     fn add(&mut self, id: u128, config: ChordConfig) {
-        let settings = Settings { me: node(id), chord: Some(config), request_timeout: 5_000, failure_timeout: 2_000, seed: id as u64 };
+        let settings = Settings::member(node(id), config, id as u64);
         self.engines.insert(Id(id), Engine::new(settings, self.at()));
         self.index.push(Id(id));
     }
@@ -672,7 +672,7 @@ fn a_node_restored_from_its_folder_keeps_its_clock_rejoins_and_refuses_ownership
     // 3Q restarts from its folder: a new engine with the same id, its index, clock and members.
     let members = h.engines[&Id(3 * Q)].members_to_remember();
     assert_eq!(members.iter().map(|n| n.id).collect::<HashSet<_>>(), [Id(Q), Id(5 * Q)].into_iter().collect());
-    let settings = Settings { me: node(3 * Q), chord: Some(chord(false)), request_timeout: 5_000, failure_timeout: 2_000, seed: 9 };
+    let settings = Settings::member(node(3 * Q), chord(false), 9);
     let mut restarted = Engine::new(settings, h.at());
     let store = Store::with_values(Box::new(disks[1].clone()), disks[1].index());
     restarted.restore(Restored { store, high_water: Some(Version { millis: WALL_EPOCH + 10_000_000, counter: 0, writer: Id(3 * Q) }), members });

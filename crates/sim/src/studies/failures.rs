@@ -71,7 +71,7 @@ fn run_case(ids: &[Id], r: usize, x: f64, params: &Params, rng: &mut StdRng) -> 
     sim.crash_many(&victims);
     let at_failure = ring::health(&sim);
     let before = measure_lookups(&mut sim, params.lookups);
-    let recovery = stabilize(&mut sim, params);
+    let recovery = run_until_recovered(&mut sim, params);
     Row {
         r,
         x,
@@ -117,9 +117,9 @@ struct Recovery {
     after: Tally,
 }
 
-/// Maintenance rounds until the ring is correct (lookups are measured then) and until no
+/// Run the engines' own maintenance, round by round, until the ring is correct (lookups are measured then) and until no
 /// finger points at a dead node, at most `max_rounds`; tracks invariant violations.
-fn stabilize(sim: &mut Sim, params: &Params) -> Recovery {
+fn run_until_recovered(sim: &mut Sim, params: &Params) -> Recovery {
     let mut recovery = Recovery { correct_at: None, clean_at: None, worst: 0, violating: 0, after: Default::default() };
     let round_ms = sim.config.round_ms();
     for round in 1..=params.max_rounds {
