@@ -207,7 +207,7 @@ function packRoot(scratch, tarballs, { check }) {
   const ok = check('root tarball holds what users need and nothing else', () => {
     const required = ['package.json', 'index.js', 'index.d.ts', 'lib/index.js', 'lib/index.d.ts', 'lib/native.js', 'lib/platform.js', 'lib/binding.d.ts', 'scripts/build-ts.js',
       'scripts/install.js', 'scripts/platforms.js', 'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'crates/chord/Cargo.toml',
-      'crates/chord/src/lib.rs', 'web/index.html', 'web/view.js', 'web/view.css', 'lib/view/server.js']
+      'crates/chord/src/lib.rs', 'crates/node/src/lib.rs', 'crates/noise/src/lib.rs', 'web/index.html', 'web/view.js', 'web/view.css', 'lib/view/server.js']
     // Cargo needs every workspace member's manifest to build from source.
     const members = /members\s*=\s*\[([^\]]*)\]/.exec(fs.readFileSync(path.join(root, 'Cargo.toml'), 'utf8'))
     for (const member of members ? members[1].match(/"[^"]+"/g) || [] : []) {

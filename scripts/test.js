@@ -14,7 +14,7 @@ const root = path.resolve(__dirname, '..')
 require('./ensure-installed').ensureInstalled()
 const bin = (...parts) => path.join(root, 'node_modules', ...parts)
 const steps = [
-  ['cargo test (engine and simulator crates)', 'cargo', ['test', '--release', '-p', 'chord', '-p', 'chord-sim']],
+  ['cargo test (engine, Noise, node and simulator crates)', 'cargo', ['test', '--release', '-p', 'chord', '-p', 'chord-noise', '-p', 'chord-node', '-p', 'chord-sim']],
   ['tsc (build lib/)', process.execPath, [path.join(root, 'scripts', 'build-ts.js')]],
   ['chromium for the browser test (scripts/ensure-chromium.js)', process.execPath, [path.join(root, 'scripts', 'ensure-chromium.js')]],
   ['ava (over real sockets)', process.execPath, [bin('ava', 'entrypoints', 'cli.mjs')]],

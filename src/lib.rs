@@ -3,13 +3,13 @@
 //! message (`{"code", "message", ...}`) so the TypeScript layer can rebuild typed errors, and
 //! every call runs under `catch_unwind` so a Rust panic becomes a JS error, never an abort.
 
-use chord::config::{ChordConfig, Config, Durability, StorageConfig, LIMITS};
 use chord::engine::{LookupInfo, OpOutput, ScanPage, Stats, UserOp};
 use chord::error::{Error as NodeError, ERROR_CODES};
-use chord::noise::KeyPair;
-use chord::node::mesh::Target;
-use chord::node::{Event, Node, PeerInfo};
 use chord::{Id, NodeRef};
+use chord_node::config::{ChordConfig, Config, Durability, StorageConfig};
+use chord_node::mesh::Target;
+use chord_node::{Event, Node, PeerInfo};
+use chord_noise::KeyPair;
 use futures::FutureExt;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -345,8 +345,8 @@ pub fn node_id_of(public_key: Buffer) -> Result<String> {
 #[napi]
 pub fn derive_network_key(key: Either<String, Buffer>) -> Result<Buffer> {
     let derived = match &key {
-        Either::A(passphrase) => chord::noise::network_key_from_passphrase(passphrase),
-        Either::B(bytes) => chord::noise::network_key_from_bytes(bytes),
+        Either::A(passphrase) => chord_noise::network_key_from_passphrase(passphrase),
+        Either::B(bytes) => chord_noise::network_key_from_bytes(bytes),
     };
     Ok(derived.map_err(to_js_error)?.to_vec().into())
 }
@@ -421,63 +421,27 @@ pub async fn start_node(options: StartOptions) -> Result<NativeNode> {
     Ok(NativeNode { node, completions: Arc::default() })
 }
 
-/// The engine's limits and defaults, for the TypeScript layer (which restates none).
-#[napi(object)]
-pub struct JsLimits {
-    pub max_key_bytes: u32,
-    pub max_value_bytes: u32,
-    pub default_max_frame_bytes: u32,
-    pub min_frame_bytes: u32,
-    pub min_chord_frame_bytes: u32,
-    pub max_frame_bytes: u32,
-    pub default_max_peers: u32,
-    pub max_peers: u32,
-    pub default_request_timeout_ms: u32,
-    pub max_request_timeout_ms: u32,
-    pub default_failure_timeout_ms: u32,
-    pub min_failure_timeout_ms: u32,
-    pub default_replicas: u32,
-    pub max_replicas: u32,
-    pub default_stabilize_ms: u32,
-    pub min_stabilize_ms: u32,
-    pub max_stabilize_ms: u32,
-    pub operation_deadline_ms: u32,
-    pub max_queued_events: u32,
-    pub default_max_clock_drift_ms: u32,
-    pub min_clock_drift_ms: u32,
-    pub max_clock_drift_ms: u32,
-    pub min_network_key_bytes: u32,
+/// `JsLimits` and `limits()` from the engine's one list of limits (`chord::with_limits!`): every
+/// field and its documentation come from `crates/chord/src/config.rs`, nothing is restated.
+macro_rules! js_limits {
+    ($( $(#[doc = $doc:literal])* $name:ident, $js:ident : $ty:ty = $value:expr; )*) => {
+        /// The engine's limits and defaults, for the TypeScript layer (which restates none).
+        /// Durations are in milliseconds (their names end in `Ms`).
+        #[napi(object)]
+        pub struct JsLimits {
+            $( $(#[doc = $doc])* pub $js: f64, )*
+        }
+
+        /// The engine's limits and defaults.
+        #[napi]
+        pub fn limits() -> JsLimits {
+            use chord::config::LimitValue;
+            JsLimits { $( $js: chord::config::$name.exported(), )* }
+        }
+    };
 }
 
-#[napi]
-pub fn limits() -> JsLimits {
-    let l = LIMITS;
-    JsLimits {
-        max_key_bytes: l.max_key_bytes as u32,
-        max_value_bytes: l.max_value_bytes as u32,
-        default_max_frame_bytes: l.default_max_frame_bytes as u32,
-        min_frame_bytes: l.min_frame_bytes as u32,
-        min_chord_frame_bytes: l.min_chord_frame_bytes as u32,
-        max_frame_bytes: l.max_frame_bytes as u32,
-        default_max_peers: l.default_max_peers as u32,
-        max_peers: l.max_peers as u32,
-        default_request_timeout_ms: l.default_request_timeout_ms as u32,
-        max_request_timeout_ms: l.max_request_timeout_ms as u32,
-        default_failure_timeout_ms: l.default_failure_timeout_ms as u32,
-        min_failure_timeout_ms: l.min_failure_timeout_ms as u32,
-        default_replicas: l.default_replicas as u32,
-        max_replicas: l.max_replicas as u32,
-        default_stabilize_ms: l.default_stabilize_ms as u32,
-        min_stabilize_ms: l.min_stabilize_ms as u32,
-        max_stabilize_ms: l.max_stabilize_ms as u32,
-        operation_deadline_ms: l.operation_deadline_ms as u32,
-        max_queued_events: l.max_queued_events as u32,
-        default_max_clock_drift_ms: l.default_max_clock_drift_ms as u32,
-        min_clock_drift_ms: l.min_clock_drift_ms as u32,
-        max_clock_drift_ms: l.max_clock_drift_ms as u32,
-        min_network_key_bytes: l.min_network_key_bytes as u32,
-    }
-}
+chord::with_limits!(js_limits);
 
 /// Every error code the engine can raise (each maps to one TypeScript error class).
 #[napi]
@@ -485,7 +449,7 @@ pub fn error_codes() -> Vec<String> {
     ERROR_CODES.iter().map(|c| c.to_string()).collect()
 }
 
-/// A running node. Every method is a thin conversion around `chord::node::Node`.
+/// A running node. Every method is a thin conversion around `chord_node::Node`.
 #[napi]
 pub struct NativeNode {
     node: Node,

@@ -12,6 +12,7 @@ export { MeshSocket, MeshOptions, MeshSocketEvents, Message, PeerInfo, SendOptio
 export { ChordSocket, ChordOptions, ChordSocketEvents, ChordStats, LookupResult, NodeAddress, Mapping, MAX_KEY_BYTES, MAX_VALUE_BYTES } from './chord'
 export { ChordnetError, ChordnetRangeError, HandshakeError, KeyError, ProtocolMismatchError, StorageError } from './errors'
 export { BytesLike } from './coerce'
+export { limits, Limits } from './native'
 export { createTestnet, waitForRing, Testnet } from './testnet'
 export type { ViewOptions, ViewServer } from './view/server'
 export type { RingView, MemberView, Activity, ViewEvent } from './view/collector'

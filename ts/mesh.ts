@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events'
 import { BytesLike, checkBoolean, checkCount, checkPort, checkString, describe, toBytes } from './coerce'
 import { call, ChordnetError, fromNative } from './errors'
 import { checkKeyPair, KeyPair } from './keys'
-import { native, NativeEvent, NativeNode, NativeStartOptions } from './native'
+import { limits, native, NativeEvent, NativeNode, NativeStartOptions } from './native'
 import { networkKeyOf, Protocol } from './protocol'
 
 /** A connected peer. */
@@ -43,8 +43,8 @@ export interface MeshOptions {
   peerExchange?: boolean
 }
 
-/** Messages kept for `recv()` before the oldest are dropped. */
-export const MAX_QUEUED_MESSAGES = 10_000
+/** Messages kept for `recv()` before the oldest are dropped (`limits.maxQueuedMessages`). */
+export const MAX_QUEUED_MESSAGES: number = limits.maxQueuedMessages
 
 /** A message received from the mesh. */
 export class Message {

@@ -18,7 +18,8 @@ export type NativeNodeRef = Binding.JsNodeRef
 export type NativePeer = Binding.JsPeer
 export type NativeStats = Binding.JsStats
 export type NativeStartOptions = Binding.StartOptions
-export type NativeLimits = Binding.JsLimits
+/** Every limit and default of the engine, with its documentation (generated from its one home, crates/chord/src/config.rs). */
+export type Limits = Binding.JsLimits
 export type NativeHistogram = Binding.JsHistogram
 export type NativeOpMetrics = Binding.JsOpMetrics
 export type NativeMetrics = Binding.JsMetrics
@@ -55,4 +56,4 @@ function load(): NativeBinding {
 export const native: NativeBinding = load()
 
 /** The engine's limits and defaults (the one home of them is the Rust engine's `config`). */
-export const limits: NativeLimits = native.limits()
+export const limits: Limits = Object.freeze(native.limits())

@@ -4,7 +4,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use chord::noise::{self, Handshake, KeyPair, MAX_HANDSHAKE_MESSAGE};
+use chord_noise::{self as noise, Handshake, KeyPair, MAX_HANDSHAKE_MESSAGE};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

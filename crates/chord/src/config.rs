@@ -1,18 +1,136 @@
-//! The one home of every user-facing limit and default, and of the checks on a node's
-//! configuration. The binding converts JavaScript options into [`Config`] and calls
-//! [`Config::validate`]; the TypeScript layer reads the limits from [`Limits`] through the
-//! binding instead of restating them. Internal tuning constants (batch sizes, periods of
-//! background work) sit at the top of the engine module that uses them.
+//! The one home of every limit and default. [`with_limits!`] lists each user-facing one once,
+//! with its documentation: this module expands the list into Rust constants, and the N-API
+//! binding expands the same list into the `limits()` object that TypeScript reads (its typings
+//! and JSDoc come from here too), so no value is ever copied by hand. Internal tuning
+//! constants (batch sizes, periods of background work) sit at the top of the engine module
+//! that uses them; the few that several crates share are below the list.
+//!
+//! Also here: [`ChordConfig`], the ring's part of a node's options, and its checks.
 
 use crate::error::{Error, Result};
-use crate::id::KeyPair;
-use std::path::PathBuf;
 use std::time::Duration;
 
-/// Largest key accepted by the dict (64 KiB).
-pub const MAX_KEY_BYTES: usize = 64 << 10;
-/// Largest value accepted by the dict (1 MiB); a value must fit in one frame with its key.
-pub const MAX_VALUE_BYTES: usize = 1 << 20;
+/// Calls `$callback!` with every user-facing limit and default, each as
+/// `#[doc] CONST_NAME, js_name: Type = value;` (a `Duration` is shown to users in
+/// milliseconds, and its `js_name` ends in `_ms`). See the module documentation. The docs are
+/// `#[doc = "…"]` attributes rather than `///` comments because a `///` passed through a macro
+/// becomes a raw string, which napi's typings generator prints with its `r"` prefix.
+#[macro_export]
+macro_rules! with_limits {
+    ($callback:ident) => {
+        $callback! {
+            #[doc = "Largest key accepted by the dict, in bytes (64 KiB)."]
+            MAX_KEY_BYTES, max_key_bytes: usize = 64 << 10;
+            #[doc = "Largest value accepted by the dict, in bytes (1 MiB); a value must fit in one"]
+            #[doc = "frame with its key."]
+            MAX_VALUE_BYTES, max_value_bytes: usize = 1 << 20;
+            #[doc = "Smallest `maxFrameBytes` a ChordSocket accepts: a full bulk message plus the"]
+            #[doc = "item that crossed its budget, with room for the envelope."]
+            MIN_CHORD_FRAME_BYTES, min_chord_frame_bytes: usize = 2 * MAX_ITEM_WIRE_BYTES + (64 << 10);
+            #[doc = "Default largest frame body accepted (4 MiB): room for the largest value plus"]
+            #[doc = "framing, yet far from the 4 GiB the old p2p.today framing let a peer announce."]
+            DEFAULT_MAX_FRAME_BYTES, default_max_frame_bytes: usize = 4 << 20;
+            #[doc = "Smallest configurable `maxFrameBytes`: a handshake and a small message must fit."]
+            MIN_FRAME_BYTES, min_frame_bytes: usize = 4 << 10;
+            #[doc = "Largest configurable `maxFrameBytes` (1 GiB): beyond that one peer could pin a"]
+            #[doc = "gigabyte."]
+            MAX_FRAME_BYTES, max_frame_bytes: usize = 1 << 30;
+            #[doc = "Default bound on open peer connections (`maxPeers`, inbound and outbound"]
+            #[doc = "together)."]
+            DEFAULT_MAX_PEERS, default_max_peers: usize = 64;
+            #[doc = "Largest configurable `maxPeers` (one port's worth of peers)."]
+            MAX_PEERS, max_peers: usize = 65_535;
+            #[doc = "Default wait for any single response from a peer (`requestTimeoutMs`)."]
+            DEFAULT_REQUEST_TIMEOUT, default_request_timeout_ms: Duration = Duration::from_secs(5);
+            #[doc = "Longest configurable `requestTimeoutMs` (10 minutes)."]
+            MAX_REQUEST_TIMEOUT, max_request_timeout_ms: Duration = Duration::from_secs(600);
+            #[doc = "Default `failureTimeoutMs`: a peer silent this long while we wait on it is"]
+            #[doc = "probed (at half of it) and suspected (at all of it), so a cut link is routed"]
+            #[doc = "around in about 2 s."]
+            DEFAULT_FAILURE_TIMEOUT, default_failure_timeout_ms: Duration = Duration::from_secs(2);
+            #[doc = "Shortest configurable `failureTimeoutMs` (below it a busy peer would be"]
+            #[doc = "suspected)."]
+            MIN_FAILURE_TIMEOUT, min_failure_timeout_ms: Duration = Duration::from_millis(100);
+            #[doc = "A connection must complete its handshake within this time or be dropped."]
+            HANDSHAKE_TIMEOUT, handshake_timeout_ms: Duration = Duration::from_secs(5);
+            #[doc = "Connections allowed to be mid-handshake at once, beyond `maxPeers`."]
+            MAX_PENDING_HANDSHAKES, max_pending_handshakes: usize = 64;
+            #[doc = "Frames queued for one peer before it is considered too slow and disconnected."]
+            SEND_QUEUE_FRAMES, send_queue_frames: usize = 8192;
+            #[doc = "Events kept waiting for the user before new ones are dropped (and one error"]
+            #[doc = "says so)."]
+            MAX_QUEUED_EVENTS, max_queued_events: usize = 100_000;
+            #[doc = "Mesh messages kept for `recv()` before the oldest are dropped."]
+            MAX_QUEUED_MESSAGES, max_queued_messages: usize = 10_000;
+            #[doc = "Default number of copies of each key (`replicas`: the owner and its next two"]
+            #[doc = "successors)."]
+            DEFAULT_REPLICAS, default_replicas: usize = 3;
+            #[doc = "Most copies of a key a ring can be configured for."]
+            MAX_REPLICAS, max_replicas: usize = 64;
+            #[doc = "Default period of stabilize / check-predecessor / fix-fingers (`stabilizeMs`)."]
+            DEFAULT_STABILIZE_INTERVAL, default_stabilize_ms: Duration = Duration::from_millis(250);
+            #[doc = "Shortest `stabilizeMs` (below it maintenance traffic would swamp a ring)."]
+            MIN_STABILIZE_INTERVAL, min_stabilize_ms: Duration = Duration::from_millis(10);
+            #[doc = "Longest `stabilizeMs` (10 minutes)."]
+            MAX_STABILIZE_INTERVAL, max_stabilize_ms: Duration = Duration::from_secs(600);
+            #[doc = "An operation whose owner stays unreachable this long fails with"]
+            #[doc = "`ERR_UNAVAILABLE`."]
+            OPERATION_DEADLINE, operation_deadline_ms: Duration = Duration::from_secs(15);
+            #[doc = "Tombstones are kept this long, longer than any replica can stay out of sync in"]
+            #[doc = "practice."]
+            TOMBSTONE_HORIZON, tombstone_horizon_ms: Duration = Duration::from_secs(600);
+            #[doc = "Default `maxClockDriftMs`: how far ahead of our wall clock a peer's version may"]
+            #[doc = "be (60 s: far beyond NTP-synchronised skew, far below the \"end of time\" a"]
+            #[doc = "hostile version could claim)."]
+            DEFAULT_MAX_CLOCK_DRIFT, default_max_clock_drift_ms: Duration = Duration::from_secs(60);
+            #[doc = "Smallest configurable `maxClockDriftMs` (1 s: below it, ordinary skew would"]
+            #[doc = "refuse writes)."]
+            MIN_CLOCK_DRIFT, min_clock_drift_ms: Duration = Duration::from_secs(1);
+            #[doc = "Largest configurable `maxClockDriftMs` (1 day)."]
+            MAX_CLOCK_DRIFT, max_clock_drift_ms: Duration = Duration::from_secs(86_400);
+            #[doc = "Shortest network key given as bytes: shorter keys are guessable (use a"]
+            #[doc = "passphrase instead)."]
+            MIN_NETWORK_KEY_BYTES, min_network_key_bytes: usize = 16;
+            #[doc = "Block cache of a node's on-disk store (`dataDir`), in bytes. Set explicitly, so"]
+            #[doc = "that a node's memory grows with its number of keys (the index) and not with the"]
+            #[doc = "bytes of its values: 32 MiB keeps the hot blocks of a few hundred thousand 1 KiB"]
+            #[doc = "values."]
+            STORE_CACHE_BYTES, store_cache_bytes: u64 = 32 << 20;
+        }
+    };
+}
+
+macro_rules! define_limits {
+    ($( $(#[doc = $doc:literal])* $name:ident, $js:ident : $ty:ty = $value:expr; )*) => {
+        $( $(#[doc = $doc])* pub const $name: $ty = $value; )*
+    };
+}
+
+with_limits!(define_limits);
+
+/// How a limit is shown to users: a number (bytes, counts), durations in milliseconds.
+pub trait LimitValue {
+    fn exported(&self) -> f64;
+}
+
+impl LimitValue for usize {
+    fn exported(&self) -> f64 {
+        *self as f64
+    }
+}
+
+impl LimitValue for u64 {
+    fn exported(&self) -> f64 {
+        *self as f64
+    }
+}
+
+impl LimitValue for Duration {
+    fn exported(&self) -> f64 {
+        self.as_millis() as f64
+    }
+}
+
 /// Most bytes one item (key, value, version) takes on the wire: the largest key and value and
 /// a kilobyte for its version and encoding.
 pub const MAX_ITEM_WIRE_BYTES: usize = MAX_KEY_BYTES + MAX_VALUE_BYTES + 1024;
@@ -20,185 +138,14 @@ pub const MAX_ITEM_WIRE_BYTES: usize = MAX_KEY_BYTES + MAX_VALUE_BYTES + 1024;
 /// ring walk — stop taking items once past this many bytes; with the one item that crossed it
 /// they stay under [`MIN_CHORD_FRAME_BYTES`], so a value of the maximum size always moves.
 pub const DATA_BUDGET_BYTES: usize = MAX_ITEM_WIRE_BYTES;
-/// Smallest `maxFrameBytes` a ChordSocket accepts: a full bulk message plus the item that
-/// crossed its budget, with room for the envelope.
-pub const MIN_CHORD_FRAME_BYTES: usize = 2 * MAX_ITEM_WIRE_BYTES + (64 << 10);
-/// Default largest frame body accepted (4 MiB): room for the largest value plus framing, yet
-/// far from the 4 GiB the old p2p.today framing allowed a hostile peer to announce.
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
-/// Smallest configurable frame limit: a handshake and a small message must fit.
-pub const MIN_FRAME_BYTES: usize = 4 << 10;
-/// Largest configurable frame limit (1 GiB): beyond that one peer could pin a gigabyte.
-pub const MAX_FRAME_BYTES: usize = 1 << 30;
-/// Default bound on open peer connections (inbound and outbound together).
-pub const DEFAULT_MAX_PEERS: usize = 64;
-/// Largest configurable `max_peers` (one port's worth of peers).
-pub const MAX_PEERS: usize = 65_535;
-/// Default wait for any single response from a peer.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest configurable request timeout (10 minutes).
-pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
-/// Default failure timeout: a peer silent this long while we wait on it is probed (at half of
-/// it) and suspected (at all of it), so a cut link is routed around in about 2 s.
-pub const DEFAULT_FAILURE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Shortest configurable failure timeout (below it a busy peer would be suspected).
-pub const MIN_FAILURE_TIMEOUT: Duration = Duration::from_millis(100);
-/// A connection must complete its handshake within this time or be dropped.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections allowed to be mid-handshake at once, beyond `max_peers`.
-pub const MAX_PENDING_HANDSHAKES: usize = 64;
-/// Frames queued for one peer before it is considered too slow and disconnected.
-pub const SEND_QUEUE_FRAMES: usize = 8192;
-/// Events kept waiting for the user before new ones are dropped (and one error says so).
-pub const MAX_QUEUED_EVENTS: usize = 100_000;
-/// Default number of copies of each key (the owner and its next two successors).
-pub const DEFAULT_REPLICAS: usize = 3;
-/// Most copies of a key a ring can be configured for.
-pub const MAX_REPLICAS: usize = 64;
-/// Default period of stabilize / check-predecessor / fix-fingers.
-pub const DEFAULT_STABILIZE_INTERVAL: Duration = Duration::from_millis(250);
-/// Shortest stabilize period (below it maintenance traffic would swamp a ring).
-pub const MIN_STABILIZE_INTERVAL: Duration = Duration::from_millis(10);
-/// Longest stabilize period (10 minutes).
-pub const MAX_STABILIZE_INTERVAL: Duration = Duration::from_secs(600);
-/// An operation whose owner stays unreachable this long fails with `ERR_UNAVAILABLE`.
-pub const OPERATION_DEADLINE: Duration = Duration::from_secs(15);
-/// Tombstones are kept this long, longer than any replica can stay out of sync in practice.
-pub const TOMBSTONE_HORIZON: Duration = Duration::from_secs(600);
-/// Default bound on how far ahead of our wall clock a peer's version may be (60 s: far beyond
-/// NTP-synchronised skew, far below the "end of time" a hostile version could claim).
-pub const DEFAULT_MAX_CLOCK_DRIFT: Duration = Duration::from_secs(60);
-/// Smallest configurable drift bound (1 s: below it, ordinary skew would refuse writes).
-pub const MIN_CLOCK_DRIFT: Duration = Duration::from_secs(1);
-/// Largest configurable drift bound (1 day).
-pub const MAX_CLOCK_DRIFT: Duration = Duration::from_secs(86_400);
+/// One group commit of a node's on-disk store takes at most this many staged bytes; what was
+/// staged beyond waits for the next commit. It also bounds the tail a crash can tear off the
+/// journal, which the start tells apart from a damaged journal.
+pub const MAX_COMMIT_BYTES: usize = 4 << 20;
 /// The encryptions a node can speak: Noise (the default) or Plaintext (debugging only).
 pub const ENCRYPTIONS: [&str; 2] = ["Noise", "Plaintext"];
 /// The default encryption.
 pub const DEFAULT_ENCRYPTION: &str = "Noise";
-/// Shortest network key given as bytes: shorter keys are guessable (use a passphrase instead).
-pub const MIN_NETWORK_KEY_BYTES: usize = 16;
-/// Block cache of a node's on-disk store (`dataDir`). Set explicitly, so that a node's memory
-/// grows with its number of keys (the index) and not with the bytes of its values: 32 MiB keeps
-/// the hot blocks of a few hundred thousand 1 KiB values.
-pub const STORE_CACHE_BYTES: u64 = 32 << 20;
-/// One group commit takes at most this many staged bytes; what was staged beyond waits for
-/// the next commit. It also bounds the tail a crash can tear off the journal, which the start
-/// tells apart from a damaged journal.
-pub const MAX_COMMIT_BYTES: usize = 4 << 20;
-
-/// When a write counts as stored on a node with a `dataDir`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Durability {
-    /// After the store's journal was flushed to the disk (`fdatasync`): survives a process
-    /// kill, an OS crash and a power loss.
-    Sync,
-    /// After it was handed to the operating system (written, not flushed); the journal is
-    /// flushed to the disk once a second. Survives a process kill; an OS crash or power loss
-    /// may lose the last second of acknowledged writes.
-    Os,
-}
-
-impl Durability {
-    pub fn parse(text: &str) -> Result<Durability> {
-        match text {
-            "sync" => Ok(Durability::Sync),
-            "os" => Ok(Durability::Os),
-            other => Err(Error::InvalidArgument(format!("durability must be 'sync' or 'os' (got {other:?})"))),
-        }
-    }
-}
-
-/// Where and how a node keeps what it holds across restarts.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StorageConfig {
-    /// The node's folder: its identity, its entries, its clock's high-water mark, its members.
-    pub dir: PathBuf,
-    pub durability: Durability,
-    /// Keep the identity, drop the entries (a damaged store) and refill from the ring.
-    pub resync: bool,
-}
-/// The limits a binding shows its users, in one value.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Limits {
-    pub max_key_bytes: usize,
-    pub max_value_bytes: usize,
-    pub default_max_frame_bytes: usize,
-    pub min_frame_bytes: usize,
-    pub min_chord_frame_bytes: usize,
-    pub max_frame_bytes: usize,
-    pub default_max_peers: usize,
-    pub max_peers: usize,
-    pub default_request_timeout_ms: u64,
-    pub max_request_timeout_ms: u64,
-    pub default_failure_timeout_ms: u64,
-    pub min_failure_timeout_ms: u64,
-    pub default_replicas: usize,
-    pub max_replicas: usize,
-    pub default_stabilize_ms: u64,
-    pub min_stabilize_ms: u64,
-    pub max_stabilize_ms: u64,
-    pub operation_deadline_ms: u64,
-    pub max_queued_events: usize,
-    pub default_max_clock_drift_ms: u64,
-    pub min_clock_drift_ms: u64,
-    pub max_clock_drift_ms: u64,
-    pub min_network_key_bytes: usize,
-}
-
-pub const LIMITS: Limits = Limits {
-    max_key_bytes: MAX_KEY_BYTES,
-    max_value_bytes: MAX_VALUE_BYTES,
-    default_max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
-    min_frame_bytes: MIN_FRAME_BYTES,
-    min_chord_frame_bytes: MIN_CHORD_FRAME_BYTES,
-    max_frame_bytes: MAX_FRAME_BYTES,
-    default_max_peers: DEFAULT_MAX_PEERS,
-    max_peers: MAX_PEERS,
-    default_request_timeout_ms: DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
-    max_request_timeout_ms: MAX_REQUEST_TIMEOUT.as_millis() as u64,
-    default_failure_timeout_ms: DEFAULT_FAILURE_TIMEOUT.as_millis() as u64,
-    min_failure_timeout_ms: MIN_FAILURE_TIMEOUT.as_millis() as u64,
-    default_replicas: DEFAULT_REPLICAS,
-    max_replicas: MAX_REPLICAS,
-    default_stabilize_ms: DEFAULT_STABILIZE_INTERVAL.as_millis() as u64,
-    min_stabilize_ms: MIN_STABILIZE_INTERVAL.as_millis() as u64,
-    max_stabilize_ms: MAX_STABILIZE_INTERVAL.as_millis() as u64,
-    operation_deadline_ms: OPERATION_DEADLINE.as_millis() as u64,
-    max_queued_events: MAX_QUEUED_EVENTS,
-    default_max_clock_drift_ms: DEFAULT_MAX_CLOCK_DRIFT.as_millis() as u64,
-    min_clock_drift_ms: MIN_CLOCK_DRIFT.as_millis() as u64,
-    max_clock_drift_ms: MAX_CLOCK_DRIFT.as_millis() as u64,
-    min_network_key_bytes: MIN_NETWORK_KEY_BYTES,
-};
-
-/// Everything a node is started with.
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub host: String,
-    pub port: u16,
-    /// Address advertised to peers, when it differs from the bound one (NAT, 0.0.0.0).
-    pub out_addr: Option<(String, u16)>,
-    pub subnet: String,
-    /// `"Noise"` (the default) or `"Plaintext"`.
-    pub encryption: String,
-    /// The node's static key pair (its id derives from it); a fresh one when `None`.
-    pub key_pair: Option<KeyPair>,
-    /// The pre-shared key mixed into every Noise handshake (`noise::network_key_from_*`);
-    /// `None` = an open network (`noise::open_network_key`).
-    pub network_key: Option<[u8; 32]>,
-    pub max_peers: usize,
-    pub max_frame_bytes: usize,
-    pub request_timeout: Duration,
-    /// A peer silent this long while we wait on it is suspected; at most `request_timeout`.
-    pub failure_timeout: Duration,
-    /// Connect to peers learned through peer exchange, up to `max_peers`.
-    pub peer_exchange: bool,
-    /// Present for a ChordSocket.
-    pub chord: Option<ChordConfig>,
-    /// Present when the node keeps its data on disk (`dataDir`); in memory otherwise.
-    pub storage: Option<StorageConfig>,
-}
 
 /// The Chord part of a node's configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -236,14 +183,14 @@ impl ChordConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        in_range("replicas", self.replicas as u64, 1, MAX_REPLICAS as u64)?;
-        in_range(
+        check_range("replicas", self.replicas as u64, 1, MAX_REPLICAS as u64)?;
+        check_range(
             "stabilizeMs",
             self.stabilize_interval.as_millis() as u64,
             MIN_STABILIZE_INTERVAL.as_millis() as u64,
             MAX_STABILIZE_INTERVAL.as_millis() as u64,
         )?;
-        in_range(
+        check_range(
             "maxClockDriftMs",
             self.max_clock_drift.as_millis() as u64,
             MIN_CLOCK_DRIFT.as_millis() as u64,
@@ -252,68 +199,8 @@ impl ChordConfig {
     }
 }
 
-impl Config {
-    pub fn new(host: impl Into<String>, port: u16) -> Config {
-        Config {
-            host: host.into(),
-            port,
-            out_addr: None,
-            subnet: String::new(),
-            encryption: DEFAULT_ENCRYPTION.into(),
-            key_pair: None,
-            network_key: None,
-            max_peers: DEFAULT_MAX_PEERS,
-            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            failure_timeout: DEFAULT_FAILURE_TIMEOUT,
-            peer_exchange: true,
-            chord: None,
-            storage: None,
-        }
-    }
-
-    /// Check every option against its limit; the error names the option as users spell it.
-    pub fn validate(&self) -> Result<()> {
-        in_range("maxPeers", self.max_peers as u64, 1, MAX_PEERS as u64)?;
-        in_range("maxFrameBytes", self.max_frame_bytes as u64, MIN_FRAME_BYTES as u64, MAX_FRAME_BYTES as u64)?;
-        in_range("requestTimeoutMs", self.request_timeout.as_millis() as u64, 1, MAX_REQUEST_TIMEOUT.as_millis() as u64)?;
-        in_range(
-            "failureTimeoutMs",
-            self.failure_timeout.as_millis() as u64,
-            MIN_FAILURE_TIMEOUT.as_millis() as u64,
-            (self.request_timeout.as_millis() as u64).max(MIN_FAILURE_TIMEOUT.as_millis() as u64),
-        )?;
-        if !ENCRYPTIONS.contains(&self.encryption.as_str()) {
-            return Err(Error::InvalidArgument(format!("encryption must be 'Noise' or 'Plaintext' (got {:?})", self.encryption)));
-        }
-        if self.network_key.is_some() && self.encryption != "Noise" {
-            return Err(Error::InvalidArgument("a networkKey needs Noise encryption (Plaintext cannot keep anyone out)".into()));
-        }
-        if let Some(pair) = &self.key_pair {
-            if KeyPair::from_secret(pair.secret).public != pair.public {
-                return Err(Error::InvalidArgument("keyPair.publicKey is not the public key of keyPair.secretKey".into()));
-            }
-        }
-        if let Some(storage) = &self.storage {
-            if self.chord.is_none() {
-                return Err(Error::InvalidArgument("dataDir is an option of a ChordSocket".into()));
-            }
-            if storage.dir.as_os_str().is_empty() {
-                return Err(Error::InvalidArgument("dataDir must name a folder (got an empty string)".into()));
-            }
-        }
-        let Some(chord) = &self.chord else { return Ok(()) };
-        if self.max_frame_bytes < MIN_CHORD_FRAME_BYTES {
-            return Err(Error::InvalidArgument(format!(
-                "maxFrameBytes must be at least {MIN_CHORD_FRAME_BYTES} for a ChordSocket, so that a value of the maximum size ({MAX_VALUE_BYTES} bytes) with its key always fits a frame, with room for bulk transfers (got {})",
-                self.max_frame_bytes
-            )));
-        }
-        chord.validate()
-    }
-}
-
-fn in_range(name: &str, value: u64, min: u64, max: u64) -> Result<()> {
+/// `Err(InvalidArgument)` naming the option as users spell it unless `min <= value <= max`.
+pub fn check_range(name: &str, value: u64, min: u64, max: u64) -> Result<()> {
     if value < min || value > max {
         return Err(Error::InvalidArgument(format!("{name} must be from {min} to {max} (got {value})")));
     }
@@ -325,67 +212,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_valid() {
-        let mut config = Config::new("127.0.0.1", 0);
-        config.chord = Some(ChordConfig::default());
-        assert_eq!(config.validate(), Ok(()));
-    }
-
-    #[test]
-    fn out_of_range_options_name_themselves() {
-        let mut config = Config::new("127.0.0.1", 0);
-        config.max_frame_bytes = MIN_FRAME_BYTES - 1;
-        let error = config.validate().unwrap_err();
+    fn chord_options_out_of_range_name_themselves() {
+        assert_eq!(ChordConfig::default().validate(), Ok(()));
+        let error = ChordConfig { replicas: 0, ..ChordConfig::default() }.validate().unwrap_err();
         assert_eq!(error.code(), "ERR_INVALID_ARGUMENT");
-        assert!(error.to_string().starts_with("maxFrameBytes must be from 4096"), "{error}");
-        let mut config = Config::new("127.0.0.1", 0);
-        config.chord = Some(ChordConfig { replicas: 0, ..ChordConfig::default() });
-        assert!(config.validate().unwrap_err().to_string().starts_with("replicas must be from 1 to 64"));
-        config.chord = Some(ChordConfig { stabilize_interval: Duration::from_millis(5), ..ChordConfig::default() });
-        assert!(config.validate().unwrap_err().to_string().starts_with("stabilizeMs"));
-        let mut config = Config::new("127.0.0.1", 0);
-        config.max_peers = 0;
-        assert!(config.validate().is_err());
-        let mut config = Config::new("127.0.0.1", 0);
-        config.chord = Some(ChordConfig { max_clock_drift: Duration::from_millis(10), ..ChordConfig::default() });
-        assert!(config.validate().unwrap_err().to_string().starts_with("maxClockDriftMs must be from 1000 to 86400000"));
-    }
-
-    #[test]
-    fn encryption_network_key_and_key_pair_are_checked() {
-        let mut config = Config::new("127.0.0.1", 0);
-        assert_eq!(config.encryption, "Noise", "secure by default");
-        config.encryption = "TLS".into();
-        assert!(config.validate().unwrap_err().to_string().contains("'Noise' or 'Plaintext'"));
-        config.encryption = "Plaintext".into();
-        config.network_key = Some([1; 32]);
-        assert!(config.validate().unwrap_err().to_string().contains("needs Noise"));
-        let mut config = Config::new("127.0.0.1", 0);
-        let mut pair = KeyPair::generate();
-        config.key_pair = Some(pair.clone());
-        assert_eq!(config.validate(), Ok(()));
-        pair.public[0] ^= 1;
-        config.key_pair = Some(pair);
-        assert!(config.validate().unwrap_err().to_string().contains("keyPair.publicKey"));
-    }
-
-    #[test]
-    fn a_chord_node_needs_frames_big_enough_for_the_largest_value() {
-        let mut config = Config::new("127.0.0.1", 0);
-        config.chord = Some(ChordConfig::default());
-        config.max_frame_bytes = MIN_CHORD_FRAME_BYTES - 1;
-        let error = config.validate().unwrap_err();
-        assert!(error.to_string().contains("for a ChordSocket"), "{error}");
-        config.max_frame_bytes = MIN_CHORD_FRAME_BYTES;
-        assert_eq!(config.validate(), Ok(()));
-        config.chord = None;
-        config.max_frame_bytes = MIN_FRAME_BYTES;
-        assert_eq!(config.validate(), Ok(()), "a plain MeshSocket may use small frames");
+        assert!(error.to_string().starts_with("replicas must be from 1 to 64"), "{error}");
+        let error = ChordConfig { stabilize_interval: Duration::from_millis(5), ..ChordConfig::default() }.validate().unwrap_err();
+        assert!(error.to_string().starts_with("stabilizeMs"), "{error}");
+        let error = ChordConfig { max_clock_drift: Duration::from_millis(10), ..ChordConfig::default() }.validate().unwrap_err();
+        assert!(error.to_string().starts_with("maxClockDriftMs must be from 1000 to 86400000"), "{error}");
     }
 
     #[test]
     fn successor_lists_leave_room_for_a_failure() {
         assert_eq!(ChordConfig::default().successor_list_len(), 4);
         assert_eq!(ChordConfig { replicas: 5, ..ChordConfig::default() }.successor_list_len(), 6);
+    }
+
+    macro_rules! exported_names {
+        ($( $(#[doc = $doc:literal])* $name:ident, $js:ident : $ty:ty = $value:expr; )*) => {
+            vec![$( (stringify!($js), LimitValue::exported(&$name)) ),*]
+        };
+    }
+
+    #[test]
+    fn durations_are_exported_in_milliseconds_under_names_that_say_so() {
+        let limits: Vec<(&str, f64)> = with_limits!(exported_names);
+        assert!(limits.contains(&("default_request_timeout_ms", 5_000.0)));
+        assert!(limits.contains(&("max_key_bytes", 65_536.0)));
+        let mut names: Vec<&str> = limits.iter().map(|(name, _)| *name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), limits.len(), "every limit has a name of its own");
     }
 }

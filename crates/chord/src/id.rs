@@ -1,6 +1,6 @@
 //! Ring identifiers: 128-bit positions on the Chord circle with exact arithmetic modulo 2^128.
 //!
-//! Node ids hash the node's static public key ([`KeyPair`], so a peer proves its id in the Noise
+//! Node ids hash the node's static public key (its Noise static key, so a peer proves its id in the
 //! handshake); key positions hash the key bytes. Both use BLAKE3 truncated to 128 bits, so
 //! positions are uniform and stable across platforms and languages (docs/PROTOCOL.md gives the
 //! exact derivation).
@@ -127,46 +127,6 @@ impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Id, D::Error> {
         let bytes: serde_bytes::ByteBuf = Deserialize::deserialize(deserializer)?;
         Id::from_slice(&bytes).ok_or_else(|| serde::de::Error::invalid_length(bytes.len(), &"16 bytes"))
-    }
-}
-
-/// A node's static X25519 key pair (the Noise static key, see `crate::noise`); its ring id is
-/// [`Id::of_public_key`] of `public`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct KeyPair {
-    pub public: [u8; 32],
-    pub secret: [u8; 32],
-}
-
-impl std::fmt::Debug for KeyPair {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the secret key.
-        write!(f, "KeyPair {{ public: {:02x?}, secret: <hidden> }}", &self.public[..4])
-    }
-}
-
-fn dh() -> Box<dyn snow::types::Dh> {
-    use snow::resolvers::CryptoResolver;
-    snow::resolvers::DefaultResolver.resolve_dh(&snow::params::DHChoice::Curve25519).expect("the default resolver has X25519")
-}
-
-impl KeyPair {
-    /// A fresh key pair from the operating system's random source.
-    pub fn generate() -> KeyPair {
-        KeyPair::from_secret(rand::random())
-    }
-
-    /// The key pair of a secret key (any 32 bytes; X25519 clamps them).
-    pub fn from_secret(secret: [u8; 32]) -> KeyPair {
-        let mut dh = dh();
-        dh.set(&secret);
-        let public: [u8; 32] = dh.pubkey().try_into().expect("32-byte X25519 key");
-        KeyPair { public, secret }
-    }
-
-    /// The ring id this key pair gives its node.
-    pub fn id(&self) -> Id {
-        Id::of_public_key(&self.public)
     }
 }
 

@@ -1,21 +1,23 @@
-//! chordnet engine: a Chord distributed hash table with replication, in Rust.
+//! The chordnet engine: a Chord distributed hash table with replication, sans I/O.
 //!
-//! Pure modules ([`id`], [`routing`], [`store`], [`version`], [`protocol`], [`noise`], [`metrics`])
-//! hold the state and the decisions and are tested alone; [`node`] is the only module that does I/O (tokio); [`sim`]
-//! drives [`routing`] over an in-memory network. Nothing here knows about N-API.
+//! Pure data and decisions: [`id`] (ring arithmetic), [`routing`] (predecessor, successor list,
+//! fingers), [`store`] (the versioned index of what a node holds), [`version`] (hybrid logical
+//! clocks), [`protocol`] (messages and the frame codec), [`metrics`], [`config`] (the one home of
+//! every limit) and [`engine`], every protocol step as a state machine fed inputs with the time
+//! and returning actions. This crate has no tokio, disk or crypto-handshake dependency, so the
+//! compiler keeps it pure: the tokio node (`chord-node`) and the simulator (`chord-sim`) drive
+//! the same machines.
 
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod id;
 pub mod metrics;
-pub mod noise;
 pub mod protocol;
-pub mod seen;
 pub mod routing;
+pub mod seen;
 pub mod store;
 pub mod version;
-pub mod node;
 
 pub use id::Id;
 pub use routing::NodeRef;

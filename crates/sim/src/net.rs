@@ -3,7 +3,7 @@
 //! delay distributions, partitions into groups, crashes and restarts, skewed wall clocks.
 //!
 //! Nothing here decides anything about the ring: every request, answer and timeout goes to the
-//! node's engine exactly as the tokio driver (`chord::node`) would deliver it, and every action
+//! node's engine exactly as the tokio driver (`chord-node`) would deliver it, and every action
 //! the engine returns is executed the way the driver executes it. A run is a pure function of
 //! its seed.
 //!

@@ -2,11 +2,11 @@
 //! ([`UserOp`]) and resolves with its outcome. Limits are checked by the engine; nothing here
 //! decides anything.
 
-use super::Node;
-use crate::engine::{LookupInfo, OpOutput, ScanPage, Stats, UserOp};
-use crate::error::{Error, Result};
+use crate::Node;
+use chord::engine::{LookupInfo, OpOutput, ScanPage, Stats, UserOp};
+use chord::error::{Error, Result};
 
-pub use crate::engine::UserOp as Op;
+pub use chord::engine::UserOp as Op;
 
 impl Node {
     async fn run(&self, op: UserOp) -> Result<OpOutput> {

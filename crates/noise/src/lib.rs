@@ -16,10 +16,10 @@
 //!
 //! docs/PROTOCOL.md §3 is the normative text.
 
-use crate::config::MIN_NETWORK_KEY_BYTES;
-use crate::error::Error;
-pub use crate::id::KeyPair;
-use crate::protocol::PROTOCOL_VERSION;
+use chord::config::MIN_NETWORK_KEY_BYTES;
+use chord::error::Error;
+use chord::id::Id;
+use chord::protocol::PROTOCOL_VERSION;
 use bytes::{Buf, BytesMut};
 use std::sync::Arc;
 
@@ -58,7 +58,7 @@ pub type NetworkKey = [u8; 32];
 /// The network key of a passphrase: Argon2id (19 MiB, 2 passes, 1 lane, fixed salt
 /// `"chordnet network key v2"`), 32 bytes. Slow on purpose (tens of ms): a weak passphrase
 /// costs an attacker that much per guess.
-pub fn network_key_from_passphrase(passphrase: &str) -> crate::error::Result<NetworkKey> {
+pub fn network_key_from_passphrase(passphrase: &str) -> chord::error::Result<NetworkKey> {
     if passphrase.is_empty() {
         return Err(Error::InvalidArgument("networkKey must not be empty".into()));
     }
@@ -71,7 +71,7 @@ pub fn network_key_from_passphrase(passphrase: &str) -> crate::error::Result<Net
 
 /// The network key of random bytes (at least [`MIN_NETWORK_KEY_BYTES`]):
 /// `BLAKE3-derive_key("chordnet 2 network key", bytes)`.
-pub fn network_key_from_bytes(bytes: &[u8]) -> crate::error::Result<NetworkKey> {
+pub fn network_key_from_bytes(bytes: &[u8]) -> chord::error::Result<NetworkKey> {
     if bytes.len() < MIN_NETWORK_KEY_BYTES {
         return Err(Error::InvalidArgument(format!(
             "a networkKey of bytes must have at least {MIN_NETWORK_KEY_BYTES} bytes (got {}); use a string passphrase instead",
@@ -243,10 +243,50 @@ impl Opener {
     }
 }
 
+/// A node's static X25519 key pair (the Noise static key, see `crate::noise`); its ring id is
+/// [`Id::of_public_key`] of `public`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyPair {
+    pub public: [u8; 32],
+    pub secret: [u8; 32],
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret key.
+        write!(f, "KeyPair {{ public: {:02x?}, secret: <hidden> }}", &self.public[..4])
+    }
+}
+
+fn dh() -> Box<dyn snow::types::Dh> {
+    use snow::resolvers::CryptoResolver;
+    snow::resolvers::DefaultResolver.resolve_dh(&snow::params::DHChoice::Curve25519).expect("the default resolver has X25519")
+}
+
+impl KeyPair {
+    /// A fresh key pair from the operating system's random source.
+    pub fn generate() -> KeyPair {
+        KeyPair::from_secret(rand::random())
+    }
+
+    /// The key pair of a secret key (any 32 bytes; X25519 clamps them).
+    pub fn from_secret(secret: [u8; 32]) -> KeyPair {
+        let mut dh = dh();
+        dh.set(&secret);
+        let public: [u8; 32] = dh.pubkey().try_into().expect("32-byte X25519 key");
+        KeyPair { public, secret }
+    }
+
+    /// The ring id this key pair gives its node.
+    pub fn id(&self) -> Id {
+        Id::of_public_key(&self.public)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::Id;
+    use chord::id::Id;
 
     type Side = (Sealer, Opener, [u8; 32]);
 

@@ -1,6 +1,7 @@
-//! The node: the engine's tokio driver and the only part of this crate that does I/O. One
-//! [`Node`] listens on a TCP port, keeps authenticated connections to peers, relays mesh
-//! messages and, when it is a ChordSocket, runs the sans-I/O [`crate::engine::Engine`].
+//! The node: the tokio driver of the chord engine, and where all of chordnet's I/O happens. One
+//! [`Node`] listens on a TCP port, keeps authenticated connections to peers (Noise sessions from
+//! `chord-noise`), relays mesh messages and, when it is a ChordSocket, runs the sans-I/O
+//! [`chord::engine::Engine`]; with a `dataDir` it also keeps an on-disk store ([`disk`]).
 //!
 //! Modules, each the one owner of its state, calls flowing one way:
 //!
@@ -13,12 +14,13 @@
 //!   └────────────► driver  mesh (broadcast, whisper, peer exchange)
 //!                    │
 //!                    ▼
-//!                  engine (crate::engine: every ring decision)
+//!                  engine (chord::engine, another crate: every ring decision)
 //! ```
 //!
 //! Entry points: [`Node::start`], then the mesh calls here and the dict calls in [`dict`].
 
 mod clock;
+pub mod config;
 pub mod dict;
 pub mod disk;
 mod dispatch;
@@ -28,9 +30,8 @@ mod info;
 pub mod mesh;
 mod transport;
 
-pub use crate::config::{ChordConfig, Config};
-pub use crate::error::Error as NodeError;
-pub use crate::protocol::protocol_id;
+pub use config::{ChordConfig, Config};
+pub use chord::protocol::protocol_id;
 pub use events::{Event, Incoming, PeerInfo};
 
 use self::dispatch::Dispatch;
@@ -39,17 +40,15 @@ use self::events::EventQueue;
 use self::mesh::Mesh;
 use self::transport::{Identity, Inbound, Transport};
 use self::disk::{Disk, DiskValues};
-use crate::engine::{Engine, Now, Restored, Settings, UserOp};
-use crate::store::Store;
-use crate::error::{Error, Result};
-use crate::id::Id;
-use crate::noise::{open_network_key, KeyPair};
-use crate::routing::NodeRef;
+use chord::engine::{Engine, Now, Restored, Settings, UserOp};
+use chord::error::{Error, Result};
+use chord::id::Id;
+use chord::routing::NodeRef;
+use chord::store::Store;
+use chord_noise::{open_network_key, KeyPair};
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use tokio::net::TcpListener;
-
-pub type NodeResult<T> = Result<T>;
 
 /// A running node. Cheap to clone; every clone drives the same node.
 #[derive(Clone)]

@@ -1,7 +1,7 @@
 //! Nodes over real loopback sockets: mesh delivery and the replicated dict.
 
-use chord::node::ChordConfig;
-use chord::node::{Config, Event, Node};
+use chord_node::ChordConfig;
+use chord_node::{Config, Event, Node};
 use std::time::Duration;
 
 fn mesh_config() -> Config {
@@ -14,7 +14,7 @@ fn chord_config() -> Config {
     config
 }
 
-async fn next_message(node: &Node) -> chord::node::Incoming {
+async fn next_message(node: &Node) -> chord_node::Incoming {
     loop {
         let events = tokio::time::timeout(Duration::from_secs(5), node.next_events(64)).await.expect("an event in time").expect("open");
         for event in events {
@@ -32,7 +32,7 @@ async fn whisper_reaches_its_target() {
     let (host, port) = b.addr();
     let info = a.connect(&host, port).await.unwrap();
     assert_eq!(info.id, b.id());
-    a.send(vec![b"hi".to_vec()], Some(chord::node::mesh::Target { id: b.id(), addr: None })).await.unwrap();
+    a.send(vec![b"hi".to_vec()], Some(chord_node::mesh::Target { id: b.id(), addr: None })).await.unwrap();
     let message = next_message(&b).await;
     assert_eq!(message.packets, vec![b"hi".to_vec()]);
     assert_eq!(message.sender.id, a.id());
@@ -55,7 +55,7 @@ async fn protocol_mismatch_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_different_network_key_fails_the_handshake_and_says_so() {
     let mut keyed = mesh_config();
-    keyed.network_key = Some(chord::noise::network_key_from_bytes(b"members only, please").unwrap());
+    keyed.network_key = Some(chord_noise::network_key_from_bytes(b"members only, please").unwrap());
     let member = Node::start(keyed).await.unwrap();
     let outsider = Node::start(mesh_config()).await.unwrap();
     let (host, port) = member.addr();
@@ -212,7 +212,7 @@ async fn a_member_that_never_answers_is_suspected_after_the_failure_timeout() {
 
 /// A Noise responder that completes the handshake honestly, then welcomes with someone else's id.
 async fn impostor() -> u16 {
-    use chord::noise::{check_message, open_network_key, Handshake, KeyPair, MAX_HANDSHAKE_MESSAGE};
+    use chord_noise::{check_message, open_network_key, Handshake, KeyPair, MAX_HANDSHAKE_MESSAGE};
     use chord::protocol::{self, Hello, Message, PROTOCOL_VERSION};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -222,7 +222,7 @@ async fn impostor() -> u16 {
         let keys = KeyPair::generate();
         let mut handshake = Handshake::responder(&keys, &open_network_key());
         let mut raw = bytes::BytesMut::new();
-        let mut next_message = async |raw: &mut bytes::BytesMut, stream: &mut tokio::net::TcpStream| loop {
+        let next_message = async |raw: &mut bytes::BytesMut, stream: &mut tokio::net::TcpStream| loop {
             if let Some(len) = check_message(raw, MAX_HANDSHAKE_MESSAGE).unwrap() {
                 let message = raw.split_to(2 + len);
                 return message[2..].to_vec();

@@ -2,7 +2,7 @@
 //! authenticated connection. Bytes become messages through the pure codec in `protocol`;
 //! anything a peer sends that breaks the protocol closes that connection only, with a reason.
 //!
-//! With Noise (the default) every connection first runs the handshake of [`crate::noise`]
+//! With Noise (the default) every connection first runs the handshake of [`chord_noise`]
 //! (which proves both static keys and the shared network key); the `Hello` exchange and every
 //! frame after it travel inside encrypted records, and a peer whose claimed id is not the id of
 //! the key it proved is refused. With Plaintext the `Hello` is the first frame, in clear, and ids
@@ -12,13 +12,13 @@
 //! [`Inbound`] handler (the node's dispatch) and reports connections coming and going. It owns
 //! one piece of state, the connection table.
 
-use super::events::PeerInfo;
+use crate::events::PeerInfo;
 use crate::config::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES, SEND_QUEUE_FRAMES};
-use crate::error::{Error, Result};
-use crate::id::Id;
-use crate::noise::{self, Handshake, KeyPair, NetworkKey, NoiseError, Opener, Sealer, MAX_HANDSHAKE_MESSAGE, NOISE_PREFIX_BYTES};
-use crate::protocol::{self, FrameError, Hello, Message, PROTOCOL_VERSION};
-use crate::routing::NodeRef;
+use chord::error::{Error, Result};
+use chord::id::Id;
+use chord_noise::{self as noise, Handshake, KeyPair, NetworkKey, NoiseError, Opener, Sealer, MAX_HANDSHAKE_MESSAGE, NOISE_PREFIX_BYTES};
+use chord::protocol::{self, FrameError, Hello, Message, PROTOCOL_VERSION};
+use chord::routing::NodeRef;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,12 +2,12 @@
 //! goes — ring requests, answers and events to the driver (the engine), broadcasts, whispers
 //! and peer lists to the mesh, connection changes to both and to the user's event queue.
 
-use super::driver::Driver;
-use super::events::{Event, EventQueue, PeerInfo};
-use super::mesh::Mesh;
-use super::transport::{ConnId, Inbound, Transport};
-use crate::protocol::{Hello, Message, PROTOCOL_VERSION};
-use crate::routing::NodeRef;
+use crate::driver::Driver;
+use crate::events::{Event, EventQueue, PeerInfo};
+use crate::mesh::Mesh;
+use crate::transport::{ConnId, Inbound, Transport};
+use chord::protocol::{Hello, Message, PROTOCOL_VERSION};
+use chord::routing::NodeRef;
 use std::sync::Arc;
 
 pub(crate) struct Dispatch {

@@ -16,7 +16,7 @@
 //!              `values` (position ‖ key -> value) and `meta` (marker, clock high-water mark)
 //! ```
 //!
-//! The engine sees this store through [`crate::store::Values`] ([`DiskValues`]): writes are
+//! The engine sees this store through [`chord::store::Values`] ([`DiskValues`]): writes are
 //! staged in memory at once; [`Disk::commit`], run by the driver's committer thread, writes
 //! everything staged so far as one batch (group commit) and syncs it as the durability setting
 //! says. Reads find staged values first, then read the store (its block cache, or the disk).
@@ -29,11 +29,11 @@
 //! journal truncated or deleted by hand). `resync` keeps the identity and starts an empty store.
 
 use crate::config::{Durability, StorageConfig, MAX_COMMIT_BYTES, MAX_ITEM_WIRE_BYTES, STORE_CACHE_BYTES};
-use crate::error::{Error, Result};
-use crate::id::Id;
-use crate::routing::NodeRef;
-use crate::store::{IndexEntry, Values};
-use crate::version::Version;
+use chord::error::{Error, Result};
+use chord::id::Id;
+use chord::routing::NodeRef;
+use chord::store::{IndexEntry, Values};
+use chord::version::Version;
 use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use std::collections::HashMap;
@@ -583,7 +583,7 @@ impl Disk {
     }
 }
 
-/// The engine's window on a [`Disk`]: stages writes and reads values (see `crate::store`).
+/// The engine's window on a [`Disk`]: stages writes and reads values (see `chord::store`).
 pub struct DiskValues(pub Arc<Disk>);
 
 impl Values for DiskValues {

@@ -11,16 +11,16 @@
 //! one commit (group commit: every ticket asked before it completes with it), and feeds the
 //! outcome back (`Engine::persisted`). No commit or fsync ever runs under the engine's lock.
 
-use super::clock::wall_millis;
-use super::disk::Disk;
-use super::events::{Event, EventQueue};
-use super::transport::{ConnId, Transport};
-use crate::engine::{Action, Engine, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, UserOp};
-use crate::error::{Error, Result};
-use crate::id::Id;
-use crate::metrics::{MemberInfo, Metrics, MetricsSnapshot, Op};
-use crate::protocol::{self, Message, Request, Response};
-use crate::routing::NodeRef;
+use crate::clock::wall_millis;
+use crate::disk::Disk;
+use crate::events::{Event, EventQueue};
+use crate::transport::{ConnId, Transport};
+use chord::engine::{Action, Engine, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, UserOp};
+use chord::error::{Error, Result};
+use chord::id::Id;
+use chord::metrics::{MemberInfo, Metrics, MetricsSnapshot, Op};
+use chord::protocol::{self, Message, Request, Response};
+use chord::routing::NodeRef;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::panic::AssertUnwindSafe;

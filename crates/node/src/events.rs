@@ -1,8 +1,8 @@
 //! Events a node reports to its user, and the bounded queue they wait in until taken in
 //! batches (one batch per wake-up keeps the cost of crossing into JavaScript low).
 
-use crate::id::Id;
-use crate::routing::NodeRef;
+use chord::id::Id;
+use chord::routing::NodeRef;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use tokio::sync::Notify;

@@ -5,14 +5,14 @@
 //! once per node however its links are arranged. A whisper goes over a direct connection,
 //! dialing the target first when its address is known. Owns the set of seen broadcast ids.
 
-use super::clock::wall_millis;
-use super::events::{Event, EventQueue, Incoming};
-use super::transport::{ConnId, Transport};
-use crate::error::{Error, Result};
-use crate::id::Id;
-use crate::protocol::{self, Message, PeerAd};
-use crate::routing::NodeRef;
-use crate::seen::SeenSet;
+use crate::clock::wall_millis;
+use crate::events::{Event, EventQueue, Incoming};
+use crate::transport::{ConnId, Transport};
+use chord::error::{Error, Result};
+use chord::id::Id;
+use chord::protocol::{self, Message, PeerAd};
+use chord::routing::NodeRef;
+use chord::seen::SeenSet;
 use serde_bytes::ByteBuf;
 use std::sync::{Arc, Mutex};
 

@@ -2,12 +2,12 @@
 //! [`MemberInfo`], another node's asked over the wire (`Request::Info`), and the metrics.
 //! Read-only: nothing here changes routing or data.
 
-use super::Node;
-use crate::engine::{OpOutput, UserOp};
-use crate::error::{Error, Result};
-use crate::metrics::{MemberInfo, MetricsSnapshot};
-use crate::protocol::{Request, Response};
-use crate::routing::NodeRef;
+use crate::Node;
+use chord::engine::{OpOutput, UserOp};
+use chord::error::{Error, Result};
+use chord::metrics::{MemberInfo, MetricsSnapshot};
+use chord::protocol::{Request, Response};
+use chord::routing::NodeRef;
 
 impl Node {
     /// This node's routing state, holdings and counters.
