@@ -2,6 +2,7 @@
 import { ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { isOneRing as linksFormOneRing } from '../lib/testnet'
 import { sleep } from './helpers'
 
 export interface MemberStats {
@@ -138,17 +139,10 @@ export async function startRing(n: number, settings: (i: number) => MemberSettin
   return members
 }
 
-/**
- * Whether `members` form one ring: each one's successor and predecessor are its neighbours in
- * id order, and following successors from any member visits them all.
- */
+/** Whether `members` form one correct ring (the library's own check, `isOneRing`). */
 export async function isOneRing(members: Member[]): Promise<boolean> {
-  const ids = members.map((m) => m.id).sort()
   const all = await Promise.all(members.map((m) => m.stats()))
-  return all.every((s) => {
-    const at = ids.indexOf(s.id)
-    return s.successors[0] === ids[(at + 1) % ids.length] && s.predecessor === ids[(at + ids.length - 1) % ids.length]
-  })
+  return linksFormOneRing(all.map((s) => ({ id: s.id, successor: s.successors[0], predecessor: s.predecessor })))
 }
 
 /** Wait until `members` form one ring; returns the ms it took. */

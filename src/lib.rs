@@ -7,7 +7,7 @@ use chord::engine::{LookupInfo, OpOutput, ScanPage, Stats, UserOp};
 use chord::error::{Error as NodeError, ERROR_CODES};
 use chord::{Id, NodeRef};
 use chord_node::config::{ChordConfig, Config, Durability, StorageConfig};
-use chord_node::mesh::Target;
+use chord_node::mesh::WhisperTo;
 use chord_node::{Event, Node, PeerInfo};
 use chord_noise::KeyPair;
 use futures::FutureExt;
@@ -498,7 +498,7 @@ impl NativeNode {
                     (Some(host), Some(p)) => Some((host, port(p, "port")?)),
                     _ => None,
                 };
-                Some(Target { id, addr })
+                Some(WhisperTo { id, addr })
             }
         };
         guarded(self.node.send(packets, target)).await

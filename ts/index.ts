@@ -13,6 +13,6 @@ export { ChordSocket, ChordOptions, ChordSocketEvents, ChordStats, LookupResult,
 export { ChordnetError, ChordnetRangeError, HandshakeError, KeyError, ProtocolMismatchError, StorageError } from './errors'
 export { BytesLike } from './coerce'
 export { limits, Limits } from './native'
-export { createTestnet, waitForRing, Testnet } from './testnet'
+export { createTestnet, waitForRing, isOneRing, RingLinks, Testnet } from './testnet'
 export type { ViewOptions, ViewServer } from './view/server'
 export type { RingView, MemberView, Activity, ViewEvent } from './view/collector'

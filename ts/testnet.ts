@@ -41,20 +41,33 @@ export async function createTestnet(size: number, options: ChordOptions = {}): P
   return testnet
 }
 
-/** Wait until every member's successor and predecessor are its neighbours by id. */
+/** What one member says of its neighbours (from its `stats()`, or another process's). */
+export interface RingLinks {
+  id: string
+  successor?: string
+  predecessor?: string
+}
+
+/**
+ * Whether `members` form one correct ring: each one's successor and predecessor are its
+ * neighbours by id (a single member is a ring of one). Following successors then visits every
+ * member once, and every position of the ring has exactly one owner.
+ */
+export function isOneRing(members: RingLinks[]): boolean {
+  const ids = members.map((m) => m.id).sort()
+  if (ids.length === 1) return true
+  return members.every((m) => {
+    const at = ids.indexOf(m.id)
+    return m.successor === ids[(at + 1) % ids.length] && m.predecessor === ids[(at + ids.length - 1) % ids.length]
+  })
+}
+
+/** Wait until the members among `nodes` form one correct ring (`isOneRing`). */
 export async function waitForRing(nodes: ChordSocket[], timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const members = nodes.filter((n) => n.stats().member)
-    const ids = members.map((n) => n.id).sort()
-    const ok = members.every((n) => {
-      const s = n.stats()
-      const at = ids.indexOf(n.id)
-      const next = ids[(at + 1) % ids.length]
-      const previous = ids[(at + ids.length - 1) % ids.length]
-      return ids.length === 1 || (s.successors[0]?.id === next && s.predecessor?.id === previous)
-    })
-    if (ok) return
+    const members = nodes.map((n) => ({ id: n.id, stats: n.stats() })).filter((m) => m.stats.member)
+    if (isOneRing(members.map(({ id, stats }) => ({ id, successor: stats.successors[0]?.id, predecessor: stats.predecessor?.id })))) return
     if (Date.now() > deadline) throw new Error(`ring of ${members.length} did not settle within ${timeoutMs} ms`)
     await new Promise((resolve) => setTimeout(resolve, 25))
   }

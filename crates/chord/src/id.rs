@@ -34,18 +34,6 @@ impl Id {
         Id::from_digest(hasher.finalize().as_bytes())
     }
 
-    /// An id from an address, protocol id and salt (protocol version 1's node ids; the
-    /// simulator still names its nodes this way).
-    pub fn of_node(host: &str, port: u16, protocol_id: &[u8], salt: &[u8]) -> Id {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(b"chordnet-node-id\0");
-        hasher.update(host.as_bytes());
-        hasher.update(&port.to_be_bytes());
-        hasher.update(protocol_id);
-        hasher.update(salt);
-        Id::from_digest(hasher.finalize().as_bytes())
-    }
-
     fn from_digest(digest: &[u8; 32]) -> Id {
         let mut first = [0u8; 16];
         first.copy_from_slice(&digest[..16]);

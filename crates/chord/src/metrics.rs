@@ -45,7 +45,7 @@ pub const ERROR_CODES: [&str; 9] = [
 
 /// The dict operations that are timed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
+pub enum TimedOp {
     Get = 0,
     Set = 1,
     Delete = 2,
@@ -227,7 +227,7 @@ impl Metrics {
     }
 
     /// A dict operation finished after `micros`; `error` is its error code if it failed.
-    pub fn record_op(&self, op: Op, micros: u64, error: Option<&str>) {
+    pub fn record_op(&self, op: TimedOp, micros: u64, error: Option<&str>) {
         self.ops[op as usize].record(micros);
         if let Some(code) = error {
             let index = ERROR_CODES.iter().position(|c| *c == code).unwrap_or(ERROR_CODES.len() - 1);
@@ -266,9 +266,9 @@ impl Metrics {
                 .collect(),
         };
         MetricsSnapshot {
-            get: op(Op::Get as usize),
-            set: op(Op::Set as usize),
-            delete: op(Op::Delete as usize),
+            get: op(TimedOp::Get as usize),
+            set: op(TimedOp::Set as usize),
+            delete: op(TimedOp::Delete as usize),
             lookup_hops: ring.lookup_snapshot(),
             anti_entropy_syncs: ring.anti_entropy_syncs,
             repaired_pushed: ring.repaired_pushed,
@@ -392,9 +392,9 @@ mod tests {
     #[test]
     fn metrics_count_ops_errors_and_repairs() {
         let metrics = Metrics::new();
-        metrics.record_op(Op::Get, 70, None);
-        metrics.record_op(Op::Get, 90, Some("ERR_TIMEOUT"));
-        metrics.record_op(Op::Set, 120, Some("ERR_SOMETHING_NEW"));
+        metrics.record_op(TimedOp::Get, 70, None);
+        metrics.record_op(TimedOp::Get, 90, Some("ERR_TIMEOUT"));
+        metrics.record_op(TimedOp::Set, 120, Some("ERR_SOMETHING_NEW"));
         let mut ring = RingFigures::default();
         ring.record_lookup(2);
         ring.record_lookup(500);
@@ -417,7 +417,7 @@ mod tests {
     fn member_info_survives_the_wire_encoding() {
         let node = NodeRef { id: crate::Id(7), host: "127.0.0.1".into(), port: 4000 };
         let metrics = Metrics::new();
-        metrics.record_op(Op::Set, 42, None);
+        metrics.record_op(TimedOp::Set, 42, None);
         let info = MemberInfo {
             node: node.clone(),
             member: true,
@@ -444,7 +444,7 @@ mod tests {
                 let metrics = metrics.clone();
                 std::thread::spawn(move || {
                     for i in 0..10_000u64 {
-                        metrics.record_op(Op::Get, i % 1000 + t, None);
+                        metrics.record_op(TimedOp::Get, i % 1000 + t, None);
                     }
                 })
             })

@@ -116,11 +116,6 @@ impl Routing {
         }
     }
 
-    /// The known node that most closely precedes `position` (fingers and successors alike).
-    pub fn closest_preceding(&self, position: Id) -> Option<&NodeRef> {
-        self.closest_preceding_avoiding(position, &[])
-    }
-
     fn closest_preceding_avoiding(&self, position: Id, avoid: &[Id]) -> Option<&NodeRef> {
         self.fingers
             .iter()
@@ -218,11 +213,6 @@ impl Routing {
             self.successors.extend(fallback);
         }
         changed
-    }
-
-    /// Forget the predecessor (it did not answer a liveness check).
-    pub fn clear_predecessor(&mut self) {
-        self.predecessor = None;
     }
 
     /// Next finger that needs a lookup, advancing round-robin. Fingers whose start lies in

@@ -50,6 +50,12 @@ impl Clock {
         Version { millis: self.last_millis, counter: self.counter, writer: self.node }
     }
 
+    /// The physical part of the newest version issued or observed (what a node persists as
+    /// its clock's high-water mark, and what tests check was not dragged ahead).
+    pub fn high_water_millis(&self) -> u64 {
+        self.last_millis
+    }
+
     /// Merge a version seen from another node so that later ticks order after it.
     pub fn observe(&mut self, seen: &Version) {
         if seen.millis > self.last_millis {

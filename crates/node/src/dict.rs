@@ -6,8 +6,6 @@ use crate::Node;
 use chord::engine::{LookupInfo, OpOutput, ScanPage, Stats, UserOp};
 use chord::error::{Error, Result};
 
-pub use chord::engine::UserOp as Op;
-
 impl Node {
     async fn run(&self, op: UserOp) -> Result<OpOutput> {
         self.ensure_open()?;
@@ -61,7 +59,7 @@ impl Node {
 
     /// Leave the ring, handing data over, and stay connected as a client.
     pub async fn unjoin(&self) -> Result<()> {
-        self.inner.driver.inspect(|engine| engine.core().chord().map(|_| ()))?;
+        self.inner.driver.inspect(|engine| engine.chord_config().map(|_| ()))?;
         self.run(UserOp::Leave).await.map(|_| ())
     }
 

@@ -18,7 +18,7 @@ use crate::transport::{ConnId, Transport};
 use chord::engine::{Action, Engine, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, UserOp};
 use chord::error::{Error, Result};
 use chord::id::Id;
-use chord::metrics::{MemberInfo, Metrics, MetricsSnapshot, Op};
+use chord::metrics::{MemberInfo, Metrics, MetricsSnapshot, TimedOp};
 use chord::protocol::{self, Message, Request, Response};
 use chord::routing::NodeRef;
 use std::collections::HashMap;
@@ -250,9 +250,9 @@ impl Driver {
     /// Start a user operation; `done` runs once with its result. Dict operations are timed.
     pub fn start_op(self: &Arc<Self>, op: UserOp, done: Completion) {
         let timed = match &op {
-            UserOp::Get(_) => Some(Op::Get),
-            UserOp::Set(..) => Some(Op::Set),
-            UserOp::Delete(_) => Some(Op::Delete),
+            UserOp::Get(_) => Some(TimedOp::Get),
+            UserOp::Set(..) => Some(TimedOp::Set),
+            UserOp::Delete(_) => Some(TimedOp::Delete),
             _ => None,
         };
         let done: Completion = match timed {
@@ -311,14 +311,14 @@ impl Driver {
 
     /// What this node reports about itself: the engine's part, the connections, the metrics.
     pub fn member_info(&self) -> MemberInfo {
-        let (mut info, figures) = self.inspect(|engine| (engine.member_info(), engine.core().counters.figures.clone()));
+        let (mut info, figures) = self.inspect(|engine| (engine.member_info(), engine.ring_figures().clone()));
         info.connections = self.transport.len() as u32;
         info.metrics = self.metrics.snapshot(&figures);
         info
     }
 
     pub fn metrics_snapshot(&self) -> MetricsSnapshot {
-        let figures = self.inspect(|engine| engine.core().counters.figures.clone());
+        let figures = self.inspect(|engine| engine.ring_figures().clone());
         self.metrics.snapshot(&figures)
     }
 

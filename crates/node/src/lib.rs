@@ -183,7 +183,7 @@ impl Node {
     }
 
     /// Send packets to every node of the network (`to == None`) or to one node.
-    pub async fn send(&self, packets: Vec<Vec<u8>>, to: Option<mesh::Target>) -> Result<()> {
+    pub async fn send(&self, packets: Vec<Vec<u8>>, to: Option<mesh::WhisperTo>) -> Result<()> {
         self.ensure_open()?;
         match to {
             None => self.inner.mesh.broadcast(packets),

@@ -21,7 +21,7 @@ pub const PEER_EXCHANGE_LIMIT: usize = 32;
 
 /// Who a whisper is for: a node id and, if known, where it listens.
 #[derive(Clone, Debug)]
-pub struct Target {
+pub struct WhisperTo {
     pub id: Id,
     pub addr: Option<(String, u16)>,
 }
@@ -55,7 +55,7 @@ impl Mesh {
         Ok(())
     }
 
-    pub async fn whisper(&self, packets: Vec<Vec<u8>>, target: Target) -> Result<()> {
+    pub async fn whisper(&self, packets: Vec<Vec<u8>>, target: WhisperTo) -> Result<()> {
         let message = Message::Whisper { origin: self.me.clone(), target: target.id, time_ms: wall_millis(), packets: to_bufs(packets) };
         let frame = protocol::encode(&message);
         self.check_size(frame.len())?;

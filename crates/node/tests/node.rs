@@ -2,6 +2,7 @@
 
 use chord_node::ChordConfig;
 use chord_node::{Config, Event, Node};
+use chord::testing::Links;
 use std::time::Duration;
 
 fn mesh_config() -> Config {
@@ -32,7 +33,7 @@ async fn whisper_reaches_its_target() {
     let (host, port) = b.addr();
     let info = a.connect(&host, port).await.unwrap();
     assert_eq!(info.id, b.id());
-    a.send(vec![b"hi".to_vec()], Some(chord_node::mesh::Target { id: b.id(), addr: None })).await.unwrap();
+    a.send(vec![b"hi".to_vec()], Some(chord_node::mesh::WhisperTo { id: b.id(), addr: None })).await.unwrap();
     let message = next_message(&b).await;
     assert_eq!(message.packets, vec![b"hi".to_vec()]);
     assert_eq!(message.sender.id, a.id());
@@ -102,23 +103,24 @@ async fn ring(n: usize) -> Vec<Node> {
     nodes
 }
 
-/// Wait until every node's successor is the next node by id.
+/// Wait until the nodes form one correct ring (`chord::testing::health`).
 async fn settle(nodes: &[Node]) {
-    let mut ids: Vec<_> = nodes.iter().map(|n| n.id()).collect();
-    ids.sort();
+    let mut health = Default::default();
     for _ in 0..200 {
-        let ok = nodes.iter().all(|n| {
-            let stats = n.stats();
-            let at = ids.iter().position(|id| *id == n.id()).unwrap();
-            let want = ids[(at + 1) % ids.len()];
-            stats.successors.first().map(|s| s.id) == Some(want) && stats.predecessor.is_some()
-        });
-        if ok {
+        let members: Vec<Links> = nodes
+            .iter()
+            .map(|n| {
+                let stats = n.stats();
+                Links { id: n.id(), successors: stats.successors.iter().map(|s| s.id).collect(), predecessor: stats.predecessor.map(|p| p.id) }
+            })
+            .collect();
+        health = chord::testing::health(&members);
+        if health.correct() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("ring did not settle");
+    panic!("ring did not settle: {health:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -344,7 +344,7 @@ impl Sim {
     }
 
     pub fn routing(&self, id: Id) -> Option<&Routing> {
-        self.engine(id)?.core().ring.as_ref()
+        self.engine(id)?.ring()
     }
 
     /// Put node `id` in partition group `group` (nodes of different groups cannot talk).

@@ -11,7 +11,6 @@
 //! one.
 
 use crate::net::Sim;
-use crate::ring::Snapshot;
 use chord::engine::{OpId, OpOutput, UserOp};
 use chord::version::Version;
 use chord::Id;
@@ -112,14 +111,14 @@ impl Workload {
 
     /// Check every acknowledged key on the replica set the oracle gives it now.
     pub fn check(&self, sim: &Sim, replicas: usize) -> DataCheck {
-        let snapshot = Snapshot::of(sim);
+        let snapshot = crate::ring::snapshot(sim);
         let mut check = DataCheck { keys: self.acked.len(), ..DataCheck::default() };
         if snapshot.is_empty() {
             return check;
         }
         for (key, &wanted) in &self.acked {
             let holders = snapshot.replica_set(Id::of_key(key), replicas);
-            let versions: Vec<Option<Version>> = holders.iter().map(|&id| sim.engine(id).and_then(|e| e.core().store.version_of(key))).collect();
+            let versions: Vec<Option<Version>> = holders.iter().map(|&id| sim.engine(id).and_then(|e| e.store().version_of(key))).collect();
             let good = versions.iter().filter(|v| v.is_some_and(|v| v >= wanted)).count();
             check.under_replicated += usize::from(good < replicas.min(holders.len()));
             check.lost += usize::from(good == 0);

@@ -4,7 +4,7 @@
 //! study's data invariant holds under message loss; runs are reproducible by seed.
 
 use chord_sim::net::NetConfig;
-use chord_sim::ring::{self, Snapshot};
+use chord_sim::ring;
 use chord_sim::studies::faults::{run_scenario, Fault, Scenario};
 use chord_sim::studies::{measure_lookups, Params};
 use rand::rngs::StdRng;
@@ -24,8 +24,8 @@ fn five_hundred_nodes_route_in_half_log_n_hops_and_survive_a_quarter_failing() {
     let mean = tally.hops.iter().sum::<u32>() as f64 / tally.hops.len() as f64;
     assert!(mean <= 0.5 * (NODES as f64).log2() + 1.0, "mean hops {mean}");
 
-    let snapshot = Snapshot::of(&sim);
-    let victims: Vec<_> = snapshot.ids.iter().step_by(4).copied().collect();
+    let snapshot = ring::snapshot(&sim);
+    let victims: Vec<_> = snapshot.ids().iter().step_by(4).copied().collect();
     sim.crash_many(&victims);
     assert_eq!(sim.live_count(), NODES - NODES / 4);
     let round = sim.config.round_ms();

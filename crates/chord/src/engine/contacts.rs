@@ -119,6 +119,7 @@ impl Contacts {
         }
     }
 
+    #[cfg(test)]
     pub fn ids(&self) -> impl Iterator<Item = Id> + '_ {
         self.entries.keys().copied()
     }

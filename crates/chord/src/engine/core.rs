@@ -2,6 +2,7 @@
 //! where to send an operation first, which hop a lookup takes from here, what to forget when
 //! a node stops answering. One owner: the [`super::Engine`] that holds it.
 
+use super::arc::ArcState;
 use super::contacts::Contacts;
 use super::time::Millis;
 use crate::config::ChordConfig;
@@ -36,69 +37,59 @@ pub struct Counters {
 
 /// Where an operation goes first.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Target {
+pub enum Destination {
     Local,
     Remote(NodeRef),
 }
 
 pub struct Core {
-    pub me: NodeRef,
+    pub(super) me: NodeRef,
     /// `None` for a plain MeshSocket.
-    pub chord: Option<ChordConfig>,
-    pub request_timeout: Millis,
+    pub(super) chord: Option<ChordConfig>,
+    pub(super) request_timeout: Millis,
     /// A peer silent this long while we wait on it is probed, then suspected.
-    pub failure_timeout: Millis,
+    pub(super) failure_timeout: Millis,
     /// The time of the input being handled.
-    pub now: Millis,
+    pub(super) now: Millis,
     /// When each peer last said anything to us (a request or an answer).
-    pub last_heard: HashMap<Id, Millis>,
+    pub(super) last_heard: HashMap<Id, Millis>,
     /// Suspected peers and until when they stay out of our tables unless they speak.
-    pub suspects: HashMap<Id, Millis>,
+    pub(super) suspects: HashMap<Id, Millis>,
     /// Peers a failure-detector probe is out to (one probe per peer at a time).
-    pub probing: HashSet<Id>,
+    pub(super) probing: HashSet<Id>,
     /// When the last sweep of quiet peers started (see `detector`).
-    pub last_sweep: Option<Millis>,
-    /// When our arc last grew (a predecessor gone) or we heard of rings merging around us
-    /// (`Candidates`): for a while after, an owner's misses are checked with its successors
-    /// (see `read`).
-    pub unsettled_since: Option<Millis>,
+    pub(super) last_sweep: Option<Millis>,
     /// Former neighbours and sampled members, probed to find other rings.
-    pub contacts: Contacts,
+    pub(super) contacts: Contacts,
     /// A live member a lone node heard of: the next rejoin goes through it.
-    pub rejoin_via: Option<NodeRef>,
+    pub(super) rejoin_via: Option<NodeRef>,
     /// Merge hints sent recently, by (to, first candidate): not repeated within a second.
-    pub told: HashMap<(Id, Id), Millis>,
+    pub(super) told: HashMap<(Id, Id), Millis>,
     /// Present while this node is a ring member.
-    pub ring: Option<Routing>,
-    pub store: Store,
-    pub clock: Clock,
+    pub(super) ring: Option<Routing>,
+    pub(super) store: Store,
+    pub(super) clock: Clock,
     /// Ring members we know of (from handshakes, peer exchange, answers): first-hop guesses.
-    pub view: BTreeMap<Id, NodeRef>,
+    pub(super) view: BTreeMap<Id, NodeRef>,
     /// Location cache: owner id -> (its predecessor id, owner), from owners' answers.
-    pub arcs: BTreeMap<Id, (Id, NodeRef)>,
+    pub(super) arcs: BTreeMap<Id, (Id, NodeRef)>,
     /// Replica leases: owner id -> (start of its arc, last anti-entropy from it). Entries outside
     /// our own arc and every fresh lease are strays (left by a stand-in write or an old ring
     /// shape) and are handed to their owner, then dropped.
-    pub leases: HashMap<Id, (Id, Millis)>,
+    pub(super) leases: HashMap<Id, (Id, Millis)>,
     /// Ring events already delivered here.
-    pub seen: SeenSet,
-    pub counters: Counters,
-    /// Anti-entropy should run at the next maintenance round (our arc or replicas changed).
-    pub sync_wanted: bool,
-    /// Our arc is `(predecessor, me]`; we hold everything of `(synced_from, me]` (pulled at
-    /// join, or synced with our replicas since). When the predecessor moves back past it (it
-    /// failed or left) the arc grows, and until a sync pulls the new part from the replicas we
-    /// would answer "absent" for keys we do not have yet: such reads and deletes wait. `None`:
-    /// nothing synced yet.
-    pub synced_from: Option<Id>,
+    pub(super) seen: SeenSet,
+    pub(super) counters: Counters,
+    /// What we hold of our own arc, and whether anti-entropy is wanted (see `arc`).
+    pub(super) arc: ArcState,
     /// Run a maintenance round soon (a routing node went away, the predecessor changed).
-    pub maintenance_due: bool,
+    pub(super) maintenance_due: bool,
     /// Restarted from its folder knowing the members of its ring: until it is back in a ring
     /// (or has forgotten every contact, after an hour of failures) it is rejoining, even when
     /// none of them answers yet, and must not answer as a ring of one.
-    pub restored: bool,
+    pub(super) restored: bool,
     /// Seeded by the driver: the simulator's runs are a function of their seed.
-    pub rng: StdRng,
+    pub(super) rng: StdRng,
 }
 
 impl Core {
@@ -153,16 +144,16 @@ impl Core {
 
     /// Best first guess for the owner of `position`: ourselves, a cached owner arc, the member
     /// that follows the position in our view, or our finger table when we are closest.
-    pub fn first_target(&self, position: Id) -> Result<Target> {
+    pub fn first_destination(&self, position: Id) -> Result<Destination> {
         if let Some(ring) = &self.ring {
             if ring.owns(position) || ring.is_alone() {
-                return Ok(Target::Local);
+                return Ok(Destination::Local);
             }
         }
         let cached = self.arcs.range(position..).next().or_else(|| self.arcs.iter().next());
         if let Some((_, (pred, owner))) = cached {
             if position.in_half_open(*pred, owner.id) {
-                return Ok(Target::Remote(owner.clone()));
+                return Ok(Destination::Remote(owner.clone()));
             }
         }
         let guess = self.view.range(position..).next().or_else(|| self.view.iter().next()).map(|(_, n)| n.clone());
@@ -170,11 +161,11 @@ impl Core {
         let me_first = guess.as_ref().is_none_or(|g| position.distance_to(self.me.id) < position.distance_to(g.id));
         if let (Some(ring), true) = (&self.ring, me_first) {
             return Ok(match ring.next_hop(position) {
-                Hop::Local => Target::Local,
-                Hop::Owner(n) | Hop::Closer(n) => Target::Remote(n),
+                Hop::Local => Destination::Local,
+                Hop::Owner(n) | Hop::Closer(n) => Destination::Remote(n),
             });
         }
-        guess.map(Target::Remote).ok_or_else(|| Error::Unavailable("not connected to any ring member: connect() to one first".into()))
+        guess.map(Destination::Remote).ok_or_else(|| Error::Unavailable("not connected to any ring member: connect() to one first".into()))
     }
 
     /// The first hop of a lookup from here: our finger table, or for a client the member that
@@ -197,10 +188,10 @@ impl Core {
     }
 
     /// An owner answered an operation: count it and cache its arc for the next first guess.
-    pub fn remember_owner(&mut self, target: &Target, response: &Response, redirects: u32) {
+    pub fn remember_owner(&mut self, target: &Destination, response: &Response, redirects: u32) {
         self.counters.ops += 1;
         self.counters.op_redirects += redirects as u64;
-        let Target::Remote(owner) = target else { return };
+        let Destination::Remote(owner) = target else { return };
         let arc = match response {
             Response::Value { arc, .. } | Response::Written { arc, .. } => *arc,
             _ => return,
@@ -223,16 +214,20 @@ impl Core {
         self.ring.as_ref().is_some_and(|r| r.is_alone()) && (!self.view.is_empty() || self.rejoin_via.is_some() || (self.restored && !self.contacts.is_empty()))
     }
 
-    /// Did our arc grow, or rings merge around us, lately (`read::READ_AROUND_MS`)? Then copies
-    /// of our arc may still sit on nodes other than our replicas.
+    /// Did our arc grow, or rings merge around us, lately? Then copies of our arc may still
+    /// sit on nodes other than our replicas.
     pub fn unsettled(&self) -> bool {
-        self.unsettled_since.is_some_and(|since| self.now < since + super::read::READ_AROUND_MS)
+        self.arc.unsettled(self.now)
     }
 
     /// Is `position` in the part of our arc we took over and have not synced yet?
     pub fn unsynced(&self, position: Id) -> bool {
-        let Some(pred) = self.ring.as_ref().and_then(|r| r.predecessor()) else { return false };
-        position.in_half_open(pred.id, self.me.id) && !self.synced_from.is_some_and(|from| position.in_half_open(from, self.me.id))
+        self.arc.unsynced(position, self.predecessor_id(), self.me.id)
+    }
+
+    /// Our predecessor's id, while we are a member that has one.
+    pub fn predecessor_id(&self) -> Option<Id> {
+        self.ring.as_ref().and_then(|r| r.predecessor()).map(|p| p.id)
     }
 
     /// Where a write's copies go: our successors, the fingers beyond them, then the other
@@ -247,11 +242,6 @@ impl Core {
         others.sort_by_key(|n| self.me.id.distance_to(n.id));
         candidates.extend(others.into_iter().cloned());
         candidates
-    }
-
-    /// Our primary arc `(predecessor, me]`, or the whole ring when alone or not yet placed.
-    pub fn arc_or_all(&self) -> (Id, Id) {
-        self.ring.as_ref().and_then(|r| r.primary_arc()).unwrap_or((self.me.id, self.me.id))
     }
 }
 

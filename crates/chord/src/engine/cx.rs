@@ -274,10 +274,6 @@ impl<'a> Cx<'a> {
         Some(ticket)
     }
 
-    pub fn respond(&mut self, to: ReplyTo, body: Response) {
-        self.io.actions.push_back(Action::Respond { to, body });
-    }
-
     pub fn send(&mut self, to: NodeRef, message: Message) {
         self.io.actions.push_back(Action::Send { to, message });
     }

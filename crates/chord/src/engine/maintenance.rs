@@ -70,7 +70,7 @@ impl Machine for Stabilize {
                         let before: Vec<_> = ring.successors().iter().map(|n| n.id).collect();
                         let adopted = ring.on_successor_state(&successor, predecessor, successors);
                         if ring.successors().iter().map(|n| n.id).ne(before) {
-                            cx.core.sync_wanted = true;
+                            cx.core.arc.want_sync();
                         }
                         match adopted {
                             Some(closer) if self.steps < STABILIZE_STEPS => self.ask(cx, closer),

@@ -119,7 +119,7 @@ impl Join {
 
     fn on_pulled(&mut self, cx: &mut Cx<'_>, pulled: bool) -> Step {
         // What we pulled we hold; a failed pull leaves the arc to our first anti-entropy round.
-        cx.core.synced_from = pulled.then_some(self.from);
+        cx.core.arc.joined(pulled.then_some(self.from));
         let Some(ring) = cx.core.ring.as_mut() else { return Join::done(Err(Error::Closed)) };
         ring.join(std::mem::take(&mut self.list));
         for node in ring.known_nodes() {
@@ -141,7 +141,7 @@ impl Join {
                 Step::Pending
             }
             None => {
-                cx.core.sync_wanted = true;
+                cx.core.arc.want_sync();
                 cx.core.maintenance_due = true;
                 Join::done(Ok(()))
             }

@@ -141,7 +141,7 @@ fn adopt(cx: &mut Cx<'_>, candidate: &NodeRef) -> bool {
     }
     cx.core.counters.merges += 1;
     cx.core.maintenance_due = true;
-    cx.core.sync_wanted = true;
+    cx.core.arc.want_sync();
     if !previous.is_empty() {
         tell(cx, candidate, previous);
     }

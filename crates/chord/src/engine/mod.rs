@@ -15,6 +15,7 @@
 //! machines through their [`Cx`], and the engine routes every answer, timeout and child
 //! outcome back to the machine that waits for it.
 
+mod arc;
 mod contacts;
 pub mod core;
 pub mod cx;
@@ -32,7 +33,8 @@ mod sync;
 mod time;
 mod write;
 
-pub use self::core::{Core, Counters};
+pub use self::core::Counters;
+use self::core::Core;
 pub use self::cx::{Action, LookupInfo, Millis, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, ScanPage, Ticket};
 pub use self::route::DictOp;
 pub use self::maintenance::FINGERS_PER_ROUND;
@@ -49,7 +51,7 @@ use self::sync::{HandOffStrays, SyncReplicas};
 use crate::config::{ChordConfig, MAX_KEY_BYTES, MAX_VALUE_BYTES, TOMBSTONE_HORIZON};
 use crate::error::Error;
 use crate::id::Id;
-use crate::metrics::{MemberInfo, MAX_KNOWN_IN_INFO};
+use crate::metrics::{MemberInfo, RingFigures, MAX_KNOWN_IN_INFO};
 use crate::protocol::{Request, Response};
 use crate::routing::{NodeRef, Routing};
 use crate::seen::SeenSet;
@@ -216,7 +218,6 @@ impl Engine {
             suspects: HashMap::new(),
             probing: Default::default(),
             last_sweep: None,
-            unsettled_since: None,
             contacts: Contacts::default(),
             rejoin_via: None,
             told: HashMap::new(),
@@ -226,8 +227,7 @@ impl Engine {
             leases: HashMap::new(),
             seen: SeenSet::new(),
             counters: Counters::default(),
-            sync_wanted: false,
-            synced_from: None,
+            arc: Default::default(),
             maintenance_due: false,
             restored: false,
             rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
@@ -243,15 +243,37 @@ impl Engine {
         engine
     }
 
-    /// The node's shared state, for queries (stats, local reads) and for tests.
-    pub fn core(&self) -> &Core {
-        &self.core
+    /// This node's routing state, while it is a ring member.
+    pub fn ring(&self) -> Option<&Routing> {
+        self.core.ring.as_ref()
     }
 
-    /// Mutable access for drivers and simulators that install state directly (the simulator's
-    /// ideal rings); protocol changes go through the entry points.
-    pub fn core_mut(&mut self) -> &mut Core {
-        &mut self.core
+    /// The index of what this node holds.
+    pub fn store(&self) -> &Store {
+        &self.core.store
+    }
+
+    /// Lookup hops, anti-entropy and suspicions, as the metrics show them.
+    pub fn ring_figures(&self) -> &RingFigures {
+        &self.core.counters.figures
+    }
+
+    /// Milliseconds of the newest version this node's clock issued or observed.
+    pub fn clock_high_water_millis(&self) -> u64 {
+        self.core.clock.high_water_millis()
+    }
+
+    /// The ring options, or `Err(NotChord)` for a plain MeshSocket.
+    pub fn chord_config(&self) -> Result<&ChordConfig, Error> {
+        self.core.chord()
+    }
+
+    /// Install the routing state of a settled ring, as if this member had joined and synced
+    /// its arc long ago: for simulators and tests that start from an ideal ring
+    /// (`crate::testing::IdealRing`). A running node never calls it.
+    pub fn settle(&mut self, routing: Routing) {
+        self.core.arc.settled(routing.predecessor().map(|p| p.id));
+        self.core.ring = Some(routing);
     }
 
     pub fn me(&self) -> &NodeRef {
@@ -606,7 +628,7 @@ impl Engine {
         if !self.core.contacts.is_empty() {
             self.start_duty(now, Duty::Contacts, Box::<ProbeContacts>::default());
         }
-        if round.is_multiple_of(SYNC_EVERY_ROUNDS) || std::mem::take(&mut self.core.sync_wanted) {
+        if round.is_multiple_of(SYNC_EVERY_ROUNDS) || self.core.arc.take_sync_wanted() {
             self.start_duty(now, Duty::Sync, Box::<SyncReplicas>::default());
         }
         if round.is_multiple_of(STRAY_EVERY_ROUNDS) {

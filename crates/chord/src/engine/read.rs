@@ -10,17 +10,12 @@
 
 use super::core::{not_member, not_stored, rejoining, syncing, Core};
 use super::cx::{Cx, Input, Machine, Outcome, ReqId, Step};
-use super::time::Millis;
 use crate::id::Id;
 use crate::protocol::{Request, Response};
 use crate::routing::Hop;
 use crate::store::Store;
 use crate::store::Item;
 use serde_bytes::ByteBuf;
-
-/// How long after hearing of a merge (or its arc growing) an owner's misses are checked with
-/// its successors: longer than the merges and data convergence measured after a heal (2–10 s).
-pub const READ_AROUND_MS: Millis = 15_000;
 
 /// A get served here: answered at once, or after asking around.
 pub enum LocalGet {

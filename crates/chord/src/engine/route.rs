@@ -1,14 +1,14 @@
 //! The user's dict operations as machines at the node where they start.
 //!
-//! Routing: an operation goes to its best first guess ([`Core::first_target`]: a cached owner
+//! Routing: an operation goes to its best first guess ([`Core::first_destination`]: a cached owner
 //! arc, else the member whose id follows the key's position in our view, else our finger
 //! table); a node that is not the owner answers `Redirect` with its own next hop (greedy Chord
 //! routing), so operations converge in O(log n) redirects even with an empty cache. A target
 //! that does not answer is forgotten and the operation retries, pausing, until its deadline.
 //!
-//! [`Core::first_target`]: super::core::Core::first_target
+//! [`Core::first_destination`]: super::core::Core::first_destination
 
-use super::core::{backoff, unexpected, Target};
+use super::core::{backoff, unexpected, Destination};
 use super::cx::{Cx, Input, LookupInfo, Machine, Millis, OpOutput, Outcome, ReqId, ScanPage, Step, TaskId};
 use super::lookup::Lookup;
 use super::read::{get_here, LocalGet};
@@ -48,7 +48,7 @@ pub struct Routed {
     op: DictOp,
     position: Id,
     request: Request,
-    target: Target,
+    target: Destination,
     redirects: u32,
     /// Redirects towards a node we suspect, each answered by a lookup around it.
     suspect_detours: u32,
@@ -66,11 +66,11 @@ impl Routed {
             DictOp::Set => Request::Write { key, value: value.map(ByteBuf::from), mode: WriteMode::Set },
             DictOp::Delete => Request::Write { key, value: None, mode: WriteMode::Delete },
         };
-        Routed { op, position, request, target: Target::Local, redirects: 0, suspect_detours: 0, attempt: 0, deadline: 0, waiting: Waiting::Nothing }
+        Routed { op, position, request, target: Destination::Local, redirects: 0, suspect_detours: 0, attempt: 0, deadline: 0, waiting: Waiting::Nothing }
     }
 
     fn retarget(&mut self, cx: &mut Cx<'_>) -> Step {
-        match cx.core.first_target(self.position) {
+        match cx.core.first_destination(self.position) {
             Ok(target) => {
                 self.target = target;
                 self.go(cx)
@@ -81,24 +81,24 @@ impl Routed {
 
     fn go(&mut self, cx: &mut Cx<'_>) -> Step {
         match (&self.target, &self.request) {
-            (Target::Local, Request::Get { key }) => match get_here(cx.core, key.to_vec()) {
+            (Destination::Local, Request::Get { key }) => match get_here(cx.core, key.to_vec()) {
                 LocalGet::Now(answer) => self.on_answer(cx, Ok(answer)),
                 LocalGet::Around(read) => {
                     self.waiting = Waiting::Local(cx.spawn(read));
                     Step::Pending
                 }
             },
-            (Target::Local, Request::Write { key, value, mode }) => {
+            (Destination::Local, Request::Write { key, value, mode }) => {
                 let child = cx.spawn(OwnerWrite::new(key.to_vec(), value.clone(), *mode));
                 self.waiting = Waiting::Local(child);
                 Step::Pending
             }
-            (Target::Remote(node), request) => {
+            (Destination::Remote(node), request) => {
                 let id = cx.request(node, request.clone());
                 self.waiting = Waiting::Remote(id);
                 Step::Pending
             }
-            (Target::Local, _) => unreachable!("only gets and writes are routed"),
+            (Destination::Local, _) => unreachable!("only gets and writes are routed"),
         }
     }
 
@@ -131,8 +131,8 @@ impl Routed {
     fn on_answer(&mut self, cx: &mut Cx<'_>, answer: Result<Response>) -> Step {
         self.waiting = Waiting::Nothing;
         let remote = match &self.target {
-            Target::Remote(node) => Some(node.id),
-            Target::Local => None,
+            Destination::Remote(node) => Some(node.id),
+            Destination::Local => None,
         };
         match answer {
             Ok(Response::Redirect(next)) => {
@@ -143,7 +143,7 @@ impl Routed {
                 if cx.core.is_suspect(next.id) {
                     return self.around_suspect(cx, next.id, remote);
                 }
-                self.target = if next.id == cx.core.me.id { Target::Local } else { Target::Remote(next) };
+                self.target = if next.id == cx.core.me.id { Destination::Local } else { Destination::Remote(next) };
                 if self.redirects.is_multiple_of(REDIRECTS_BEFORE_BACKOFF) {
                     return self.pause(cx, false);
                 }
@@ -199,8 +199,8 @@ impl Machine for Routed {
             Input::Child(child, Outcome::Owner(found)) if matches!(self.waiting, Waiting::Lookup(task) if task == child) => {
                 self.waiting = Waiting::Nothing;
                 match found {
-                    Ok((owner, _)) if owner.id == cx.core.me.id => self.target = Target::Local,
-                    Ok((owner, _)) => self.target = Target::Remote(owner),
+                    Ok((owner, _)) if owner.id == cx.core.me.id => self.target = Destination::Local,
+                    Ok((owner, _)) => self.target = Destination::Remote(owner),
                     Err(_) => return self.pause(cx, true),
                 }
                 self.go(cx)

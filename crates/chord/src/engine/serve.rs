@@ -81,16 +81,7 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
             let ring = cx.core.ring.as_mut().expect("member");
             let alone = ring.is_alone();
             if ring.on_notify(&candidate) {
-                cx.core.sync_wanted = true;
-                // Our arc shrank to (candidate, me] inside what we hold (alone, we held all):
-                // it is all synced. If it grew instead, the new part waits for anti-entropy.
-                if alone || cx.core.synced_from.is_some_and(|from| candidate.id == from || candidate.id.in_half_open(from, me)) {
-                    cx.core.synced_from = Some(candidate.id);
-                } else {
-                    // It grew (a predecessor gone): copies of the new part may sit on nodes
-                    // other than us until anti-entropy gathers them.
-                    cx.core.unsettled_since = Some(cx.now.mono);
-                }
+                cx.core.arc.predecessor_changed(candidate.id, me, alone, cx.now.mono);
             }
             cx.core.learn(&candidate);
             Response::Ok
@@ -108,13 +99,8 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
         // itself; an engine without one (the simulator) has nothing to report.
         Request::Info => Response::Error { code: "not-served".into(), message: "Info is answered by the node's driver".into() },
         Request::Candidates(candidates) => {
-            // Rings are merging around us: a node of the other ring may become our predecessor,
-            // and our arc then holds keys written over there that we have never seen. Until our
-            // arc is synced with our (new) replicas, its reads and deletes wait (`unsynced`)
-            // rather than answer "absent".
-            cx.core.synced_from = None;
-            cx.core.sync_wanted = true;
-            cx.core.unsettled_since = Some(cx.now.mono);
+            // Rings are merging around us: our arc waits for a sync (see `arc`).
+            cx.core.arc.merging(cx.now.mono);
             super::merge::consider(cx, candidates, sender);
             Response::Ok
         }
@@ -130,7 +116,7 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
                     }
                     cx.core.learn(&pred);
                 }
-                cx.core.sync_wanted = true;
+                cx.core.arc.want_sync();
                 cx.core.maintenance_due = true;
             }
             Response::Ok

@@ -244,7 +244,7 @@ impl Machine for SyncArc {
 }
 
 /// Anti-entropy of our primary arc with each of our replicas, in parallel. When one of them
-/// synced (or there are none), we hold all of the arc: `synced_from` moves to its start.
+/// synced (or there are none), we hold all of the arc (`ArcState::synced`).
 #[derive(Default)]
 pub struct SyncReplicas {
     children: HashMap<TaskId, NodeRef>,
@@ -287,7 +287,7 @@ impl Machine for SyncReplicas {
             // leaves the difference to the next round.
             let current = cx.core.ring.as_ref().and_then(|r| r.primary_arc());
             if let (true, Some(arc)) = (self.synced, self.arc.filter(|arc| Some(*arc) == current)) {
-                cx.core.synced_from = Some(arc.0);
+                cx.core.arc.synced(arc.0);
             }
             Step::Done(Outcome::Unit(Ok(())))
         } else {

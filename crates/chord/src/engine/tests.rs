@@ -66,27 +66,11 @@ impl Harness {
             persists: Vec::new(),
         };
         for ids in groups {
-            let mut sorted: Vec<u128> = ids.to_vec();
-            sorted.sort();
-            for &id in &sorted {
-                h.add(id, config.clone());
-            }
-            let n = sorted.len();
-            for (i, &id) in sorted.iter().enumerate() {
-                let list_len = config.successor_list_len();
-                let engine = h.engines.get_mut(&Id(id)).unwrap();
-                let ring = engine.core_mut().ring.as_mut().unwrap();
-                if n > 1 {
-                    ring.join((1..n).map(|k| node(sorted[(i + k) % n])).take(list_len).collect());
-                    ring.on_notify(&node(sorted[(i + n - 1) % n]));
-                    engine.core_mut().synced_from = Some(Id(sorted[(i + n - 1) % n]));
-                    let ring = engine.core_mut().ring.as_mut().unwrap();
-                    for f in 0..crate::id::ID_BITS {
-                        let start = Id(id).finger_start(f);
-                        let owner = *sorted.iter().find(|&&x| Id(x) >= start).unwrap_or(&sorted[0]);
-                        ring.set_finger(f, node(owner));
-                    }
-                }
+            let ring = crate::testing::IdealRing::new(ids.iter().map(|&id| Id(id)));
+            for &id in ring.ids() {
+                h.add(id.0, config.clone());
+                let routing = ring.routing_of(id, config.successor_list_len(), |id| node(id.0));
+                h.engine(id.0).settle(routing);
             }
         }
         h
@@ -209,7 +193,7 @@ impl Harness {
     /// Give a node a store on "disk" (empty).
     fn on_disk(&mut self, at: u128) -> crate::store::fake::FakeDisk {
         let disk = crate::store::fake::FakeDisk::default();
-        self.engine(at).core_mut().store = Store::with_values(Box::new(disk.clone()), []);
+        self.engine(at).restore(Restored { store: Store::with_values(Box::new(disk.clone()), []), high_water: None, members: Vec::new() });
         self.disks.insert(Id(at), disk.clone());
         disk
     }
@@ -257,7 +241,7 @@ fn a_write_stands_in_for_a_dead_replica() {
     assert!(matches!(h.result(set), Some(Ok(_))));
     assert_eq!(h.holds(5 * Q, &key), Some(b"v".to_vec()));
     assert_eq!(h.holds(Q, &key), Some(b"v".to_vec()), "the next successor stands in for the dead one");
-    assert!(!h.engines[&Id(3 * Q)].core().ring.as_ref().unwrap().successors().iter().any(|s| s.id == Id(4 * Q)), "the dead replica is forgotten");
+    assert!(!h.engines[&Id(3 * Q)].core.ring.as_ref().unwrap().successors().iter().any(|s| s.id == Id(4 * Q)), "the dead replica is forgotten");
 }
 
 #[test]
@@ -297,7 +281,7 @@ fn a_silent_target_is_suspected_after_the_failure_timeout_and_the_sweep_finds_th
     let Some(Err(error)) = h.result(get) else { panic!("both members were silent past the failure timeout: the operation should fail") };
     assert_eq!(error.code(), "ERR_UNAVAILABLE");
     let client = &h.engines[&Id(3 * Q)];
-    assert!(client.core().view.is_empty(), "both are forgotten");
+    assert!(client.core.view.is_empty(), "both are forgotten");
     assert_eq!(client.stats().suspicions, 2);
 }
 
@@ -309,7 +293,7 @@ fn a_busy_peer_that_answers_the_probe_is_not_suspected() {
     h.advance(4_900);
     assert_eq!(h.result(get), None, "waits for the request timeout, not the failure timeout");
     assert_eq!(h.engines[&Id(Q)].stats().suspicions, 0);
-    assert!(h.engines[&Id(Q)].core().ring.as_ref().unwrap().successors().iter().any(|s| s.id == Id(5 * Q)));
+    assert!(h.engines[&Id(Q)].core.ring.as_ref().unwrap().successors().iter().any(|s| s.id == Id(5 * Q)));
 }
 
 #[test]
@@ -343,7 +327,7 @@ fn an_operation_redirected_to_a_node_we_suspect_routes_around_it_and_never_asks_
     h.engine(client).learn_member(&node(Q));
     // 3Q went silent; the client knows (it suspects 3Q), the members do not yet.
     h.silent.insert(Id(3 * Q));
-    h.engine(client).core_mut().suspects.insert(Id(3 * Q), 60_000);
+    h.engine(client).core.suspects.insert(Id(3 * Q), 60_000);
     let set = h.start(client, UserOp::Set(key_in(2 * Q, 3 * Q), b"v".to_vec()));
     h.advance(4_000);
     assert!(matches!(h.result(set), Some(Ok(OpOutput::Written { .. }))), "the write found 3Q's live successor once it took over");
@@ -381,7 +365,7 @@ fn a_redirect_loop_backs_off_and_fails_at_the_operation_deadline() {
     // 2Q believes a node just past the key precedes it, so it redirects the key back to Q,
     // which sends it to 2Q again: routing that cannot converge.
     let beyond = Id::of_key(&key).0 + 1;
-    h.engine(2 * Q).core_mut().ring.as_mut().unwrap().on_notify(&node(beyond));
+    h.engine(2 * Q).core.ring.as_mut().unwrap().on_notify(&node(beyond));
     let get = h.start(Q, UserOp::Get(key));
     h.advance(14_000);
     assert_eq!(h.result(get), None, "still retrying before the 15 s deadline");
@@ -396,10 +380,10 @@ fn stabilize_walks_back_to_the_true_successor_within_one_round() {
     let ids: Vec<u128> = (1..=10).map(|i| i * (Q / 2)).collect();
     let mut h = Harness::ring(&ids, chord(false));
     // Node 0 believes its successor is node 7: the five nodes between are unknown to it.
-    let ring = h.engine(ids[0]).core_mut().ring.as_mut().unwrap();
+    let ring = h.engine(ids[0]).core.ring.as_mut().unwrap();
     ring.join(vec![node(ids[7]), node(ids[8]), node(ids[9])]);
     h.advance(400); // one stabilize period (250 ms) plus its jitter
-    let successor = h.engines[&Id(ids[0])].core().ring.as_ref().unwrap().successor().id;
+    let successor = h.engines[&Id(ids[0])].core.ring.as_ref().unwrap().successor().id;
     assert_eq!(successor.to_hex(), Id(ids[1]).to_hex());
 }
 
@@ -408,12 +392,12 @@ fn a_join_walks_back_when_its_lookup_overshoots() {
     let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q, 5 * Q], chord(false));
     // The bootstrap's successor list is stale: it skips 2Q and 3Q, so its lookup of a joiner
     // at 2.5Q answers 4Q.
-    h.engine(Q).core_mut().ring.as_mut().unwrap().join(vec![node(4 * Q), node(5 * Q)]);
+    h.engine(Q).core.ring.as_mut().unwrap().join(vec![node(4 * Q), node(5 * Q)]);
     let joiner = 2 * Q + Q / 2;
     h.add(joiner, chord(false));
     let join = h.start(joiner, UserOp::JoinThrough(node(Q)));
     assert!(matches!(h.result(join), Some(Ok(_))));
-    assert_eq!(h.engines[&Id(joiner)].core().ring.as_ref().unwrap().successor().id, Id(3 * Q));
+    assert_eq!(h.engines[&Id(joiner)].core.ring.as_ref().unwrap().successor().id, Id(3 * Q));
 }
 
 #[test]
@@ -439,7 +423,7 @@ fn a_node_that_takes_over_an_arc_does_not_answer_absent_before_syncing_it() {
     assert!(matches!(h.result(set), Some(Ok(_))));
     // 3Q missed the write (its copy went to a stand-in), then the owner crashes: 3Q inherits
     // the arc and must pull the key from 4Q before it answers for it.
-    h.engine(3 * Q).core_mut().store.remove(&key);
+    h.engine(3 * Q).core.store.remove(&key);
     h.dead.insert(Id(2 * Q));
     h.advance(150);
     let get = h.start(5 * Q, UserOp::Get(key));
@@ -455,9 +439,9 @@ fn anti_entropy_repairs_a_replica_both_ways() {
     let version = |millis| Version { millis, counter: 0, writer: Id(9) };
     let item = |key: &[u8], value: &str, millis| Item { key: key.to_vec(), value: Some(serde_bytes::ByteBuf::from(value.as_bytes().to_vec())), version: version(millis) };
     // The owner (3Q) has a newer `a`; its replica (Q) has a newer `b` the owner lacks.
-    h.engine(3 * Q).core_mut().store.apply(&item(&a, "new", 20));
-    h.engine(Q).core_mut().store.apply(&item(&a, "old", 10));
-    h.engine(Q).core_mut().store.apply(&item(&b, "only-here", 30));
+    h.engine(3 * Q).core.store.apply(&item(&a, "new", 20));
+    h.engine(Q).core.store.apply(&item(&a, "old", 10));
+    h.engine(Q).core.store.apply(&item(&b, "only-here", 30));
     h.advance(4 * 320); // the fourth round runs anti-entropy
     if Id::of_key(&b).in_half_open(Id(2 * Q), Id(3 * Q)) {
         assert_eq!(h.holds(3 * Q, &b), Some(b"only-here".to_vec()), "fetched from the replica");
@@ -471,7 +455,7 @@ fn a_stale_copy_does_not_resurrect_a_deleted_key() {
     let key = key_in(Q, 2 * Q);
     let set = h.start(Q, UserOp::Set(key.clone(), b"alive".to_vec()));
     h.result(set);
-    let stale: Vec<Item> = h.engines[&Id(2 * Q)].core().store.items_in(Id(Q), Id(2 * Q));
+    let stale: Vec<Item> = h.engines[&Id(2 * Q)].core.store.items_in(Id(Q), Id(2 * Q));
     let delete = h.start(3 * Q, UserOp::Delete(key.clone()));
     assert!(matches!(h.result(delete), Some(Ok(OpOutput::Written { previous: Some(_), .. }))));
     // A replica that missed the delete pushes its old copy to the owner and everyone else.
@@ -496,7 +480,7 @@ fn leaving_hands_every_entry_to_the_successor() {
     let leave = h.start(2 * Q, UserOp::Leave);
     assert!(matches!(h.result(leave), Some(Ok(OpOutput::Unit))));
     assert!(!h.engines[&Id(2 * Q)].is_member());
-    assert_eq!(h.engines[&Id(2 * Q)].core().store.len(), 0);
+    assert_eq!(h.engines[&Id(2 * Q)].core.store.len(), 0);
     h.advance(3_000);
     for key in &keys {
         let get = h.start(4 * Q, UserOp::Get(key.clone()));
@@ -571,7 +555,7 @@ fn values_of_the_maximum_size_move_in_frames_that_fit() {
     // The owner holds eight values of 1 MiB its replicas lack: anti-entropy must move them
     // all, a frame at a time.
     for item in &items {
-        h.engine(2 * Q).core_mut().store.apply(item);
+        h.engine(2 * Q).core.store.apply(item);
     }
     h.advance(6 * 320);
     for item in &items {
@@ -603,9 +587,9 @@ fn a_replica_missing_thousands_of_long_keys_gets_them_all() {
     let keys: Vec<Vec<u8>> = (0u32..).map(|i| { let mut k = vec![b'k'; 1024]; k[..4].copy_from_slice(&i.to_be_bytes()); k }).filter(|k| Id::of_key(k).in_half_open(Id(Q), Id(2 * Q))).take(3_000).collect();
     for key in &keys {
         let item = Item { key: key.clone(), value: Some(serde_bytes::ByteBuf::from(b"v".to_vec())), version: Version { millis: 1, counter: 0, writer: Id(1) } };
-        h.engine(2 * Q).core_mut().store.apply(&item);
+        h.engine(2 * Q).core.store.apply(&item);
         if key[3] % 2 == 0 {
-            h.engine(3 * Q).core_mut().store.apply(&item);
+            h.engine(3 * Q).core.store.apply(&item);
         }
     }
     h.advance(6 * 320);
@@ -676,14 +660,14 @@ fn a_node_restored_from_its_folder_keeps_its_clock_rejoins_and_refuses_ownership
     let mut restarted = Engine::new(settings, h.at());
     let store = Store::with_values(Box::new(disks[1].clone()), disks[1].index());
     restarted.restore(Restored { store, high_water: Some(Version { millis: WALL_EPOCH + 10_000_000, counter: 0, writer: Id(3 * Q) }), members });
-    assert!(restarted.core().rejoining(), "alone but knowing its ring: rejoining");
+    assert!(restarted.core.rejoining(), "alone but knowing its ring: rejoining");
     h.engines.insert(Id(3 * Q), restarted);
     h.dead.extend([Id(Q), Id(5 * Q)]);
     h.advance(3_000);
-    assert!(h.engines[&Id(3 * Q)].core().rejoining(), "still rejoining while nobody answers: never a ring of one");
+    assert!(h.engines[&Id(3 * Q)].core.rejoining(), "still rejoining while nobody answers: never a ring of one");
     h.dead.clear();
     h.advance(15_000);
-    let ring = h.engines[&Id(3 * Q)].core().ring.as_ref().unwrap();
+    let ring = h.engines[&Id(3 * Q)].core.ring.as_ref().unwrap();
     assert_eq!(ring.successor().id, Id(5 * Q), "back in its ring");
     assert_eq!(ring.predecessor().map(|p| p.id), Some(Id(Q)));
     assert_eq!(h.holds(3 * Q, &key), Some(b"v".to_vec()), "with its data");
@@ -715,7 +699,7 @@ fn after_a_merge_a_new_owner_answers_for_the_other_rings_keys_only_once_it_has_t
     }
     h.advance(3_000);
     let answers: Vec<_> = gets.into_iter().map(|get| h.result(get).expect("every get answered")).collect();
-    let predecessor = h.engines[&Id(3 * Q)].core().ring.as_ref().unwrap().predecessor().map(|p| p.id);
+    let predecessor = h.engines[&Id(3 * Q)].core.ring.as_ref().unwrap().predecessor().map(|p| p.id);
     assert_eq!(predecessor, Some(Id(2 * Q)), "the rings merged");
     assert!(!answers.contains(&Ok(OpOutput::Value(None))), "no read missed the other ring's write: {answers:?}");
     assert_eq!(answers.last(), Some(&Ok(OpOutput::Value(Some(b"from-b".to_vec())))));
@@ -728,7 +712,7 @@ fn a_miss_while_rings_merge_is_checked_with_the_successors() {
     h.engine(Q).handle_request(now, &node(6 * Q), ReplyTo { conn: 0, id: 77 }, Request::Candidates(vec![node(2 * Q)]));
     h.pump();
     h.advance(1_000);
-    assert_eq!(h.engines[&Id(3 * Q)].core().ring.as_ref().unwrap().predecessor().map(|p| p.id), Some(Id(2 * Q)), "the rings merged");
+    assert_eq!(h.engines[&Id(3 * Q)].core.ring.as_ref().unwrap().predecessor().map(|p| p.id), Some(Id(2 * Q)), "the rings merged");
     // 4Q, B's owner of (2Q, 3Q] until the merge, acknowledged a write of that arc just before it
     // noticed: only it and 3Q's other successors hold the copy, not 3Q, the owner now.
     let key = key_in(2 * Q, 3 * Q);
@@ -742,7 +726,7 @@ fn a_miss_while_rings_merge_is_checked_with_the_successors() {
     h.advance(100);
     assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"late".to_vec())))), "the owner's miss was checked with its successors");
     // Long after the merge, a miss is a miss: nobody is asked.
-    h.advance(super::read::READ_AROUND_MS);
+    h.advance(super::arc::READ_AROUND_MS);
     let absent = key_in(3 * Q, 4 * Q);
     let get = h.start(5 * Q, UserOp::Get(absent));
     h.advance(100);

@@ -64,10 +64,10 @@ pub fn run(params: &Params) -> Output {
 fn run_case(ids: &[Id], r: usize, x: f64, params: &Params, rng: &mut StdRng) -> Row {
     let mut sim = ring::build_ideal(ids, params.net_config(rng.gen(), r));
     sim.run_for(2 * sim.config.round_ms()); // every node past its first, jittered, round
-    let snapshot = Snapshot::of(&sim);
+    let snapshot = ring::snapshot(&sim);
     let dead = choose_victims(rng, snapshot.len(), x);
     let keys_lost = count_lost_keys(&snapshot, &dead, r, params.keys, rng);
-    let victims: Vec<Id> = dead.iter().enumerate().filter(|(_, &d)| d).map(|(index, _)| snapshot.ids[index]).collect();
+    let victims: Vec<Id> = dead.iter().enumerate().filter(|(_, &d)| d).map(|(index, _)| snapshot.ids()[index]).collect();
     sim.crash_many(&victims);
     let at_failure = ring::health(&sim);
     let before = measure_lookups(&mut sim, params.lookups);
