@@ -37,6 +37,9 @@ struct State {
     engine: Engine,
     ops: HashMap<OpId, Completion>,
     closed: bool,
+    /// Why the engine stopped: it panicked (a bug) and was left half-way through a step, so
+    /// it is never fed again; operations fail with this message.
+    failed: Option<String>,
 }
 
 /// Work drained from the engine, done once its lock is released.
@@ -78,7 +81,7 @@ impl Driver {
         Driver {
             disk,
             committer: Mutex::new(None),
-            state: Mutex::new(State { engine, ops: HashMap::new(), closed: false }),
+            state: Mutex::new(State { engine, ops: HashMap::new(), closed: false, failed: None }),
             epoch,
             transport,
             events,
@@ -99,20 +102,30 @@ impl Driver {
     }
 
     /// Feed one input to the engine, then execute what it decided. A panic in the engine (a
-    /// bug) fails every waiting operation with `ERR_INTERNAL` instead of leaving them hanging.
+    /// bug) stops the node: the engine may be half-way through a step, so it is never fed
+    /// again; every waiting operation fails with `ERR_INTERNAL`, an `error` event says why, and
+    /// the connections and the port close (peers see a crash and repair around it).
     fn call(self: &Arc<Self>, input: impl FnOnce(&mut Engine, Now)) {
+        let mut stopped = None;
         let (work, wake) = {
             let mut state = self.lock();
+            if state.failed.is_some() {
+                return;
+            }
             let now = self.now();
             let mut work = Vec::new();
             if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| input(&mut state.engine, now))) {
-                let message = format!("the engine panicked: {}", panic_text(&payload));
+                let message = format!("the engine panicked ({}); the node stopped and closed its connections", panic_text(&payload));
                 for (_, completion) in state.ops.drain() {
                     work.push(Work::Complete(completion, Err(Error::Internal(message.clone()))));
                 }
-                self.events.push(Event::Error { code: "ERR_INTERNAL".into(), message });
+                state.failed = Some(message.clone());
+                state.closed = true;
+                self.events.push(Event::Error { code: "ERR_INTERNAL".into(), message: message.clone() });
+                stopped = Some(message);
             }
-            while let Some(action) = state.engine.poll_action() {
+            // After a panic nothing the engine queued is executed: it may be half a decision.
+            while let Some(action) = state.engine.poll_action().filter(|_| stopped.is_none()) {
                 match action {
                     Action::Done { op, result } => {
                         if let Some(completion) = state.ops.remove(&op) {
@@ -126,8 +139,9 @@ impl Driver {
             (work, wake)
         };
         if let Some(at) = wake {
-            if at < self.timer_at.load(Ordering::Relaxed) {
-                self.timer_at.store(at, Ordering::Relaxed);
+            // Earliest wins, also against a concurrent call: only the one that lowered the
+            // time wakes the timer task.
+            if at < self.timer_at.fetch_min(at, Ordering::AcqRel) {
                 self.timer_wake.notify_one();
             }
         }
@@ -137,11 +151,19 @@ impl Driver {
                 Work::Complete(completion, result) => completion(result),
             }
         }
+        if let Some(reason) = stopped {
+            self.transport.shut_down(&reason);
+        }
     }
 
     /// Feed the engine nothing but the time: its next deadline is scheduled.
     pub fn wake(self: &Arc<Self>) {
         self.call(|_, _| {});
+    }
+
+    /// Why the node stopped on its own, if it did (its engine panicked).
+    pub fn failure(&self) -> Option<String> {
+        self.lock().failed.clone()
     }
 
     /// Read the engine without feeding it anything.
@@ -269,8 +291,9 @@ impl Driver {
         {
             let mut state = self.lock();
             if state.closed {
+                let error = state.failed.clone().map_or(Error::Closed, Error::Internal);
                 drop(state);
-                return done(Err(Error::Closed));
+                return done(Err(error));
             }
             state.ops.insert(id, done);
         }
@@ -444,4 +467,60 @@ impl Driver {
 
 fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
     payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ChordConfig, Config};
+    use crate::events::Event;
+    use crate::Node;
+    use chord::engine::UserOp;
+    use chord::protocol::Request;
+    use chord::{Id, NodeRef};
+    use std::time::Duration;
+
+    async fn member() -> Node {
+        let mut config = Config::new("127.0.0.1", 0);
+        config.chord = Some(ChordConfig { stabilize_interval: Duration::from_millis(50), ..ChordConfig::default() });
+        Node::start(config).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_engine_stops_the_node_with_an_error_instead_of_running_on() {
+        let (a, b) = (member().await, member().await);
+        let (host, port) = a.addr();
+        b.connect(&host, port).await.unwrap();
+        a.set(b"k".to_vec(), b"v".to_vec()).await.unwrap();
+        let driver = a.inner.driver.clone();
+        // An operation waiting when the engine breaks (a request to a peer that never finishes
+        // its handshake) fails with the reason, not never.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = NodeRef { id: Id(7), host: "127.0.0.1".into(), port: silent.local_addr().unwrap().port() };
+        let (tx, waiting) = tokio::sync::oneshot::channel();
+        driver.start_op(UserOp::Ask(peer, Request::Ping), Box::new(move |result| drop(tx.send(result))));
+        driver.call(|_, _| panic!("a bug in a machine"));
+        let failed = waiting.await.unwrap().unwrap_err();
+        assert_eq!(failed.code(), "ERR_INTERNAL");
+        assert!(failed.to_string().contains("a bug in a machine"), "{failed}");
+        // The engine is never fed again: later operations fail at once with the same reason.
+        let later = a.get(b"k".to_vec()).await.unwrap_err();
+        assert!(later.to_string().contains("the engine panicked"), "{later}");
+        // The user hears of it, and the peers see the node go.
+        let mut heard = false;
+        while let Ok(Some(events)) = tokio::time::timeout(Duration::from_secs(2), a.next_events(64)).await {
+            heard |= events.iter().any(|e| matches!(e, Event::Error { code, message } if code == "ERR_INTERNAL" && message.contains("a bug in a machine")));
+            if heard {
+                break;
+            }
+        }
+        assert!(heard, "an ERR_INTERNAL error event");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !b.peers().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(b.peers().is_empty(), "the stopped node closed its connections");
+        assert!(a.is_closed());
+        a.close().await;
+        b.close().await;
+    }
 }

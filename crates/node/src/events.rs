@@ -59,8 +59,14 @@ impl EventQueue {
         EventQueue { queue: Mutex::new(Queue { events: VecDeque::new(), closed: false, overflowed: false }), ready: Notify::new() }
     }
 
+    /// A panic elsewhere while the lock was held must not stop event delivery: take the queue
+    /// anyway (it is only ever left whole).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub(crate) fn push(&self, event: Event) {
-        let mut queue = self.queue.lock().unwrap();
+        let mut queue = self.lock();
         if queue.closed {
             return;
         }
@@ -84,7 +90,7 @@ impl EventQueue {
     pub(crate) async fn next_batch(&self, max: usize) -> Option<Vec<Event>> {
         loop {
             {
-                let mut queue = self.queue.lock().unwrap();
+                let mut queue = self.lock();
                 if !queue.events.is_empty() {
                     let take = queue.events.len().min(max.max(1));
                     return Some(queue.events.drain(..take).collect());
@@ -99,7 +105,7 @@ impl EventQueue {
 
     /// No more events will come; waiters wake up and drain what is left.
     pub(crate) fn close(&self) {
-        self.queue.lock().unwrap().closed = true;
+        self.lock().closed = true;
         self.ready.notify_waiters();
         self.ready.notify_one();
     }

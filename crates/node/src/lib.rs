@@ -158,7 +158,12 @@ impl Node {
         self.inner.transport.is_closed()
     }
 
+    /// `Err(Closed)` once closed; `Err(Internal)` with the reason if the node stopped on its
+    /// own (its engine panicked).
     fn ensure_open(&self) -> Result<()> {
+        if let Some(reason) = self.inner.driver.failure() {
+            return Err(Error::Internal(reason));
+        }
         if self.is_closed() {
             Err(Error::Closed)
         } else {
