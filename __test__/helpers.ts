@@ -1,4 +1,5 @@
 /** Shared helpers of the ava suites: sockets on 127.0.0.1 port 0, waits with deadlines. */
+import test, { ImplementationFn } from 'ava'
 import { ChordSocket, MeshSocket, Message, Protocol } from '../index'
 
 export async function meshNodes(n: number, options = {}): Promise<MeshSocket[]> {
@@ -45,4 +46,15 @@ export async function chordNode(extra = {}): Promise<ChordSocket> {
   const node = new ChordSocket('127.0.0.1', 0, chordOptions(extra))
   await node.ready
   return node
+}
+
+/**
+ * `test` for a test that needs something of this machine (root, network namespaces): when
+ * `unavailable` names what is missing it is registered as skipped, with the reason in its
+ * title, so a test that did not run never reports a pass. Under `CI=true` it always runs (CI
+ * runs as root, so it must), and fails there if the machine cannot run it.
+ */
+export function testNeeding(unavailable: string | undefined): (title: string, implementation: ImplementationFn<[]>) => void {
+  if (unavailable === undefined || process.env.CI === 'true') return (title, implementation) => test(title, implementation)
+  return (title, implementation) => test.skip(`${title} [not run here: ${unavailable}]`, implementation)
 }

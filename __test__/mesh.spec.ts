@@ -45,8 +45,10 @@ test('peer exchange turns a chain into a full mesh', async (t) => {
   const nodes = await meshNodes(5)
   t.teardown(() => closeAll(nodes))
   for (let i = 1; i < nodes.length; i++) await nodes[i].connect(...nodes[i - 1].addr)
-  await until(() => nodes.every((n) => n.peers.length === 4), 5000, 'a full mesh')
-  t.pass()
+  const others = (node: MeshSocket) => nodes.filter((n) => n !== node).map((n) => n.id).sort()
+  const peersOf = (node: MeshSocket) => node.peers.map((p) => p.id).sort()
+  await until(() => nodes.every((n) => n.peers.length === 4), 5000, 'four peers each')
+  for (const node of nodes) t.deepEqual(peersOf(node), others(node), `${node.id.slice(0, 8)} is connected to each of the other four, once`)
 })
 
 test('maxPeers bounds connections: a full node refuses more with a reason', async (t) => {

@@ -529,12 +529,20 @@ fn answers_from_a_node_that_was_not_asked_are_dropped() {
     h.silent.insert(Id(5 * Q));
     let get = h.start(Q, UserOp::Get(key));
     let now = h.at();
-    // A third party forges the answer to request 1..=64 of node Q.
-    for id in 1..=64 {
-        h.engine(Q).handle_response(now, Id(77), id, Response::Value { item: None, arc: (Id(0), Id(0)) });
+    // The get's request to the owner, swallowed by the cut link: the one a forger must match.
+    let asked: Vec<ReqId> = h.engines[&Id(Q)].io.requests.iter().filter(|(_, r)| r.to.id == Id(5 * Q)).map(|(id, _)| *id).collect();
+    assert_eq!(asked.len(), 1, "one request waits on the owner");
+    let forged = Response::Value { item: None, arc: (Id(Q), Id(5 * Q)) };
+    // A third party forges the answer to every request id of node Q, the real one included.
+    for id in (1..=64).chain(asked.iter().copied()) {
+        h.engine(Q).handle_response(now, Id(77), id, forged.clone());
     }
     h.pump();
     assert_eq!(h.result(get), None, "still waiting for the real owner");
+    // The same answer from the node asked completes it: only the sender was wrong above.
+    h.engine(Q).handle_response(now, Id(5 * Q), asked[0], forged);
+    h.pump();
+    assert_eq!(h.result(get), Some(Ok(OpOutput::Value(None))));
 }
 
 /// `count` keys of `(from, to]` with values of `size` bytes.
