@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 'use strict'
 /**
- * `npm test`: every check, in order — Rust unit/integration tests of every engine crate, the
+ * `npm test`: every check, in order — the structural rules (the engine crate has no I/O
+ * dependency, no import cycle in crates/ or ts/), Rust unit/integration tests of every crate, the
  * TypeScript build, a Chromium for the web view's browser test (Debian's package, installed
  * when missing and possible), the ava suite over real sockets and in that browser, a type
  * check of a typed usage file, and a short fuzz pass (20 s per target, nightly Rust; `npm run
@@ -14,6 +15,7 @@ const root = path.resolve(__dirname, '..')
 require('./ensure-installed').ensureInstalled()
 const bin = (...parts) => path.join(root, 'node_modules', ...parts)
 const steps = [
+  ['structure (engine crate pure, no import cycle; scripts/check-structure.js)', process.execPath, [path.join(root, 'scripts', 'check-structure.js')]],
   ['cargo test (engine, Noise, node and simulator crates)', 'cargo', ['test', '--release', '-p', 'chord', '-p', 'chord-noise', '-p', 'chord-node', '-p', 'chord-sim']],
   ['tsc (build lib/)', process.execPath, [path.join(root, 'scripts', 'build-ts.js')]],
   ['chromium for the browser test (scripts/ensure-chromium.js)', process.execPath, [path.join(root, 'scripts', 'ensure-chromium.js')]],
