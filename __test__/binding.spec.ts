@@ -57,7 +57,9 @@ test('ERR_KEY_TOO_LARGE from the engine reaches JavaScript as itself', async (t)
 test('limits come from the engine, and an option beyond one is refused naming it', (t) => {
   t.is(MAX_KEY_BYTES, limits.maxKeyBytes)
   t.is(MAX_VALUE_BYTES, limits.maxValueBytes)
-  t.is(limits.maxKeyBytes, 64 * 1024)
+  t.true(Object.isFrozen(limits))
+  // Every documented limit is there, a finite number (durations in ms).
+  for (const [name, value] of Object.entries(limits)) t.true(Number.isFinite(value) && value >= 0, name)
   const error = t.throws(() => new ChordSocket('127.0.0.1', 0, { stabilizeMs: limits.maxStabilizeMs + 1 }), { instanceOf: RangeError })
   t.is((error as any).code, 'ERR_INVALID_ARGUMENT')
   t.regex(error!.message, new RegExp(`stabilizeMs must be from ${limits.minStabilizeMs} to ${limits.maxStabilizeMs}`))

@@ -9,9 +9,9 @@ import { MeshOptions, MeshSocket, MeshSocketEvents } from './mesh'
 import { limits, NativeEvent, NativeStartOptions } from './native'
 import type { ViewOptions, ViewServer } from './view/server'
 
-/** Largest key, in bytes (64 KiB): the engine's limit. */
+/** Largest key, in bytes: the engine's limit (`limits.maxKeyBytes`). */
 export const MAX_KEY_BYTES: number = limits.maxKeyBytes
-/** Largest value, in bytes (1 MiB): the engine's limit. */
+/** Largest value, in bytes: the engine's limit (`limits.maxValueBytes`). */
 export const MAX_VALUE_BYTES: number = limits.maxValueBytes
 /** Writes in flight at once for `update()`. */
 const UPDATE_CONCURRENCY = 256
@@ -19,7 +19,7 @@ const UPDATE_CONCURRENCY = 256
 const PAGE_SIZE = 256
 
 export interface ChordOptions extends MeshOptions {
-  /** Copies of each key, the owner included (default 3, at most 64). A resolved `set` survives `replicas - 1` simultaneous crashes. */
+  /** Copies of each key, the owner included (default `limits.defaultReplicas`, at most `limits.maxReplicas`). A resolved `set` survives `replicas - 1` simultaneous crashes. */
   replicas?: number
   /** Take part in the ring, storing and routing (default true). `false` makes a client that stores nothing yet reads and writes. */
   join?: boolean
@@ -29,11 +29,12 @@ export interface ChordOptions extends MeshOptions {
    * ring with events off carries no event traffic.
    */
   events?: boolean
-  /** Period of ring maintenance (stabilize, fix fingers, anti-entropy), in ms (default 250, 10 to 600,000). */
+  /** Period of ring maintenance (stabilize, fix fingers, anti-entropy), in ms (default `limits.defaultStabilizeMs`, from `limits.minStabilizeMs` to `limits.maxStabilizeMs`). */
   stabilizeMs?: number
   /**
-   * How far ahead of this node's wall clock a peer's version may be, in ms (default 60,000,
-   * 1,000 to 86,400,000). Writes carrying later versions are refused (and reported as an
+   * How far ahead of this node's wall clock a peer's version may be, in ms (default
+   * `limits.defaultMaxClockDriftMs`, from `limits.minClockDriftMs` to `limits.maxClockDriftMs`).
+   * Writes carrying later versions are refused (and reported as an
    * `'error'` event, `ERR_BAD_PEER`), so one peer cannot push a key, or every clock, into the
    * far future. Keep clocks synchronised (NTP) well within it.
    */

@@ -11,6 +11,7 @@ import { ChordSocket } from './chord'
 import { ChordnetError } from './errors'
 import { runDemo } from './demo'
 import { generateKeyPair, KeyPair, parseKeyPair, serializeKeyPair } from './keys'
+import { limits } from './native'
 import { Protocol } from './protocol'
 
 const NET = `
@@ -45,7 +46,7 @@ every node, crashes one node and shows that nothing was lost. Prints the address
 web view of the ring, served while the demo runs.
   --http       where the web view listens (default 127.0.0.1, any free port)
   --keep-open  after the demo, keep the ring and its view running with light traffic until Ctrl-C`,
-  serve: `Usage: chordnet serve --port P [--host 127.0.0.1] [--connect host:port] [--replicas 3] [--key-file PATH]
+  serve: `Usage: chordnet serve --port P [--host 127.0.0.1] [--connect host:port] [--replicas ${limits.defaultReplicas}] [--key-file PATH]
                      [--data-dir DIR | --memory] [--durability sync|os] [--resync]
                      [--http [HOST:]PORT] [--http-keys] [network options]
 
@@ -55,7 +56,7 @@ and rejoins its ring by itself (no --connect needed).
   --port       port to listen on (0 = any free port; keeps nothing unless --data-dir is given)
   --host       address to bind (default 127.0.0.1)
   --connect    a member of the network to join through
-  --replicas   copies of each key (default 3)
+  --replicas   copies of each key (default ${limits.defaultReplicas}, at most ${limits.maxReplicas})
   --key-file   the node's key pair (created, readable only by you, if missing), so the node
                keeps its id across restarts (with a data folder, the folder keeps it: a
                key file must then hold the same key pair)

@@ -28,15 +28,16 @@ export interface MeshOptions {
   keyPair?: KeyPair
   /** Address advertised to peers when it differs from the bound one (e.g. behind NAT, or bound to 0.0.0.0). */
   outAddr?: [string, number]
-  /** Most open peer connections, inbound and outbound together (default 64, 1 to 65,535). Inbound connections beyond it are refused. */
+  /** Most open peer connections, inbound and outbound together (default `limits.defaultMaxPeers`, at most `limits.maxPeers`). Inbound connections beyond it are refused. */
   maxPeers?: number
-  /** Largest frame accepted from a peer, in bytes (default 4 MiB, 4 KiB to 1 GiB); bigger frames close that connection. */
+  /** Largest frame accepted from a peer, in bytes (default `limits.defaultMaxFrameBytes`, from `limits.minFrameBytes` — `limits.minChordFrameBytes` for a ChordSocket — to `limits.maxFrameBytes`); bigger frames close that connection. */
   maxFrameBytes?: number
-  /** How long to wait for any single answer from a peer, in ms (default 5000, at most 600,000). */
+  /** How long to wait for any single answer from a peer, in ms (default `limits.defaultRequestTimeoutMs`, at most `limits.maxRequestTimeoutMs`). */
   requestTimeoutMs?: number
   /**
    * A peer silent this long while we wait on it is suspected of having failed, in ms (default
-   * 2000, 100 to `requestTimeoutMs`): probed at half of it, routed around at all of it.
+   * `limits.defaultFailureTimeoutMs`, from `limits.minFailureTimeoutMs` to `requestTimeoutMs`):
+   * probed at half of it, routed around at all of it.
    */
   failureTimeoutMs?: number
   /** Connect to peers learned from peers, up to `maxPeers` (default true). */
