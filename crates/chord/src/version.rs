@@ -50,10 +50,15 @@ impl Clock {
         Version { millis: self.last_millis, counter: self.counter, writer: self.node }
     }
 
-    /// The physical part of the newest version issued or observed (what a node persists as
-    /// its clock's high-water mark, and what tests check was not dragged ahead).
+    /// The physical part of the newest version issued or observed (what tests check was not
+    /// dragged ahead).
     pub fn high_water_millis(&self) -> u64 {
         self.last_millis
+    }
+
+    /// The newest version issued or observed: a clock resumed past it never goes back.
+    pub fn high_water(&self) -> Version {
+        Version { millis: self.last_millis, counter: self.counter, writer: self.node }
     }
 
     /// Merge a version seen from another node so that later ticks order after it.

@@ -12,7 +12,7 @@
 //! or blocked by a partition is silent, and the sender's engine times the request out.
 
 use chord::config::ChordConfig;
-use chord::engine::{Action, Engine, Millis, Now, OpId, OpOutput, ReplyTo, Settings, UserOp};
+use chord::engine::{Action, Engine, Millis, Now, OpId, OpOutput, ReplyTo, Restored, Settings, UserOp};
 use chord::error::Error;
 use chord::protocol::{Message, Request, Response};
 use chord::routing::{NodeRef, Routing};
@@ -156,6 +156,8 @@ impl Ord for Scheduled {
 struct SimNode {
     id: Id,
     engine: Option<Engine>,
+    /// What a crashed node with a data folder kept, until it restarts on it.
+    kept: Option<Restored>,
     /// Partition group: nodes in different groups cannot reach each other.
     group: u32,
     /// This node's wall clock minus true time.
@@ -233,7 +235,7 @@ impl Sim {
         }
         let engine = self.new_engine(id);
         let slot = self.nodes.len();
-        self.nodes.push(SimNode { id, engine: Some(engine), group: 0, skew_ms: 0, wake_at: None });
+        self.nodes.push(SimNode { id, engine: Some(engine), kept: None, group: 0, skew_ms: 0, wake_at: None });
         self.slot_of.insert(id, slot);
         self.live.insert(id, slot);
         self.schedule_wake(slot);
@@ -249,10 +251,21 @@ impl Sim {
     /// them in their routing state — see those connections reset, as the kernel reports a
     /// dead process's sockets (unless a partition keeps the reset from arriving).
     pub fn crash_many(&mut self, ids: &[Id]) {
+        self.crash_many_keeping(ids, false);
+    }
+
+    /// These nodes crash at once, each keeping what a node with a `dataDir` keeps on disk (its
+    /// store, clock high-water mark and members) for [`Sim::restart_from_disk`].
+    pub fn crash_keeping(&mut self, ids: &[Id]) {
+        self.crash_many_keeping(ids, true);
+    }
+
+    fn crash_many_keeping(&mut self, ids: &[Id], keep: bool) {
         let mut dead = std::collections::HashSet::new();
         for id in ids {
             let Some(&slot) = self.slot_of.get(id) else { continue };
-            if self.nodes[slot].engine.take().is_some() {
+            if let Some(engine) = self.nodes[slot].engine.take() {
+                self.nodes[slot].kept = keep.then(|| engine.into_restored());
                 self.nodes[slot].wake_at = None;
                 self.live.remove(id);
                 dead.insert(*id);
@@ -290,6 +303,23 @@ impl Sim {
         self.schedule_wake(slot);
     }
 
+    /// A node crashed by [`Sim::crash_keeping`] restarts on what it kept, as a node restarts on
+    /// its data folder: same id, same entries, a clock past its high-water mark, and the
+    /// members it knew to rejoin through. Returns false if it kept nothing or is running.
+    pub fn restart_from_disk(&mut self, id: Id) -> bool {
+        let Some(&slot) = self.slot_of.get(&id) else { return false };
+        if self.nodes[slot].engine.is_some() {
+            return false;
+        }
+        let Some(kept) = self.nodes[slot].kept.take() else { return false };
+        let mut engine = self.new_engine(id);
+        engine.restore(kept);
+        self.nodes[slot].engine = Some(engine);
+        self.live.insert(id, slot);
+        self.schedule_wake(slot);
+        true
+    }
+
     /// Start a user operation at node `id`; take its result with [`Sim::take_result`].
     pub fn start_op(&mut self, id: Id, op: UserOp) -> Option<OpId> {
         let slot = *self.live.get(&id)?;
@@ -297,6 +327,11 @@ impl Sim {
         let op_id = self.next_op;
         self.with_engine(slot, |engine, now| engine.start_op(now, op_id, op));
         Some(op_id)
+    }
+
+    /// Whether operation `op` finished (its result waits for [`Sim::take_result`]).
+    pub fn is_done(&self, op: OpId) -> bool {
+        self.done.contains_key(&op)
     }
 
     pub fn take_result(&mut self, op: OpId) -> Option<Result<OpOutput, Error>> {

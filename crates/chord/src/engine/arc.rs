@@ -45,14 +45,17 @@ impl ArcState {
 
     /// Our predecessor became `predecessor` (a Notify, a neighbour leaving). An arc that shrank
     /// inside what we hold (alone, we held everything) is all synced; one that grew holds a
-    /// new part to sync, whose copies may sit elsewhere meanwhile.
-    pub fn predecessor_changed(&mut self, predecessor: Id, me: Id, was_alone: bool, now: Millis) {
+    /// new part to sync, whose copies may sit elsewhere meanwhile. Returns whether part of the
+    /// arc now waits for a sync (which should then run soon).
+    pub fn predecessor_changed(&mut self, predecessor: Id, me: Id, was_alone: bool, now: Millis) -> bool {
         self.sync_wanted = true;
         let inside = self.synced_from.is_some_and(|from| predecessor == from || predecessor.in_half_open(from, me));
         if was_alone || inside {
             self.synced_from = Some(predecessor);
+            false
         } else {
             self.unsettled_since = Some(now);
+            true
         }
     }
 
@@ -65,10 +68,12 @@ impl ArcState {
         self.unsettled_since = Some(now);
     }
 
-    /// We joined and pulled `(from, me]` from our successor (`None`: the pull failed, and the
-    /// arc waits for our first anti-entropy round).
-    pub fn joined(&mut self, pulled_from: Option<Id>) {
-        self.synced_from = pulled_from;
+    /// We joined (or rejoined after a restart). What we pulled from our successor before it
+    /// gave the arc up is not the whole arc: it took writes until it heard of us. So nothing
+    /// counts as synced until a sync that starts once we know our predecessor (which comes
+    /// after the successor accepted us): until then our arc's reads and writes wait.
+    pub fn joined(&mut self) {
+        self.synced_from = None;
         self.sync_wanted = true;
     }
 
@@ -103,20 +108,32 @@ mod tests {
     #[test]
     fn an_arc_that_shrinks_stays_synced_and_one_that_grows_waits() {
         let mut arc = ArcState::default();
-        arc.joined(Some(Id(500)));
+        arc.synced(Id(500));
         assert!(!arc.unsynced(Id(600), Some(Id(500)), ME));
         // A closer predecessor: the arc shrank inside what we hold.
         arc.predecessor_changed(Id(700), ME, false, 0);
         assert!(!arc.unsynced(Id(800), Some(Id(700)), ME));
         assert!(!arc.unsettled(0));
         // The predecessor failed: its predecessor at 300 is ours now, (300, 700] is new.
-        arc.predecessor_changed(Id(300), ME, false, 10);
+        assert!(arc.predecessor_changed(Id(300), ME, false, 10), "part of the arc waits");
         assert!(arc.unsynced(Id(400), Some(Id(300)), ME), "the new part waits for a sync");
         assert!(!arc.unsynced(Id(800), Some(Id(300)), ME), "the old part is still held");
         assert!(arc.unsettled(10 + READ_AROUND_MS - 1) && !arc.unsettled(10 + READ_AROUND_MS));
         assert!(arc.take_sync_wanted() && !arc.take_sync_wanted());
         arc.synced(Id(300));
         assert!(!arc.unsynced(Id(400), Some(Id(300)), ME));
+    }
+
+    #[test]
+    fn a_joiner_holds_nothing_synced_until_a_sync_after_it_knows_its_predecessor() {
+        let mut arc = ArcState::default();
+        arc.joined();
+        assert!(arc.take_sync_wanted());
+        // The predecessor notifies us: the whole arc (500, 1000] waits, pulled or not.
+        assert!(arc.predecessor_changed(Id(500), ME, false, 0));
+        assert!(arc.unsynced(Id(999), Some(Id(500)), ME));
+        arc.synced(Id(500));
+        assert!(!arc.unsynced(Id(999), Some(Id(500)), ME));
     }
 
     #[test]

@@ -88,6 +88,10 @@ pub struct Core {
     /// (or has forgotten every contact, after an hour of failures) it is rejoining, even when
     /// none of them answers yet, and must not answer as a ring of one.
     pub(super) restored: bool,
+    /// A restarted node that found every member it reached restarting too, and has the
+    /// smallest id of them: the others rejoin through it (see `membership::Rejoin`). It takes
+    /// joins, still not data, until it has neighbours and has synced.
+    pub(super) seeding: bool,
     /// Seeded by the driver: the simulator's runs are a function of their seed.
     pub(super) rng: StdRng,
 }
@@ -214,6 +218,13 @@ impl Core {
         self.ring.as_ref().is_some_and(|r| r.is_alone()) && (!self.view.is_empty() || self.rejoin_via.is_some() || (self.restored && !self.contacts.is_empty()))
     }
 
+    /// Does this node refuse to be joined through (it would make joiners a ring apart from the
+    /// one it is rejoining)? Only a rejoining node that is not the seed of a whole ring's
+    /// restart.
+    pub fn refuses_joins(&self) -> bool {
+        self.rejoining() && !self.seeding
+    }
+
     /// Did our arc grow, or rings merge around us, lately? Then copies of our arc may still
     /// sit on nodes other than our replicas.
     pub fn unsettled(&self) -> bool {
@@ -252,7 +263,7 @@ pub fn not_member() -> Response {
 
 /// The answer of a lone member that is rejoining its ring: ask again shortly.
 pub fn rejoining() -> Response {
-    Response::Error { code: "unavailable".into(), message: "this node lost its ring and is rejoining it".into() }
+    Response::Error { code: "rejoining".into(), message: "this node lost its ring and is rejoining it".into() }
 }
 
 /// The answer to a write this node could not store durably (its disk is full, or failed), or

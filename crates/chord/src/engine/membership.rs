@@ -117,9 +117,11 @@ impl Join {
         Step::Pending
     }
 
-    fn on_pulled(&mut self, cx: &mut Cx<'_>, pulled: bool) -> Step {
-        // What we pulled we hold; a failed pull leaves the arc to our first anti-entropy round.
-        cx.core.arc.joined(pulled.then_some(self.from));
+    /// The pull ended (a failed pull only leaves more to the first sync): join the ring.
+    fn on_pulled(&mut self, cx: &mut Cx<'_>) -> Step {
+        // What we pulled moved most of the arc while our successor still owned it; it counts
+        // as held only after a sync once we own the arc (see `ArcState::joined`).
+        cx.core.arc.joined();
         let Some(ring) = cx.core.ring.as_mut() else { return Join::done(Err(Error::Closed)) };
         ring.join(std::mem::take(&mut self.list));
         for node in ring.known_nodes() {
@@ -167,7 +169,7 @@ impl Machine for Join {
                 let checks = *checks;
                 self.on_state(cx, reply, checks)
             }
-            (JoinState::Pulling, Input::Child(_, Outcome::Unit(result))) => self.on_pulled(cx, result.is_ok()),
+            (JoinState::Pulling, Input::Child(_, Outcome::Unit(_))) => self.on_pulled(cx),
             (JoinState::Notifying(asked), Input::Reply(id, _)) if *asked == id => self.hand_next(cx),
             (JoinState::Handing(None), Input::Child(_, Outcome::Owner(Ok((owner, _))))) if owner.id != cx.core.me.id => {
                 let item = self.current.take().expect("handing one");
@@ -297,15 +299,53 @@ impl Machine for Leave {
 }
 
 /// A member that is alone (no successor, no predecessor) while it knows other members was cut
-/// off, or its join failed: it joins them again rather than stay a ring of one. A bootstrap
-/// that cannot be reached is forgotten, so the next attempt picks another.
+/// off, restarted, or its join failed: it joins them again rather than stay a ring of one.
+///
+/// It does not join through just any member it knows: a restarted node's view is mostly its
+/// former neighbours, and two neighbours restarted together would join each other and form a
+/// ring apart from their live one (which then takes writes the live ring never sees). So it
+/// first asks a few of them for their `State`: a node rejoining too refuses (see
+/// `Core::refuses_joins`), a node in a ring answers, and it joins through one in a ring (or
+/// else through a lone node that is not rejoining). When every member that answered is
+/// rejoining too, the whole ring is restarting: the one with the smallest id becomes the
+/// seed, which takes joins, and the others join through it next round. One that does not
+/// answer at all is forgotten, so later rounds pick others.
 pub struct Rejoin {
-    bootstrap: NodeRef,
+    /// A live member it was told of: join through it directly.
+    via: Option<NodeRef>,
+    candidates: Vec<NodeRef>,
+    asked: Vec<(ReqId, NodeRef)>,
+    in_ring: Option<NodeRef>,
+    lone: Option<NodeRef>,
+    restarting: Vec<Id>,
+    joining: Option<NodeRef>,
 }
 
 impl Rejoin {
-    pub fn new(bootstrap: NodeRef) -> Rejoin {
-        Rejoin { bootstrap }
+    pub fn through(bootstrap: NodeRef) -> Rejoin {
+        Rejoin { via: Some(bootstrap), ..Rejoin::probing(Vec::new()) }
+    }
+
+    pub fn probing(candidates: Vec<NodeRef>) -> Rejoin {
+        Rejoin { via: None, candidates, asked: Vec::new(), in_ring: None, lone: None, restarting: Vec::new(), joining: None }
+    }
+
+    fn join(&mut self, cx: &mut Cx<'_>, bootstrap: NodeRef) -> Step {
+        cx.spawn(Join { hand_foreign: false, ..Join::new(bootstrap.clone()) });
+        self.joining = Some(bootstrap);
+        Step::Pending
+    }
+
+    /// Every probe answered: join through the best node found, or seed a restarting ring.
+    fn decide(&mut self, cx: &mut Cx<'_>) -> Step {
+        if let Some(node) = self.in_ring.take().or_else(|| self.lone.take()) {
+            return self.join(cx, node);
+        }
+        let me = cx.core.me.id;
+        if !self.restarting.is_empty() && self.restarting.iter().all(|id| me < *id) {
+            cx.core.seeding = true;
+        }
+        Step::Done(Outcome::Unit(Ok(())))
     }
 }
 
@@ -313,12 +353,40 @@ impl Machine for Rejoin {
     fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
         match input {
             Input::Start => {
-                cx.spawn(Join { hand_foreign: false, ..Join::new(self.bootstrap.clone()) });
+                if let Some(via) = self.via.take() {
+                    return self.join(cx, via);
+                }
+                let timeout = cx.core.failure_timeout;
+                for node in std::mem::take(&mut self.candidates) {
+                    let id = cx.request_within(&node, Request::State, timeout);
+                    self.asked.push((id, node));
+                }
+                if self.asked.is_empty() {
+                    return Step::Done(Outcome::Unit(Ok(())));
+                }
                 Step::Pending
             }
+            Input::Reply(id, reply) => {
+                let Some(at) = self.asked.iter().position(|(asked, _)| *asked == id) else { return Step::Pending };
+                let (_, node) = self.asked.swap_remove(at);
+                match reply {
+                    Ok(Response::State { successors, .. }) if !successors.is_empty() => self.in_ring = self.in_ring.take().or(Some(node)),
+                    Ok(Response::State { .. }) => self.lone = self.lone.take().or(Some(node)),
+                    Ok(Response::Error { code, .. }) if code == "rejoining" => self.restarting.push(node.id),
+                    Err(error) if error.is_unreachable() => cx.core.forget(node.id),
+                    _ => {}
+                }
+                if self.asked.is_empty() {
+                    self.decide(cx)
+                } else {
+                    Step::Pending
+                }
+            }
             Input::Child(_, Outcome::Unit(result)) => {
-                if matches!(&result, Err(error) if error.is_unreachable()) {
-                    cx.core.forget(self.bootstrap.id);
+                if let (Err(error), Some(bootstrap)) = (&result, &self.joining) {
+                    if error.is_unreachable() {
+                        cx.core.forget(bootstrap.id);
+                    }
                 }
                 Step::Done(Outcome::Unit(result))
             }

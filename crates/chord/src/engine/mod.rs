@@ -67,6 +67,8 @@ const SYNC_EVERY_ROUNDS: u64 = 4;
 const STRAY_EVERY_ROUNDS: u64 = 8;
 /// A replica lease lasts this many anti-entropy periods without a sync from its owner.
 const LEASE_SYNC_PERIODS: u64 = 10;
+/// Members a stranded node asks at once whether they are in a ring, to rejoin through one.
+const REJOIN_PROBES: usize = 8;
 /// Tombstones past the horizon are collected every this many rounds.
 const TOMBSTONE_EVERY_ROUNDS: u64 = 64;
 /// Members a node offers to remember across a restart (`Engine::members_to_remember`): its
@@ -230,6 +232,7 @@ impl Engine {
             arc: Default::default(),
             maintenance_due: false,
             restored: false,
+            seeding: false,
             rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
         };
         let mut engine = Engine {
@@ -300,6 +303,15 @@ impl Engine {
             self.core.contacts.add_former(node, now);
         }
         self.core.restored = !members.is_empty() && self.core.is_member();
+    }
+
+    /// What this node would find in its folder after a crash (`restore` takes it back): its
+    /// store, its clock's high-water mark, the members it knew. For simulators of nodes with a
+    /// `dataDir`, where everything applied counts as on disk (a real node acknowledges a
+    /// write only once committed, so only unacknowledged writes can be lost in a crash).
+    pub fn into_restored(self) -> Restored {
+        let members = self.members_to_remember();
+        Restored { store: self.core.store, high_water: Some(self.core.clock.high_water()), members }
     }
 
     /// Members worth remembering across a restart, at most [`MEMBERS_TO_REMEMBER`]: successors,
@@ -619,8 +631,8 @@ impl Engine {
         }
         self.schedule.round += 1;
         let round = self.schedule.round;
-        if let Some(bootstrap) = self.stranded_bootstrap() {
-            self.start_duty(now, Duty::Rejoin, Box::new(Rejoin::new(bootstrap)));
+        if let Some(plan) = self.stranded() {
+            self.start_duty(now, Duty::Rejoin, Box::new(plan));
         }
         self.start_duty(now, Duty::Stabilize, Box::<Stabilize>::default());
         self.start_duty(now, Duty::CheckPredecessor, Box::<CheckPredecessor>::default());
@@ -652,23 +664,31 @@ impl Engine {
         self.run(now);
     }
 
-    /// A lone member that knows other members: one to join through — a live member it was
-    /// told of, else a member of its view at random, else its freshest contact.
-    fn stranded_bootstrap(&mut self) -> Option<NodeRef> {
+    /// A lone member that knows other members: how it rejoins them — through a live member it
+    /// was told of, else through whichever of a few members of its view (and its freshest
+    /// contact) turns out to be in a ring (see `Rejoin`).
+    fn stranded(&mut self) -> Option<Rejoin> {
         let ring = self.core.ring.as_ref()?;
         if !(ring.is_alone() && ring.predecessor().is_none()) {
             self.core.rejoin_via = None;
             self.core.restored = false;
+            self.core.seeding = false;
             return None;
         }
         if let Some(node) = self.core.rejoin_via.take() {
-            return Some(node);
+            return Some(Rejoin::through(node));
         }
-        if !self.core.view.is_empty() {
-            let index = self.core.rng.gen_range(0..self.core.view.len());
-            return self.core.view.values().nth(index).cloned();
+        let mut candidates: Vec<NodeRef> = self.core.view.values().cloned().collect();
+        // A few at random: a restarted node's view is mostly its former neighbours.
+        for i in 0..candidates.len().min(REJOIN_PROBES) {
+            let pick = self.core.rng.gen_range(i..candidates.len());
+            candidates.swap(i, pick);
         }
-        self.core.contacts.freshest()
+        candidates.truncate(REJOIN_PROBES);
+        if let Some(contact) = self.core.contacts.freshest().filter(|c| !candidates.iter().any(|n| n.id == c.id)) {
+            candidates.push(contact);
+        }
+        (!candidates.is_empty()).then(|| Rejoin::probing(candidates))
     }
 
     /// Every node routing needs a connection to (fingers, successors, predecessor).

@@ -155,7 +155,7 @@ impl Routed {
                         cx.core.forget(id);
                     }
                 }
-                if code != "not-member" && code != "unavailable" {
+                if !["not-member", "unavailable", "rejoining"].contains(&code.as_str()) {
                     return Step::Done(Outcome::Op(Err(unexpected(Response::Error { code, message }))));
                 }
                 self.pause(cx, true)
@@ -306,7 +306,7 @@ impl Scan {
             Ok(Response::Error { .. }) | Err(_) => {
                 // That node left or died (its arc now belongs to the next node clockwise), or it
                 // is still syncing an arc it took over (ask it again shortly).
-                let syncing = matches!(&answer, Ok(Response::Error { code, .. }) if code == "unavailable");
+                let syncing = matches!(&answer, Ok(Response::Error { code, .. }) if code == "unavailable" || code == "rejoining");
                 if !syncing {
                     cx.core.forget(at.node.id);
                 }

@@ -53,6 +53,11 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
     if let Some(refusal) = super::guard::check(cx, sender, &body) {
         return Served::Now(refusal);
     }
+    if matches!(body, Request::State | Request::FindSuccessor { .. }) && cx.core.refuses_joins() {
+        // A node rejoining its ring is no place to join (or rejoin) through: two restarted
+        // neighbours joining each other would form a ring apart from their live one.
+        return Served::Now(super::core::rejoining());
+    }
     Served::Now(match body {
         Request::Ping => Response::Pong,
         Request::Write { key, value, mode } => return Served::Later(Box::new(OwnerWrite::new(key.into_vec(), value, mode))),
@@ -80,8 +85,9 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
             let me = cx.core.me.id;
             let ring = cx.core.ring.as_mut().expect("member");
             let alone = ring.is_alone();
-            if ring.on_notify(&candidate) {
-                cx.core.arc.predecessor_changed(candidate.id, me, alone, cx.now.mono);
+            if ring.on_notify(&candidate) && cx.core.arc.predecessor_changed(candidate.id, me, alone, cx.now.mono) {
+                // Part of our arc waits for a sync: run it soon, not at the next round.
+                cx.core.maintenance_due = true;
             }
             cx.core.learn(&candidate);
             Response::Ok

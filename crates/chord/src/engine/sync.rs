@@ -243,13 +243,16 @@ impl Machine for SyncArc {
     }
 }
 
-/// Anti-entropy of our primary arc with each of our replicas, in parallel. When one of them
-/// synced (or there are none), we hold all of the arc (`ArcState::synced`).
+/// Anti-entropy of our primary arc with each of our replicas, in parallel. When every one of
+/// them that is alive synced (at least one; or there are none), we hold all of the arc
+/// (`ArcState::synced`). One that answered with an error (busy, still rejoining) leaves the
+/// arc to the next round: the write we lack may be on it alone.
 #[derive(Default)]
 pub struct SyncReplicas {
     children: HashMap<TaskId, NodeRef>,
     arc: Option<(Id, Id)>,
     synced: bool,
+    incomplete: bool,
 }
 
 impl Machine for SyncReplicas {
@@ -276,7 +279,7 @@ impl Machine for SyncReplicas {
                     match &outcome {
                         Outcome::Unit(Ok(())) => self.synced = true,
                         Outcome::Unit(Err(error)) if error.is_unreachable() => cx.core.forget(replica.id),
-                        _ => {}
+                        _ => self.incomplete = true,
                     }
                 }
             }
@@ -286,7 +289,7 @@ impl Machine for SyncReplicas {
             // Only if the arc is still the one synced: a predecessor that moved meanwhile
             // leaves the difference to the next round.
             let current = cx.core.ring.as_ref().and_then(|r| r.primary_arc());
-            if let (true, Some(arc)) = (self.synced, self.arc.filter(|arc| Some(*arc) == current)) {
+            if let (true, Some(arc)) = (self.synced && !self.incomplete, self.arc.filter(|arc| Some(*arc) == current)) {
                 cx.core.arc.synced(arc.0);
             }
             Step::Done(Outcome::Unit(Ok(())))

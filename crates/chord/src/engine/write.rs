@@ -59,8 +59,10 @@ impl OwnerWrite {
         }
         let Some(ring) = cx.core.ring.as_ref() else { return Step::Done(Outcome::Response(not_member())) };
         match ring.next_hop(position) {
-            // A delete must see the current value; a set needs no history and goes ahead.
-            Hop::Local if self.mode == WriteMode::Delete && cx.core.unsynced(position) => return Step::Done(Outcome::Response(syncing())),
+            // A write to a part of our arc we have not synced yet waits: a delete must see the
+            // current value, and a set's version must order after every version the arc's
+            // previous owner gave (our clock observes them as the sync brings them).
+            Hop::Local if cx.core.unsynced(position) => return Step::Done(Outcome::Response(syncing())),
             Hop::Local => {}
             Hop::Owner(next) | Hop::Closer(next) => return Step::Done(Outcome::Response(Response::Redirect(next))),
         }

@@ -9,6 +9,7 @@ pub mod detector;
 pub mod failures;
 pub mod faults;
 pub mod hops;
+pub mod restarts;
 
 use crate::net::{NetConfig, Sim};
 use crate::report::Output;
@@ -78,7 +79,7 @@ impl Params {
     }
 }
 
-pub const STUDIES: [&str; 4] = ["hops", "failures", "churn", "faults"];
+pub const STUDIES: [&str; 5] = ["hops", "failures", "churn", "faults", "restarts"];
 
 /// Run one study by name.
 pub fn run(study: &str, params: &Params) -> Option<Output> {
@@ -87,6 +88,7 @@ pub fn run(study: &str, params: &Params) -> Option<Output> {
         "failures" => Some(failures::run(params)),
         "churn" => Some(churn::run(params)),
         "faults" => Some(faults::run(params)),
+        "restarts" => Some(restarts::run(params)),
         _ => None,
     }
 }
