@@ -12,7 +12,7 @@
 //! or blocked by a partition is silent, and the sender's engine times the request out.
 
 use chord::config::ChordConfig;
-use chord::engine::{Action, Engine, Millis, Now, OpId, OpOutput, ReplyTo, Restored, Settings, UserOp};
+use chord::engine::{Action, Engine, Millis, Notice, Now, OpId, OpOutput, ReplyTo, Restored, Settings, UserOp};
 use chord::error::Error;
 use chord::protocol::{Message, Request, Response};
 use chord::routing::{NodeRef, Routing};
@@ -182,6 +182,8 @@ pub struct Sim {
     next_op: OpId,
     /// Finished user operations, by id, until taken.
     done: HashMap<OpId, Result<OpOutput, Error>>,
+    /// Error notices the engines raised (node, code, message): a healthy ring raises none.
+    pub errors: Vec<(Id, String, String)>,
 }
 
 impl Sim {
@@ -200,6 +202,7 @@ impl Sim {
             counters: Counters::default(),
             next_op: 0,
             done: HashMap::new(),
+            errors: Vec::new(),
         }
     }
 
@@ -533,6 +536,7 @@ impl Sim {
                     }
                 }
             }
+            Action::Notice(Notice::Error { code, message }) => self.errors.push((self.nodes[slot].id, code, message)),
             Action::ToClients { .. } | Action::Notice(_) | Action::Disconnect { .. } => {}
             // Simulated nodes keep their stores in memory: the engine never asks for a commit.
             Action::Persist { .. } => unreachable!("a store in memory needs no commit"),

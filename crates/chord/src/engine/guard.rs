@@ -9,12 +9,13 @@
 //!   `max_clock_drift` ahead of our wall clock is refused whole (`"clock-drift"`): its versions
 //!   are never observed, so one frame cannot drag our hybrid logical clock, or a key, to the
 //!   end of time. Items that arrive in answers (`Items` of a `Fetch`) pass [`observable`].
-//! - **Items where the sender could hold them.** An honest sender only pushes entries of arcs
-//!   that end at or before itself (its own arc, arcs it replicates, or, when it leaves,
-//!   everything it held), and a node that hands entries to their owner hands them to us only
-//!   if they are in our arc. So an item must lie in our own arc `(predecessor, us]` or in
-//!   `(us, sender]`; what lies after the sender and up to our predecessor is refused
-//!   (`"bad-request"`). Without a predecessor we cannot tell, and accept.
+//! - **Replicated items where the sender could hold them.** An honest sender only replicates
+//!   entries of arcs that end at or before itself (its own arc, arcs it replicates, what it
+//!   pulls when joining). So a `Replicate`d item must lie in our own arc `(predecessor, us]` or
+//!   in `(us, sender]`; what lies after the sender and up to our predecessor is refused
+//!   (`"bad-request"`). Without a predecessor we cannot tell, and accept. A `Handoff` names us
+//!   as the items' owner: one outside our arc is stale routing during a join, which
+//!   `sync::TakeOver` answers with a redirect, not an offence.
 //! - **Notify names its sender.** A node notifies its successor of itself (Chord's rectify), so
 //!   `Notify(candidate)` is refused unless `candidate` is the sender: with key-bound ids nobody
 //!   can propose another node, or a made-up one, as our predecessor.
@@ -33,7 +34,10 @@ use crate::version::{within_drift, Version};
 pub fn check(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: &Request) -> Option<Response> {
     let sender = sender?; // we serve ourselves without checks
     let refusal = match body {
-        Request::Replicate { items } | Request::Handoff { items } => check_items(cx, sender, items),
+        Request::Replicate { items } => check_items(cx, sender, items),
+        // A hand-off names its receiver as the items' owner; one outside our arc is stale
+        // routing, answered with a redirect (see `sync::TakeOver`), not an offence.
+        Request::Handoff { items } => check_drift(cx, items),
         Request::Notify(candidate) if candidate.id != sender.id => {
             Err(("bad-request", format!("Notify names {} but comes from {}: a node notifies of itself only", candidate.id, sender.id)))
         }
@@ -45,14 +49,16 @@ pub fn check(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: &Request) -> Optio
     Some(Response::Error { code: code.into(), message })
 }
 
-fn check_items(cx: &Cx<'_>, sender: &NodeRef, items: &[Item]) -> Result<(), (&'static str, String)> {
+fn check_drift(cx: &Cx<'_>, items: &[Item]) -> Result<(), (&'static str, String)> {
     let (wall, drift) = (cx.now.wall, max_drift_ms(cx));
-    if let Some(item) = items.iter().find(|item| !within_drift(&item.version, wall, drift)) {
-        return Err((
-            "clock-drift",
-            format!("version {} ms ahead of our clock (the limit is {drift} ms)", item.version.millis.saturating_sub(wall)),
-        ));
+    match items.iter().find(|item| !within_drift(&item.version, wall, drift)) {
+        Some(item) => Err(("clock-drift", format!("version {} ms ahead of our clock (the limit is {drift} ms)", item.version.millis.saturating_sub(wall)))),
+        None => Ok(()),
     }
+}
+
+fn check_items(cx: &Cx<'_>, sender: &NodeRef, items: &[Item]) -> Result<(), (&'static str, String)> {
+    check_drift(cx, items)?;
     let me = cx.core.me.id;
     let Some(predecessor) = cx.core.ring.as_ref().and_then(|ring| ring.predecessor()).map(|p| p.id) else { return Ok(()) };
     let implausible = |item: &&Item| {
@@ -62,7 +68,7 @@ fn check_items(cx: &Cx<'_>, sender: &NodeRef, items: &[Item]) -> Result<(), (&'s
     if let Some(item) = items.iter().find(implausible) {
         return Err((
             "bad-request",
-            format!("key at {} is neither in our arc nor at or before the sender", Id::of_key(&item.key)),
+            format!("key at {} is neither in our arc ({predecessor}, {me}] nor at or before the sender", Id::of_key(&item.key)),
         ));
     }
     Ok(())

@@ -219,7 +219,17 @@ enum LeaveState {
     HandingTo(ReqId, NodeRef),
 }
 
-/// Leave the ring gracefully and stay as a client.
+/// Redirects a leaving node follows from heirs that are not the owner of its arc (a node
+/// joined between them that it has not heard of yet).
+const LEAVE_REDIRECTS: u32 = 4;
+
+/// Leave the ring gracefully and stay as a client. Our own arc goes to the heir — our
+/// successor, which becomes its owner and replicates it before answering; a successor that
+/// fails passes the turn to the next one, and one that says another node owns the arc now
+/// (`Redirect`: it had a newer predecessor than we knew) to that node. The copies we keep as
+/// a replica of other arcs are not handed on: each such arc's owner sees us go (its successor
+/// list changes) and syncs with its new replica set at once, so the copies stay where they
+/// should and nobody is handed entries it neither owns nor replicates.
 #[derive(Default)]
 pub struct Leave {
     notice: Option<Request>,
@@ -227,6 +237,7 @@ pub struct Leave {
     items: Vec<Item>,
     batches: VecDeque<Vec<Item>>,
     state: Option<LeaveState>,
+    redirects: u32,
 }
 
 impl Leave {
@@ -263,7 +274,11 @@ impl Machine for Leave {
         match (self.state.take(), input) {
             (None, Input::Start) => {
                 let Some(ring) = cx.core.ring.take() else { return Step::Done(Outcome::Op(Ok(OpOutput::Unit))) };
-                self.items = cx.core.store.all_items();
+                self.items = match ring.primary_arc() {
+                    Some((from, to)) => cx.core.store.items_in(from, to),
+                    // Not knowing where our arc starts, we cannot tell our entries apart.
+                    None => cx.core.store.all_items(),
+                };
                 self.heirs = ring.successors().iter().cloned().collect();
                 if self.heirs.is_empty() {
                     return self.finish(cx); // the last node: nobody to hand anything to
@@ -288,6 +303,11 @@ impl Machine for Leave {
             },
             (Some(LeaveState::HandingTo(asked, heir)), Input::Reply(id, reply)) if asked == id => match reply {
                 Ok(Response::Ok) => self.next_batch(cx, heir),
+                Ok(Response::Redirect(owner)) if self.redirects < LEAVE_REDIRECTS && owner.id != cx.core.me.id => {
+                    self.redirects += 1;
+                    self.heirs.push_front(owner);
+                    self.next_heir(cx)
+                }
                 _ => self.next_heir(cx),
             },
             (state, _) => {

@@ -300,7 +300,10 @@ impl Machine for SyncReplicas {
 }
 
 /// Serving a `Handoff`: take the entries over as their new primary and replicate them before
-/// answering, so the sender may drop its copies once we said `Ok`.
+/// answering, so the sender may drop its copies once we said `Ok`. Entries outside our arc
+/// are not ours to take: the sender's routing is stale (a node joined just before us and it
+/// has not heard yet), so we answer `Redirect` to our predecessor — the owner, or nearer it —
+/// and take nothing. That is routine during joins, not a peer misbehaving.
 pub struct TakeOver {
     items: Vec<Item>,
     /// Our own copies' durability barrier (with a `dataDir`), while not reported.
@@ -330,6 +333,10 @@ impl Machine for TakeOver {
                 }
                 if let Err(error) = cx.core.store.writable() {
                     return Step::Done(Outcome::Response(not_stored(&error)));
+                }
+                let ring = cx.core.ring.as_ref().expect("member");
+                if let Some(predecessor) = ring.predecessor().filter(|_| self.items.iter().any(|item| !ring.owns(Id::of_key(&item.key)))) {
+                    return Step::Done(Outcome::Response(Response::Redirect(predecessor.clone())));
                 }
                 let items = std::mem::take(&mut self.items);
                 if apply_items(cx, &items) > 0 {
@@ -362,11 +369,13 @@ pub struct HandOffStrays {
     strays: VecDeque<Item>,
     current: Option<Item>,
     waiting: Option<ReqId>,
+    /// The current item was redirected once already (the next redirect waits for a round).
+    redirected: bool,
 }
 
 impl HandOffStrays {
     pub fn new(lease_ttl: Millis) -> HandOffStrays {
-        HandOffStrays { lease_ttl, strays: VecDeque::new(), current: None, waiting: None }
+        HandOffStrays { lease_ttl, strays: VecDeque::new(), current: None, waiting: None, redirected: false }
     }
 
     fn next(&mut self, cx: &mut Cx<'_>) -> Step {
@@ -374,6 +383,7 @@ impl HandOffStrays {
             Some(item) => {
                 cx.spawn(Lookup::new(Id::of_key(&item.key)));
                 self.current = Some(item);
+                self.redirected = false;
                 Step::Pending
             }
             None => Step::Done(Outcome::Unit(Ok(()))),
@@ -404,10 +414,23 @@ impl Machine for HandOffStrays {
             Input::Child(_, _) => Step::Done(Outcome::Unit(Ok(()))), // lookups fail: try next round
             Input::Reply(id, reply) if self.waiting == Some(id) => {
                 self.waiting = None;
-                let item = self.current.take().expect("handing one off");
-                if matches!(reply, Ok(Response::Ok)) && cx.core.store.version_of(&item.key) == Some(item.version) {
-                    cx.core.store.remove(&item.key);
+                match reply {
+                    // Our lookup ended a node past the owner (it joined just now): once.
+                    Ok(Response::Redirect(owner)) if !self.redirected && owner.id != cx.core.me.id => {
+                        self.redirected = true;
+                        let item = self.current.clone().expect("handing one off");
+                        self.waiting = Some(cx.request(&owner, Request::Handoff { items: vec![item] }));
+                        return Step::Pending;
+                    }
+                    Ok(Response::Ok) => {
+                        let item = self.current.take().expect("handing one off");
+                        if cx.core.store.version_of(&item.key) == Some(item.version) {
+                            cx.core.store.remove(&item.key);
+                        }
+                    }
+                    _ => {}
                 }
+                self.current = None;
                 self.next(cx)
             }
             _ => Step::Pending,

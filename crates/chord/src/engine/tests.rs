@@ -740,3 +740,26 @@ fn a_miss_while_rings_merge_is_checked_with_the_successors() {
     h.advance(100);
     assert_eq!(h.result(get), Some(Ok(OpOutput::Value(None))));
 }
+
+#[test]
+fn a_hand_off_of_keys_outside_our_arc_is_redirected_to_our_predecessor_without_alarm() {
+    let mut h = Harness::ring(&[Q, 3 * Q, 5 * Q], chord(false));
+    // A node whose routing is stale hands 5Q a key of (Q, 3Q]: 3Q's arc, not 5Q's.
+    let item = Item { key: key_in(Q, 3 * Q), value: Some(serde_bytes::ByteBuf::from(b"v".to_vec())), version: Version { millis: WALL_EPOCH, counter: 0, writer: Id(Q) } };
+    let now = h.at();
+    h.engine(5 * Q).handle_request(now, &node(Q), ReplyTo { conn: 0, id: 7 }, Request::Handoff { items: vec![item.clone()] });
+    let mut answers = Vec::new();
+    while let Some(action) = h.engine(5 * Q).poll_action() {
+        match action {
+            Action::Respond { body, .. } => answers.push(body),
+            Action::Notice(notice) => panic!("no notice for stale routing: {notice:?}"),
+            _ => {}
+        }
+    }
+    assert_eq!(answers, vec![Response::Redirect(node(3 * Q))]);
+    assert_eq!(h.holds(5 * Q, &item.key), None, "nothing taken");
+    // The owner takes it.
+    h.engine(3 * Q).handle_request(now, &node(Q), ReplyTo { conn: 0, id: 8 }, Request::Handoff { items: vec![item.clone()] });
+    h.pump();
+    assert_eq!(h.holds(3 * Q, &item.key), Some(b"v".to_vec()));
+}
