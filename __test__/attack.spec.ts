@@ -27,6 +27,8 @@ const MAX_KEY = 64 * 1024
 const MAX_DIALS_PER_MESSAGE = 8
 /** Memory a node may grow by while one peer refuses to read its answers. */
 const MAX_SLOW_READER_GROWTH_MIB = 150
+/** How long a node may leave its other peers unanswered while one peer attacks it (half the failure timeout, 2 s: past it they start probing). */
+const MAX_STALL_MS = 1000
 /** How long a key holder may wait to connect while an outsider floods the node. */
 const CONNECT_WITHIN_MS = 1000
 
@@ -181,41 +183,62 @@ test.serial('Candidates spam from an anonymous client does not stop a ring servi
   t.true(tookMs < 1000, `reads took ${tookMs} ms`)
 })
 
-/** A node in a child process holding a value of `MAX_VALUE` bytes under `big`, and a raw peer of it. */
+/** A node in a child process holding a value of `MAX_VALUE` bytes under `big`, an attacker and a bystander peer of it. */
 async function slowReaderTarget(t: any) {
-  const host = await RingHost.start({ subnet: subnet(`slow-${Math.random().toString(36).slice(2)}`), nodes: 1 })
+  const hostSubnet = subnet(`slow-${Math.random().toString(36).slice(2)}`)
+  const host = await RingHost.start({ subnet: hostSubnet, nodes: 1 })
   t.teardown(() => host.stop())
   await host.call('set', { key: 'big', bytes: MAX_VALUE, seed: 7 })
-  const peer = await RawPeer.handshaken(host.nodes[0].port, new Protocol(JSON.parse(host.child.spawnargs[2]).subnet))
-  t.teardown(() => peer.socket.destroy())
-  await sleep(300) // the peer list and first answers settle
-  return { host, peer }
+  const attacker = await rawPeer(t, host.nodes[0].port, new Protocol(hostSubnet))
+  const bystander = await rawPeer(t, host.nodes[0].port, new Protocol(hostSubnet))
+  await sleep(300) // the peer lists and first answers settle
+  return { host, attacker, bystander }
+}
+
+/** A ping from `peer` every 100 ms until `done()`: the longest wait for its answer, in ms. */
+async function longestPing(peer: RawPeer, done: () => boolean): Promise<number> {
+  let longest = 0
+  while (!done()) {
+    const id = requestId++
+    const started = Date.now()
+    peer.write(frame({ Request: { id, body: 'Ping' } }))
+    await answerOf(peer, id, 5000)
+    longest = Math.max(longest, Date.now() - started)
+    await sleep(100)
+  }
+  return longest
 }
 
 /**
  * A peer sends `count` requests whose answers are a value of 1 MiB each and never reads: the
- * node must not queue them all (growth bounded) and must drop that peer.
+ * node must not queue them all (growth bounded), must drop that peer, and must keep answering
+ * its other peers meanwhile.
  */
 async function slowReader(t: any, body: unknown, count = 2000) {
-  const { host, peer } = await slowReaderTarget(t)
+  const { host, attacker, bystander } = await slowReaderTarget(t)
   const baseline = host.rssMiB()
-  peer.socket.pause() // never read another byte
-  peer.write(Buffer.concat(Array.from({ length: count }, () => request(body))))
+  attacker.socket.pause() // never read another byte
+  attacker.write(Buffer.concat(Array.from({ length: count }, () => request(body))))
   const started = Date.now()
   let peak = baseline
   let dropped = false
+  let over = false
+  const pinging = longestPing(bystander, () => over)
   // Stop early past 4x the bound: the figure is clear by then, and the machine is shared.
   while (Date.now() - started < 6000 && peak - baseline < 4 * MAX_SLOW_READER_GROWTH_MIB) {
     await sleep(100)
     peak = Math.max(peak, host.rssMiB())
-    dropped = !(await host.call<string[]>('peers')).includes(peer.id)
+    dropped = !(await host.call<string[]>('peers')).includes(attacker.id)
     if (dropped && Date.now() - started > 2000) break
   }
+  over = true
+  const longest = await pinging
   const grown = peak - baseline
   const cut = grown >= 4 * MAX_SLOW_READER_GROWTH_MIB ? ', where the test stopped it' : ''
-  t.log(`${count} requests for a 1 MiB value, never read: the node grew by ${grown.toFixed(0)} MiB (peak ${peak.toFixed(0)} MiB) in ${((Date.now() - started) / 1000).toFixed(1)} s${cut}; peer ${dropped ? 'disconnected' : 'still connected'}`)
+  t.log(`${count} requests for a 1 MiB value, never read: the node grew by ${grown.toFixed(0)} MiB (peak ${peak.toFixed(0)} MiB) in ${((Date.now() - started) / 1000).toFixed(1)} s${cut}; peer ${dropped ? 'disconnected' : 'still connected'}; another peer's pings waited up to ${longest} ms`)
   t.true(grown < MAX_SLOW_READER_GROWTH_MIB, `grew ${grown.toFixed(0)} MiB`)
   t.true(dropped, 'the peer that does not read is disconnected')
+  t.true(longest < MAX_STALL_MS, `another peer waited ${longest} ms for a Pong`)
 }
 
 test.serial('a peer that sends Gets for a 1 MiB value and never reads does not eat the node\'s memory', async (t) => {
@@ -607,3 +630,37 @@ function readIfThere(file: string): Buffer {
     return Buffer.alloc(0)
   }
 }
+
+test.serial('a client whose ring went quiet for a few seconds serves again once it answers', async (t) => {
+  // What a slow reader's stall does to a ring today, made exact: the ring's process is
+  // stopped (SIGSTOP) for longer than the failure timeout (2 s), then resumed.
+  const host = await RingHost.start({ subnet: subnet('quiet'), nodes: 3 })
+  t.teardown(() => host.stop())
+  const client = new ChordSocket('127.0.0.1', 0, { protocol: new Protocol(subnet('quiet')), join: false })
+  t.teardown(() => client.destroy())
+  client.on('error', () => {})
+  await client.ready
+  await client.connect('127.0.0.1', host.nodes[0].port)
+  await client.set('before', 'yes')
+  // Reads in flight while the ring is silent: what makes a node suspect its peers.
+  let reading = true
+  const readers = Array.from({ length: 8 }, async () => {
+    while (reading) await client.get('before').catch(() => sleep(10))
+  })
+  await sleep(200)
+  host.child.kill('SIGSTOP')
+  await sleep(3000)
+  host.child.kill('SIGCONT')
+  await sleep(1000)
+  reading = false
+  await Promise.all(readers)
+  const started = Date.now()
+  let outcome = ''
+  while (Date.now() - started < 5000) {
+    outcome = await client.get('before').then((v) => (v?.toString() === 'yes' ? 'read back' : 'missing'), (e: any) => e.code)
+    if (outcome === 'read back') break
+    await sleep(100)
+  }
+  t.log(`after 3 s of silence: the client has ${client.peers.length} peers and ${client.stats().suspicions} suspicions; its get: ${outcome} after ${Date.now() - started} ms of retrying`)
+  t.is(outcome, 'read back')
+})
