@@ -77,6 +77,12 @@ function hex(id: string): Buffer {
   return Buffer.from(id, 'hex')
 }
 
+/** How many of `nodes` have a successor or predecessor that is none of them. */
+function linkedToStrangers(nodes: ChordSocket[]): number {
+  const ours = new Set(nodes.map((n) => n.id))
+  return nodes.map((n) => n.stats()).filter((s) => !ours.has(s.successors[0]?.id ?? '') || (s.predecessor !== undefined && !ours.has(s.predecessor.id))).length
+}
+
 /** The ring position of the node right before `id` on a ring whose members are `ids`. */
 function predecessorOf(id: string, ids: string[]): string {
   const sorted = [...ids].sort()
@@ -151,8 +157,10 @@ test.serial('one Candidates request from an anonymous client does not make a nod
   client.write(message)
   const answer = await answerOf(client, requestId - 1)
   await sleep(3000)
-  t.log(`a ${(message.length / 1024).toFixed(0)} KiB Candidates naming ${madeUp.length} made-up nodes (answered ${JSON.stringify(answer)}): the node opened ${victim.count} connections to the named address in 3 s`)
+  const linked = linkedToStrangers(nodes)
+  t.log(`a ${(message.length / 1024).toFixed(0)} KiB Candidates naming ${madeUp.length} made-up nodes (answered ${JSON.stringify(answer)}): the node opened ${victim.count} connections to the named address in 3 s; ${linked} of ${nodes.length} nodes then had a made-up successor or predecessor`)
   t.true(victim.count <= MAX_DIALS_PER_MESSAGE, `${victim.count} connections to a third party`)
+  t.is(linked, 0, 'made-up nodes linked into the ring')
 })
 
 test.serial('Candidates spam from an anonymous client does not stop a ring serving reads', async (t) => {
