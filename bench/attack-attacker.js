@@ -32,6 +32,7 @@ const running = []
 function idle({ ports }) {
   const floods = ports.map((port) => new IdleFlood(port, Math.ceil(IDLE_SOCKETS / ports.length)))
   return {
+    ready: Promise.resolve(),
     stop: () => floods.forEach((f) => f.stop()),
     report: () => ({ idleSocketsOpened: floods.reduce((sum, f) => sum + f.opened, 0) }),
   }
@@ -41,6 +42,7 @@ function junk({ ports }) {
   const started = Date.now()
   const lanes = ports.map((port) => new JunkHandshakes(port, Math.ceil(JUNK_LANES / ports.length)))
   return {
+    ready: Promise.resolve(),
     stop: () => lanes.forEach((l) => l.stop()),
     report: () => {
       const completed = lanes.reduce((sum, l) => sum + l.completed, 0)
@@ -53,6 +55,8 @@ function slowReader({ protocol, bigOwnerPort }) {
   let connections = 0
   let requestedMiB = 0
   let peer
+  let connected
+  const ready = new Promise((resolve) => (connected = resolve))
   const requests = Buffer.concat(Array.from({ length: SLOW_READER_GETS }, (_, i) => frame({ Request: { id: i + 1, body: { Get: { key: Buffer.from('big') } } } })))
   const run = async () => {
     while (!stopped) {
@@ -63,6 +67,7 @@ function slowReader({ protocol, bigOwnerPort }) {
         continue
       }
       connections++
+      connected()
       peer.socket.pause() // never read another byte
       peer.write(requests)
       requestedMiB += SLOW_READER_GETS
@@ -71,6 +76,7 @@ function slowReader({ protocol, bigOwnerPort }) {
   }
   run()
   return {
+    ready,
     stop: () => peer?.socket.destroy(),
     report: () => ({ slowReaderConnections: connections, requestedMiB }),
   }
@@ -83,7 +89,7 @@ function candidates({ protocol, ports }) {
   let timer
   const setup = (async () => {
     victim = await DialCounter.open()
-    for (const port of ports) peers.push(await RawPeer.handshaken(port, protocol))
+    for (const port of ports) peers.push(await handshakenWithRetries(port, protocol))
     let id = 1
     timer = setInterval(() => {
       const peer = peers[sent % peers.length]
@@ -93,6 +99,7 @@ function candidates({ protocol, ports }) {
     }, CANDIDATES_EVERY_MS)
   })()
   return {
+    ready: setup,
     stop: async () => {
       await setup.catch(() => {})
       clearInterval(timer)
@@ -103,12 +110,30 @@ function candidates({ protocol, ports }) {
   }
 }
 
+/** A key holder's handshake, tried again (for up to 10 s) while the node sheds connections. */
+async function handshakenWithRetries(port, protocol) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await RawPeer.handshaken(port, protocol)
+    } catch (error) {
+      if (attempt >= 100) throw error
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+}
+
 const ATTACKS = { idle, junk, 'slow-reader': slowReader, candidates }
+/** The key holders' attacks connect first: the outsiders' floods would keep them out too. */
+const ORDER = ['slow-reader', 'candidates', 'idle', 'junk']
 
 async function start({ attacks, subnet, networkKey, ports, bigOwnerPort }) {
   ensureFileLimit(IDLE_SOCKETS * 2 + 500)
   const protocol = new Protocol(subnet, { networkKey })
-  for (const name of attacks) running.push({ name, attack: ATTACKS[name]({ protocol, ports, bigOwnerPort }) })
+  for (const name of ORDER.filter((n) => attacks.includes(n))) {
+    const attack = ATTACKS[name]({ protocol, ports, bigOwnerPort })
+    running.push({ name, attack })
+    await attack.ready
+  }
   return { started: attacks }
 }
 
@@ -129,3 +154,5 @@ process.on('message', async (message) => {
   }
 })
 process.on('disconnect', () => process.exit(0))
+// An attack that fails later (a connection refused mid-flood) is reported, not fatal.
+process.on('unhandledRejection', (error) => console.error(`attacker: ${error.message}`))

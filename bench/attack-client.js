@@ -5,8 +5,9 @@
  * number of gets in flight and records each get's latency, and a newcomer that tries to connect
  * once a second (what an outsider flooding the handshake pool takes away).
  *
- * Messages in: {cmd: 'setup', subnet, networkKey, ports, keys, valueBytes} then
- * {cmd: 'measure', seconds, inFlight}; each is answered with {ok, result} or {ok: false, error}.
+ * Messages in: {cmd: 'setup', subnet, networkKey, ports, keys, valueBytes, write}, then
+ * {cmd: 'measure', seconds, inFlight}, then {cmd: 'probe'} (one get, once the attack is over:
+ * has the client recovered?); each is answered with {ok, result} or {ok: false, error}.
  */
 const { ChordSocket, MeshSocket, Protocol } = require('..')
 const { nowUs, summarize } = require('./stats')
@@ -22,7 +23,7 @@ let client
 let keys = []
 let ports = []
 
-async function setup({ subnet, networkKey, ports: ringPorts, keys: count, valueBytes }) {
+async function setup({ subnet, networkKey, ports: ringPorts, keys: count, valueBytes, write }) {
   protocol = new Protocol(subnet, { networkKey })
   ports = ringPorts
   client = new ChordSocket('127.0.0.1', 0, { protocol, join: false })
@@ -31,7 +32,7 @@ async function setup({ subnet, networkKey, ports: ringPorts, keys: count, valueB
   await client.connect('127.0.0.1', ports[0])
   keys = Array.from({ length: count }, (_, i) => `legit-${i}`)
   const value = Buffer.alloc(valueBytes, 'v')
-  for (let i = 0; i < keys.length; i += 256) await client.update(keys.slice(i, i + 256).map((k) => [k, value]))
+  if (write) for (let i = 0; i < keys.length; i += 256) await client.update(keys.slice(i, i + 256).map((k) => [k, value]))
   // Read every key once: the client opens its connections to every owner before any attack.
   for (let i = 0; i < keys.length; i += 256) await Promise.all(keys.slice(i, i + 256).map((k) => client.get(k)))
   return { keys: keys.length }
@@ -84,7 +85,15 @@ async function newcomers(end) {
   return attempts
 }
 
-const commands = { setup, measure }
+/** One get of a key that exists: 'ok', or why it failed. */
+async function probe() {
+  return Promise.race([
+    client.get(keys[0]).then((value) => (value ? 'ok' : 'missing'), (error) => error.code ?? error.name),
+    new Promise((resolve) => setTimeout(() => resolve('no answer in 5 s'), 5000)),
+  ])
+}
+
+const commands = { setup, measure, probe }
 process.on('message', async (message) => {
   try {
     process.send({ ok: true, result: await commands[message.cmd](message) })

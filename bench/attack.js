@@ -110,8 +110,15 @@ function sampler(pid, capMiB, onCap) {
   }
 }
 
-async function phase(name, attacks, { host, client, args, networkKey, subnet, bigOwnerPort }) {
+/**
+ * One phase: a fresh legit client (so that one attack's aftermath does not spill into the next
+ * phase), the attacker if any, the measurement, then whether the client still reads once the
+ * attacker is gone.
+ */
+async function phase(name, attacks, { host, args, networkKey, subnet, bigOwnerPort, writeKeys }) {
   process.stdout.write(`${name}: `)
+  const client = child('attack-client.js')
+  await client.ask({ cmd: 'setup', subnet, networkKey, ports: host.nodes.map((n) => n.port), keys: KEYS, valueBytes: VALUE_BYTES, write: writeKeys }, 120_000)
   let attacker = null
   if (attacks.length) {
     attacker = child('attack-attacker.js', ['--import', 'tsx'])
@@ -130,19 +137,31 @@ async function phase(name, attacks, { host, client, args, networkKey, subnet, bi
       // killed at the memory cap: its CPU is gone with it
     }
     const alive = attacker.proc.exitCode === null && attacker.proc.signalCode === null
-    const report = alive ? await attacker.ask({ cmd: 'stop' }, 10_000).catch((error) => ({ error: error.message })) : { error: 'killed at the memory cap' }
+    const gone = ring.capped ? 'killed at the memory cap' : `the attacker exited (${attacker.proc.signalCode ?? attacker.proc.exitCode})`
+    const report = alive ? await attacker.ask({ cmd: 'stop' }, 10_000).catch((error) => ({ error: error.message })) : { error: gone }
     Object.assign(attackerReport, report)
     attacker.kill()
     await sleep(COOL_DOWN_MS)
   }
   const shape = await host.call('ring', {}, 10_000).catch((error) => ({ error: error.message }))
-  const row = { name, attacks, ...measured, ring, attacker: attackerReport, rssAfterMiB: host.rssMiB(), oneRingAfter: shape.oneRing === true }
+  const clientAfter = await client.ask({ cmd: 'probe' }, 10_000).catch((error) => error.message)
+  client.kill()
+  const row = { name, attacks, ...measured, ring, attacker: attackerReport, rssAfterMiB: host.rssMiB(), oneRingAfter: shape.oneRing === true, shape, clientAfter }
   process.stdout.write(`${fmtRate(row.gets / row.seconds)} gets, p99 ${fmtUs(row.latency.p99)}, ring RSS peak ${Math.round(ring.rssPeak)} MiB${ring.capped ? ` (capped at ${ring.capped.atMiB} MiB)` : ''}\n`)
   return row
 }
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** Why the nodes were not one ring: members missing, links to made-up nodes. */
+function shape(result) {
+  if (result.error) return ` (${result.error})`
+  const why = []
+  if (result.members < result.nodes) why.push(`${result.nodes - result.members} not members`)
+  if (result.strangers) why.push(`${result.strangers} linked to made-up nodes`)
+  return why.length ? ` (${why.join(', ')})` : ''
 }
 
 function connectSummary(connects) {
@@ -167,15 +186,15 @@ function table(rows) {
   const baseline = rows.find((r) => r.name === 'baseline')
   const baseRate = baseline ? baseline.gets / baseline.seconds : null
   const lines = [
-    '| phase | legit gets/s | ÷ baseline | get p50 | get p99 | failed gets | newcomers connected < 1 s | ring RSS peak (after) | one ring after | ring CPU | attacker CPU | attacker |',
-    '|---|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---|',
+    '| phase | legit gets/s | ÷ baseline | get p50 | get p99 | failed gets | newcomers connected < 1 s | ring RSS peak (after) | one ring after | client reads after | ring CPU | attacker CPU | attacker |',
+    '|---|---:|---:|---:|---:|---:|---|---:|---|---|---:|---:|---|',
   ]
   for (const r of rows) {
     const rate = r.gets / r.seconds
     const failed = Object.values(r.errors).reduce((a, b) => a + b, 0) + r.timedOut
     const errors = Object.entries(r.errors).map(([code, n]) => `${n} ${code}`).concat(r.timedOut ? [`${r.timedOut} unanswered`] : [])
     const rss = `${Math.round(r.ring.rssPeak)} MiB (${Math.round(r.rssAfterMiB)})${r.ring.capped ? `, attacker killed at ${r.ring.capped.atMiB} MiB after ${(r.ring.capped.afterMs / 1000).toFixed(1)} s` : ''}`
-    lines.push(`| ${r.name} | ${fmtRate(rate)} | ${baseRate ? fmtRatio(rate / baseRate) : '—'} | ${fmtUs(r.latency.p50)} | ${fmtUs(r.latency.p99)} | ${failed}${errors.length ? ` (${errors.join(', ')})` : ''} | ${connectSummary(r.connects)} | ${rss} | ${r.oneRingAfter ? 'yes' : '**no**'} | ${Math.round(r.ring.cpuPercent)} % | ${r.attacker.cpuPercent === undefined ? '—' : `${Math.round(r.attacker.cpuPercent)} %`} | ${attackerSummary(r.attacker)} |`)
+    lines.push(`| ${r.name} | ${fmtRate(rate)} | ${baseRate ? fmtRatio(rate / baseRate) : '—'} | ${fmtUs(r.latency.p50)} | ${fmtUs(r.latency.p99)} | ${failed}${errors.length ? ` (${errors.join(', ')})` : ''} | ${connectSummary(r.connects)} | ${rss} | ${r.oneRingAfter ? 'yes' : `**no**${shape(r.shape)}`} | ${r.clientAfter === 'ok' ? 'yes' : `**${r.clientAfter}**`} | ${Math.round(r.ring.cpuPercent)} % | ${r.attacker.cpuPercent === undefined ? '—' : `${Math.round(r.attacker.cpuPercent)} %`} | ${attackerSummary(r.attacker)} |`)
   }
   return lines.join('\n')
 }
@@ -186,7 +205,7 @@ function markdown(rows, args) {
 
 ${cpu}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}; \`npm run bench:attack -- --nodes ${args.nodes} --seconds ${args.seconds} --in-flight ${args.inFlight}\`.
 
-A ring of ${args.nodes} nodes with a network key in one process; a key-holding client in another reads ${KEYS.toLocaleString('en-US')} keys of ${VALUE_BYTES} B at random with ${args.inFlight} gets in flight for ${args.seconds} s per phase, while once a second a fresh key holder tries to connect (counted in time when connected within ${CONNECT_WITHIN_MS} ms); the attacker runs in a third process (bench/attack-attacker.js) and starts ${WARMUP_MS / 1000} s before the measurement. Failed gets: rejected, or still unanswered 16 s after the phase (the operation deadline is 15 s). "One ring after": whether, ${COOL_DOWN_MS / 1000} s after the attacker stopped, every node's successor and predecessor were its neighbours by id. Ring and attacker CPU are each process's user + system time over the phase (100 % = one core): on a 2-core machine an attacker that burns CPU slows the legitimate client whatever the ring does, so read the ring's own figures (memory, connections to third parties, newcomers refused, failed gets) beside the throughput ratio.
+A ring of ${args.nodes} nodes with a network key in one process; a key-holding client in another (a fresh one each phase) reads ${KEYS.toLocaleString('en-US')} keys of ${VALUE_BYTES} B at random with ${args.inFlight} gets in flight for ${args.seconds} s per phase, while once a second a fresh key holder tries to connect (counted in time when connected within ${CONNECT_WITHIN_MS} ms); the attacker runs in a third process (bench/attack-attacker.js) and starts ${WARMUP_MS / 1000} s before the measurement. Failed gets: rejected, or still unanswered 16 s after the phase (the operation deadline is 15 s). "One ring after": whether, ${COOL_DOWN_MS / 1000} s after the attacker stopped, every node's successor and predecessor were its neighbours by id; "client reads after": whether the phase's client (a fresh one each phase) could then read a key. Ring and attacker CPU are each process's user + system time over the phase (100 % = one core): on a 2-core machine an attacker that burns CPU slows the legitimate client whatever the ring does, so read the ring's own figures (memory, connections to third parties, newcomers refused, failed gets) beside the throughput ratio.
 
 ${table(rows)}
 
@@ -199,19 +218,14 @@ async function main() {
   const subnet = `bench-attack-${process.pid}`
   const networkKey = randomBytes(24).toString('base64')
   const host = await RingHost.start({ subnet, networkKey, nodes: args.nodes, options: { stabilizeMs: 250 } })
-  const client = child('attack-client.js')
-  const cleanUp = async () => {
-    client.kill()
-    await host.stop()
-  }
+  const cleanUp = () => host.stop()
   process.on('SIGINT', () => cleanUp().finally(() => process.exit(130)))
   try {
     await host.call('set', { key: 'big', bytes: BIG_VALUE_BYTES, seed: 7 })
     const bigOwnerPort = (await host.call('owner', { key: 'big' })).port
-    await client.ask({ cmd: 'setup', subnet, networkKey, ports: host.nodes.map((n) => n.port), keys: KEYS, valueBytes: VALUE_BYTES }, 120_000)
     console.log(`ring of ${args.nodes} in process ${host.pid} (RSS ${Math.round(host.rssMiB())} MiB); ${args.seconds} s per phase, ${args.inFlight} gets in flight`)
-    const context = { host, client, args, networkKey, subnet, bigOwnerPort }
-    const rows = [await phase('baseline', [], context)]
+    const context = { host, args, networkKey, subnet, bigOwnerPort, writeKeys: false }
+    const rows = [await phase('baseline', [], { ...context, writeKeys: true })]
     for (const attack of args.attacks) rows.push(await phase(attack, attack === 'all' ? ATTACKS : [attack], context))
     rows.push(await phase('baseline, again', [], context))
     console.log(`\n${table(rows)}`)
