@@ -584,20 +584,22 @@ test.serial('made-up members advertised by a client do not divert a ring\'s read
 test.serial('a value that cannot be read back from disk is never served to a peer as a deletion', async (t) => {
   const parent = mkdtempSync(join(tmpdir(), 'chordnet-attack-'))
   t.teardown(() => rmSync(parent, { recursive: true, force: true }))
-  const options = { protocol: new Protocol(subnet('damaged')), dataDir: join(parent, 'node') }
-  const first = new ChordSocket('127.0.0.1', 0, options)
-  t.teardown(() => first.destroy())
-  await first.ready
+  const protocol = new Protocol(subnet('damaged'))
+  // The node writes in a process of its own, which is then killed (a crash, as in production).
+  const host = await RingHost.start({ subnet: protocol.subnet, nodes: 1, options: { dataDir: parent } })
+  t.teardown(() => host.stop())
   const value = randomBytes(256 * 1024)
-  await first.set('precious', value)
+  await host.call('set', { key: 'precious', base64: value.toString('base64') })
   // 20 MiB more: the values' memtable (16 MiB) is flushed to a table file, where the value
   // then lives (and where damage is found only when it is read).
-  for (let i = 0; i < 20; i++) await first.set(`filler-${i}`, randomBytes(MiB))
+  for (let i = 0; i < 20; i++) await host.call('set', { key: `filler-${i}`, bytes: MiB, seed: i + 1 })
   await sleep(1500)
-  await first.destroy()
-  await sleep(500) // the store's background threads finish what they were writing
+  const killed = new Promise((resolve) => host.child.once('exit', resolve))
+  host.child.kill('SIGKILL')
+  await killed
+  const dataDir = join(parent, 'node-0')
   const needle = value.subarray(1000, 1064)
-  const damaged = filesUnder(options.dataDir).filter((file) => !file.endsWith('.jnl')).filter((file) => {
+  const damaged = filesUnder(dataDir).filter((file) => !file.endsWith('.jnl')).filter((file) => {
     const bytes = readIfThere(file)
     const at = bytes.indexOf(needle)
     if (at < 0) return false
@@ -606,7 +608,7 @@ test.serial('a value that cannot be read back from disk is never served to a pee
     return true
   })
   t.is(damaged.length, 1, 'the value is in one table file (flushed)')
-  const node = new ChordSocket('127.0.0.1', 0, options)
+  const node = new ChordSocket('127.0.0.1', 0, { protocol, dataDir })
   t.teardown(() => node.destroy())
   await node.ready
   node.on('error', () => {})
