@@ -215,6 +215,11 @@ impl Routing {
         changed
     }
 
+    /// Is `id` our predecessor, one of our successors or one of our fingers?
+    pub fn knows(&self, id: Id) -> bool {
+        self.predecessor.as_ref().is_some_and(|p| p.id == id) || self.successors.iter().any(|s| s.id == id) || self.fingers.iter().flatten().any(|f| f.id == id)
+    }
+
     /// Next finger that needs a lookup, advancing round-robin. Fingers whose start lies in
     /// `(me, successor]` are set to the successor directly, without a lookup.
     pub fn next_finger_to_fix(&mut self) -> Option<(u32, Id)> {

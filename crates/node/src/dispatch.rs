@@ -6,6 +6,8 @@ use crate::driver::Driver;
 use crate::events::{Event, EventQueue, PeerInfo};
 use crate::mesh::Mesh;
 use crate::transport::{ConnId, Inbound, Transport};
+use chord::engine::Admission;
+use chord::id::Id;
 use chord::protocol::{Hello, Message, PROTOCOL_VERSION};
 use chord::routing::NodeRef;
 use std::sync::Arc;
@@ -34,6 +36,7 @@ impl Inbound for Dispatch {
 
     fn connected(&self, conn: ConnId, info: &PeerInfo) {
         self.driver.metrics.record_connection_opened();
+        self.driver.connected(&node_of(info), info.member);
         if info.member {
             self.driver.learn_member(&node_of(info));
         }
@@ -62,7 +65,7 @@ impl Inbound for Dispatch {
     fn disconnected(&self, info: &PeerInfo, reason: &str, last: bool) {
         self.driver.metrics.record_connection_closed();
         if self.chord {
-            self.driver.peer_gone(&node_of(info), reason);
+            self.driver.peer_gone(&node_of(info), reason, last);
         }
         if last {
             self.events.push(Event::Disconnect { peer: info.clone(), reason: reason.to_string() });
@@ -71,6 +74,10 @@ impl Inbound for Dispatch {
 
     fn bad_peer(&self, message: String) {
         self.events.push(Event::Error { code: "ERR_BAD_PEER".into(), message });
+    }
+
+    fn admit(&self, peer: Id) -> Admission {
+        self.driver.admit(peer)
     }
 }
 

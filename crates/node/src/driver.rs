@@ -15,7 +15,7 @@ use crate::clock::wall_millis;
 use crate::disk::Disk;
 use crate::events::{Event, EventQueue};
 use crate::transport::{ConnId, Transport};
-use chord::engine::{Action, Engine, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, UserOp};
+use chord::engine::{Action, Admission, Engine, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, UserOp};
 use chord::error::{Error, Result};
 use chord::id::Id;
 use chord::metrics::{MemberInfo, Metrics, MetricsSnapshot, TimedOp};
@@ -257,16 +257,20 @@ impl Driver {
         });
     }
 
-    /// A connection to `node`; at the peer limit, first close one that routing does not need.
+    /// A connection to `node` (at the peer limit the transport asks the engine which
+    /// connection gives way: `admit`).
     async fn dial(self: &Arc<Self>, node: &NodeRef) -> Result<ConnId> {
-        if self.transport.conn_to(node.id).is_none() && self.transport.len() >= self.transport.identity.max_peers {
-            let needed: Vec<Id> = self.inspect(|engine| engine.routing_nodes().into_iter().map(|n| n.id).collect());
-            let victim = self.transport.connections().into_iter().find(|(_, info)| !needed.contains(&info.id));
-            if let Some((conn, _)) = victim {
-                self.transport.drop_conn(conn, "making room for a routing connection", true);
-            }
-        }
         self.transport.connection_to(node).await
+    }
+
+    /// Every slot is taken and `peer` knocks: the engine's connection policy decides.
+    pub fn admit(&self, peer: Id) -> Admission {
+        self.inspect(|engine| engine.admit(peer))
+    }
+
+    /// A connection to `peer` is up.
+    pub fn connected(self: &Arc<Self>, peer: &NodeRef, member: bool) {
+        self.call(|engine, now| engine.connected(now, peer, member));
     }
 
     /// Start a user operation; `done` runs once with its result. Dict operations are timed.
@@ -327,9 +331,10 @@ impl Driver {
         self.call(|engine, now| engine.handle_event(now, id, key, added, limit));
     }
 
-    pub fn peer_gone(self: &Arc<Self>, peer: &NodeRef, reason: &str) {
+    /// A connection to `peer` closed (`last`: no other remains).
+    pub fn peer_gone(self: &Arc<Self>, peer: &NodeRef, reason: &str, last: bool) {
         let error = Error::PeerGone(format!("{}:{} ({reason})", peer.host, peer.port));
-        self.call(|engine, now| engine.peer_gone(now, peer.id, error));
+        self.call(|engine, now| engine.peer_gone(now, peer.id, error, last));
     }
 
     /// What this node reports about itself: the engine's part, the connections, the metrics.

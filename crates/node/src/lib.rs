@@ -115,6 +115,7 @@ impl Node {
             request_timeout: config.request_timeout.as_millis() as u64,
             failure_timeout: config.failure_timeout.as_millis() as u64,
             seed: rand::random(),
+            max_peers: config.max_peers,
         };
         let mut engine = Engine::new(settings, Now { mono: 0, wall: clock::wall_millis() });
         let disk = opened.map(|opened| {
@@ -124,7 +125,10 @@ impl Node {
         });
         let driver = Arc::new(Driver::new(engine, tokio::time::Instant::now(), transport.clone(), events.clone(), disk));
         driver.start_committer()?;
-        let mesh = Arc::new(Mesh::new(me.clone(), transport.clone(), events.clone(), config.peer_exchange));
+        // Ring members and clients connect by routing need (the engine's policy); only a plain
+        // MeshSocket fills its table from peer exchange.
+        let fill_table = config.peer_exchange && config.chord.is_none();
+        let mesh = Arc::new(Mesh::new(me.clone(), transport.clone(), events.clone(), fill_table));
         let dispatch = Arc::new(Dispatch {
             driver: driver.clone(),
             mesh: mesh.clone(),
@@ -174,7 +178,7 @@ impl Node {
     /// Connect to a node and complete the handshake; a lone ring member joins through it.
     pub async fn connect(&self, host: &str, port: u16) -> Result<PeerInfo> {
         self.ensure_open()?;
-        let (_, info) = self.inner.transport.dial(host, port).await?;
+        let (_, info) = self.inner.transport.dial(host, port, None).await?;
         if self.inner.config.chord.is_some() && info.member {
             let peer = NodeRef { id: info.id, host: info.host.clone(), port: info.port };
             self.inner.driver.run_op(UserOp::JoinThrough(peer)).await?;

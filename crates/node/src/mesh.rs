@@ -31,12 +31,13 @@ pub(crate) struct Mesh {
     transport: Arc<Transport>,
     events: Arc<EventQueue>,
     seen: Mutex<SeenSet>,
-    peer_exchange: bool,
+    /// Dial advertised peers up to `maxPeers` (a plain MeshSocket with peer exchange on).
+    fill_table: bool,
 }
 
 impl Mesh {
-    pub fn new(me: NodeRef, transport: Arc<Transport>, events: Arc<EventQueue>, peer_exchange: bool) -> Mesh {
-        Mesh { me, transport, events, seen: Mutex::new(SeenSet::new()), peer_exchange }
+    pub fn new(me: NodeRef, transport: Arc<Transport>, events: Arc<EventQueue>, fill_table: bool) -> Mesh {
+        Mesh { me, transport, events, seen: Mutex::new(SeenSet::new()), fill_table }
     }
 
     fn first_time(&self, id: Id) -> bool {
@@ -125,9 +126,10 @@ impl Mesh {
         self.transport.send_message(conn, &Message::Peers(ads));
     }
 
-    /// Connect to advertised peers we lack while under the peer limit.
+    /// Connect to advertised peers we lack while under the peer limit (a plain MeshSocket;
+    /// ring members and clients only learn them, see `fill_table`).
     pub fn on_peer_list(&self, ads: &[PeerAd]) {
-        if !self.peer_exchange {
+        if !self.fill_table {
             return;
         }
         let room = self.transport.room();

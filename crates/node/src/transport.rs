@@ -14,6 +14,7 @@
 
 use crate::events::PeerInfo;
 use crate::config::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES, SEND_QUEUE_FRAMES};
+use chord::engine::Admission;
 use chord::error::{Error, Result};
 use chord::id::Id;
 use chord_noise::{self as noise, Handshake, KeyPair, NetworkKey, NoiseError, Opener, Sealer, MAX_HANDSHAKE_MESSAGE, NOISE_PREFIX_BYTES};
@@ -51,6 +52,9 @@ pub(crate) trait Inbound: Send + Sync + 'static {
     fn disconnected(&self, info: &PeerInfo, reason: &str, last: bool);
     /// Something a peer did was refused (bad bytes, a failed handshake).
     fn bad_peer(&self, message: String);
+    /// Every slot is taken and `peer` knocks (or we dial it): which connection gives way, if
+    /// any (the engine's connection policy).
+    fn admit(&self, peer: Id) -> Admission;
 }
 
 /// What the transport checks in a handshake.
@@ -96,6 +100,24 @@ struct Table {
     conns: HashMap<ConnId, Conn>,
     by_node: HashMap<Id, ConnId>,
     dialing: HashMap<Id, Vec<oneshot::Sender<Result<ConnId>>>>,
+    /// Slots held for connections under way (handshakes we accepted, our dials): with `conns`
+    /// they never exceed `max_peers`.
+    reserved: usize,
+}
+
+/// A slot of the connection table held for a connection under way; given back when dropped
+/// unused, so `max_peers` stays a hard bound however many handshakes run at once.
+pub(crate) struct Slot {
+    transport: Arc<Transport>,
+    used: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if !self.used {
+            self.transport.lock().reserved -= 1;
+        }
+    }
 }
 
 pub(crate) struct Transport {
@@ -173,10 +195,40 @@ impl Transport {
         self.lock().conns.iter().filter(|(_, c)| !c.member).map(|(id, _)| *id).collect()
     }
 
-    /// Room to dial `count` more peers under `max_peers`, counting dials under way.
+    /// Room for more connections under `max_peers`, counting those under way.
     pub fn room(&self) -> usize {
         let table = self.lock();
-        self.identity.max_peers.saturating_sub(table.conns.len() + table.dialing.len())
+        self.identity.max_peers.saturating_sub(table.conns.len() + table.reserved)
+    }
+
+    fn try_reserve(self: &Arc<Self>) -> Option<Slot> {
+        let mut table = self.lock();
+        if table.closed || table.conns.len() + table.reserved >= self.identity.max_peers {
+            return None;
+        }
+        table.reserved += 1;
+        Some(Slot { transport: self.clone(), used: false })
+    }
+
+    /// A slot for a connection to `peer`: a free one, or one freed by closing the connection
+    /// the engine's policy gives up (see `chord::engine::Admission`); the policy's reason when
+    /// every connection is needed.
+    fn slot_for(self: &Arc<Self>, peer: Id) -> std::result::Result<Slot, String> {
+        if let Some(slot) = self.try_reserve() {
+            return Ok(slot);
+        }
+        let inbound = self.inbound().ok_or("the node is closing")?;
+        // Another newcomer may take the slot we free: a few tries, then the table is full.
+        for _ in 0..4 {
+            match inbound.admit(peer) {
+                Admission::Evict(victim) => self.drop_peer(victim, "making room for a newcomer: the least recently used connection routing does not need"),
+                Admission::Refuse(reason) => return Err(reason),
+            }
+            if let Some(slot) = self.try_reserve() {
+                return Ok(slot);
+            }
+        }
+        Err(format!("peer limit of {} reached", self.identity.max_peers))
     }
 
     pub fn is_known(&self, node: Id) -> bool {
@@ -230,7 +282,7 @@ impl Transport {
         if let Some(rx) = waiter {
             return rx.await.unwrap_or_else(|_| Err(Error::PeerGone(format!("{}:{}", node.host, node.port))));
         }
-        let result = match self.dial(&node.host, node.port).await {
+        let result = match self.dial(&node.host, node.port, Some(node.id)).await {
             Ok((conn, info)) if info.id == node.id => Ok(conn),
             Ok(_) => Err(Error::PeerGone(format!("{}:{} is now another node", node.host, node.port))),
             Err(error) => Err(error),
@@ -242,9 +294,11 @@ impl Transport {
         result
     }
 
-    /// Dial `host:port` and complete the handshake; returns the new connection.
-    pub async fn dial(self: &Arc<Self>, host: &str, port: u16) -> Result<(ConnId, PeerInfo)> {
+    /// Dial `host:port` and complete the handshake; returns the new connection. `expected`:
+    /// the node we mean to reach, if we know it (the policy never gives its slot away to it).
+    pub async fn dial(self: &Arc<Self>, host: &str, port: u16, expected: Option<Id>) -> Result<(ConnId, PeerInfo)> {
         let inbound = self.inbound().ok_or(Error::Closed)?;
+        let slot = self.slot_for(expected.unwrap_or_default()).map_err(|reason| Error::Rejected { code: "busy".into(), reason: format!("this node's own connection table is full: {reason}") })?;
         let connect = TcpStream::connect((host, port));
         let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect)
             .await
@@ -277,7 +331,7 @@ impl Transport {
                 return Err(Error::Handshake(format!("{host}:{port} claims node id {} but proved the key of {}", hello.node.id, Id::of_public_key(&key))));
             }
         }
-        self.register(hello, link, true)
+        self.register(hello, link, true, slot)
     }
 
     /// The initiator's Noise handshake; returns the static key the peer proved.
@@ -416,15 +470,17 @@ impl Transport {
             let _ = link.writer.shutdown().await;
             return Err(format!("rejected {}:{}: {reason}", hello.node.host, hello.node.port));
         }
-        if self.len() >= self.identity.max_peers {
-            let reason = format!("peer limit of {} reached", self.identity.max_peers);
-            let reject = Message::Reject { code: "busy".into(), reason, subnet };
-            let _ = link.send(&reject).await;
-            let _ = link.writer.shutdown().await;
-            return Ok(());
-        }
+        let slot = match self.slot_for(hello.node.id) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                let reject = Message::Reject { code: "busy".into(), reason, subnet };
+                let _ = link.send(&reject).await;
+                let _ = link.writer.shutdown().await;
+                return Ok(());
+            }
+        };
         link.send(&Message::Welcome(inbound.hello())).await.map_err(|e| format!("write failed: {e}"))?;
-        self.register(hello, link, false).map(|_| ()).map_err(|e| e.to_string())
+        self.register(hello, link, false, slot).map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// The responder's Noise handshake; returns the static key the peer proved. A plaintext
@@ -482,7 +538,7 @@ impl Transport {
         Ok(())
     }
 
-    fn register(self: &Arc<Self>, hello: Hello, link: Link, outbound: bool) -> Result<(ConnId, PeerInfo)> {
+    fn register(self: &Arc<Self>, hello: Hello, link: Link, outbound: bool, mut slot: Slot) -> Result<(ConnId, PeerInfo)> {
         let Link { reader, writer, raw, plain, session, .. } = link;
         let (sealer, opener) = match session {
             Some((sealer, opener)) => (Some(sealer), Some(opener)),
@@ -508,6 +564,9 @@ impl Transport {
             }
             table.conns.insert(conn_id, conn);
             table.by_node.insert(hello.node.id, conn_id);
+            // The slot becomes the connection.
+            table.reserved -= 1;
+            slot.used = true;
         }
         let _ = go_tx.send(());
         if let Some(inbound) = self.inbound() {

@@ -227,6 +227,7 @@ impl Sim {
             request_timeout: self.config.request_timeout,
             failure_timeout: self.config.failure_timeout,
             seed: self.rng.gen(),
+            max_peers: chord::config::DEFAULT_MAX_PEERS,
         };
         Engine::new(settings, Now { mono: self.now, wall: EPOCH_MS + self.now })
     }
@@ -283,7 +284,7 @@ impl Sim {
                 .map(|engine| engine.peers_in_use().into_iter().filter(|p| dead.contains(p) && self.group_of(*p) == group).collect())
                 .unwrap_or_default();
             for peer in gone {
-                self.with_engine(slot, |engine, now| engine.peer_gone(now, peer, Error::PeerGone("connection reset".into())));
+                self.with_engine(slot, |engine, now| engine.peer_gone(now, peer, Error::PeerGone("connection reset".into()), true));
             }
         }
     }

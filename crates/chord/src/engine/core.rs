@@ -4,6 +4,7 @@
 
 use super::arc::ArcState;
 use super::contacts::Contacts;
+use super::links::Links;
 use super::time::Millis;
 use crate::config::ChordConfig;
 use crate::error::{Error, Result};
@@ -82,6 +83,8 @@ pub struct Core {
     pub(super) counters: Counters,
     /// What we hold of our own arc, and whether anti-entropy is wanted (see `arc`).
     pub(super) arc: ArcState,
+    /// The open connections and the policy choosing them (see `links`).
+    pub(super) links: Links,
     /// Run a maintenance round soon (a routing node went away, the predecessor changed).
     pub(super) maintenance_due: bool,
     /// Restarted from its folder knowing the members of its ring: until it is back in a ring

@@ -234,6 +234,7 @@ impl<'a> Cx<'a> {
         let (sent_at, deadline) = (self.now.mono, self.now.mono + timeout);
         let overdue_at = sent_at + self.core.failure_timeout / 2;
         self.io.requests.insert(id, Outstanding { task: self.task, to: to.clone(), sent_at, overdue_at, probed: false, deadline });
+        self.core.links.used(to.id, sent_at);
         self.io.deadlines.push(Reverse((deadline, id)));
         self.io.overdue.push(Reverse((overdue_at, id)));
         self.io.actions.push_back(Action::Request { to: to.clone(), id, body });

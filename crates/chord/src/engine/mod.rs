@@ -22,6 +22,7 @@ pub mod cx;
 mod detector;
 mod events;
 mod guard;
+mod links;
 mod lookup;
 mod maintenance;
 mod membership;
@@ -37,9 +38,11 @@ pub use self::core::Counters;
 use self::core::Core;
 pub use self::cx::{Action, LookupInfo, Millis, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, ScanPage, Ticket};
 pub use self::route::DictOp;
+pub use self::links::{Admission, IDLE_CLOSE_MS};
 pub use self::maintenance::FINGERS_PER_ROUND;
 
 use self::contacts::Contacts;
+use self::links::Links;
 use self::cx::{Cx, Input, Io, Machine, Outcome, Step, TaskId};
 use self::detector::Probe;
 use self::maintenance::{CheckPredecessor, FixFingers, Stabilize};
@@ -98,6 +101,8 @@ pub struct Settings {
     pub failure_timeout: Millis,
     /// Seeds the engine's randomness (jitter, event ids): the simulator replays runs by seed.
     pub seed: u64,
+    /// Most open connections (`maxPeers`): the connection policy keeps within it.
+    pub max_peers: usize,
 }
 
 impl Settings {
@@ -109,6 +114,7 @@ impl Settings {
             request_timeout: crate::config::DEFAULT_REQUEST_TIMEOUT.as_millis() as Millis,
             failure_timeout: crate::config::DEFAULT_FAILURE_TIMEOUT.as_millis() as Millis,
             seed,
+            max_peers: crate::config::DEFAULT_MAX_PEERS,
         }
     }
 }
@@ -230,6 +236,7 @@ impl Engine {
             seen: SeenSet::new(),
             counters: Counters::default(),
             arc: Default::default(),
+            links: Links::new(settings.max_peers),
             maintenance_due: false,
             restored: false,
             seeding: false,
@@ -377,13 +384,13 @@ impl Engine {
     /// Start a user operation; its result comes back as [`Action::Done`] with `op`.
     pub fn start_op(&mut self, now: Now, op: OpId, kind: UserOp) {
         self.core.now = now.mono;
-        match self.admit(&kind) {
+        match self.machine_for(&kind) {
             Ok(machine) => self.launch(now, machine, Sink::Op(op)),
             Err(error) => self.io.actions.push_back(Action::Done { op, result: Err(error) }),
         }
     }
 
-    fn admit(&self, kind: &UserOp) -> Result<Box<dyn Machine>, Error> {
+    fn machine_for(&self, kind: &UserOp) -> Result<Box<dyn Machine>, Error> {
         self.core.chord()?;
         let check_key = |key: &[u8]| {
             if key.len() > MAX_KEY_BYTES {
@@ -420,6 +427,7 @@ impl Engine {
     pub fn handle_request(&mut self, now: Now, from: &NodeRef, reply: ReplyTo, body: Request) {
         self.core.now = now.mono;
         self.core.heard(from.id);
+        self.core.links.used(from.id, now.mono);
         let served = {
             let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
             serve::serve(&mut cx, Some(from), body)
@@ -439,6 +447,7 @@ impl Engine {
             return;
         }
         self.core.heard(from);
+        self.core.links.used(from, now.mono);
         let outstanding = self.io.requests.remove(&id).expect("checked");
         self.queue.push_back((outstanding.task, Input::Reply(id, Ok(body))));
         self.run(now);
@@ -453,16 +462,39 @@ impl Engine {
         }
     }
 
-    /// Every request in flight to `peer` fails with `error` (its connection closed).
-    pub fn peer_gone(&mut self, now: Now, peer: Id, error: Error) {
+    /// A connection to `peer` is up (either side dialed); `member`: it is a ring member.
+    pub fn connected(&mut self, now: Now, peer: &NodeRef, member: bool) {
         self.core.now = now.mono;
+        self.core.links.opened(peer.id, member, now.mono);
+    }
+
+    /// Every slot (`maxPeers`) is taken and `peer` knocks (its handshake, or our own dial):
+    /// which connection gives way, if any. A question, not an input: nothing changes until
+    /// the driver closes the one named and reports the newcomer `connected`.
+    pub fn admit(&self, peer: Id) -> Admission {
+        self.core.links.admit(peer, |id| self.needed(id), self.core.chord.is_none())
+    }
+
+    /// Is the connection to `peer` one we must keep: a routing neighbour or finger, or a peer
+    /// we wait on?
+    fn needed(&self, peer: Id) -> bool {
+        self.io.requests.values().any(|r| r.to.id == peer) || self.core.ring.as_ref().is_some_and(|r| r.knows(peer))
+    }
+
+    /// Every request in flight to `peer` fails with `error` (a connection to it closed);
+    /// `last`: no connection to it remains.
+    pub fn peer_gone(&mut self, now: Now, peer: Id, error: Error, last: bool) {
+        self.core.now = now.mono;
+        if last {
+            self.core.links.closed(peer);
+        }
         let mut failed: Vec<ReqId> = self.io.requests.iter().filter(|(_, r)| r.to.id == peer).map(|(id, _)| *id).collect();
         failed.sort_unstable();
         for id in failed {
             let outstanding = self.io.requests.remove(&id).expect("listed");
             self.queue.push_back((outstanding.task, Input::Reply(id, Err(error.clone()))));
         }
-        if self.core.view.contains_key(&peer) || self.core.ring.as_ref().is_some_and(|r| r.known_nodes().iter().any(|n| n.id == peer)) {
+        if self.core.ring.as_ref().is_some_and(|r| r.knows(peer)) {
             self.core.maintenance_due = true;
         }
         self.run(now);
@@ -647,9 +679,18 @@ impl Engine {
             let lease_ttl = self.interval() * SYNC_EVERY_ROUNDS * LEASE_SYNC_PERIODS;
             self.start_duty(now, Duty::Strays, Box::new(HandOffStrays::new(lease_ttl)));
         }
+        self.close_idle(now);
         if round.is_multiple_of(TOMBSTONE_EVERY_ROUNDS) {
             let horizon = now.wall.saturating_sub(TOMBSTONE_HORIZON.as_millis() as u64);
             self.core.store.collect_tombstones(horizon);
+        }
+    }
+
+    /// Close connections to members outside the routing set that served nothing lately.
+    fn close_idle(&mut self, now: Now) {
+        for peer in self.core.links.idle(now.mono, |id| self.needed(id)) {
+            self.core.links.closed(peer);
+            self.io.actions.push_back(Action::Disconnect { peer, reason: "idle: not in the routing set".into() });
         }
     }
 
