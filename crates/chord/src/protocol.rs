@@ -15,8 +15,9 @@ use serde_bytes::ByteBuf;
 
 /// Bumped on any incompatible change; peers with another version are rejected at handshake.
 /// Version 2: Noise by default, ids bound to static keys, byte-bounded anti-entropy pages and
-/// fetches, ring-merge candidates, `Info` (docs/PROTOCOL.md).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// fetches, ring-merge candidates, `Info`. Version 3: `Relay` (lookups and dict operations
+/// forwarded along open connections), the `rejoining` refusal (docs/PROTOCOL.md).
+pub const PROTOCOL_VERSION: u16 = 3;
 pub use crate::config::{DEFAULT_MAX_FRAME_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES, MIN_FRAME_BYTES};
 /// Bytes of the length prefix.
 pub const LENGTH_PREFIX_BYTES: usize = 4;
@@ -121,6 +122,76 @@ pub enum Request {
     Candidates(Vec<NodeRef>),
     /// What do you hold and see? (diagnostics: the web view); answered from local state.
     Info,
+    /// Carry `body` towards the owner of its position along open connections: answer it if
+    /// you can, else forward it (`ttl` − 1) to your next hop when you hold a connection to it
+    /// and `ttl` > 0, else answer as to `body` alone (a redirect or a closer hop).
+    Relay { ttl: u8, body: Routed },
+}
+
+/// A request that can be relayed towards the owner of a ring position.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Routed {
+    FindSuccessor { position: Id, avoid: Vec<Id> },
+    Get { key: ByteBuf },
+    Write { key: ByteBuf, value: Option<ByteBuf>, mode: WriteMode },
+}
+
+impl Routed {
+    /// The request itself, as asked of one node.
+    pub fn into_request(self) -> Request {
+        match self {
+            Routed::FindSuccessor { position, avoid } => Request::FindSuccessor { position, avoid },
+            Routed::Get { key } => Request::Get { key },
+            Routed::Write { key, value, mode } => Request::Write { key, value, mode },
+        }
+    }
+
+    /// The relayable part of a request, if it is one.
+    pub fn of(request: &Request) -> Option<Routed> {
+        Some(match request.clone() {
+            Request::FindSuccessor { position, avoid } => Routed::FindSuccessor { position, avoid },
+            Request::Get { key } => Routed::Get { key },
+            Request::Write { key, value, mode } => Routed::Write { key, value, mode },
+            _ => return None,
+        })
+    }
+}
+
+/// The answer that ends a `Relay`: what the node that answered said.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RelayAnswer {
+    Next(Hop),
+    Value { item: Option<Item>, arc: (Id, Id) },
+    Written { previous: Option<ByteBuf>, version: Version, arc: (Id, Id) },
+    Redirect(NodeRef),
+    Error { code: String, message: String },
+}
+
+impl From<RelayAnswer> for Response {
+    fn from(answer: RelayAnswer) -> Response {
+        match answer {
+            RelayAnswer::Next(hop) => Response::Next(hop),
+            RelayAnswer::Value { item, arc } => Response::Value { item, arc },
+            RelayAnswer::Written { previous, version, arc } => Response::Written { previous, version, arc },
+            RelayAnswer::Redirect(node) => Response::Redirect(node),
+            RelayAnswer::Error { code, message } => Response::Error { code, message },
+        }
+    }
+}
+
+impl From<Response> for RelayAnswer {
+    /// Answers a relayed request can have; anything else is reported as an error.
+    fn from(response: Response) -> RelayAnswer {
+        match response {
+            Response::Next(hop) => RelayAnswer::Next(hop),
+            Response::Value { item, arc } => RelayAnswer::Value { item, arc },
+            Response::Written { previous, version, arc } => RelayAnswer::Written { previous, version, arc },
+            Response::Redirect(node) => RelayAnswer::Redirect(node),
+            Response::Error { code, message } => RelayAnswer::Error { code, message },
+            Response::Relayed { answer, .. } => answer,
+            other => RelayAnswer::Error { code: "internal".into(), message: format!("a relayed request ended with {other:?}") },
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -148,6 +219,8 @@ pub enum Response {
     Info(Box<MemberInfo>),
     /// The request was understood but refused.
     Error { code: String, message: String },
+    /// The answer to a `Relay`, given by the node `hops` relays away from the one asked.
+    Relayed { hops: u8, answer: RelayAnswer },
 }
 
 /// Why a byte stream could not be read as frames; each closes that connection.

@@ -243,10 +243,13 @@ impl Routing {
 
     /// Record the owner of finger `index`'s start; later fingers whose start also falls in
     /// `(me, owner]` share it, so they are filled at once.
-    pub fn set_finger(&mut self, index: u32, owner: NodeRef) {
+    /// Set finger `index` (and every later one whose start is in `(me, owner]`); returns
+    /// whether finger `index` changed.
+    pub fn set_finger(&mut self, index: u32, owner: NodeRef) -> bool {
+        let before = self.fingers[index as usize].as_ref().map(|n| n.id);
         if owner.id == self.me.id {
             self.fingers[index as usize] = None;
-            return;
+            return before.is_some();
         }
         let mut i = index;
         while i < ID_BITS && self.me.id.finger_start(i).in_half_open(self.me.id, owner.id) {
@@ -256,6 +259,7 @@ impl Routing {
         if i > index + 1 {
             self.next_finger = i % ID_BITS;
         }
+        before != Some(owner.id)
     }
 
     /// The distinct nodes of the finger table, nearest first.

@@ -3,7 +3,7 @@
 //! variant: `variant` below matches them without a wildcard, so a new message or request type
 //! does not compile until it is given a strategy here too.
 
-use chord::protocol::{self, Hello, Message, PeerAd, Request, Response, WriteMode, PROTOCOL_VERSION};
+use chord::protocol::{self, Hello, Message, PeerAd, RelayAnswer, Request, Response, Routed, WriteMode, PROTOCOL_VERSION};
 use chord::metrics::{MemberInfo, MetricsSnapshot};
 use chord::routing::Hop;
 use chord::store::Item;
@@ -81,6 +81,26 @@ fn request() -> impl Strategy<Value = Request> {
         (proptest::option::of(node()), vec(node(), 0..4)).prop_map(|(predecessor, successors)| Request::Leaving { predecessor, successors }),
         vec(node(), 0..4).prop_map(Request::Candidates),
         Just(Request::Info),
+        (any::<u8>(), routed()).prop_map(|(ttl, body)| Request::Relay { ttl, body }),
+    ]
+}
+
+fn routed() -> impl Strategy<Value = Routed> {
+    prop_oneof![
+        (id(), vec(id(), 0..4)).prop_map(|(position, avoid)| Routed::FindSuccessor { position, avoid }),
+        bytes().prop_map(|key| Routed::Get { key }),
+        (bytes(), proptest::option::of(bytes()), prop_oneof![Just(WriteMode::Set), Just(WriteMode::Delete)])
+            .prop_map(|(key, value, mode)| Routed::Write { key, value, mode }),
+    ]
+}
+
+fn relay_answer() -> impl Strategy<Value = RelayAnswer> {
+    prop_oneof![
+        hop().prop_map(RelayAnswer::Next),
+        (proptest::option::of(item()), id(), id()).prop_map(|(item, a, b)| RelayAnswer::Value { item, arc: (a, b) }),
+        (proptest::option::of(bytes()), version(), id(), id()).prop_map(|(previous, version, a, b)| RelayAnswer::Written { previous, version, arc: (a, b) }),
+        node().prop_map(RelayAnswer::Redirect),
+        (".{0,12}", ".{0,30}").prop_map(|(code, message)| RelayAnswer::Error { code, message }),
     ]
 }
 
@@ -100,6 +120,7 @@ fn response() -> impl Strategy<Value = Response> {
         info().prop_map(|info| Response::Info(Box::new(info))),
         (vec(item(), 0..4), any::<bool>(), node()).prop_map(|(items, more, successor)| Response::Page { items, more, successor }),
         (".{0,12}", ".{0,30}").prop_map(|(code, message)| Response::Error { code, message }),
+        (any::<u8>(), relay_answer()).prop_map(|(hops, answer)| Response::Relayed { hops, answer }),
     ]
 }
 
@@ -144,6 +165,11 @@ fn variant(message: &Message) -> &'static str {
             Request::Leaving { .. } => "Leaving",
             Request::Candidates(_) => "Candidates",
             Request::Info => "Info",
+            Request::Relay { body, .. } => match body {
+                Routed::FindSuccessor { .. } => "Relay(FindSuccessor)",
+                Routed::Get { .. } => "Relay(Get)",
+                Routed::Write { .. } => "Relay(Write)",
+            },
         },
         Message::Response { body, .. } => match body {
             Response::Ok => "Ok",
@@ -160,6 +186,13 @@ fn variant(message: &Message) -> &'static str {
             Response::Info(_) => "Info",
             Response::Page { .. } => "Page",
             Response::Error { .. } => "Error",
+            Response::Relayed { answer, .. } => match answer {
+                RelayAnswer::Next(_) => "Relayed(Next)",
+                RelayAnswer::Value { .. } => "Relayed(Value)",
+                RelayAnswer::Written { .. } => "Relayed(Written)",
+                RelayAnswer::Redirect(_) => "Relayed(Redirect)",
+                RelayAnswer::Error { .. } => "Relayed(Error)",
+            },
         },
     }
 }

@@ -10,11 +10,18 @@
 //! Fault semantics, chosen to match TCP: a message to a crashed node fails fast (the sender
 //! sees a refused connection one delay later, as after a RST); a message lost to the network
 //! or blocked by a partition is silent, and the sender's engine times the request out.
+//!
+//! Connections are modelled as the node has them: a message to a node without a connection
+//! first dials it, which costs a round trip before the message leaves, and both ends hold at
+//! most `max_peers` connections. At the limit each end asks its engine which connection gives
+//! way (`Engine::admit`, the node's own policy) or refuses (the dialer's request then fails
+//! with `busy`). Engines hear of every connection opened and closed, and close the idle ones
+//! themselves (`Action::Disconnect`), exactly as over real sockets.
 
 use chord::config::ChordConfig;
-use chord::engine::{Action, Engine, Millis, Notice, Now, OpId, OpOutput, ReplyTo, Restored, Settings, UserOp};
+use chord::engine::{Action, Admission, Engine, Millis, Notice, Now, OpId, OpOutput, ReplyTo, Restored, Settings, UserOp};
 use chord::error::Error;
-use chord::protocol::{Message, Request, Response};
+use chord::protocol::{Message, Request, Response, Routed};
 use chord::routing::{NodeRef, Routing};
 use chord::Id;
 use rand::rngs::StdRng;
@@ -53,6 +60,8 @@ pub struct NetConfig {
     pub request_timeout: Millis,
     pub failure_timeout: Millis,
     pub delay: Delay,
+    /// Most connections one node holds (the node's `maxPeers`).
+    pub max_peers: usize,
 }
 
 impl NetConfig {
@@ -65,6 +74,7 @@ impl NetConfig {
             request_timeout: chord::config::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
             failure_timeout: chord::config::DEFAULT_FAILURE_TIMEOUT.as_millis() as u64,
             delay: Delay::Uniform(1, 3),
+            max_peers: chord::config::DEFAULT_MAX_PEERS,
         }
     }
 
@@ -88,6 +98,12 @@ pub struct Counters {
     pub dropped: u64,
     /// Requests to crashed nodes (refused).
     pub refused: u64,
+    /// Connections dialed (each cost a round trip before its first message).
+    pub dials: u64,
+    /// Dials refused because an end's table was full of connections routing needs.
+    pub busy: u64,
+    /// Connections closed by their engines (idle, or to make room).
+    pub closed: u64,
 }
 
 impl Counters {
@@ -106,6 +122,9 @@ impl Counters {
             other: self.other - earlier.other,
             dropped: self.dropped - earlier.dropped,
             refused: self.refused - earlier.refused,
+            dials: self.dials - earlier.dials,
+            busy: self.busy - earlier.busy,
+            closed: self.closed - earlier.closed,
         }
     }
 
@@ -114,7 +133,7 @@ impl Counters {
             Request::State => self.state += 1,
             Request::Notify(_) => self.notify += 1,
             Request::Ping => self.ping += 1,
-            Request::FindSuccessor { .. } => self.find_successor += 1,
+            Request::FindSuccessor { .. } | Request::Relay { body: Routed::FindSuccessor { .. }, .. } => self.find_successor += 1,
             _ => self.data += 1,
         }
     }
@@ -126,6 +145,8 @@ enum Event {
     OneWay { to: usize, message: Message },
     /// The connection to a crashed node was refused.
     Refused { to: usize, id: u64, peer: String },
+    /// A request could not be sent (no connection could be made).
+    Failed { to: usize, id: u64, error: Error },
     Wake { node: usize },
 }
 
@@ -164,6 +185,8 @@ struct SimNode {
     skew_ms: i64,
     /// The wake-up already queued for this node, if any.
     wake_at: Option<Millis>,
+    /// The nodes it holds a connection to, by slot.
+    links: std::collections::BTreeSet<usize>,
 }
 
 pub struct Sim {
@@ -227,7 +250,7 @@ impl Sim {
             request_timeout: self.config.request_timeout,
             failure_timeout: self.config.failure_timeout,
             seed: self.rng.gen(),
-            max_peers: chord::config::DEFAULT_MAX_PEERS,
+            max_peers: self.config.max_peers,
         };
         Engine::new(settings, Now { mono: self.now, wall: EPOCH_MS + self.now })
     }
@@ -239,7 +262,7 @@ impl Sim {
         }
         let engine = self.new_engine(id);
         let slot = self.nodes.len();
-        self.nodes.push(SimNode { id, engine: Some(engine), kept: None, group: 0, skew_ms: 0, wake_at: None });
+        self.nodes.push(SimNode { id, engine: Some(engine), kept: None, group: 0, skew_ms: 0, wake_at: None, links: Default::default() });
         self.slot_of.insert(id, slot);
         self.live.insert(id, slot);
         self.schedule_wake(slot);
@@ -265,32 +288,83 @@ impl Sim {
     }
 
     fn crash_many_keeping(&mut self, ids: &[Id], keep: bool) {
-        let mut dead = std::collections::HashSet::new();
+        let mut dead = Vec::new();
         for id in ids {
             let Some(&slot) = self.slot_of.get(id) else { continue };
             if let Some(engine) = self.nodes[slot].engine.take() {
                 self.nodes[slot].kept = keep.then(|| engine.into_restored());
                 self.nodes[slot].wake_at = None;
                 self.live.remove(id);
-                dead.insert(*id);
+                dead.push(slot);
             }
         }
-        let survivors: Vec<usize> = self.live.values().copied().collect();
-        for slot in survivors {
-            let group = self.nodes[slot].group;
-            let gone: Vec<Id> = self.nodes[slot]
-                .engine
-                .as_ref()
-                .map(|engine| engine.peers_in_use().into_iter().filter(|p| dead.contains(p) && self.group_of(*p) == group).collect())
-                .unwrap_or_default();
-            for peer in gone {
-                self.with_engine(slot, |engine, now| engine.peer_gone(now, peer, Error::PeerGone("connection reset".into()), true));
+        // Their connections reset: the other ends hear of it, unless a partition keeps the
+        // reset from arriving (then their requests time out).
+        for slot in dead {
+            for peer in std::mem::take(&mut self.nodes[slot].links) {
+                self.nodes[peer].links.remove(&slot);
+                if self.nodes[peer].group == self.nodes[slot].group {
+                    let id = self.nodes[slot].id;
+                    self.with_engine(peer, |engine, now| engine.peer_gone(now, id, Error::PeerGone("connection reset".into()), true));
+                }
             }
         }
     }
 
-    fn group_of(&self, id: Id) -> u32 {
-        self.slot_of.get(&id).map_or(0, |&slot| self.nodes[slot].group)
+    /// Open connections of node `id` (the oracle's count).
+    pub fn connections(&self, id: Id) -> usize {
+        self.slot_of.get(&id).map_or(0, |&slot| self.nodes[slot].links.len())
+    }
+
+    /// A connection from `from` to `to`, dialing one if there is none: whether one is open
+    /// now, and whether it was just made (the message then waits a round trip). At either
+    /// end's limit its engine chooses a connection to close, or the dial fails (`busy`).
+    fn connect(&mut self, from: usize, to: usize) -> Result<bool, Error> {
+        if self.nodes[from].links.contains(&to) {
+            return Ok(false);
+        }
+        for (end, other) in [(from, to), (to, from)] {
+            if self.nodes[end].links.len() < self.config.max_peers {
+                continue;
+            }
+            let newcomer = self.nodes[other].id;
+            let admission = self.nodes[end].engine.as_ref().map(|engine| engine.admit(newcomer));
+            match admission {
+                Some(Admission::Evict(victim)) => {
+                    if let Some(&victim) = self.slot_of.get(&victim) {
+                        self.disconnect(end, victim, "making room for a newcomer");
+                    }
+                }
+                Some(Admission::Refuse(reason)) => {
+                    self.counters.busy += 1;
+                    return Err(Error::Rejected { code: "busy".into(), reason });
+                }
+                None => return Err(Error::PeerGone("crashed".into())),
+            }
+        }
+        self.counters.dials += 1;
+        self.nodes[from].links.insert(to);
+        self.nodes[to].links.insert(from);
+        for (end, other) in [(from, to), (to, from)] {
+            let peer = Sim::node_ref(self.nodes[other].id);
+            let member = self.nodes[other].engine.as_ref().is_some_and(|e| e.is_member());
+            self.with_engine(end, |engine, now| engine.connected(now, &peer, member));
+        }
+        Ok(true)
+    }
+
+    /// Close the connection between two nodes: both ends hear of it.
+    fn disconnect(&mut self, a: usize, b: usize, reason: &str) {
+        if !self.nodes[a].links.remove(&b) {
+            return;
+        }
+        self.nodes[b].links.remove(&a);
+        self.counters.closed += 1;
+        for (end, other) in [(a, b), (b, a)] {
+            let id = self.nodes[other].id;
+            let error = Error::PeerGone(format!("connection closed: {reason}"));
+            self.with_engine(end, |engine, now| engine.peer_gone(now, id, error, true));
+        }
     }
 
     /// A crashed node comes back with the same id and an empty store, knowing `contact`; its
@@ -460,6 +534,7 @@ impl Sim {
                 let error = Error::Io { code: "ECONNREFUSED", message: format!("cannot connect to {peer}: refused") };
                 self.with_engine(to, |engine, now| engine.request_failed(now, id, error));
             }
+            Event::Failed { to, id, error } => self.with_engine(to, |engine, now| engine.request_failed(now, id, error)),
             Event::Wake { node } => {
                 if self.nodes[node].wake_at == Some(self.now) {
                     self.nodes[node].wake_at = None;
@@ -505,7 +580,7 @@ impl Sim {
 
     fn execute(&mut self, slot: usize, action: Action) {
         let delay = self.config.delay.sample(&mut self.rng);
-        let at = self.now + delay.max(1);
+        let mut at = self.now + delay.max(1);
         match action {
             Action::Request { to, id, body } => {
                 self.counters.count(&body);
@@ -518,6 +593,20 @@ impl Sim {
                     }
                     return;
                 }
+                if self.nodes[slot].group != self.nodes[target].group && !self.nodes[slot].links.contains(&target) {
+                    // A dial across a partition: silence (the request times out).
+                    self.counters.dropped += 1;
+                    return;
+                }
+                match self.connect(slot, target) {
+                    // A new connection: its handshake takes a round trip first.
+                    Ok(true) => at += 2 * delay.max(1),
+                    Ok(false) => {}
+                    Err(error) => {
+                        self.push(at, Event::Failed { to: slot, id, error });
+                        return;
+                    }
+                }
                 if self.passes(slot, target) {
                     self.push(at, Event::Request { from: slot, to: target, id, body });
                 }
@@ -525,20 +614,26 @@ impl Sim {
             Action::Respond { to, body } => {
                 self.counters.other += 1;
                 let target = to.conn as usize;
-                if self.passes(slot, target) {
+                // An answer goes back on the connection the request came on, if it still stands.
+                if self.nodes[slot].links.contains(&target) && self.passes(slot, target) {
                     self.push(at, Event::Response { from: slot, to: target, id: to.id, body });
                 }
             }
             Action::Send { to, message } => {
                 self.counters.other += 1;
                 if let Some(&target) = self.slot_of.get(&to.id) {
-                    if self.passes(slot, target) {
+                    if self.nodes[target].engine.is_some() && self.connect(slot, target).is_ok() && self.passes(slot, target) {
                         self.push(at, Event::OneWay { to: target, message });
                     }
                 }
             }
+            Action::Disconnect { peer, reason } => {
+                if let Some(&target) = self.slot_of.get(&peer) {
+                    self.disconnect(slot, target, &reason);
+                }
+            }
             Action::Notice(Notice::Error { code, message }) => self.errors.push((self.nodes[slot].id, code, message)),
-            Action::ToClients { .. } | Action::Notice(_) | Action::Disconnect { .. } => {}
+            Action::ToClients { .. } | Action::Notice(_) => {}
             // Simulated nodes keep their stores in memory: the engine never asks for a commit.
             Action::Persist { .. } => unreachable!("a store in memory needs no commit"),
             Action::Done { op, result } => {

@@ -27,8 +27,10 @@ const OLD_AFTER_MS: Millis = 600_000;
 /// A contact failing for an hour is dropped.
 const FORGET_AFTER_MS: Millis = 3_600_000;
 /// A contact found in our own ring is probed again this much later (rings can split again,
-/// and a node found in the ring may drop out of it alone).
-const SAME_RING_PAUSE_MS: Millis = 10_000;
+/// and a node found in the ring may drop out of it alone). Former neighbours that stop
+/// answering are probed within seconds (`RECENT_CAP_MS`); this only paces the samples of
+/// live members, whose probe costs a lookup each.
+const SAME_RING_PAUSE_MS: Millis = 60_000;
 
 #[derive(Clone, Debug)]
 struct Contact {

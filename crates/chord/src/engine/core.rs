@@ -20,6 +20,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Owners remembered in the location cache.
 const ARC_CACHE_ENTRIES: usize = 4096;
+/// Routing unchanged this long counts as calm: maintenance starts slowing down (see
+/// `Engine::interval`). Long enough to cover a join's or a failure's ripple of stabilizations.
+pub const CALM_AFTER_MS: Millis = 4_000;
 
 /// Counters shown by `stats()`.
 #[derive(Default, Clone, Debug, PartialEq)]
@@ -87,6 +90,9 @@ pub struct Core {
     pub(super) links: Links,
     /// Run a maintenance round soon (a routing node went away, the predecessor changed).
     pub(super) maintenance_due: bool,
+    /// When our routing state last changed (see `stir` and `Engine::interval`): maintenance
+    /// runs at its full pace while the neighbourhood changes and slows down when it is calm.
+    pub(super) calm_since: Millis,
     /// Restarted from its folder knowing the members of its ring: until it is back in a ring
     /// (or has forgotten every contact, after an hour of failures) it is rejoining, even when
     /// none of them answers yet, and must not answer as a ring of one.
@@ -175,6 +181,23 @@ impl Core {
         guess.map(Destination::Remote).ok_or_else(|| Error::Unavailable("not connected to any ring member: connect() to one first".into()))
     }
 
+    /// Whether to reach `node` (the owner we believe in) through a relay, and through whom:
+    /// only when we hold no connection to it and every slot is taken, through the open
+    /// connection closest before the position (a finger or successor of ours, or for a client
+    /// a member it is connected to). Below the limit a direct connection costs one handshake
+    /// and gives one hop from then on; at the limit it would displace a connection in use.
+    pub fn relay_via(&self, position: Id, node: &NodeRef) -> Option<NodeRef> {
+        if self.links.is_open(node.id) || self.links.has_room() {
+            return None;
+        }
+        let routing = self.ring.as_ref().map(|ring| ring.known_nodes()).unwrap_or_default();
+        routing
+            .into_iter()
+            .chain(self.view.values().cloned())
+            .filter(|n| n.id != node.id && n.id != self.me.id && self.links.is_open(n.id) && !self.is_suspect(n.id))
+            .min_by_key(|n| n.id.distance_to(position))
+    }
+
     /// The first hop of a lookup from here: our finger table, or for a client the member that
     /// precedes the position in its view.
     pub fn start_hop(&self, position: Id) -> Result<Hop> {
@@ -219,6 +242,17 @@ impl Core {
     /// (the first node, the last survivor) is a ring of one and does.
     pub fn rejoining(&self) -> bool {
         self.ring.as_ref().is_some_and(|r| r.is_alone()) && (!self.view.is_empty() || self.rejoin_via.is_some() || (self.restored && !self.contacts.is_empty()))
+    }
+
+    /// Our routing state changed (a successor, the predecessor, a finger): maintenance goes
+    /// back to its full pace.
+    pub fn stir(&mut self) {
+        self.calm_since = self.now;
+    }
+
+    /// Has our routing state been calm long enough for maintenance to slow down?
+    pub fn calm(&self) -> bool {
+        self.now.saturating_sub(self.calm_since) >= CALM_AFTER_MS
     }
 
     /// Does this node refuse to be joined through (it would make joiners a ring apart from the

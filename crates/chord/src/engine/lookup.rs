@@ -2,6 +2,11 @@
 //! originator one hop at a time. `Hop::Closer(n)` → ask `n` (`FindSuccessor`); `Hop::Owner(n)`
 //! → `n` is the answer; `Hop::Local` (or `n` answering `Next(Local)`) → the node asked is.
 //!
+//! Each node asked is asked to relay (`relay`): it forwards the lookup along its own open
+//! connections and answers with the owner, so the asker usually contacts only its first hop;
+//! a hop that cannot forward answers `Next(Closer)` and the lookup goes on from there, one hop
+//! at a time. The hops counted are every node the lookup passed through.
+//!
 //! A hop that does not answer is forgotten and routed around: the node that pointed at it is
 //! asked again with the dead nodes excluded (`FindSuccessor { avoid }`), because a dead
 //! successor's keys belong to the next live one. A hop to a node we suspect is routed around
@@ -13,7 +18,8 @@ use super::cx::{Cx, Input, Machine, Millis, Outcome, ReqId, Step};
 use crate::config::OPERATION_DEADLINE;
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::protocol::{Request, Response};
+use super::relay::RELAY_TTL;
+use crate::protocol::{RelayAnswer, Request, Response, Routed};
 use crate::routing::{Hop, NodeRef};
 
 /// Hop budget of one lookup: far above the O(log n) a correct ring needs.
@@ -84,9 +90,23 @@ impl Lookup {
             if self.hops > MAX_HOPS {
                 return self.done(cx, Err(Error::Unavailable(format!("lookup did not converge in {MAX_HOPS} hops"))));
             }
-            let id = cx.request(&node, Request::FindSuccessor { position: self.position, avoid: self.avoid.clone() });
+            let body = Routed::FindSuccessor { position: self.position, avoid: self.avoid.clone() };
+            let id = cx.request(&node, Request::Relay { ttl: RELAY_TTL, body });
             self.asking = Some((id, node));
             return Step::Pending;
+        }
+    }
+
+    /// Wait a little, then go on from our own tables (or give up at the deadline).
+    fn pause(&mut self, cx: &mut Cx<'_>) -> Step {
+        self.detours += 1;
+        match backoff(cx.now.mono, self.deadline, self.detours) {
+            Ok(at) => {
+                self.paused_until = Some(at);
+                cx.wake_at(at);
+                Step::Pending
+            }
+            Err(error) => self.done(cx, Err(error)),
         }
     }
 
@@ -100,14 +120,8 @@ impl Lookup {
         if self.detours <= FREE_DETOURS {
             return self.advance(cx);
         }
-        match backoff(cx.now.mono, self.deadline, self.detours) {
-            Ok(at) => {
-                self.paused_until = Some(at);
-                cx.wake_at(at);
-                Step::Pending
-            }
-            Err(error) => self.done(cx, Err(error)),
-        }
+        self.detours -= 1;
+        self.pause(cx)
     }
 }
 
@@ -127,6 +141,20 @@ impl Machine for Lookup {
             Input::Reply(id, reply) if self.asking.as_ref().is_some_and(|(asked, _)| *asked == id) => {
                 let (_, node) = self.asking.take().expect("checked");
                 match reply {
+                    Ok(Response::Relayed { hops, answer }) => {
+                        self.hops += u32::from(hops);
+                        match answer {
+                            RelayAnswer::Next(Hop::Local) => self.done(cx, Ok(node)),
+                            RelayAnswer::Next(next) => {
+                                self.last_answer = Some(node);
+                                self.hop = Some(next);
+                                self.advance(cx)
+                            }
+                            // Refused further along (a node rejoining, say): not the first
+                            // hop's fault; pause and try again from our own tables.
+                            _ => self.pause(cx),
+                        }
+                    }
                     Ok(Response::Next(Hop::Local)) => self.done(cx, Ok(node)),
                     Ok(Response::Next(next)) => {
                         self.last_answer = Some(node);

@@ -68,13 +68,17 @@ impl Machine for Stabilize {
                         }
                         let Some(ring) = cx.core.ring.as_mut() else { return finished() };
                         let before: Vec<_> = ring.successors().iter().map(|n| n.id).collect();
+                        let its_predecessor = predecessor.as_ref().map(|p| p.id);
                         let adopted = ring.on_successor_state(&successor, predecessor, successors);
                         if ring.successors().iter().map(|n| n.id).ne(before) {
                             cx.core.arc.want_sync();
+                            cx.core.stir();
                         }
                         match adopted {
                             Some(closer) if self.steps < STABILIZE_STEPS => self.ask(cx, closer),
                             Some(closer) => self.notify(cx, closer),
+                            // It already has us as its predecessor: nothing to rectify.
+                            None if its_predecessor == Some(cx.core.me.id) => finished(),
                             None => self.notify(cx, successor),
                         }
                     }
@@ -112,6 +116,12 @@ impl Machine for CheckPredecessor {
         match input {
             Input::Start => {
                 let Some(pred) = cx.core.ring.as_ref().and_then(|r| r.predecessor().cloned()) else { return finished() };
+                // It asks us for our state every round of its own: a word from it within the
+                // last quarter failure timeout is as good as a pong.
+                let quiet_since = cx.now.mono.saturating_sub(cx.core.failure_timeout / 4);
+                if cx.core.last_heard.get(&pred.id).is_some_and(|heard| *heard >= quiet_since) {
+                    return finished();
+                }
                 self.asked = Some((cx.request(&pred, Request::Ping), pred));
                 Step::Pending
             }
@@ -127,7 +137,8 @@ impl Machine for CheckPredecessor {
     }
 }
 
-/// Refresh up to [`FINGERS_PER_ROUND`] fingers, one lookup at a time.
+/// Refresh up to [`FINGERS_PER_ROUND`] fingers, one lookup at a time — one per round once the
+/// routing state is calm (fingers rarely change then; a changed one stirs it again).
 #[derive(Default)]
 pub struct FixFingers {
     fixed: usize,
@@ -136,7 +147,8 @@ pub struct FixFingers {
 
 impl FixFingers {
     fn next(&mut self, cx: &mut Cx<'_>) -> Step {
-        if self.fixed == FINGERS_PER_ROUND {
+        let quota = if cx.core.calm() { 1 } else { FINGERS_PER_ROUND };
+        if self.fixed >= quota {
             return finished();
         }
         let Some((index, start)) = cx.core.ring.as_mut().and_then(|r| r.next_finger_to_fix()) else { return finished() };
@@ -153,7 +165,9 @@ impl Machine for FixFingers {
             Input::Child(_, Outcome::Owner(Ok((owner, _)))) => {
                 cx.core.learn(&owner);
                 let Some(ring) = cx.core.ring.as_mut() else { return finished() };
-                ring.set_finger(self.index, owner);
+                if ring.set_finger(self.index, owner) {
+                    cx.core.stir();
+                }
                 self.fixed += 1;
                 self.next(cx)
             }

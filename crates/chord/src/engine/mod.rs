@@ -28,6 +28,7 @@ mod maintenance;
 mod membership;
 mod merge;
 mod read;
+mod relay;
 mod route;
 mod serve;
 mod sync;
@@ -35,7 +36,7 @@ mod time;
 mod write;
 
 pub use self::core::Counters;
-use self::core::Core;
+use self::core::{Core, CALM_AFTER_MS};
 pub use self::cx::{Action, LookupInfo, Millis, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, ScanPage, Ticket};
 pub use self::route::DictOp;
 pub use self::links::{Admission, IDLE_CLOSE_MS};
@@ -70,6 +71,10 @@ const SYNC_EVERY_ROUNDS: u64 = 4;
 const STRAY_EVERY_ROUNDS: u64 = 8;
 /// A replica lease lasts this many anti-entropy periods without a sync from its owner.
 const LEASE_SYNC_PERIODS: u64 = 10;
+/// How much slower than `stabilizeMs` maintenance runs once the routing state is calm (a
+/// power of two): at the default 250 ms, a round every 2 s, which cuts an idle member's
+/// maintenance traffic about eightfold (bench/idle.js).
+pub const MAX_CALM_SLOWDOWN: u64 = 8;
 /// Members a stranded node asks at once whether they are in a ring, to rejoin through one.
 const REJOIN_PROBES: usize = 8;
 /// Tombstones past the horizon are collected every this many rounds.
@@ -238,6 +243,7 @@ impl Engine {
             arc: Default::default(),
             links: Links::new(settings.max_peers),
             maintenance_due: false,
+            calm_since: now.mono,
             restored: false,
             seeding: false,
             rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
@@ -350,19 +356,6 @@ impl Engine {
     /// Requests in flight.
     pub fn in_flight(&self) -> usize {
         self.io.requests.len()
-    }
-
-    /// The nodes this engine would hold connections to: those it waits on for an answer and
-    /// those its routing state names.
-    pub fn peers_in_use(&self) -> Vec<Id> {
-        let mut peers: Vec<Id> = self.io.requests.values().map(|r| r.to.id).collect();
-        if let Some(ring) = &self.core.ring {
-            peers.extend(ring.successors().iter().chain(ring.predecessor()).map(|n| n.id));
-            peers.extend(ring.distinct_fingers().iter().map(|n| n.id));
-        }
-        peers.sort_unstable();
-        peers.dedup();
-        peers
     }
 
     /// When [`Engine::handle_timeout`] should be called next.
@@ -635,14 +628,28 @@ impl Engine {
     /// often than eight times a period.
     fn after_input(&mut self, now: Now) {
         if std::mem::take(&mut self.core.maintenance_due) {
-            let interval = self.interval();
+            self.core.stir();
+            let interval = self.base_interval();
             let soonest = (self.schedule.last_tick + interval / 8).max(now.mono);
             self.schedule.next_tick = self.schedule.next_tick.min(soonest);
         }
     }
 
-    fn interval(&self) -> Millis {
+    /// The configured maintenance period (`stabilizeMs`).
+    fn base_interval(&self) -> Millis {
         self.core.chord.as_ref().map_or(u64::MAX / 4, |c| c.stabilize_interval.as_millis() as u64)
+    }
+
+    /// The period of the next round: `stabilizeMs` while the routing state changes, then
+    /// doubling with each further `CALM_AFTER_MS` of calm, up to [`MAX_CALM_SLOWDOWN`] times
+    /// (2 s at the default 250 ms). Failures of the peers a node waits on are still found in
+    /// the failure timeout (requests are probed when overdue, see `detector`); what slows is
+    /// noticing an idle neighbour's death, and the fix-fingers and anti-entropy rounds.
+    fn interval(&self) -> Millis {
+        let base = self.base_interval();
+        let calm = self.core.now.saturating_sub(self.core.calm_since);
+        let doublings = (calm / CALM_AFTER_MS).min(MAX_CALM_SLOWDOWN.trailing_zeros() as u64);
+        base.saturating_mul(1 << doublings)
     }
 
     /// The period plus up to a quarter of it at random, so nodes do not fall into lockstep.

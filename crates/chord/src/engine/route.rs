@@ -17,7 +17,8 @@ use super::write::OwnerWrite;
 use crate::config::OPERATION_DEADLINE;
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::protocol::{Request, Response, WriteMode};
+use super::relay::RELAY_TTL;
+use crate::protocol::{Request, Response, Routed as Wire, WriteMode};
 use crate::routing::NodeRef;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -49,6 +50,9 @@ pub struct Routed {
     position: Id,
     request: Request,
     target: Destination,
+    /// The next request goes to the target itself, not through a relay (a relay ended at a
+    /// node that could not forward to it).
+    direct: bool,
     redirects: u32,
     /// Redirects towards a node we suspect, each answered by a lookup around it.
     suspect_detours: u32,
@@ -66,7 +70,7 @@ impl Routed {
             DictOp::Set => Request::Write { key, value: value.map(ByteBuf::from), mode: WriteMode::Set },
             DictOp::Delete => Request::Write { key, value: None, mode: WriteMode::Delete },
         };
-        Routed { op, position, request, target: Destination::Local, redirects: 0, suspect_detours: 0, attempt: 0, deadline: 0, waiting: Waiting::Nothing }
+        Routed { op, position, request, target: Destination::Local, direct: false, redirects: 0, suspect_detours: 0, attempt: 0, deadline: 0, waiting: Waiting::Nothing }
     }
 
     fn retarget(&mut self, cx: &mut Cx<'_>) -> Step {
@@ -94,7 +98,12 @@ impl Routed {
                 Step::Pending
             }
             (Destination::Remote(node), request) => {
-                let id = cx.request(node, request.clone());
+                let via = if self.direct { None } else { cx.core.relay_via(self.position, node) };
+                let id = match (via, Wire::of(request)) {
+                    (Some(via), Some(body)) => cx.request(&via, Request::Relay { ttl: RELAY_TTL, body }),
+                    _ => cx.request(node, request.clone()),
+                };
+                self.direct = false;
                 self.waiting = Waiting::Remote(id);
                 Step::Pending
             }
@@ -130,9 +139,21 @@ impl Routed {
 
     fn on_answer(&mut self, cx: &mut Cx<'_>, answer: Result<Response>) -> Step {
         self.waiting = Waiting::Nothing;
-        let remote = match &self.target {
+        let mut remote = match &self.target {
             Destination::Remote(node) => Some(node.id),
             Destination::Local => None,
+        };
+        let answer = match answer {
+            Ok(Response::Relayed { hops, answer }) => {
+                // Answered further along: a refusal is not the first hop's doing, and a
+                // redirect names a node the relay could not reach, which we then ask directly.
+                self.redirects += u32::from(hops);
+                remote = None;
+                let response = Response::from(answer);
+                self.direct = matches!(response, Response::Redirect(_));
+                Ok(response)
+            }
+            other => other,
         };
         match answer {
             Ok(Response::Redirect(next)) => {

@@ -9,7 +9,7 @@ use super::sync::{apply_items, Replica, TakeOver, SYNC_VERSIONS_LIMIT};
 use super::write::OwnerWrite;
 use crate::config::DATA_BUDGET_BYTES;
 use crate::id::Id;
-use crate::protocol::{Request, Response};
+use crate::protocol::{Request, Response, Routed};
 use crate::routing::NodeRef;
 use crate::store::Store;
 use serde_bytes::ByteBuf;
@@ -28,7 +28,7 @@ pub enum Served {
 /// A lookup asks us to route around nodes it found silent: any of them still in our routing
 /// table is probed (unless we heard from it lately), so we stop pointing others at it within
 /// half a failure timeout rather than whenever we next talk to it ourselves.
-fn check_avoided(cx: &mut Cx<'_>, avoid: &[Id]) {
+pub(super) fn check_avoided(cx: &mut Cx<'_>, avoid: &[Id]) {
     let Some(ring) = cx.core.ring.as_ref() else { return };
     let known = ring.known_nodes();
     for id in avoid.iter().take(AVOIDED_CHECKED) {
@@ -53,12 +53,13 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
     if let Some(refusal) = super::guard::check(cx, sender, &body) {
         return Served::Now(refusal);
     }
-    if matches!(body, Request::State | Request::FindSuccessor { .. }) && cx.core.refuses_joins() {
+    if matches!(body, Request::State | Request::FindSuccessor { .. } | Request::Relay { body: Routed::FindSuccessor { .. }, .. }) && cx.core.refuses_joins() {
         // A node rejoining its ring is no place to join (or rejoin) through: two restarted
         // neighbours joining each other would form a ring apart from their live one.
         return Served::Now(super::core::rejoining());
     }
     Served::Now(match body {
+        Request::Relay { ttl, body } => return super::relay::serve(cx, ttl, body),
         Request::Ping => Response::Pong,
         Request::Write { key, value, mode } => return Served::Later(Box::new(OwnerWrite::new(key.into_vec(), value, mode))),
         Request::Handoff { items } => return Served::Later(Box::new(TakeOver::new(items))),
