@@ -29,7 +29,6 @@
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { execFileSync } = require('node:child_process')
 const fleet = require('./fleet')
 const { median } = require('./stats')
 
@@ -67,14 +66,6 @@ function parseArgs(argv) {
 
 const log = (text) => process.stderr.write(`[idle ${new Date().toISOString().slice(11, 19)}] ${text}\n`)
 
-function describeBuild(dir) {
-  try {
-    return execFileSync('git', ['-C', dir, 'log', '-1', '--format=%h %s'], { encoding: 'utf8' }).trim().slice(0, 70)
-  } catch {
-    return path.basename(dir)
-  }
-}
-
 /** One idle ring of `size` nodes of `build`: join, settle, then measure a quiet window. */
 async function measure(build, size, args) {
   const hosts = await fleet.startFleet({ processes: Math.min(args.processes, size), build })
@@ -107,7 +98,7 @@ async function measure(build, size, args) {
 }
 
 function render(results, args) {
-  const builds = args.builds.map((dir, i) => ({ dir, label: `${String.fromCharCode(65 + i)}: ${describeBuild(dir)}` }))
+  const builds = args.builds.map((dir, i) => ({ dir, label: `${String.fromCharCode(65 + i)}: ${fleet.describeBuild(dir)}` }))
   const lines = [
     `# Idle cost per node: \`npm run bench:idle\``,
     '',

@@ -15,6 +15,8 @@
  *   --depth D            operations in flight per process (default 256)
  *   --lookups L          keys looked up to count hops (default 2000)
  *   --build DIR          load the API from another checkout (default: this one)
+ *   --options JSON       ChordSocket options for every node, for experiments (default {}: the
+ *                        library's defaults; the report names any option given)
  *   --out DIR            where scale.md and scale.json go (default bench/results)
  *
  * Nodes start and join one at a time, in random order across the processes. A refused join is
@@ -26,7 +28,6 @@
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { execFileSync } = require('node:child_process')
 const fleet = require('../bench/fleet')
 const { replicaSet, lossExpectation, deadWindows } = require('../bench/fleet/ring')
 const { summarize, fmtUs, fmtRate, fmtBytes } = require('../bench/stats')
@@ -34,7 +35,7 @@ const { summarize, fmtUs, fmtRate, fmtBytes } = require('../bench/stats')
 const ROOT = path.resolve(__dirname, '..')
 
 function parseArgs(argv) {
-  const args = { nodes: 1000, processes: 8, keys: 100_000, kill: 0.1, via: 'first', idleSeconds: 40, settleSeconds: 300, depth: 256, lookups: 2000, build: ROOT, out: path.join(ROOT, 'bench', 'results') }
+  const args = { nodes: 1000, processes: 8, keys: 100_000, kill: 0.1, via: 'first', idleSeconds: 40, settleSeconds: 300, depth: 256, lookups: 2000, options: {}, build: ROOT, out: path.join(ROOT, 'bench', 'results') }
   const numbers = { '--nodes': 'nodes', '--processes': 'processes', '--keys': 'keys', '--kill': 'kill', '--idle-seconds': 'idleSeconds', '--settle-seconds': 'settleSeconds', '--depth': 'depth', '--lookups': 'lookups' }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -45,6 +46,7 @@ function parseArgs(argv) {
     if (numbers[a]) args[numbers[a]] = Number(value())
     else if (a === '--via') args.via = value()
     else if (a === '--build') args.build = path.resolve(value())
+    else if (a === '--options') args.options = JSON.parse(value())
     else if (a === '--out') args.out = path.resolve(value())
     else if (a === '--help' || a === '-h') {
       process.stdout.write(fs.readFileSync(__filename, 'utf8').split('*/')[0].replace(/^#!.*\n'use strict'\n\/\*\*\n/, '').replace(/^ \* ?/gm, '') + '\n')
@@ -61,6 +63,7 @@ function parseArgs(argv) {
   whole('lookups', 0)
   if (!(args.kill >= 0 && args.kill < 1)) throw new Error(`--kill takes a fraction in [0, 1) (got ${args.kill})`)
   if (!(args.idleSeconds >= 0) || !(args.settleSeconds > 0)) throw new Error('--idle-seconds takes a number ≥ 0 and --settle-seconds one > 0')
+  if (args.options === null || typeof args.options !== 'object' || Array.isArray(args.options)) throw new Error('--options takes a JSON object of ChordSocket options')
   if (args.via !== 'first' && args.via !== 'random') throw new Error(`--via takes first or random (got ${args.via})`)
   if (args.kill > 0 && args.processes < 2) throw new Error('--kill needs --processes ≥ 2: the victims live in a process of their own')
   if (!fs.existsSync(path.join(args.build, 'package.json'))) throw new Error(`--build ${args.build} is not a package folder`)
@@ -79,14 +82,6 @@ function placeNodes({ nodes, processes, kill }) {
   let next = 0
   const plan = Array.from({ length: nodes }, (_, slot) => (victimSlots.has(slot) ? processes - 1 : next++ % survivorProcesses))
   return { plan, victimProcess: victims > 0 ? processes - 1 : null, victimSlots: victimSlots.size }
-}
-
-function describeBuild(dir) {
-  try {
-    return execFileSync('git', ['-C', dir, 'log', '-1', '--format=%h %cs %s'], { encoding: 'utf8' }).trim()
-  } catch {
-    return 'not a git checkout'
-  }
 }
 
 function msSummary(values) {
@@ -130,12 +125,14 @@ async function run(args) {
   const report = {
     date: new Date().toISOString(),
     machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
-    build: { dir: args.build, commit: describeBuild(args.build) },
+    // The machine is shared: its load says how much the timings can be trusted.
+    loadAverage: { start: os.loadavg()[0] },
+    build: { dir: args.build, commit: fleet.describeBuild(args.build) },
     args: { ...args, build: undefined, out: undefined },
     phases: {},
   }
   log(`${args.nodes} nodes in ${args.processes} processes (${victimSlots} victims in process ${victimProcess ?? '—'}), build ${args.build}`)
-  const hosts = await fleet.startFleet({ processes: args.processes, build: args.build })
+  const hosts = await fleet.startFleet({ processes: args.processes, build: args.build, options: args.options })
   const nodesOf = new Map(hosts.map((host) => [host.index, 0]))
   try {
     report.defaults = await hosts[0].call('describe')
@@ -214,6 +211,7 @@ async function run(args) {
     await fleet.stopFleet(hosts)
   }
   report.nodesPerProcess = Object.fromEntries(nodesOf)
+  report.loadAverage.end = os.loadavg()[0]
   return report
 }
 
@@ -342,7 +340,7 @@ function renderMarkdown(r) {
   return [
     `# A ring of ${int(a.nodes)} nodes: \`npm run scale -- --nodes ${a.nodes} --processes ${a.processes}${a.via === 'random' ? ' --via random' : ''}\``,
     '',
-    `${r.machine}; ${r.date.slice(0, 10)}. Build: ${r.build.commit} (${r.build.dir}). Library defaults: Noise, replicas ${r.defaults?.replicas}, stabilizeMs ${r.defaults?.stabilizeMs}, maxPeers ${r.defaults?.maxPeers}; in memory, 127.0.0.1.`,
+    `${r.machine}, load average ${fixed(r.loadAverage.start, 1)} at the start and ${fixed(r.loadAverage.end, 1)} at the end; ${r.date.slice(0, 10)}. Build: ${r.build.commit} (${r.build.dir}). ${Object.keys(a.options).length > 0 ? `**Options changed from the defaults: \`${JSON.stringify(a.options)}\`.** ` : 'Library defaults: '}Noise, replicas ${r.defaults?.replicas}, stabilizeMs ${r.defaults?.stabilizeMs}, maxPeers ${r.defaults?.maxPeers}; in memory, 127.0.0.1.`,
     `${int(a.nodes)} nodes in ${a.processes} processes (nodes per process: ${Object.values(r.nodesPerProcess ?? {}).join(', ')}), joining one by one through ${a.via === 'random' ? 'a random earlier member' : 'the first node'}; ${int(a.keys)} keys of 32 bytes; kill fraction ${a.kill}.`,
     '',
     '| | |',

@@ -97,4 +97,5 @@ export function lookupKeys(hosts: Host[], keys: number[]): Promise<{ samples: nu
 export function holdersOf(hosts: Host[], keys: number[]): Promise<string[][]>
 export function procSample(pid: number): { cpuMs: number; rss: number }
 export function measureIdle(hosts: Host[], seconds: number, nodesOf: (host: Host) => number): Promise<Record<string, unknown>>
+export function describeBuild(dir: string): string
 export function sleep(ms: number): Promise<void>

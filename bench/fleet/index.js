@@ -391,6 +391,21 @@ async function measureIdle(hosts, seconds, nodesOf) {
   }
 }
 
+/**
+ * Which engine a checkout holds: the last commit that changed the engine or the binding
+ * (crates/, src/, Cargo.*), and whether they have uncommitted changes.
+ */
+function describeBuild(dir) {
+  const git = (...args) => execFileSync('git', ['-C', dir, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+  try {
+    const engine = git('log', '-1', '--format=%h %cs %s', '--', 'crates', 'src', 'Cargo.toml', 'Cargo.lock')
+    const dirty = git('status', '--porcelain', '--', 'crates', 'src', 'Cargo.toml', 'Cargo.lock') !== ''
+    return `engine of ${engine}${dirty ? ' + uncommitted changes' : ''}`
+  } catch {
+    return `${path.basename(dir)} (not a git checkout)`
+  }
+}
+
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
@@ -411,5 +426,6 @@ module.exports = {
   holdersOf,
   procSample,
   measureIdle,
+  describeBuild,
   sleep,
 }
