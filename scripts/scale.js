@@ -185,7 +185,7 @@ async function run(args) {
       log(`writing ${args.keys} keys`)
       report.write = await step(report, 'write', () => fleet.writeKeys(hosts, args.keys, args.depth))
       log(`reading them back from every process`)
-      const read = await step(report, 'read', () => fleet.readKeys(hosts, args.keys, args.depth))
+      const read = await step(report, 'read', () => fleet.readKeys(hosts, args.keys, args.depth, report.write?.failedKeys))
       if (read) report.read = summarizeRead(read)
     }
     if (args.lookups > 0 && args.keys > 0) {
@@ -204,7 +204,7 @@ async function run(args) {
 
     // Kill a random set of nodes at once; time until one ring again; which keys went with them.
     if (victimProcess !== null && links) {
-      report.kill = await step(report, 'kill', () => killPhase(hosts, hosts[victimProcess], args, report.defaults.replicas))
+      report.kill = await step(report, 'kill', () => killPhase(hosts, hosts[victimProcess], args, report.defaults.replicas, report.write?.failedKeys ?? []))
     }
     report.rssEnd = rssOf(hosts)
   } finally {
@@ -233,6 +233,7 @@ function summarizeRead(read) {
     firstWrong: read.firstWrong,
     firstError: read.firstError,
     missingKeys: read.missingKeys.length,
+    unacknowledgedMissing: read.unacknowledgedMissing,
     elapsedMs: read.elapsedMs,
     rate: read.rate,
     latency: read.latency,
@@ -252,7 +253,7 @@ async function checkPlacement(hosts, sortedIds, sample, replicas) {
   return { samples: sample.length, allReplicasHold: complete, meanCopies: copies / Math.max(1, sample.length) }
 }
 
-async function killPhase(hosts, victim, args, replicas) {
+async function killPhase(hosts, victim, args, replicas, unacknowledged) {
   const before = await fleet.ringLinks(hosts)
   const ids = before.map((link) => link.id).sort()
   const crashed = new Set(before.filter((link) => link.host === victim.index).map((link) => link.id))
@@ -282,7 +283,8 @@ async function killPhase(hosts, victim, args, replicas) {
   }
   if (args.keys > 0) {
     log('reading every key back from every surviving process')
-    const read = await fleet.readKeys(survivors, args.keys, args.depth)
+    const read = await fleet.readKeys(survivors, args.keys, args.depth, unacknowledged)
+    // Keys whose set was acknowledged and that some survivor did not read back right.
     const unreadable = [...new Set([...read.missingKeys, ...read.failedKeys, ...read.wrongKeys])]
     result.read = summarizeRead(read)
     result.lostKeys = unreadable.length
@@ -321,15 +323,18 @@ function renderMarkdown(r) {
     row(`idle CPU per node (${fixed(r.idle.seconds, 0)} s, /proc/<pid>/stat)`, `${fixed(r.idle.cpuMsPerSecondPerNode)} ms/s`)
     row('idle TCP payload sent per node (tcp_info bytes_sent)', `${int(r.idle.sentBytesPerSecondPerNode)} B/s, ${fixed(r.idle.segmentsPerSecondPerNode, 1)} segments/s`)
   }
-  if (r.write) row(`sets: ${int(a.keys)} keys, ${a.depth} in flight per process`, `${fmtRate(r.write.rate)}; p50 ${fmtUs(r.write.latency.p50)}, p99 ${fmtUs(r.write.latency.p99)}; failed ${int(r.write.failed)}${r.write.failed ? ` (${r.write.firstError})` : ''}`)
-  if (r.read) row(`gets: every key from each of ${r.read.readers} processes`, `${fmtRate(r.read.rate)}; p50 ${fmtUs(r.read.latency.p50)}, p99 ${fmtUs(r.read.latency.p99)}; wrong ${int(r.read.wrong)}, missing ${int(r.read.missing)}, failed ${int(r.read.failed)}`)
+  const codes = (errors) => Object.entries(errors ?? {}).map(([code, n]) => `${code} × ${int(n)}`).join(', ')
+  const readFigures = (read) =>
+    `wrong ${int(read.wrong)}, missing ${int(read.missing)}${read.unacknowledgedMissing ? ` (+ ${int(read.unacknowledgedMissing)} of keys whose set failed)` : ''}, failed ${int(read.failed)}${read.failed ? ` (${codes(read.errors)}; ${read.firstError})` : ''}`
+  if (r.write) row(`sets: ${int(a.keys)} keys, ${a.depth} in flight per process`, `${fmtRate(r.write.rate)}; p50 ${fmtUs(r.write.latency.p50)}, p99 ${fmtUs(r.write.latency.p99)}; failed ${int(r.write.failed)}${r.write.failed ? ` (${codes(r.write.errors)}; ${r.write.firstError})` : ''}`)
+  if (r.read) row(`gets: every key from each of ${r.read.readers} processes`, `${fmtRate(r.read.rate)}; p50 ${fmtUs(r.read.latency.p50)}, p99 ${fmtUs(r.read.latency.p99)}; ${readFigures(r.read)}`)
   if (r.lookups) row(`lookup hops (${int(r.lookups.samples)} keys)`, `mean ${fixed(r.lookups.meanHops)}, max ${r.lookups.maxHops}; owner as computed from ids: ${int(r.lookups.ownerAsComputed)} of ${int(r.lookups.answered)}`)
   if (r.placement) row(`replica placement (${r.placement.samples} keys, localGet)`, `all ${r.defaults.replicas} computed replicas hold it: ${r.placement.allReplicasHold}; copies per key mean ${fixed(r.placement.meanCopies)}`)
   const k = r.kill
   if (k) {
     row(`SIGKILL ${int(k.killed)} of ${int(k.members)} members at once`, `one ring again: ${yes(k.oneRingAgain)} after ${ms(k.recoveryMs)}${k.oneRingAgain ? '' : ` (${k.misplaced} misplaced)`}`)
     row('keys with all copies among the killed (computed)', `${int(k.doomedKeys)} (${k.deadWindows} runs of ${r.defaults.replicas} consecutive killed members); expected ${fixed(k.expectation.keys, 1)} keys, ${fixed(k.expectation.windows, 2)} runs, P(any key lost) ≈ ${fixed(k.expectation.atLeastOneKey * 100, 0)} %`)
-    if (k.read) row('keys not read back after the kill', `${int(k.lostKeys)}: ${int(k.lostAsExpected)} of the doomed, **${int(k.lostThoughACopySurvived)} though a copy survived**${k.lostThoughACopySurvivedSample?.length ? ` (${k.lostThoughACopySurvivedSample.join(', ')})` : ''}; wrong values ${int(k.read.wrong)}, failed reads ${int(k.read.failed)}; gets ${fmtRate(k.read.rate)}`)
+    if (k.read) row('acknowledged keys not read back right after the kill', `${int(k.lostKeys)}: ${int(k.lostAsExpected)} of the doomed, **${int(k.lostThoughACopySurvived)} though a copy survived**${k.lostThoughACopySurvivedSample?.length ? ` (${k.lostThoughACopySurvivedSample.join(', ')})` : ''}; reads: ${readFigures(k.read)}; gets ${fmtRate(k.read.rate)}`)
   }
   const rssLine = (list) => (list ? `${list.map((p) => fmtBytes(p.rss)).join(', ')}` : '—')
   row('RSS per process: empty / ring / with data', `${rssLine(r.rssEmpty)} / ${rssLine(r.rssRing)} / ${rssLine(r.rssData)}`)

@@ -106,7 +106,8 @@ const commands = {
     const keys = indices(range)
     const latencies = new Float64Array(keys.length)
     const errors = {}
-    let failed = 0
+    // Keys whose set rejected: not acknowledged, so a later read may rightly miss them.
+    const failed = []
     let firstError
     const started = nowUs()
     await pool(keys.length, depth, async (j) => {
@@ -117,7 +118,7 @@ const commands = {
         latencies[j] = nowUs() - t
       } catch (error) {
         latencies[j] = NaN
-        failed++
+        failed.push(i)
         errors[codeOf(error)] = (errors[codeOf(error)] ?? 0) + 1
         firstError ??= `key-${i}: ${codeOf(error)} ${messageOf(error)}`
       }

@@ -64,8 +64,15 @@ export interface OpsResult {
   latency: LatencySummary
 }
 
+export interface WriteResult extends OpsResult {
+  /** Keys whose set rejected (not acknowledged). */
+  failedKeys: number[]
+}
+
 export interface ReadResult extends OpsResult {
   readers: number
+  /** Reads that found a key absent whose set had rejected (not counted in `missing`). */
+  unacknowledgedMissing: number
   wrong: number
   missing: number
   failedReads: number
@@ -91,8 +98,8 @@ export function crossCheck(
   hosts: Host[],
   links: Link[],
 ): Promise<{ asked: number; agree: number; disagree: string[]; unreachable: Record<string, number>; firstUnreachable?: string }>
-export function writeKeys(hosts: Host[], total: number, depth?: number): Promise<OpsResult>
-export function readKeys(hosts: Host[], total: number, depth?: number): Promise<ReadResult>
+export function writeKeys(hosts: Host[], total: number, depth?: number): Promise<WriteResult>
+export function readKeys(hosts: Host[], total: number, depth?: number, unacknowledged?: number[]): Promise<ReadResult>
 export function lookupKeys(hosts: Host[], keys: number[]): Promise<{ samples: number; failed: number; meanHops: number; maxHops: number; owners: Map<number, string> }>
 export function holdersOf(hosts: Host[], keys: number[]): Promise<string[][]>
 export function procSample(pid: number): { cpuMs: number; rss: number }

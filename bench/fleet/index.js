@@ -224,25 +224,32 @@ async function writeKeys(hosts, total, depth = 256) {
   const alive = hosts.filter((host) => host.alive)
   const started = Date.now()
   const results = await Promise.all(alive.map((host, j) => host.call('write', { range: { start: j, step: alive.length, total }, depth }, 30 * 60_000)))
-  return mergeOps(results, Date.now() - started)
+  return { ...mergeOps(results, Date.now() - started), failedKeys: results.flatMap((r) => r.failed).sort((a, b) => a - b) }
 }
 
 /**
  * Every live process reads keys 0..total-1 (all of them), `depth` in flight in each. Returns the
- * merged counts plus, per key, how many processes did not read it right (by kind).
+ * merged counts (reads that were wrong, missing or failed, over all readers) and the keys any
+ * reader did not read right, by kind. Keys in `unacknowledged` (their set rejected) are read
+ * too but counted apart: missing them is no fault.
  */
-async function readKeys(hosts, total, depth = 256) {
+async function readKeys(hosts, total, depth = 256, unacknowledged = []) {
   const alive = hosts.filter((host) => host.alive)
   const started = Date.now()
   const results = await Promise.all(alive.map((host) => host.call('read', { range: { total }, depth }, 30 * 60_000)))
   const merged = mergeOps(results, Date.now() - started)
-  const union = (kind) => [...new Set(results.flatMap((r) => r[kind]))].sort((a, b) => a - b)
+  const excused = new Set(unacknowledged)
+  // Only an absent key is excused by its set having failed: the value written is always the same.
+  const counted = (kind) => (i) => kind !== 'missing' || !excused.has(i)
+  const count = (kind) => results.reduce((n, r) => n + r[kind].filter(counted(kind)).length, 0)
+  const union = (kind) => [...new Set(results.flatMap((r) => r[kind]))].filter(counted(kind)).sort((a, b) => a - b)
   return {
     ...merged,
     readers: alive.length,
-    wrong: results.reduce((n, r) => n + r.wrong.length, 0),
-    missing: results.reduce((n, r) => n + r.missing.length, 0),
-    failedReads: results.reduce((n, r) => n + r.failed.length, 0),
+    wrong: count('wrong'),
+    missing: count('missing'),
+    failedReads: count('failed'),
+    unacknowledgedMissing: results.reduce((n, r) => n + r.missing.filter((i) => excused.has(i)).length, 0),
     wrongKeys: union('wrong'),
     missingKeys: union('missing'),
     failedKeys: union('failed'),
