@@ -284,13 +284,16 @@ async function killPhase(hosts, victim, args, replicas, unacknowledged) {
   if (args.keys > 0) {
     log('reading every key back from every surviving process')
     const read = await fleet.readKeys(survivors, args.keys, args.depth, unacknowledged)
-    // Keys whose set was acknowledged and that some survivor did not read back right.
-    const unreadable = [...new Set([...read.missingKeys, ...read.failedKeys, ...read.wrongKeys])]
+    // Lost: an acknowledged key some survivor found absent (or wrong). Keys whose reads only
+    // failed (an error, no answer) are counted apart: they say nothing of the data.
+    const lost = [...new Set([...read.missingKeys, ...read.wrongKeys])]
+    const lostSet = new Set(lost)
     result.read = summarizeRead(read)
-    result.lostKeys = unreadable.length
-    result.lostAsExpected = unreadable.filter((i) => doomed.has(i)).length
-    result.lostThoughACopySurvived = unreadable.filter((i) => !doomed.has(i)).length
-    result.lostThoughACopySurvivedSample = unreadable.filter((i) => !doomed.has(i)).slice(0, 10).map((i) => `key-${i}`)
+    result.lostKeys = lost.length
+    result.lostAsExpected = lost.filter((i) => doomed.has(i)).length
+    result.lostThoughACopySurvived = lost.filter((i) => !doomed.has(i)).length
+    result.lostThoughACopySurvivedSample = lost.filter((i) => !doomed.has(i)).slice(0, 10).map((i) => `key-${i}`)
+    result.onlyFailedReads = read.failedKeys.filter((i) => !lostSet.has(i)).length
   }
   return result
 }
@@ -334,7 +337,10 @@ function renderMarkdown(r) {
   if (k) {
     row(`SIGKILL ${int(k.killed)} of ${int(k.members)} members at once`, `one ring again: ${yes(k.oneRingAgain)} after ${ms(k.recoveryMs)}${k.oneRingAgain ? '' : ` (${k.misplaced} misplaced)`}`)
     row('keys with all copies among the killed (computed)', `${int(k.doomedKeys)} (${k.deadWindows} runs of ${r.defaults.replicas} consecutive killed members); expected ${fixed(k.expectation.keys, 1)} keys, ${fixed(k.expectation.windows, 2)} runs, P(any key lost) ≈ ${fixed(k.expectation.atLeastOneKey * 100, 0)} %`)
-    if (k.read) row('acknowledged keys not read back right after the kill', `${int(k.lostKeys)}: ${int(k.lostAsExpected)} of the doomed, **${int(k.lostThoughACopySurvived)} though a copy survived**${k.lostThoughACopySurvivedSample?.length ? ` (${k.lostThoughACopySurvivedSample.join(', ')})` : ''}; reads: ${readFigures(k.read)}; gets ${fmtRate(k.read.rate)}`)
+    if (k.read) {
+      row('acknowledged keys lost (absent or wrong for some survivor)', `${int(k.lostKeys)}: ${int(k.lostAsExpected)} of the doomed, **${int(k.lostThoughACopySurvived)} though a copy survived**${k.lostThoughACopySurvivedSample?.length ? ` (${k.lostThoughACopySurvivedSample.join(', ')})` : ''}; ${int(k.onlyFailedReads)} more keys whose reads only failed`)
+      row('gets after the kill, every key from each survivor', `${fmtRate(k.read.rate)}; p50 ${fmtUs(k.read.latency.p50)}, p99 ${fmtUs(k.read.latency.p99)}; ${readFigures(k.read)}`)
+    }
   }
   const rssLine = (list) => (list ? `${list.map((p) => fmtBytes(p.rss)).join(', ')}` : '—')
   row('RSS per process: empty / ring / with data', `${rssLine(r.rssEmpty)} / ${rssLine(r.rssRing)} / ${rssLine(r.rssData)}`)
