@@ -345,7 +345,7 @@ function renderMarkdown(r) {
   const rssLine = (list) => (list ? `${list.map((p) => fmtBytes(p.rss)).join(', ')}` : '—')
   row('RSS per process: empty / ring / with data', `${rssLine(r.rssEmpty)} / ${rssLine(r.rssRing)} / ${rssLine(r.rssData)}`)
   const totalRss = (list) => (list ?? []).reduce((s, p) => s + p.rss, 0)
-  if (r.join && r.rssRing) row('RSS growth per member: ring formed / with data (over the empty processes)', `${fmtBytes((totalRss(r.rssRing) - totalRss(r.rssEmpty)) / Math.max(1, r.join.members))} / ${r.rssData ? fmtBytes((totalRss(r.rssData) - totalRss(r.rssEmpty)) / Math.max(1, r.join.members)) : '—'}`)
+  if (r.join && r.rssRing) row('RSS growth over the empty processes, per member: ring formed / with data (includes each process\'s own heap growth from the dict work)', `${fmtBytes((totalRss(r.rssRing) - totalRss(r.rssEmpty)) / Math.max(1, r.join.members))} / ${r.rssData ? fmtBytes((totalRss(r.rssData) - totalRss(r.rssEmpty)) / Math.max(1, r.join.members)) : '—'}`)
   const failed = Object.entries(r.phases).filter(([, p]) => !p.ok)
   if (failed.length > 0) row('phases that failed', failed.map(([name, p]) => `${name}: ${p.error}`).join('; '))
   return [
