@@ -201,6 +201,9 @@ async function run(args) {
       if (placement) report.placement = placement
     }
     report.rssData = rssOf(hosts)
+    // No node has failed yet: every suspicion so far is a false one (a loaded machine's, or a bug).
+    const afterData = await step(report, 'suspicions', () => fleet.ringLinks(hosts))
+    if (afterData) report.suspicionsBeforeKill = { total: afterData.reduce((s, link) => s + link.suspicions, 0), nodes: afterData.filter((link) => link.suspicions > 0).length }
 
     // Kill a random set of nodes at once; time until one ring again; which keys went with them.
     if (victimProcess !== null && links) {
@@ -333,6 +336,7 @@ function renderMarkdown(r) {
   if (r.read) row(`gets: every key from each of ${r.read.readers} processes`, `${fmtRate(r.read.rate)}; p50 ${fmtUs(r.read.latency.p50)}, p99 ${fmtUs(r.read.latency.p99)}; ${readFigures(r.read)}`)
   if (r.lookups) row(`lookup hops (${int(r.lookups.samples)} keys)`, `mean ${fixed(r.lookups.meanHops)}, max ${r.lookups.maxHops}; owner as computed from ids: ${int(r.lookups.ownerAsComputed)} of ${int(r.lookups.answered)}`)
   if (r.placement) row(`replica placement (${r.placement.samples} keys, localGet)`, `all ${r.defaults.replicas} computed replicas hold it: ${r.placement.allReplicasHold}; copies per key mean ${fixed(r.placement.meanCopies)}`)
+  if (r.suspicionsBeforeKill) row('false suspicions before the kill (stats().suspicions)', `${int(r.suspicionsBeforeKill.total)}, by ${int(r.suspicionsBeforeKill.nodes)} nodes`)
   const k = r.kill
   if (k) {
     row(`SIGKILL ${int(k.killed)} of ${int(k.members)} members at once`, `one ring again: ${yes(k.oneRingAgain)} after ${ms(k.recoveryMs)}${k.oneRingAgain ? '' : ` (${k.misplaced} misplaced)`}`)

@@ -80,6 +80,7 @@ const commands = {
         fingers: s.fingers,
         connections: s.connections,
         peers: socket.peers.length,
+        suspicions: s.suspicions,
       }
     })
   },

@@ -44,6 +44,8 @@ export interface Link {
   fingers: number
   connections: number
   peers: number
+  /** Peers this node suspected of having failed since it started. */
+  suspicions: number
 }
 
 export interface LatencySummary {
