@@ -62,10 +62,10 @@ impl Inbound for Dispatch {
         }
     }
 
-    fn disconnected(&self, info: &PeerInfo, reason: &str, last: bool) {
+    fn disconnected(&self, info: &PeerInfo, reason: &str, last: bool, lost: bool) {
         self.driver.metrics.record_connection_closed();
         if self.chord {
-            self.driver.peer_gone(&node_of(info), reason, last);
+            self.driver.peer_gone(&node_of(info), reason, last, lost);
         }
         if last {
             self.events.push(Event::Disconnect { peer: info.clone(), reason: reason.to_string() });

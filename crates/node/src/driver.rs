@@ -331,10 +331,14 @@ impl Driver {
         self.call(|engine, now| engine.handle_event(now, id, key, added, limit));
     }
 
-    /// A connection to `peer` closed (`last`: no other remains).
-    pub fn peer_gone(self: &Arc<Self>, peer: &NodeRef, reason: &str, last: bool) {
+    /// A connection to `peer` closed (`last`: no other remains; `lost`: it broke rather than
+    /// being closed by one side).
+    pub fn peer_gone(self: &Arc<Self>, peer: &NodeRef, reason: &str, last: bool, lost: bool) {
         let error = Error::PeerGone(format!("{}:{} ({reason})", peer.host, peer.port));
-        self.call(|engine, now| engine.peer_gone(now, peer.id, error, last));
+        match lost {
+            true => self.call(|engine, now| engine.peer_gone(now, peer.id, error, last)),
+            false => self.call(|engine, now| engine.peer_closed(now, peer.id, error, last)),
+        }
     }
 
     /// What this node reports about itself: the engine's part, the connections, the metrics.

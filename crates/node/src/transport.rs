@@ -41,6 +41,17 @@ const ENCRYPTION_MISMATCH: &str = "encryption-mismatch";
 
 pub(crate) type ConnId = u64;
 
+/// How a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// We closed it (and say goodbye, with the reason).
+    ByUs,
+    /// The peer said goodbye.
+    ByPeer,
+    /// It broke: the peer went without a goodbye, or reading failed.
+    Lost,
+}
+
 /// Who the transport hands authenticated traffic to.
 pub(crate) trait Inbound: Send + Sync + 'static {
     /// Our handshake frame as of now (the member flag may change).
@@ -48,8 +59,9 @@ pub(crate) trait Inbound: Send + Sync + 'static {
     fn connected(&self, conn: ConnId, info: &PeerInfo);
     /// A message from an authenticated peer (never a handshake frame or a goodbye).
     fn message(&self, conn: ConnId, peer: &NodeRef, message: Message);
-    /// A connection closed; `last` when no other connection to that peer remains.
-    fn disconnected(&self, info: &PeerInfo, reason: &str, last: bool);
+    /// A connection closed; `last` when no other connection to that peer remains; `lost`
+    /// when it broke (no goodbye either way) rather than being closed by one side.
+    fn disconnected(&self, info: &PeerInfo, reason: &str, last: bool, lost: bool);
     /// Something a peer did was refused (bad bytes, a failed handshake).
     fn bad_peer(&self, message: String);
     /// Every slot is taken and `peer` knocks (or we dial it): which connection gives way, if
@@ -246,7 +258,7 @@ impl Transport {
         match tx.try_send(Outgoing::Frame(frame)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.drop_conn(conn, "peer is not reading (send queue full)", true);
+                self.drop_conn(conn, "peer is not reading (send queue full)", Closing::ByUs);
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -374,7 +386,8 @@ impl Transport {
     }
 
     /// Close one connection. The handler hears of it (and fails what waited on it).
-    pub fn drop_conn(&self, conn: ConnId, reason: &str, tell_peer: bool) {
+    pub fn drop_conn(&self, conn: ConnId, reason: &str, how: Closing) {
+        let tell_peer = how == Closing::ByUs;
         let (removed, last) = {
             let mut table = self.lock();
             let Some(removed) = table.conns.remove(&conn) else { return };
@@ -392,7 +405,7 @@ impl Transport {
         let _ = removed.tx.try_send(Outgoing::Close { reason: reason.to_string(), tell_peer });
         removed.reader.abort();
         if let Some(inbound) = self.inbound() {
-            inbound.disconnected(&removed.info(), reason, last);
+            inbound.disconnected(&removed.info(), reason, last, how == Closing::Lost);
         }
     }
 
@@ -400,7 +413,7 @@ impl Transport {
     pub fn drop_peer(&self, peer: Id, reason: &str) {
         let conns: Vec<ConnId> = self.lock().conns.iter().filter(|(_, c)| c.peer.id == peer).map(|(id, _)| *id).collect();
         for conn in conns {
-            self.drop_conn(conn, reason, true);
+            self.drop_conn(conn, reason, Closing::ByUs);
         }
     }
 
@@ -416,7 +429,7 @@ impl Transport {
         };
         let _ = self.shutdown.send(true);
         for conn in conns {
-            self.drop_conn(conn, reason, true);
+            self.drop_conn(conn, reason, Closing::ByUs);
         }
     }
 
@@ -785,7 +798,7 @@ async fn read_loop(transport: Arc<Transport>, conn: ConnId, peer: NodeRef, mut r
         if let Some(opener) = opener.as_mut() {
             if let Err(error) = opener.open(&mut records, &mut buffer) {
                 transport.report_bad_peer(format!("closed connection to {}:{}: {error}", peer.host, peer.port));
-                transport.drop_conn(conn, &format!("protocol error: {error}"), true);
+                transport.drop_conn(conn, &format!("protocol error: {error}"), Closing::ByUs);
                 return;
             }
         }
@@ -793,20 +806,20 @@ async fn read_loop(transport: Arc<Transport>, conn: ConnId, peer: NodeRef, mut r
             match protocol::decode(&mut buffer, max) {
                 Ok(Some(Message::Goodbye { reason })) => {
                     // Frames after a goodbye are not processed.
-                    transport.drop_conn(conn, &format!("peer said goodbye: {reason}"), false);
+                    transport.drop_conn(conn, &format!("peer said goodbye: {reason}"), Closing::ByPeer);
                     return;
                 }
                 Ok(Some(other @ (Message::Hello(_) | Message::Welcome(_) | Message::Reject { .. }))) => {
                     let reason = format!("unexpected {} after the handshake", message_name(&other));
                     transport.report_bad_peer(format!("closed connection to {}:{}: {reason}", peer.host, peer.port));
-                    transport.drop_conn(conn, &reason, true);
+                    transport.drop_conn(conn, &reason, Closing::ByUs);
                     return;
                 }
                 Ok(Some(message)) => inbound.message(conn, &peer, message),
                 Ok(None) => break,
                 Err(error) => {
                     report_frame_error(&transport, &peer, &error);
-                    transport.drop_conn(conn, &format!("protocol error: {error}"), true);
+                    transport.drop_conn(conn, &format!("protocol error: {error}"), Closing::ByUs);
                     return;
                 }
             }
@@ -824,7 +837,7 @@ async fn read_loop(transport: Arc<Transport>, conn: ConnId, peer: NodeRef, mut r
             Err(error) => break format!("read failed: {error}"),
         }
     };
-    transport.drop_conn(conn, &reason, false);
+    transport.drop_conn(conn, &reason, Closing::Lost);
 }
 
 fn report_frame_error(transport: &Transport, peer: &NodeRef, error: &FrameError) {

@@ -181,6 +181,31 @@ impl Core {
         guess.map(Destination::Remote).ok_or_else(|| Error::Unavailable("not connected to any ring member: connect() to one first".into()))
     }
 
+    /// The nodes routing keeps connections to: predecessor, successor list, and as many
+    /// distinct fingers as fit the table with a quarter of it left for clients, joiners and
+    /// owners we reach — the farthest first (the longest jumps; near fingers are covered by
+    /// the successors). With the default 64 slots that is every finger up to rings of
+    /// millions; with 16, seven.
+    pub fn routing_set(&self) -> Vec<Id> {
+        let Some(ring) = &self.ring else { return Vec::new() };
+        let mut set: Vec<Id> = ring.successors().iter().chain(ring.predecessor()).map(|n| n.id).collect();
+        let room = self.links.limit().saturating_sub(set.len() + self.links.limit() / 4);
+        let fingers = ring.distinct_fingers().into_iter().rev().filter(|f| !set.contains(&f.id)).take(room).map(|f| f.id);
+        set.extend(fingers.collect::<Vec<_>>());
+        set
+    }
+
+    /// The node we hold a connection to that lies closest before `position` and after us
+    /// (so asking it makes progress), skipping `avoid` and suspects: where a lookup or relay
+    /// goes when its natural next hop is not connected.
+    pub fn open_hop_towards(&self, position: Id, avoid: &[Id]) -> Option<NodeRef> {
+        let ring = self.ring.as_ref()?;
+        ring.known_nodes()
+            .into_iter()
+            .filter(|n| n.id.in_open(self.me.id, position) && self.links.is_open(n.id) && !avoid.contains(&n.id) && !self.is_suspect(n.id))
+            .max_by_key(|n| self.me.id.distance_to(n.id))
+    }
+
     /// Whether to reach `node` (the owner we believe in) through a relay, and through whom:
     /// only when we hold no connection to it and every slot is taken, through the open
     /// connection closest before the position (a finger or successor of ours, or for a client
@@ -201,17 +226,23 @@ impl Core {
     /// The first hop of a lookup from here: our finger table, or for a client the member that
     /// precedes the position in its view.
     pub fn start_hop(&self, position: Id) -> Result<Hop> {
-        if let Some(ring) = &self.ring {
-            return Ok(ring.next_hop(position));
+        if self.ring.is_some() {
+            return self.local_hop(position, &[]);
         }
         let preceding = self.view.range(..position).next_back().or_else(|| self.view.iter().next_back());
         preceding.map(|(_, node)| Hop::Closer(node.clone())).ok_or_else(|| Error::Unavailable("not connected to any ring member".into()))
     }
 
-    /// The next hop from our own tables, skipping nodes found dead.
+    /// The next hop from our own tables, skipping nodes found dead; a closer node we are
+    /// connected to rather than one we would have to dial, when the table is full.
     pub fn local_hop(&self, position: Id, avoid: &[Id]) -> Result<Hop> {
         if let Some(ring) = &self.ring {
-            return Ok(ring.next_hop_avoiding(position, avoid));
+            return Ok(match ring.next_hop_avoiding(position, avoid) {
+                Hop::Closer(next) if !self.links.is_open(next.id) && !self.links.has_room() => {
+                    Hop::Closer(self.open_hop_towards(position, avoid).unwrap_or(next))
+                }
+                hop => hop,
+            });
         }
         let preceding = self.view.range(..position).rev().chain(self.view.iter().rev()).find(|(id, _)| !avoid.contains(id));
         preceding.map(|(_, n)| Hop::Closer(n.clone())).ok_or_else(|| Error::Unavailable("no ring member left to ask".into()))

@@ -52,6 +52,10 @@ impl Links {
         Links { limit, open: HashMap::new() }
     }
 
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     pub fn is_open(&self, peer: Id) -> bool {
         self.open.contains_key(&peer)
     }
