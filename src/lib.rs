@@ -124,6 +124,19 @@ pub struct JsStats {
     pub oversized_frames: f64,
 }
 
+/// One kind of traffic since the node started: frames (length prefix included, before
+/// encryption) queued to peers and received from them.
+#[napi(object)]
+pub struct JsTraffic {
+    /// 'maintenance' | 'lookup' | 'data' | 'replication' | 'anti_entropy' | 'walk' |
+    /// 'membership' | 'events' | 'mesh' | 'other'
+    pub kind: String,
+    pub sent_messages: f64,
+    pub sent_bytes: f64,
+    pub received_messages: f64,
+    pub received_bytes: f64,
+}
+
 #[napi(object)]
 pub struct JsScanPage {
     pub keys: Vec<Buffer>,
@@ -679,6 +692,8 @@ pub struct JsMetrics {
     pub connections_closed: f64,
     /// Frames refused before sending for exceeding the frame limit (0 unless there is a bug).
     pub oversized_frames: f64,
+    /// Messages and bytes by what they are for, sent and received.
+    pub traffic: Vec<JsTraffic>,
 }
 
 /// What a node reports about itself (local, or asked over the wire with `memberInfo`).
@@ -737,6 +752,17 @@ fn js_metrics(m: &chord::metrics::MetricsSnapshot) -> JsMetrics {
         connections_opened: m.connections_opened as f64,
         connections_closed: m.connections_closed as f64,
         oversized_frames: m.oversized_frames as f64,
+        traffic: m
+            .traffic
+            .iter()
+            .map(|t| JsTraffic {
+                kind: t.kind.clone(),
+                sent_messages: t.sent_messages as f64,
+                sent_bytes: t.sent_bytes as f64,
+                received_messages: t.received_messages as f64,
+                received_bytes: t.received_bytes as f64,
+            })
+            .collect(),
     }
 }
 

@@ -269,6 +269,8 @@ export interface JsMetrics {
   connectionsClosed: number
   /** Frames refused before sending for exceeding the frame limit (0 unless there is a bug). */
   oversizedFrames: number
+  /** Messages and bytes by what they are for, sent and received. */
+  traffic: Array<JsTraffic>
 }
 
 export interface JsNodeRef {
@@ -330,6 +332,22 @@ export interface JsStats {
   contacts: number
   /** Frames refused before sending for exceeding the frame limit (0 unless there is a bug). */
   oversizedFrames: number
+}
+
+/**
+ * One kind of traffic since the node started: frames (length prefix included, before
+ * encryption) queued to peers and received from them.
+ */
+export interface JsTraffic {
+  /**
+   * 'maintenance' | 'lookup' | 'data' | 'replication' | 'anti_entropy' | 'walk' |
+   * 'membership' | 'events' | 'mesh' | 'other'
+   */
+  kind: string
+  sentMessages: number
+  sentBytes: number
+  receivedMessages: number
+  receivedBytes: number
 }
 
 /** The key pair of a 32-byte secret key. */

@@ -41,6 +41,7 @@ use self::mesh::Mesh;
 use self::transport::{Identity, Inbound, Transport};
 use self::disk::{Disk, DiskValues};
 use chord::engine::{Engine, Now, Restored, Settings, UserOp};
+use chord::metrics::Metrics;
 use chord::error::{Error, Result};
 use chord::id::Id;
 use chord::routing::NodeRef;
@@ -107,7 +108,7 @@ impl Node {
             keys,
             network_key: config.network_key.unwrap_or_else(open_network_key),
             noise: config.encryption == "Noise",
-        }));
+        }, Arc::new(Metrics::new())));
         let events = Arc::new(EventQueue::new());
         let settings = Settings {
             me: me.clone(),

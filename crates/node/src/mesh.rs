@@ -7,7 +7,7 @@
 
 use crate::clock::wall_millis;
 use crate::events::{Event, EventQueue, Incoming};
-use crate::transport::{ConnId, Transport};
+use crate::transport::{ConnId, Frame, Transport};
 use chord::error::{Error, Result};
 use chord::id::Id;
 use chord::protocol::{self, Message, PeerAd};
@@ -48,8 +48,8 @@ impl Mesh {
         let id = Id(rand::random());
         self.first_time(id);
         let message = Message::Broadcast { id, origin: self.me.clone(), time_ms: wall_millis(), packets: to_bufs(packets) };
-        let frame = protocol::encode(&message);
-        self.check_size(frame.len())?;
+        let frame = Frame::of(&message);
+        self.check_size(frame.bytes.len())?;
         for (conn, _) in self.transport.connections() {
             self.transport.send_frame(conn, frame.clone());
         }
@@ -58,8 +58,8 @@ impl Mesh {
 
     pub async fn whisper(&self, packets: Vec<Vec<u8>>, target: WhisperTo) -> Result<()> {
         let message = Message::Whisper { origin: self.me.clone(), target: target.id, time_ms: wall_millis(), packets: to_bufs(packets) };
-        let frame = protocol::encode(&message);
-        self.check_size(frame.len())?;
+        let frame = Frame::of(&message);
+        self.check_size(frame.bytes.len())?;
         let conn = match (self.transport.conn_to(target.id), target.addr) {
             (Some(conn), _) => conn,
             (None, Some((host, port))) => self.transport.connection_to(&NodeRef { id: target.id, host, port }).await?,
@@ -87,7 +87,7 @@ impl Mesh {
         }
         let others: Vec<ConnId> = self.transport.connections().into_iter().map(|(c, _)| c).filter(|c| *c != from).collect();
         if !others.is_empty() {
-            let frame = protocol::encode(&Message::Broadcast { id, origin: origin.clone(), time_ms, packets: packets.clone() });
+            let frame = Frame::of(&Message::Broadcast { id, origin: origin.clone(), time_ms, packets: packets.clone() });
             for conn in others {
                 self.transport.send_frame(conn, frame.clone());
             }

@@ -15,6 +15,7 @@
 use crate::events::PeerInfo;
 use crate::config::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES, SEND_QUEUE_FRAMES};
 use chord::engine::Admission;
+use chord::metrics::{Metrics, Traffic};
 use chord::error::{Error, Result};
 use chord::id::Id;
 use chord_noise::{self as noise, Handshake, KeyPair, NetworkKey, NoiseError, Opener, Sealer, MAX_HANDSHAKE_MESSAGE, NOISE_PREFIX_BYTES};
@@ -132,8 +133,23 @@ impl Drop for Slot {
     }
 }
 
+/// An encoded message and what it is for (its bytes are counted when queued).
+#[derive(Clone)]
+pub(crate) struct Frame {
+    pub bytes: Bytes,
+    pub kind: Traffic,
+}
+
+impl Frame {
+    pub fn of(message: &Message) -> Frame {
+        Frame { bytes: protocol::encode(message), kind: message.traffic() }
+    }
+}
+
 pub(crate) struct Transport {
     pub identity: Identity,
+    /// Counters the node reports (traffic by kind is counted here, as frames come and go).
+    pub metrics: Arc<Metrics>,
     table: Mutex<Table>,
     next_conn: AtomicU64,
     handshakes: AtomicU64,
@@ -143,10 +159,11 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub fn new(identity: Identity) -> Transport {
+    pub fn new(identity: Identity, metrics: Arc<Metrics>) -> Transport {
         let (shutdown, _) = watch::channel(false);
         Transport {
             identity,
+            metrics,
             table: Mutex::new(Table::default()),
             next_conn: AtomicU64::new(1),
             handshakes: AtomicU64::new(0),
@@ -250,13 +267,17 @@ impl Transport {
 
     /// Queue a frame on a connection; false if the connection is gone. A full queue means the
     /// peer stopped reading: it is disconnected rather than allowed to grow our memory.
-    pub fn send_frame(&self, conn: ConnId, frame: Bytes) -> bool {
+    pub fn send_frame(&self, conn: ConnId, frame: Frame) -> bool {
         let tx = match self.lock().conns.get(&conn) {
             Some(c) => c.tx.clone(),
             None => return false,
         };
-        match tx.try_send(Outgoing::Frame(frame)) {
-            Ok(()) => true,
+        let (kind, bytes) = (frame.kind, frame.bytes.len());
+        match tx.try_send(Outgoing::Frame(frame.bytes)) {
+            Ok(()) => {
+                self.metrics.record_sent(kind, bytes);
+                true
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.drop_conn(conn, "peer is not reading (send queue full)", Closing::ByUs);
                 false
@@ -266,7 +287,7 @@ impl Transport {
     }
 
     pub fn send_message(&self, conn: ConnId, message: &Message) -> bool {
-        self.send_frame(conn, protocol::encode(message))
+        self.send_frame(conn, Frame::of(message))
     }
 
     /// A connection to `node`, reusing an open one or dialing once for all concurrent callers.
@@ -803,6 +824,7 @@ async fn read_loop(transport: Arc<Transport>, conn: ConnId, peer: NodeRef, mut r
             }
         }
         loop {
+            let buffered = buffer.len();
             match protocol::decode(&mut buffer, max) {
                 Ok(Some(Message::Goodbye { reason })) => {
                     // Frames after a goodbye are not processed.
@@ -815,7 +837,10 @@ async fn read_loop(transport: Arc<Transport>, conn: ConnId, peer: NodeRef, mut r
                     transport.drop_conn(conn, &reason, Closing::ByUs);
                     return;
                 }
-                Ok(Some(message)) => inbound.message(conn, &peer, message),
+                Ok(Some(message)) => {
+                    transport.metrics.record_received(message.traffic(), buffered - buffer.len());
+                    inbound.message(conn, &peer, message)
+                }
                 Ok(None) => break,
                 Err(error) => {
                     report_frame_error(&transport, &peer, &error);
