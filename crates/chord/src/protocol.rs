@@ -61,8 +61,15 @@ pub enum Message {
     Hello(Hello),
     /// The accepting side's answer to an acceptable `Hello`.
     Welcome(Hello),
-    /// The accepting side refuses; the connection closes after this frame.
-    Reject { code: String, reason: String, subnet: String },
+    /// The accepting side refuses; the connection closes after this frame. A node too busy
+    /// for a newcomer names members of its ring to try instead (`elsewhere`).
+    Reject {
+        code: String,
+        reason: String,
+        subnet: String,
+        #[serde(default)]
+        elsewhere: Vec<NodeRef>,
+    },
     /// Peer exchange: nodes the sender is connected to.
     Peers(Vec<PeerAd>),
     /// A message for every node; `id` deduplicates it.

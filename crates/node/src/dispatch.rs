@@ -79,6 +79,10 @@ impl Inbound for Dispatch {
     fn admit(&self, peer: Id) -> Admission {
         self.driver.admit(peer)
     }
+
+    fn elsewhere(&self) -> Vec<NodeRef> {
+        self.driver.inspect(|engine| engine.elsewhere())
+    }
 }
 
 fn node_of(info: &PeerInfo) -> NodeRef {

@@ -176,10 +176,27 @@ impl Node {
         }
     }
 
-    /// Connect to a node and complete the handshake; a lone ring member joins through it.
+    /// Connect to a node and complete the handshake; a lone ring member joins through it. A
+    /// node too busy to take us names other members of its ring: we try those.
     pub async fn connect(&self, host: &str, port: u16) -> Result<PeerInfo> {
         self.ensure_open()?;
-        let (_, info) = self.inner.transport.dial(host, port, None).await?;
+        let (_, info) = match self.inner.transport.dial(host, port, None).await {
+            Err(Error::Rejected { code, reason, elsewhere }) if code == "busy" && !elsewhere.is_empty() => {
+                let mut last = Error::Rejected { code, reason, elsewhere: Vec::new() };
+                let mut connected = None;
+                for member in elsewhere {
+                    match self.inner.transport.dial(&member.host, member.port, Some(member.id)).await {
+                        Ok(done) => {
+                            connected = Some(done);
+                            break;
+                        }
+                        Err(error) => last = error,
+                    }
+                }
+                connected.ok_or(last)?
+            }
+            other => other?,
+        };
         if self.inner.config.chord.is_some() && info.member {
             let peer = NodeRef { id: info.id, host: info.host.clone(), port: info.port };
             self.inner.driver.run_op(UserOp::JoinThrough(peer)).await?;

@@ -68,6 +68,8 @@ pub(crate) trait Inbound: Send + Sync + 'static {
     /// Every slot is taken and `peer` knocks (or we dial it): which connection gives way, if
     /// any (the engine's connection policy).
     fn admit(&self, peer: Id) -> Admission;
+    /// Members a newcomer we refuse for want of room may try instead.
+    fn elsewhere(&self) -> Vec<NodeRef>;
 }
 
 /// What the transport checks in a handshake.
@@ -331,7 +333,9 @@ impl Transport {
     /// the node we mean to reach, if we know it (the policy never gives its slot away to it).
     pub async fn dial(self: &Arc<Self>, host: &str, port: u16, expected: Option<Id>) -> Result<(ConnId, PeerInfo)> {
         let inbound = self.inbound().ok_or(Error::Closed)?;
-        let slot = self.slot_for(expected.unwrap_or_default()).map_err(|reason| Error::Rejected { code: "busy".into(), reason: format!("this node's own connection table is full: {reason}") })?;
+        let slot = self
+            .slot_for(expected.unwrap_or_default())
+            .map_err(|reason| Error::Rejected { code: "busy".into(), reason: format!("this node's own connection table is full: {reason}"), elsewhere: Vec::new() })?;
         let connect = TcpStream::connect((host, port));
         let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect)
             .await
@@ -352,8 +356,8 @@ impl Transport {
         let (first, remote_key) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await.map_err(|_| Error::Timeout(format!("handshake with {host}:{port}")))??;
         let hello = match first {
             Message::Welcome(hello) => hello,
-            Message::Reject { code, reason, subnet } if code == "protocol-mismatch" || code == ENCRYPTION_MISMATCH => return Err(self.mismatch(subnet, reason)),
-            Message::Reject { code, reason, .. } => return Err(Error::Rejected { code, reason }),
+            Message::Reject { code, reason, subnet, .. } if code == "protocol-mismatch" || code == ENCRYPTION_MISMATCH => return Err(self.mismatch(subnet, reason)),
+            Message::Reject { code, reason, elsewhere, .. } => return Err(Error::Rejected { code, reason, elsewhere }),
             other => return Err(Error::Protocol(format!("{host}:{port} answered the handshake with {}", message_name(&other)))),
         };
         if hello.protocol_id != self.identity.protocol_id {
@@ -499,7 +503,7 @@ impl Transport {
             _ => Ok(()),
         });
         if let Err((code, reason)) = checked {
-            let reject = Message::Reject { code: code.into(), reason: reason.clone(), subnet };
+            let reject = Message::Reject { code: code.into(), reason: reason.clone(), subnet, elsewhere: Vec::new() };
             let _ = link.send(&reject).await;
             let _ = link.writer.shutdown().await;
             return Err(format!("rejected {}:{}: {reason}", hello.node.host, hello.node.port));
@@ -507,7 +511,7 @@ impl Transport {
         let slot = match self.slot_for(hello.node.id) {
             Ok(slot) => slot,
             Err(reason) => {
-                let reject = Message::Reject { code: "busy".into(), reason, subnet };
+                let reject = Message::Reject { code: "busy".into(), reason, subnet, elsewhere: inbound.elsewhere() };
                 let _ = link.send(&reject).await;
                 let _ = link.writer.shutdown().await;
                 return Ok(());
@@ -529,7 +533,7 @@ impl Transport {
                     return Err(format!("expected a Noise handshake, got a plaintext {}", message_name(&message)));
                 }
                 let reason = "this node requires Noise encryption: a plaintext Hello is refused".to_string();
-                let _ = link.send(&Message::Reject { code: ENCRYPTION_MISMATCH.into(), reason, subnet: String::new() }).await;
+                let _ = link.send(&Message::Reject { code: ENCRYPTION_MISMATCH.into(), reason, subnet: String::new(), elsewhere: Vec::new() }).await;
                 let _ = link.writer.shutdown().await;
                 return Err("refused a plaintext Hello: this node requires Noise encryption".into());
             }
@@ -565,7 +569,7 @@ impl Transport {
         let announced = u32::from_be_bytes(link.raw[..4].try_into().expect("4 bytes")) as usize;
         if link.raw[0] == 0 && announced > MAX_HELLO_FRAME_BYTES {
             let reason = "this node uses Plaintext encryption: a Noise handshake is refused".to_string();
-            let _ = link.send(&Message::Reject { code: ENCRYPTION_MISMATCH.into(), reason, subnet: self.identity.subnet.clone() }).await;
+            let _ = link.send(&Message::Reject { code: ENCRYPTION_MISMATCH.into(), reason, subnet: self.identity.subnet.clone(), elsewhere: Vec::new() }).await;
             let _ = link.writer.shutdown().await;
             return Err("refused a Noise handshake: this node uses Plaintext encryption".into());
         }
@@ -675,6 +679,11 @@ fn handshake_error(host: &str, port: u16, error: impl std::fmt::Display) -> Erro
     let text = error.to_string();
     if text.contains("closed during the handshake") {
         return Error::Handshake(format!("{host}:{port} closed the connection during the handshake ({text})"));
+    }
+    // The socket failed under us (a reset, a broken pipe): the peer is unreachable for now,
+    // not breaking the protocol, so an operation retries elsewhere.
+    if text.starts_with("read failed") || text.starts_with("write failed") {
+        return Error::Io { code: "ECONNRESET", message: format!("{host}:{port}: {text} during the handshake (ECONNRESET)") };
     }
     Error::Protocol(format!("{host}:{port}: {text}"))
 }

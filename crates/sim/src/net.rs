@@ -339,14 +339,14 @@ impl Sim {
                     },
                     Some(Admission::Refuse(reason)) => {
                         self.counters.busy += 1;
-                        return Err(Error::Rejected { code: "busy".into(), reason });
+                        return Err(Error::Rejected { code: "busy".into(), reason, elsewhere: Vec::new() });
                     }
                     None => return Err(Error::PeerGone("crashed".into())),
                 }
             }
             if self.nodes[end].links.len() >= self.config.max_peers {
                 self.counters.busy += 1;
-                return Err(Error::Rejected { code: "busy".into(), reason: "no slot freed".into() });
+                return Err(Error::Rejected { code: "busy".into(), reason: "no slot freed".into(), elsewhere: Vec::new() });
             }
         }
         self.counters.dials += 1;

@@ -101,6 +101,8 @@ pub struct Core {
     /// smallest id of them: the others rejoin through it (see `membership::Rejoin`). It takes
     /// joins, still not data, until it has neighbours and has synced.
     pub(super) seeding: bool,
+    /// This node has had a successor of its own at some point (it was part of a ring).
+    pub(super) had_ring: bool,
     /// Seeded by the driver: the simulator's runs are a function of their seed.
     pub(super) rng: StdRng,
 }
@@ -181,17 +183,27 @@ impl Core {
         guess.map(Destination::Remote).ok_or_else(|| Error::Unavailable("not connected to any ring member: connect() to one first".into()))
     }
 
-    /// The nodes routing keeps connections to: predecessor, successor list, and as many
-    /// distinct fingers as fit the table with a quarter of it left for clients, joiners and
-    /// owners we reach — the farthest first (the longest jumps; near fingers are covered by
-    /// the successors). With the default 64 slots that is every finger up to rings of
-    /// millions; with 16, seven.
+    /// The nodes routing keeps connections to, as many as fit the table with a quarter of it
+    /// left for clients, joiners and the owners we reach (two at least), in this order: the
+    /// successor and the predecessor, the rest of the successor list, then the distinct
+    /// fingers, farthest first (the longest jumps; near fingers are covered by the
+    /// successors). With the default 64 slots that is every finger up to rings of millions;
+    /// with 16, seven.
     pub fn routing_set(&self) -> Vec<Id> {
         let Some(ring) = &self.ring else { return Vec::new() };
-        let mut set: Vec<Id> = ring.successors().iter().chain(ring.predecessor()).map(|n| n.id).collect();
-        let room = self.links.limit().saturating_sub(set.len() + self.links.limit() / 4);
-        let fingers = ring.distinct_fingers().into_iter().rev().filter(|f| !set.contains(&f.id)).take(room).map(|f| f.id);
-        set.extend(fingers.collect::<Vec<_>>());
+        let successors = ring.successors().iter().map(|n| n.id);
+        let mut ordered: Vec<Id> = successors.clone().take(1).chain(ring.predecessor().map(|p| p.id)).chain(successors.skip(1)).collect();
+        ordered.extend(ring.distinct_fingers().into_iter().rev().map(|f| f.id));
+        let mut set = Vec::new();
+        let room = (self.links.limit() - self.links.limit() / 4).max(2);
+        for id in ordered {
+            if set.len() == room {
+                break;
+            }
+            if !set.contains(&id) {
+                set.push(id);
+            }
+        }
         set
     }
 
@@ -267,12 +279,22 @@ impl Core {
         self.view.insert(owner.id, owner.clone());
     }
 
-    /// A lone member that knows of other members has lost its ring and is rejoining (a
-    /// restart, a node cut off): it must not answer as the owner of everything, or a write
-    /// would be acknowledged with one copy in the wrong place. A lone member that knows no one
-    /// (the first node, the last survivor) is a ring of one and does.
+    /// A lone member that had a ring (or was restarted on one) and knows of members of it has
+    /// lost its ring and is rejoining (a restart, a node cut off, a join that failed): it must
+    /// not answer as the owner of everything, or a write would be acknowledged with one copy
+    /// in the wrong place. A lone member that never had a ring (the first node, even once
+    /// others connect to it to join) or knows no one (the last survivor) is a ring of one and
+    /// does.
     pub fn rejoining(&self) -> bool {
-        self.ring.as_ref().is_some_and(|r| r.is_alone()) && (!self.view.is_empty() || self.rejoin_via.is_some() || (self.restored && !self.contacts.is_empty()))
+        let lost_ring = (self.had_ring || self.restored) && !self.view.is_empty();
+        self.ring.as_ref().is_some_and(|r| r.is_alone()) && (lost_ring || self.rejoin_via.is_some() || (self.restored && !self.contacts.is_empty()))
+    }
+
+    /// Does a lone node hold everything, so that when it gets a predecessor its arc counts as
+    /// synced? Only the first node of a ring: one that had a ring or was restarted holds what
+    /// it held then, perhaps not the writes made meanwhile.
+    pub fn holds_everything(&self) -> bool {
+        self.ring.as_ref().is_some_and(|r| r.is_alone()) && !self.had_ring && !self.restored
     }
 
     /// Our routing state changed (a successor, the predecessor, a finger): maintenance goes

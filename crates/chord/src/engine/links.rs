@@ -33,6 +33,9 @@ pub enum Admission {
     Refuse(String),
 }
 
+/// Members a busy node names for a refused newcomer to try instead.
+pub const ELSEWHERE: usize = 4;
+
 #[derive(Clone, Debug)]
 struct Link {
     /// A ring member (as its handshake said), not a client or a plain mesh node.

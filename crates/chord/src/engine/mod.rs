@@ -246,6 +246,7 @@ impl Engine {
             calm_since: now.mono,
             restored: false,
             seeding: false,
+            had_ring: false,
             rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
         };
         let mut engine = Engine {
@@ -459,6 +460,13 @@ impl Engine {
     pub fn connected(&mut self, now: Now, peer: &NodeRef, member: bool) {
         self.core.now = now.mono;
         self.core.links.opened(peer.id, member, now.mono);
+    }
+
+    /// Members a newcomer this node refused (busy) may try instead: its successors and
+    /// predecessor, at most `links::ELSEWHERE`.
+    pub fn elsewhere(&self) -> Vec<NodeRef> {
+        let Some(ring) = &self.core.ring else { return Vec::new() };
+        ring.successors().iter().chain(ring.predecessor()).filter(|n| n.id != self.core.me.id).take(links::ELSEWHERE).cloned().collect()
     }
 
     /// Every slot (`maxPeers`) is taken and `peer` knocks (its handshake, or our own dial):
@@ -737,6 +745,11 @@ impl Engine {
             self.core.rejoin_via = None;
             self.core.restored = false;
             self.core.seeding = false;
+            self.core.had_ring = true;
+            return None;
+        }
+        // A lone node that never had a ring is the first of one: others join it.
+        if !self.core.rejoining() {
             return None;
         }
         if let Some(node) = self.core.rejoin_via.take() {
