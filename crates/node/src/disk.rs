@@ -17,6 +17,14 @@
 //!              number of commits)
 //! ```
 //!
+//! Only the node's owner may read the folder (unix): the folder and every folder under it are
+//! made 0700 and the node's own files are created 0600. fjall creates its files (journals,
+//! tables, manifests) with the mode the process umask gives (usually 0644), and a library must
+//! not change a process's umask; so the store's folder is made 0700 before fjall opens it, and
+//! opening and closing the store make every file under the folder 0600. What the 0700 folder
+//! guarantees meanwhile: no other user can enter it, so none can open a file under it whatever
+//! the file's own mode (root can, as always). Links under the folder are left alone.
+//!
 //! The engine sees this store through [`chord::store::Values`] ([`DiskValues`]): writes are
 //! staged in memory at once; [`Disk::commit`], run by the driver's committer thread, writes
 //! everything staged so far as one batch (group commit) and syncs it as the durability setting
@@ -230,7 +238,7 @@ impl Disk {
     pub fn open(config: &StorageConfig, protocol_id: Id, new_identity: impl FnOnce() -> Vec<u8>) -> Result<Opened> {
         let dir = config.dir.clone();
         let shown = dir.display().to_string();
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(e, &format!("cannot create the data folder {shown}")))?;
+        create_private_dir(&dir).map_err(|e| Error::io(e, &format!("cannot create the data folder {shown}")))?;
         let lock = lock_folder(&dir)?;
         let identity_path = dir.join("identity");
         let store_dir = dir.join("store");
@@ -263,6 +271,8 @@ impl Disk {
                 identity
             }
         };
+        // A chordnet folder: a folder of something else was refused above, its entries untouched.
+        make_private(&dir).map_err(|e| Error::io(e, &format!("cannot make the data folder {shown} readable by its owner only")))?;
         if config.resync && store_dir.exists() {
             std::fs::remove_dir_all(&store_dir).map_err(|e| Error::io(e, &format!("cannot remove {} for resync", store_dir.display())))?;
         }
@@ -270,8 +280,12 @@ impl Disk {
         if !fresh && !store_exists {
             return Err(Error::StorageCorrupt(format!("{}: empty, while {} names this node: {}", store_dir.display(), identity_path.display(), resync_advice())));
         }
+        // Private before fjall writes anything in it.
+        create_private_dir(&store_dir).map_err(|e| Error::io(e, &format!("cannot create {}", store_dir.display())))?;
         let journals_before = journal_sizes(&store_dir);
         let handle = open_handle(&store_dir)?;
+        // What fjall created opening (or making) the store.
+        make_private(&store_dir).map_err(|e| Error::io(e, &format!("cannot make {} readable by its owner only", store_dir.display())))?;
         check_journals(&journals_before)?;
         let marker = marker(protocol_id, &identity);
         let found = handle.meta.get(MARKER).map_err(|e| corrupt(&store_dir, &e))?;
@@ -321,7 +335,7 @@ impl Disk {
                 )));
             }
         }
-        let committed = OpenOptions::new().create(true).truncate(false).write(true).open(&committed_path).map_err(|e| Error::io(e, &format!("cannot open {}", committed_path.display())))?;
+        let committed = private_file().create(true).truncate(false).write(true).open(&committed_path).map_err(|e| Error::io(e, &format!("cannot open {}", committed_path.display())))?;
         if fresh || config.resync {
             // What a store dropped or deleted had made durable says nothing of this one.
             write_count(&committed, 0).map_err(|e| Error::io(e, &format!("cannot write {}", committed_path.display())))?;
@@ -382,7 +396,14 @@ impl Disk {
         let path = self.dir.join("members");
         let temporary = self.dir.join("members.tmp");
         let bytes = rmp_serde::to_vec(members).map_err(|e| Error::Internal(format!("encoding members: {e}")))?;
-        std::fs::write(&temporary, bytes).and_then(|_| std::fs::rename(&temporary, &path)).map_err(|e| Error::io(e, &format!("cannot write {}", path.display())))
+        private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temporary)
+            .and_then(|mut file| file.write_all(&bytes))
+            .and_then(|_| std::fs::rename(&temporary, &path))
+            .map_err(|e| Error::io(e, &format!("cannot write {}", path.display())))
     }
 
     /// Wait until a ticket waits, the store closes or `timeout` passes; then take what is
@@ -589,6 +610,8 @@ impl Disk {
             }
         }
         self.committed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        // What fjall created meanwhile, made the owner's only while the folder is still ours.
+        let _ = make_private(&self.dir);
         self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
@@ -681,10 +704,77 @@ fn open_handle(store_dir: &Path) -> Result<Handle> {
     Ok(Handle { db, index, values, meta })
 }
 
+/// Mode of the data folder and of every folder under it: its owner reads, writes and enters it.
+#[cfg(unix)]
+const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode of every file under the data folder: its owner reads and writes it.
+#[cfg(unix)]
+const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// Options that create a file readable and writable by its owner only (the umask may only
+/// remove more).
+fn private_file() -> OpenOptions {
+    #[allow(unused_mut)]
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, PRIVATE_FILE_MODE);
+    options
+}
+
+/// Create `dir` and its missing parents as their owner's only (a folder that exists is left
+/// as it is: [`make_private`] tightens it once it is known to be a chordnet folder).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, PRIVATE_DIR_MODE);
+    builder.create(dir)
+}
+
+/// Make `dir` and everything under it the owner's only: folders 0700, files 0600. Links are
+/// not followed (nor changed), and entries removed meanwhile (a table compacted away) skipped.
+#[cfg(unix)]
+fn make_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let tighten = |path: &Path, mode: u32, current: u32| match current & 0o777 == mode {
+        true => Ok(()),
+        false => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)),
+    };
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+        match std::fs::symlink_metadata(&folder) {
+            Ok(metadata) => tighten(&folder, PRIVATE_DIR_MODE, metadata.permissions().mode()).or_else(|e| if gone(&e) { Ok(()) } else { Err(e) })?,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e),
+        }
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let Ok(metadata) = std::fs::symlink_metadata(entry.path()) else { continue };
+            if metadata.is_dir() {
+                folders.push(entry.path());
+            } else if metadata.is_file() {
+                tighten(&entry.path(), PRIVATE_FILE_MODE, metadata.permissions().mode()).or_else(|e| if gone(&e) { Ok(()) } else { Err(e) })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// Take the folder's lock (a second node on the same folder is refused).
 fn lock_folder(dir: &Path) -> Result<File> {
     let path = dir.join("LOCK");
-    let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(|e| Error::io(e, &format!("cannot open {}", path.display())))?;
+    let mut file = private_file().create(true).truncate(false).read(true).write(true).open(&path).map_err(|e| Error::io(e, &format!("cannot open {}", path.display())))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -754,11 +844,7 @@ fn write_identity(path: &Path, protocol_id: Id, identity: &[u8]) -> Result<()> {
     let temporary = path.with_file_name("identity.tmp");
     let io = |e| Error::io(e, &format!("cannot write {}", path.display()));
     // It holds the node's secret key: readable by its owner only.
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&temporary).map_err(io)?;
+    let mut file = private_file().write(true).create(true).truncate(true).open(&temporary).map_err(io)?;
     file.write_all(text.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)?;
     std::fs::rename(&temporary, path).map_err(io)?;
@@ -991,5 +1077,65 @@ mod tests {
         drop(again);
         assert_eq!(std::fs::read(scratch.0.join("committed")).unwrap(), 1u64.to_be_bytes());
         open(&config).unwrap().disk.release();
+    }
+
+    /// Paths under `dir` (itself included) that group or others may use, with their modes.
+    #[cfg(unix)]
+    fn loose_under(dir: &Path) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut loose = Vec::new();
+        let mut paths = vec![dir.to_path_buf()];
+        while let Some(path) = paths.pop() {
+            let metadata = std::fs::symlink_metadata(&path).unwrap();
+            if metadata.permissions().mode() & 0o077 != 0 {
+                loose.push(format!("{} {:o}", path.display(), metadata.permissions().mode() & 0o777));
+            }
+            if metadata.is_dir() {
+                paths.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            }
+        }
+        loose
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_folder_and_everything_in_it_is_its_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = Scratch::new("private");
+        let config = scratch.config(Durability::Sync);
+        let opened = open(&config).unwrap();
+        assert_eq!(loose_under(&scratch.0), Vec::<String>::new(), "a new folder");
+        // A folder of an older build, or made by hand: open to everyone.
+        opened.disk.close();
+        opened.disk.release();
+        drop(opened);
+        std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(scratch.0.join("committed"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let opened = open(&config).unwrap();
+        assert_eq!(loose_under(&scratch.0), Vec::<String>::new(), "after open");
+        // fjall creates tables and journals as it goes, with the umask's mode.
+        write_values(&opened.disk, PAST_MEMTABLE, 1 << 20);
+        wait_for_flush(&opened.disk);
+        opened.disk.remember_members(&[]).unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&scratch.0), 0o700, "meanwhile the folder keeps everyone else out");
+        opened.disk.close();
+        opened.disk.release();
+        assert_eq!(loose_under(&scratch.0), Vec::<String>::new(), "after close");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_that_is_not_a_nodes_keeps_its_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = Scratch::new("foreign");
+        std::fs::create_dir_all(&scratch.0).unwrap();
+        std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(scratch.0.join("notes.txt"), "mine").unwrap();
+        std::fs::set_permissions(scratch.0.join("notes.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = open(&scratch.config(Durability::Sync)).err().expect("refused");
+        assert_eq!(refused.code(), "ERR_INVALID_ARGUMENT");
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&scratch.0), mode(&scratch.0.join("notes.txt"))), (0o755, 0o644));
     }
 }
