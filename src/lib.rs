@@ -341,12 +341,13 @@ pub fn node_id_of(public_key: Buffer) -> Result<String> {
     Ok(chord::Id::of_public_key(&key32(&public_key, "publicKey")?).to_hex())
 }
 
-/// The 32-byte network key of a passphrase (Argon2id) or of random bytes (BLAKE3).
+/// The 32-byte network key of a passphrase (Argon2id) or of random bytes (BLAKE3) on a
+/// subnet: the same key on two subnets gives two network keys.
 #[napi]
-pub fn derive_network_key(key: Either<String, Buffer>) -> Result<Buffer> {
+pub fn derive_network_key(key: Either<String, Buffer>, subnet: String) -> Result<Buffer> {
     let derived = match &key {
-        Either::A(passphrase) => chord_noise::network_key_from_passphrase(passphrase),
-        Either::B(bytes) => chord_noise::network_key_from_bytes(bytes),
+        Either::A(passphrase) => chord_noise::network_key_from_passphrase(passphrase, &subnet),
+        Either::B(bytes) => chord_noise::network_key_from_bytes(bytes, &subnet),
     };
     Ok(derived.map_err(to_js_error)?.to_vec().into())
 }

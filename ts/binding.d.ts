@@ -60,8 +60,11 @@ export interface ChordOptions {
   resync?: boolean
 }
 
-/** The 32-byte network key of a passphrase (Argon2id) or of random bytes (BLAKE3). */
-export declare function deriveNetworkKey(key: string | Buffer): Buffer
+/**
+ * The 32-byte network key of a passphrase (Argon2id) or of random bytes (BLAKE3) on a
+ * subnet: the same key on two subnets gives two network keys.
+ */
+export declare function deriveNetworkKey(key: string | Buffer, subnet: string): Buffer
 
 /** Every error code the engine can raise (each maps to one TypeScript error class). */
 export declare function errorCodes(): Array<string>

@@ -18,8 +18,9 @@ const NET = `
 Network options:
   --subnet S              network name; nodes only talk within one subnet (default "")
   --network-key-file PATH the network key: the file's text (trailing whitespace dropped),
-                          stretched with Argon2id; nodes without it cannot connect.
-                          CHORDNET_NETWORK_KEY=... does the same from the environment
+                          stretched with Argon2id and salted with the subnet; nodes without
+                          it cannot connect. CHORDNET_NETWORK_KEY=... does the same from
+                          the environment
   --plaintext             no encryption and no protection at all (debugging only)`
 
 const HELP: Record<string, string> = {
