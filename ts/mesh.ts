@@ -26,7 +26,7 @@ export interface MeshOptions {
   protocol?: Protocol
   /** This node's static key pair (`generateKeyPair()`); its id derives from the public key. Default: a fresh one, so a fresh id. */
   keyPair?: KeyPair
-  /** Address advertised to peers when it differs from the bound one (e.g. behind NAT, or bound to 0.0.0.0). */
+  /** Address advertised to peers when it differs from the bound one (e.g. behind NAT); required when bound to `0.0.0.0` or `::`, which peers refuse as an address. Port 0: the bound port. */
   outAddr?: [string, number]
   /** Most open peer connections, inbound and outbound together (default `limits.defaultMaxPeers`, at most `limits.maxPeers`). Inbound connections beyond it are refused. */
   maxPeers?: number
