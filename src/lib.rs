@@ -84,7 +84,10 @@ pub struct JsEvent {
     pub kind: String,
     pub peer: Option<JsPeer>,
     pub reason: Option<String>,
+    /// The peer a message arrived from (its id proved in the handshake).
     pub sender: Option<JsNodeRef>,
+    /// Who a message says wrote it (a broadcast's is claimed, not checked).
+    pub origin: Option<JsNodeRef>,
     pub time_ms: Option<f64>,
     pub packets: Option<Vec<Buffer>>,
     pub broadcast: Option<bool>,
@@ -254,7 +257,7 @@ fn peer(info: &PeerInfo) -> JsPeer {
 }
 
 fn empty_event(kind: &str) -> JsEvent {
-    JsEvent { kind: kind.into(), peer: None, reason: None, sender: None, time_ms: None, packets: None, broadcast: None, code: None, key: None }
+    JsEvent { kind: kind.into(), peer: None, reason: None, sender: None, origin: None, time_ms: None, packets: None, broadcast: None, code: None, key: None }
 }
 
 fn event(event: Event) -> JsEvent {
@@ -263,6 +266,7 @@ fn event(event: Event) -> JsEvent {
         Event::Disconnect { peer: info, reason } => JsEvent { peer: Some(peer(&info)), reason: Some(reason), ..empty_event("disconnect") },
         Event::Message(message) => JsEvent {
             sender: Some(node_ref(&message.sender)),
+            origin: Some(node_ref(&message.origin)),
             time_ms: Some(message.time_ms as f64),
             packets: Some(message.packets.into_iter().map(Buffer::from).collect()),
             broadcast: Some(message.broadcast),

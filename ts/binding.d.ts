@@ -91,7 +91,10 @@ export interface JsEvent {
   kind: string
   peer?: JsPeer
   reason?: string
+  /** The peer a message arrived from (its id proved in the handshake). */
   sender?: JsNodeRef
+  /** Who a message says wrote it (a broadcast's is claimed, not checked). */
+  origin?: JsNodeRef
   timeMs?: number
   packets?: Array<Buffer>
   broadcast?: boolean
