@@ -84,7 +84,10 @@ pub struct JsEvent {
     pub kind: String,
     pub peer: Option<JsPeer>,
     pub reason: Option<String>,
+    /// The peer a message arrived from (its id proved in the handshake).
     pub sender: Option<JsNodeRef>,
+    /// Who a message says wrote it (a broadcast's is claimed, not checked).
+    pub origin: Option<JsNodeRef>,
     pub time_ms: Option<f64>,
     pub packets: Option<Vec<Buffer>>,
     pub broadcast: Option<bool>,
@@ -267,7 +270,7 @@ fn peer(info: &PeerInfo) -> JsPeer {
 }
 
 fn empty_event(kind: &str) -> JsEvent {
-    JsEvent { kind: kind.into(), peer: None, reason: None, sender: None, time_ms: None, packets: None, broadcast: None, code: None, key: None }
+    JsEvent { kind: kind.into(), peer: None, reason: None, sender: None, origin: None, time_ms: None, packets: None, broadcast: None, code: None, key: None }
 }
 
 fn event(event: Event) -> JsEvent {
@@ -276,6 +279,7 @@ fn event(event: Event) -> JsEvent {
         Event::Disconnect { peer: info, reason } => JsEvent { peer: Some(peer(&info)), reason: Some(reason), ..empty_event("disconnect") },
         Event::Message(message) => JsEvent {
             sender: Some(node_ref(&message.sender)),
+            origin: Some(node_ref(&message.origin)),
             time_ms: Some(message.time_ms as f64),
             packets: Some(message.packets.into_iter().map(Buffer::from).collect()),
             broadcast: Some(message.broadcast),
@@ -354,12 +358,13 @@ pub fn node_id_of(public_key: Buffer) -> Result<String> {
     Ok(chord::Id::of_public_key(&key32(&public_key, "publicKey")?).to_hex())
 }
 
-/// The 32-byte network key of a passphrase (Argon2id) or of random bytes (BLAKE3).
+/// The 32-byte network key of a passphrase (Argon2id) or of random bytes (BLAKE3) on a
+/// subnet: the same key on two subnets gives two network keys.
 #[napi]
-pub fn derive_network_key(key: Either<String, Buffer>) -> Result<Buffer> {
+pub fn derive_network_key(key: Either<String, Buffer>, subnet: String) -> Result<Buffer> {
     let derived = match &key {
-        Either::A(passphrase) => chord_noise::network_key_from_passphrase(passphrase),
-        Either::B(bytes) => chord_noise::network_key_from_bytes(bytes),
+        Either::A(passphrase) => chord_noise::network_key_from_passphrase(passphrase, &subnet),
+        Either::B(bytes) => chord_noise::network_key_from_bytes(bytes, &subnet),
     };
     Ok(derived.map_err(to_js_error)?.to_vec().into())
 }

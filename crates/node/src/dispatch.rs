@@ -49,9 +49,11 @@ impl Inbound for Dispatch {
             Message::Request { id, body } => self.driver.on_request(conn, peer, id, body),
             Message::Response { id, body } => self.driver.on_response(peer.id, id, body),
             Message::Event { id, key, added, limit } => self.driver.on_event(id, key.into_vec(), added, limit),
-            Message::Broadcast { id, origin, time_ms, packets } => self.mesh.on_broadcast(conn, id, origin, time_ms, packets),
-            Message::Whisper { origin, target, time_ms, packets } => self.mesh.on_whisper(origin, target, time_ms, packets),
-            Message::Peers(ads) => {
+            Message::Broadcast { id, origin, time_ms, packets } => self.mesh.on_broadcast(conn, peer, id, origin, time_ms, packets),
+            Message::Whisper { origin, target, time_ms, packets } => self.mesh.on_whisper(peer, origin, target, time_ms, packets),
+            Message::Peers(mut ads) => {
+                // Addresses on a peer's word: only those this node may dial (chord::addr).
+                ads.retain(|ad| chord::addr::check_dialable(&ad.node.host, ad.node.port, &self.transport.identity.me.host).is_ok());
                 for ad in ads.iter().filter(|ad| ad.member) {
                     self.driver.learn_member(&ad.node);
                 }

@@ -77,7 +77,12 @@ impl Node {
             .await
             .map_err(|e| Error::io(e, &format!("cannot listen on {}:{}", config.host, config.port)))?;
         let bound: SocketAddr = listener.local_addr().map_err(|e| Error::io(e, "cannot read the bound address"))?;
-        let (out_host, out_port) = config.out_addr.clone().unwrap_or_else(|| (config.host.clone(), bound.port()));
+        let (out_host, out_port) = match config.out_addr.clone() {
+            // Port 0 in outAddr: the port bound (as with port 0 to listen on).
+            Some((host, 0)) => (host, bound.port()),
+            Some(addr) => addr,
+            None => (config.host.clone(), bound.port()),
+        };
         let protocol_id = protocol_id(&config.subnet, &config.encryption);
         // The id is the key's: with Noise, peers check it against the key proved in the handshake.
         // With a dataDir the key pair comes back from the folder's identity record (made once,

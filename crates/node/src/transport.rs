@@ -482,6 +482,7 @@ impl Transport {
         if hello.node.id == self.identity.me.id {
             return Err(("self", "a node cannot connect to itself".into()));
         }
+        chord::addr::check_advertised(&hello.node.host, hello.node.port).map_err(|why| ("bad-address", format!("the Hello names {}:{} as where the node listens: {why}", hello.node.host, hello.node.port)))?;
         Ok(())
     }
 
