@@ -39,8 +39,8 @@ export interface ChaosOptions {
   seed: number
   /** Pause between kill events, drawn in [min, max]. */
   killEveryMs: [number, number]
-  /** A killed member is restarted this long after its kill. */
-  downMs: number
+  /** A killed member is restarted this long after its kill, drawn in [min, max]. */
+  downMs: [number, number]
   /** The kinds of kill events in order (repeated); absent: drawn at random. */
   plan?: KillKind[]
   /** Members' `stabilizeMs` (the library's default when absent). */
@@ -63,7 +63,7 @@ export const DEFAULT_OPTIONS: Omit<ChaosOptions, 'log'> = {
   seed: 1,
   // The issue's schedule: a kill event every 15–25 s, restarts 5 s later.
   killEveryMs: [15_000, 25_000],
-  downMs: 5_000,
+  downMs: [5_000, 5_000],
   valueBytes: 64,
   reportEveryMs: 10_000,
   settleTimeoutMs: 120_000,
@@ -566,12 +566,13 @@ export class ChaosRun {
     this.o.log(`kill ${this.name(slot.index)} (${why}) at ${(this.elapsed() / 1000).toFixed(1)} s`)
   }
 
-  /** Restart `slot` `downMs` after now on its port and folder, retrying while the port or folder is still held. */
+  /** Restart `slot` `downMs` after its kill on its port and folder, retrying while the port or folder is still held. */
   #restartLater(slot: Slot): Promise<void> {
     const restart = (async () => {
       const old = slot.member!
       await old.exited
-      await sleep(this.o.downMs)
+      const [min, max] = this.o.downMs
+      await sleep(min + this.#random() * (max - min))
       for (let attempt = 1; ; attempt++) {
         const member = new Member(this.#settings(slot.index, slot.port))
         this.#attach(slot, member)
@@ -670,12 +671,17 @@ function describeTrace(event: TraceEvent, name: (id: string | null) => string): 
   return `${event.member ? '' : 'NOT A MEMBER '}pred ${name(event.predecessor)}, succ ${event.successors.map(name).join(' ') || '(alone)'}, ${event.keys} keys`
 }
 
+/** `15–25` (seconds) for [15000, 25000] ms, `5` for [5000, 5000]. */
+function range([min, max]: [number, number]): string {
+  return min === max ? `${min / 1000}` : `${min / 1000}–${max / 1000}`
+}
+
 /** A readable report of a run (markdown). */
 export function markdownReport(summary: ChaosSummary): string {
   const lines: string[] = []
   const o = summary.options
   lines.push(`# Chaos run, seed ${o.seed}`, '')
-  lines.push(`${o.members} members, ${o.writers} writers × ${o.keysPerWriter} keys (${o.lanes} in flight each), ${(summary.ranMs / 1000).toFixed(0)} s, kills every ${o.killEveryMs[0] / 1000}–${o.killEveryMs[1] / 1000} s, restarts ${o.downMs / 1000} s later`, '')
+  lines.push(`${o.members} members, ${o.writers} writers × ${o.keysPerWriter} keys (${o.lanes} in flight each), ${(summary.ranMs / 1000).toFixed(0)} s, kills every ${range(o.killEveryMs)} s, restarts ${range(o.downMs)} s later`, '')
   lines.push('| | |', '|---|---:|')
   lines.push(`| acknowledged writes | ${summary.writes} |`)
   lines.push(`| failed sets (member died / other) | ${summary.setsFailed.memberDied} / ${summary.setsFailed.other} |`)

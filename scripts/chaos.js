@@ -9,7 +9,7 @@
  * or any acknowledged write was lost.
  *
  * Other options: --keys (per writer, 32), --lanes (sets in flight per writer, 1), --kill-every
- * MIN,MAX (seconds, 15,25), --down (seconds before a restart, 5), --plan one,adjacent,two,
+ * MIN,MAX (seconds, 15,25), --down MIN,MAX or SECONDS (before a restart, 5), --plan one,adjacent,two,
  * after-restart (the kinds of kill events in order; default: at random), --stabilize-ms (the
  * library's default when absent).
  */
@@ -35,11 +35,14 @@ function positive(name, value) {
 }
 
 async function main() {
-  const seconds = (text) => text.split(',').map((v) => positive('--kill-every', Number(v)) * 1000)
+  // MIN,MAX or one value, in seconds -> [min, max] in ms.
+  const seconds = (name) => (text) => {
+    const [min, max = min] = text.split(',').map((v) => positive(name, Number(v)) * 1000)
+    if (min > max) throw new TypeError(`${name} takes MIN,MAX in seconds (got ${text})`)
+    return [min, max]
+  }
   const plan = option('--plan', undefined, (text) => text.split(','))
   if (plan && plan.some((kind) => !KILL_KINDS.includes(kind))) throw new TypeError(`--plan takes ${KILL_KINDS.join(', ')} (got ${plan})`)
-  const killEveryMs = option('--kill-every', [15_000, 25_000], seconds)
-  if (killEveryMs.length !== 2 || killEveryMs[0] > killEveryMs[1]) throw new TypeError('--kill-every takes MIN,MAX in seconds')
   const out = option('--out', undefined, String)
   const run = new ChaosRun({
     durationMs: positive('--minutes', option('--minutes', 8)) * 60_000,
@@ -48,8 +51,8 @@ async function main() {
     keysPerWriter: positive('--keys', option('--keys', 32)),
     lanes: positive('--lanes', option('--lanes', 1)),
     seed: option('--seed', Date.now() % 1_000_000),
-    killEveryMs,
-    downMs: positive('--down', option('--down', 5)) * 1000,
+    killEveryMs: option('--kill-every', [15_000, 25_000], seconds('--kill-every')),
+    downMs: option('--down', [5_000, 5_000], seconds('--down')),
     plan,
     stabilizeMs: option('--stabilize-ms', undefined),
     log: (line) => console.log(line),
