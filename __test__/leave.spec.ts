@@ -142,6 +142,16 @@ test.serial('3 nodes, 40 × 1 MiB, a 4th joins and takes its share, then two of 
   await ring.check('after two leaves')
 })
 
+test.serial('replicas 2: 2 nodes, 200 × 16 KiB, a third joins, then its predecessor closes at once', async (t) => {
+  // Two nodes with r = 2 each hold every key, as the first three do with r = 3.
+  const ring = new Ring(t, 2)
+  for (let i = 0; i < 2; i++) await ring.add()
+  await ring.write(200, 16 * 1024)
+  const joiner = await ring.add()
+  await ring.leave(ring.neighbour(joiner, -1))
+  await ring.check('after the join and the leave')
+})
+
 test.serial('replicas 2: 5 nodes, 300 × 4 KiB, two adjacent nodes close one after the other, a node joins, another crashes', async (t) => {
   const ring = new Ring(t, 2)
   for (let i = 0; i < 5; i++) await ring.add()
