@@ -677,7 +677,7 @@ function range([min, max]: [number, number]): string {
 }
 
 /** A readable report of a run (markdown). */
-export function markdownReport(summary: ChaosSummary): string {
+export function markdownReport(summary: ChaosSummary, staleShown = Infinity): string {
   const lines: string[] = []
   const o = summary.options
   lines.push(`# Chaos run, seed ${o.seed}`, '')
@@ -700,7 +700,8 @@ export function markdownReport(summary: ChaosSummary): string {
   lines.push('## Ring events', '', summary.events.map((e) => `- ${(e.at / 1000).toFixed(1)} s ${e.kind} m${e.slot}${e.why ? ` (${e.why})` : ''}`).join('\n'), '')
   if (summary.stale.length) {
     lines.push('## Stale reads', '')
-    for (const s of summary.stale) lines.push('```json', JSON.stringify(s, null, 2), '```', '')
+    for (const s of summary.stale.slice(0, staleShown)) lines.push('```json', JSON.stringify(s, null, 2), '```', '')
+    if (summary.stale.length > staleShown) lines.push(`(${summary.stale.length - staleShown} more)`, '')
   }
   if (summary.lost.length) lines.push('## Lost keys', '', '```json', JSON.stringify(summary.lost, null, 2), '```', '')
   return lines.join('\n')
