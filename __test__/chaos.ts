@@ -254,8 +254,8 @@ export class ChaosRun {
     return slot ? this.name(slot.index) : id.slice(0, 8)
   }
 
-  #settings(index: number, port: number) {
-    const options: Record<string, unknown> = { dataDir: join(this.root, `member-${index}`) }
+  #settings(slot: Slot, port: number) {
+    const options: Record<string, unknown> = { dataDir: slot.dataDir }
     if (this.o.stabilizeMs !== undefined) options.stabilizeMs = this.o.stabilizeMs
     return { subnet: this.subnet, port, options, trace: true }
   }
@@ -273,7 +273,7 @@ export class ChaosRun {
       const slot: Slot = { index: i, port: 0, dataDir: join(this.root, `member-${i}`), id: '', up: false, maxRss: 0, maxFds: 0, lastRss: 0, lastFds: 0 }
       this.slots.push(slot)
       const via = this.slots[Math.floor(this.#random() * i)]
-      const member = new Member({ ...this.#settings(i, 0), bootstrap: i === 0 ? undefined : via.member!.address })
+      const member = new Member({ ...this.#settings(slot, 0), bootstrap: i === 0 ? undefined : via.member!.address })
       this.#attach(slot, member)
       await member.started()
       Object.assign(slot, { port: member.port, id: member.id, up: true })
@@ -331,7 +331,7 @@ export class ChaosRun {
     this.o.log(this.progressLine())
     this.o.log(`writers stopped after ${(ranMs / 1000).toFixed(0)} s; waiting for the ring to settle`)
     const settleMs = await this.settle()
-    // A few anti-entropy rounds after the ring's links are right.
+    // Three anti-entropy periods (every 4 stabilize rounds) once the ring's links are right.
     await sleep(3 * 4 * (this.o.stabilizeMs ?? 250))
     const { lost, failures } = await this.finalRead()
     let lostAfterRetry: number | undefined
@@ -574,7 +574,7 @@ export class ChaosRun {
       const [min, max] = this.o.downMs
       await sleep(min + this.#random() * (max - min))
       for (let attempt = 1; ; attempt++) {
-        const member = new Member(this.#settings(slot.index, slot.port))
+        const member = new Member(this.#settings(slot, slot.port))
         this.#attach(slot, member)
         try {
           await member.started()
@@ -667,7 +667,7 @@ export function sequenceOf(key: string, value: string | null | undefined): numbe
 }
 
 function describeTrace(event: TraceEvent, name: (id: string | null) => string): string {
-  if (event.kind === 'error') return `error ${event.code}: ${event.message.slice(0, 160)}`
+  if (event.kind === 'error') return `error ${event.code}: ${event.message.slice(0, 300)}`
   return `${event.member ? '' : 'NOT A MEMBER '}pred ${name(event.predecessor)}, succ ${event.successors.map(name).join(' ') || '(alone)'}, ${event.keys} keys`
 }
 
