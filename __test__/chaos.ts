@@ -21,7 +21,8 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { sleep } from './helpers'
+// Not from ./helpers: that module loads ava, and scripts/chaos.js runs this outside ava.
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Member, MemberStats, TraceEvent, isOneRing } from './member'
 
 export type KillKind = 'one' | 'adjacent' | 'two' | 'after-restart'

@@ -4,7 +4,8 @@ import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { isOneRing as linksFormOneRing } from '../lib/testnet'
-import { sleep } from './helpers'
+// Not from ./helpers: that module loads ava, and scripts/chaos.js drives members outside ava.
+import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface MemberStats {
   id: string
