@@ -294,6 +294,12 @@ impl Transport {
 
     /// A connection to `node`, reusing an open one or dialing once for all concurrent callers.
     pub async fn connection_to(self: &Arc<Self>, node: &NodeRef) -> Result<ConnId> {
+        // A node named by a peer: never an address that cannot be a node's, nor loopback on a
+        // peer's word when we are not on loopback ourselves.
+        if let Err(unusable) = chord::addr::check_dialable(&node.host, node.port, &self.identity.me.host) {
+            // Unreachable (routing goes around it), with the reason.
+            return Err(Error::Io { code: "EADDRNOTAVAIL", message: format!("will not dial {}:{}: {unusable} (EADDRNOTAVAIL)", node.host, node.port) });
+        }
         let waiter = {
             let mut table = self.lock();
             if table.closed {
