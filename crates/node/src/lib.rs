@@ -22,6 +22,7 @@
 mod clock;
 pub mod config;
 pub mod dict;
+mod gate;
 pub mod disk;
 mod dispatch;
 mod driver;

@@ -13,7 +13,8 @@
 //! one piece of state, the connection table.
 
 use crate::events::PeerInfo;
-use crate::config::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES, SEND_QUEUE_FRAMES};
+use crate::config::{HANDSHAKE_TIMEOUT, MAX_CONNECTIONS_PER_PEER, SEND_QUEUE_BYTES, SEND_QUEUE_FRAMES, SEND_QUEUE_TOTAL_BYTES};
+use crate::gate::Gate;
 use chord::engine::Admission;
 use chord::metrics::{Metrics, Traffic};
 use chord::error::{Error, Result};
@@ -23,7 +24,7 @@ use chord::protocol::{self, FrameError, Hello, Message, PROTOCOL_VERSION};
 use chord::routing::NodeRef;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -100,6 +101,8 @@ pub(crate) struct Conn {
     pub member: bool,
     pub outbound: bool,
     tx: mpsc::Sender<Outgoing>,
+    /// Bytes queued and not yet written to the socket.
+    queued: Arc<AtomicUsize>,
     reader: tokio::task::AbortHandle,
 }
 
@@ -154,7 +157,10 @@ pub(crate) struct Transport {
     pub metrics: Arc<Metrics>,
     table: Mutex<Table>,
     next_conn: AtomicU64,
-    handshakes: AtomicU64,
+    /// Sockets waiting for their handshake, shared out fairly (see `gate`).
+    gate: Mutex<Gate>,
+    /// Bytes queued to every peer together.
+    queued_total: Arc<AtomicUsize>,
     inbound: OnceLock<Weak<dyn Inbound>>,
     shutdown: watch::Sender<bool>,
     listener_done: Mutex<Option<oneshot::Receiver<()>>>,
@@ -168,7 +174,8 @@ impl Transport {
             metrics,
             table: Mutex::new(Table::default()),
             next_conn: AtomicU64::new(1),
-            handshakes: AtomicU64::new(0),
+            gate: Mutex::new(Gate::default()),
+            queued_total: Arc::new(AtomicUsize::new(0)),
             inbound: OnceLock::new(),
             shutdown,
             listener_done: Mutex::new(None),
@@ -270,21 +277,37 @@ impl Transport {
     /// Queue a frame on a connection; false if the connection is gone. A full queue means the
     /// peer stopped reading: it is disconnected rather than allowed to grow our memory.
     pub fn send_frame(&self, conn: ConnId, frame: Frame) -> bool {
-        let tx = match self.lock().conns.get(&conn) {
-            Some(c) => c.tx.clone(),
+        let (tx, queued) = match self.lock().conns.get(&conn) {
+            Some(c) => (c.tx.clone(), c.queued.clone()),
             None => return false,
         };
         let (kind, bytes) = (frame.kind, frame.bytes.len());
+        // Bounded in bytes, not only frames: answers carrying values (a get of 1 MiB asked
+        // two thousand times) would otherwise pile up for a peer that never reads.
+        let mine = queued.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        let total = self.queued_total.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        if mine > SEND_QUEUE_BYTES || (total > SEND_QUEUE_TOTAL_BYTES && mine > 1 << 20) {
+            queued.fetch_sub(bytes, Ordering::AcqRel);
+            self.queued_total.fetch_sub(bytes, Ordering::AcqRel);
+            self.drop_conn(conn, &format!("peer is not reading ({mine} bytes queued for it)"), Closing::ByUs);
+            return false;
+        }
         match tx.try_send(Outgoing::Frame(frame.bytes)) {
             Ok(()) => {
                 self.metrics.record_sent(kind, bytes);
                 true
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
+                queued.fetch_sub(bytes, Ordering::AcqRel);
+                self.queued_total.fetch_sub(bytes, Ordering::AcqRel);
                 self.drop_conn(conn, "peer is not reading (send queue full)", Closing::ByUs);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                queued.fetch_sub(bytes, Ordering::AcqRel);
+                self.queued_total.fetch_sub(bytes, Ordering::AcqRel);
+                false
+            }
         }
     }
 
@@ -593,11 +616,12 @@ impl Transport {
         let (records, frames) = if opener.is_some() { (raw, plain) } else { (BytesMut::new(), raw) };
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(SEND_QUEUE_FRAMES);
-        tokio::spawn(write_loop(writer, sealer, rx));
+        let queued = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(write_loop(writer, sealer, rx, queued.clone(), self.queued_total.clone()));
         // The reader waits for its registration before handing anything on.
         let (go_tx, go_rx) = oneshot::channel::<()>();
         let reader_task = tokio::spawn(read_loop(self.clone(), conn_id, hello.node.clone(), reader, Incoming { records, frames, opener }, go_rx));
-        let conn = Conn { peer: hello.node.clone(), member: hello.member, outbound, tx, reader: reader_task.abort_handle() };
+        let conn = Conn { peer: hello.node.clone(), member: hello.member, outbound, tx, queued, reader: reader_task.abort_handle() };
         let info = conn.info();
         {
             let mut table = self.lock();
@@ -606,6 +630,13 @@ impl Transport {
                 reader_task.abort();
                 let _ = conn.tx.try_send(Outgoing::Close { reason: "socket closed".into(), tell_peer: true });
                 return Err(Error::Closed);
+            }
+            let same_peer = table.conns.values().filter(|c| c.peer.id == hello.node.id).count();
+            if same_peer >= MAX_CONNECTIONS_PER_PEER {
+                drop(table);
+                reader_task.abort();
+                let _ = conn.tx.try_send(Outgoing::Close { reason: format!("already {same_peer} connections to this node"), tell_peer: true });
+                return Err(Error::Rejected { code: "busy".into(), reason: format!("already {same_peer} connections to {}", hello.node.id), elsewhere: Vec::new() });
             }
             table.conns.insert(conn_id, conn);
             table.by_node.insert(hello.node.id, conn_id);
@@ -618,6 +649,10 @@ impl Transport {
             inbound.connected(conn_id, &info);
         }
         Ok((conn_id, info))
+    }
+
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn report_bad_peer(&self, message: String) {
@@ -634,22 +669,20 @@ async fn accept_loop(transport: Arc<Transport>, listener: TcpListener, done: one
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
-                    if transport.handshakes.load(Ordering::Relaxed) >= MAX_PENDING_HANDSHAKES as u64 {
-                        drop(stream); // too many half-open connections: shed load
-                        continue;
-                    }
-                    transport.handshakes.fetch_add(1, Ordering::Relaxed);
-                    let transport = transport.clone();
-                    tokio::spawn(async move {
-                        let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, transport.accept(stream)).await;
-                        transport.handshakes.fetch_sub(1, Ordering::Relaxed);
+                    // Fairly shared slots, newest wins (see `gate`): idle sockets give way.
+                    let ticket = transport.gate().admit(addr.ip());
+                    let task = transport.clone();
+                    let handle = tokio::spawn(async move {
+                        let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, task.accept(stream)).await;
+                        task.gate().left(ticket);
                         let error = match result {
                             Ok(Ok(())) => return,
                             Ok(Err(error)) => error,
                             Err(_) => format!("no handshake within {HANDSHAKE_TIMEOUT:?}"),
                         };
-                        transport.report_bad_peer(format!("closed connection from {addr}: {error}"));
+                        task.report_bad_peer(format!("closed connection from {addr}: {error}"));
                     });
+                    transport.gate().started(ticket, handle.abort_handle());
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: report, breathe, keep serving.
@@ -774,15 +807,24 @@ impl Link {
     }
 }
 
-async fn write_loop(mut writer: OwnedWriteHalf, mut sealer: Option<Sealer>, mut rx: mpsc::Receiver<Outgoing>) {
+async fn write_loop(mut writer: OwnedWriteHalf, mut sealer: Option<Sealer>, mut rx: mpsc::Receiver<Outgoing>, queued: Arc<AtomicUsize>, total: Arc<AtomicUsize>) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut out = BytesMut::new();
     let mut sealed = BytesMut::new();
+    // Whatever is still queued when the connection ends no longer counts.
+    let release = |bytes: usize| {
+        queued.fetch_sub(bytes, Ordering::AcqRel);
+        total.fetch_sub(bytes, Ordering::AcqRel);
+    };
+    let mut taken = 0;
     while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
         let mut close = false;
         for item in batch.drain(..) {
             match item {
-                Outgoing::Frame(frame) => out.extend_from_slice(&frame),
+                Outgoing::Frame(frame) => {
+                    taken += frame.len();
+                    out.extend_from_slice(&frame);
+                }
                 Outgoing::Close { reason, tell_peer } => {
                     if tell_peer {
                         out.extend_from_slice(&protocol::encode(&Message::Goodbye { reason }));
@@ -802,17 +844,31 @@ async fn write_loop(mut writer: OwnedWriteHalf, mut sealer: Option<Sealer>, mut 
                 }
                 None => &out,
             };
-            if writer.write_all(bytes).await.is_err() {
+            let written = writer.write_all(bytes).await;
+            release(std::mem::take(&mut taken));
+            if written.is_err() {
+                drain(&mut rx, &release);
                 return;
             }
             out.clear();
         }
         if close {
+            drain(&mut rx, &release);
             let _ = writer.shutdown().await;
             return;
         }
     }
     let _ = writer.shutdown().await;
+}
+
+/// Give back the bytes of frames that will never be written.
+fn drain(rx: &mut mpsc::Receiver<Outgoing>, release: &impl Fn(usize)) {
+    rx.close();
+    while let Ok(item) = rx.try_recv() {
+        if let Outgoing::Frame(frame) = item {
+            release(frame.len());
+        }
+    }
 }
 
 /// A connection's unread input: records still to open (encrypted connections) and the frames
