@@ -142,6 +142,12 @@ pub const DATA_BUDGET_BYTES: usize = MAX_ITEM_WIRE_BYTES;
 /// staged beyond waits for the next commit. It also bounds the tail a crash can tear off the
 /// journal, which the start tells apart from a damaged journal.
 pub const MAX_COMMIT_BYTES: usize = 4 << 20;
+/// Most node ids a `FindSuccessor`'s `avoid` list may carry; a longer one is refused
+/// (`"bad-request"`). An honest lookup adds one id per dead hop it routes around and keeps the
+/// latest 32 (it pauses after 3 detours and gives up at the 15 s operation deadline, so it
+/// rarely holds more than a few); checking each finger against a list costs its length, and
+/// a 4 MiB list would cost 30 million comparisons per request.
+pub const MAX_AVOIDED_IDS: usize = 32;
 /// The encryptions a node can speak: Noise (the default) or Plaintext (debugging only).
 pub const ENCRYPTIONS: [&str; 2] = ["Noise", "Plaintext"];
 /// The default encryption.

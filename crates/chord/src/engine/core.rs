@@ -273,6 +273,18 @@ impl Core {
         self.arc.unsynced(position, self.predecessor_id(), self.me.id)
     }
 
+    /// The node our predecessor `leaver` named as its own predecessor when it left, as we know
+    /// it, if it may become ours: only a node we know already (routing or view: it answered
+    /// us, or a member named it), not suspected, lying between us and the leaver — where a
+    /// predecessor of the leaver can lie. Our own record of it is used, not the address named.
+    pub fn inherited_predecessor(&self, named: &NodeRef, leaver: Id) -> Option<NodeRef> {
+        if named.id == self.me.id || self.is_suspect(named.id) || !named.id.in_open(self.me.id, leaver) {
+            return None;
+        }
+        let routing = self.ring.as_ref().and_then(|r| r.known_nodes().into_iter().find(|n| n.id == named.id));
+        routing.or_else(|| self.view.get(&named.id).cloned())
+    }
+
     /// Our predecessor's id, while we are a member that has one.
     pub fn predecessor_id(&self) -> Option<Id> {
         self.ring.as_ref().and_then(|r| r.predecessor()).map(|p| p.id)

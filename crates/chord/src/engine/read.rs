@@ -73,7 +73,7 @@ impl Machine for ReadAround {
             Input::Reply(id, reply) if self.asked.contains(&id) => {
                 self.asked.retain(|asked| *asked != id);
                 if let Ok(Response::Items { items, .. }) = reply {
-                    items.into_iter().for_each(|item| self.consider(item));
+                    items.into_iter().filter(|item| super::guard::storable(cx, item)).for_each(|item| self.consider(item));
                 }
             }
             _ => {}

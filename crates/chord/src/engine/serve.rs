@@ -112,19 +112,27 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
             Response::Ok
         }
         Request::Leaving { predecessor, successors: _ } => {
-            // A neighbour is leaving: drop it; if it was our predecessor, its own predecessor
-            // is ours now. Stabilize confirms the rest.
+            // The sender leaves: it goes from our tables (it speaks for itself only). If it was
+            // our predecessor, its own predecessor is ours now — if we know that node already
+            // and it lies before the leaver. One we never heard of is neither adopted nor
+            // dialled: its Notify (the leaver told it too) or stabilize brings the real one. A
+            // node outside our routing state leaving changes nothing else: an honest one
+            // reaches an heir whose predecessor moved meanwhile, anyone else is ignored.
             if let Some(leaver) = sender {
+                let ring = cx.core.ring.as_ref().expect("member");
+                let neighbour = ring.knows(leaver.id);
+                let was_predecessor = ring.predecessor().is_some_and(|p| p.id == leaver.id);
                 cx.core.drop_node(leaver.id);
-                if let Some(pred) = predecessor.filter(|p| p.id != cx.core.me.id) {
+                if let Some(heir_of) = predecessor.filter(|_| was_predecessor).and_then(|p| cx.core.inherited_predecessor(&p, leaver.id)) {
                     let ring = cx.core.ring.as_mut().expect("member");
                     if ring.predecessor().is_none() {
-                        ring.on_notify(&pred);
+                        ring.on_notify(&heir_of);
                     }
-                    cx.core.learn(&pred);
                 }
-                cx.core.arc.want_sync();
-                cx.core.maintenance_due = true;
+                if neighbour {
+                    cx.core.arc.want_sync();
+                    cx.core.maintenance_due = true;
+                }
             }
             Response::Ok
         }

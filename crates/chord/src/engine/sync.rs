@@ -46,15 +46,16 @@ pub fn batches(items: &[Item]) -> Vec<Vec<Item>> {
     out
 }
 
-/// Store items from a peer, newest version wins; our clock moves past what it saw. Returns
-/// how many were newer and stored; none while the store refuses writes (a full disk).
+/// Store items from a peer, newest version wins; our clock moves past what it saw. Items over
+/// the size limits or too far ahead of our clock are dropped (`guard::storable`). Returns how
+/// many were newer and stored; none while the store refuses writes (a full disk).
 pub fn apply_items(cx: &mut Cx<'_>, items: &[Item]) -> usize {
     if cx.core.store.writable().is_err() {
         return 0;
     }
     let mut stored = 0;
     for item in items {
-        if !super::guard::observable(cx, &item.version) {
+        if !super::guard::storable(cx, item) {
             continue;
         }
         cx.core.clock.observe(&item.version);
