@@ -2,7 +2,7 @@
 //! a write at its owner and a hand-off must wait on other nodes, so they become machines
 //! ([`Served::Later`]) whose outcome is the answer.
 
-use super::core::{not_member, syncing, Core};
+use super::core::{not_member, not_stored, syncing, Core};
 use super::cx::{Cx, Machine};
 use super::read::{entry, get_here, LocalGet};
 use super::sync::{apply_items, Replica, TakeOver, SYNC_VERSIONS_LIMIT};
@@ -159,7 +159,9 @@ pub fn page(core: &Core, after: Option<(Id, ByteBuf)>, limit: u32, with_values: 
 
 
 /// The entries of the keys asked for, in order, until past the byte budget (at least one key
-/// is served, so a value of the maximum size always moves).
+/// is served, so a value of the maximum size always moves). A value we cannot read ends the
+/// answer before its key, so the asker asks again from it; asked first, it is answered with
+/// the error (`"storage-corrupt"`), never as a tombstone (see `read::entry`).
 fn fetch(store: &Store, keys: &[ByteBuf]) -> Response {
     let mut items = Vec::new();
     let (mut bytes, mut served) = (0, 0);
@@ -167,10 +169,16 @@ fn fetch(store: &Store, keys: &[ByteBuf]) -> Response {
         if served > 0 && bytes >= DATA_BUDGET_BYTES {
             break;
         }
-        served += 1;
-        if let Some(item) = entry(store, key) {
-            bytes += item.wire_bytes();
-            items.push(item);
+        match entry(store, key) {
+            Ok(found) => {
+                if let Some(item) = found {
+                    bytes += item.wire_bytes();
+                    items.push(item);
+                }
+                served += 1;
+            }
+            Err(error) if served == 0 => return not_stored(&error),
+            Err(_) => break,
         }
     }
     Response::Items { items, served: served as u32 }

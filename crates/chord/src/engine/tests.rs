@@ -763,3 +763,34 @@ fn a_hand_off_of_keys_outside_our_arc_is_redirected_to_our_predecessor_without_a
     h.pump();
     assert_eq!(h.holds(3 * Q, &item.key), Some(b"v".to_vec()));
 }
+
+#[test]
+fn a_value_that_cannot_be_read_is_an_error_and_never_a_tombstone() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], chord(false));
+    let disk = h.on_disk(2 * Q);
+    let key = key_in(Q, 2 * Q); // owned by 2Q, replicas 3Q and 4Q
+    let set = h.start(2 * Q, UserOp::Set(key.clone(), b"precious".to_vec()));
+    h.commit(2 * Q);
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    disk.0.lock().unwrap().damaged.insert(key.clone());
+    // A peer's Fetch: an error, not an entry without a value.
+    let now = h.at();
+    h.engine(2 * Q).handle_request(now, &node(3 * Q), ReplyTo { conn: 0, id: 9 }, Request::Fetch { keys: vec![serde_bytes::ByteBuf::from(key.clone())] });
+    let mut answer = None;
+    while let Some(action) = h.engine(2 * Q).poll_action() {
+        if let Action::Respond { body, .. } = action {
+            answer = Some(body);
+        }
+    }
+    assert!(matches!(&answer, Some(Response::Error { code, .. }) if code == "storage-corrupt"), "{answer:?}");
+    // A get from elsewhere hears why; a delete too.
+    let get = h.start(Q, UserOp::Get(key.clone()));
+    assert_eq!(h.result(get).map(|r| r.map_err(|e| e.code())), Some(Err("ERR_STORAGE_CORRUPT")));
+    let delete = h.start(Q, UserOp::Delete(key.clone()));
+    assert_eq!(h.result(delete).map(|r| r.map_err(|e| e.code())), Some(Err("ERR_STORAGE_CORRUPT")));
+    // A replica that lost its copy: anti-entropy pushes no tombstone in its place.
+    h.engine(3 * Q).core.store.remove(&key);
+    h.advance(3_000);
+    assert_eq!(h.engines[&Id(3 * Q)].core.store.version_of(&key), None, "no tombstone pushed");
+    assert_eq!(h.holds(4 * Q, &key), Some(b"precious".to_vec()), "the good copy stays");
+}
