@@ -103,6 +103,8 @@ pub struct Core {
     pub(super) seeding: bool,
     /// Seeded by the driver: the simulator's runs are a function of their seed.
     pub(super) rng: StdRng,
+    /// This node's secret (`Settings::secret`): keys the MAC of the scan cursors it hands out.
+    pub(super) secret: [u8; 32],
 }
 
 impl Core {

@@ -108,6 +108,10 @@ pub struct Settings {
     pub seed: u64,
     /// Most open connections (`maxPeers`): the connection policy keeps within it.
     pub max_peers: usize,
+    /// Keys the MAC of the scan cursors this node hands out, so it accepts back only cursors
+    /// it made (a cursor names a node to ask next). Secret and random per node: the driver
+    /// draws it from the OS, since the engine's own randomness is seeded.
+    pub secret: [u8; 32],
 }
 
 impl Settings {
@@ -120,7 +124,14 @@ impl Settings {
             failure_timeout: crate::config::DEFAULT_FAILURE_TIMEOUT.as_millis() as Millis,
             seed,
             max_peers: crate::config::DEFAULT_MAX_PEERS,
+            secret: Settings::secret_from_seed(seed),
         }
+    }
+
+    /// A `secret` derived from a seed, for simulators and tests whose runs replay by seed:
+    /// anyone who knows the seed knows it, so a real node draws its secret from the OS.
+    pub fn secret_from_seed(seed: u64) -> [u8; 32] {
+        blake3::derive_key("chordnet: scan cursor key derived from a seed (simulation, tests)", &seed.to_le_bytes())
     }
 }
 
@@ -247,6 +258,7 @@ impl Engine {
             restored: false,
             seeding: false,
             rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
+            secret: settings.secret,
         };
         let mut engine = Engine {
             core,

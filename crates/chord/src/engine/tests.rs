@@ -794,3 +794,51 @@ fn a_value_that_cannot_be_read_is_an_error_and_never_a_tombstone() {
     assert_eq!(h.engines[&Id(3 * Q)].core.store.version_of(&key), None, "no tombstone pushed");
     assert_eq!(h.holds(4 * Q, &key), Some(b"precious".to_vec()), "the good copy stays");
 }
+
+/// Requests `at` queued (not delivered yet): (to, body).
+fn queued_requests(h: &mut Harness, at: u128) -> Vec<(Id, Request)> {
+    let mut asked = Vec::new();
+    let mut others = Vec::new();
+    while let Some(action) = h.engine(at).poll_action() {
+        match action {
+            Action::Request { to, body, .. } => asked.push((to.id, body)),
+            other => others.push(other),
+        }
+    }
+    for action in others {
+        h.deliver(Id(at), action);
+    }
+    asked
+}
+
+#[test]
+fn a_scan_cursor_altered_or_forged_is_refused_and_never_dialled() {
+    let mut h = Harness::ring(&[Q, 3 * Q, 5 * Q], chord(false));
+    for i in 0..6 {
+        let set = h.start(Q, UserOp::Set(format!("k{i}").into_bytes(), b"v".to_vec()));
+        assert!(matches!(h.result(set), Some(Ok(_))));
+    }
+    let scan = h.start(Q, UserOp::Scan { cursor: None, with_values: false, limit: 1 });
+    let Some(Ok(OpOutput::Page(page))) = h.result(scan) else { panic!("a page") };
+    let cursor = page.cursor.expect("more to come");
+    // The cursor as MessagePack: its fields, then their MAC. Point it at another node.
+    type Sealed = (Id, NodeRef, Option<(Id, serde_bytes::ByteBuf)>, serde_bytes::ByteBuf);
+    let (start, _, after, mac): Sealed = rmp_serde::from_slice(&cursor).expect("a flat array");
+    let elsewhere = node(7 * Q);
+    let forged = rmp_serde::to_vec(&(start, elsewhere.clone(), after.clone(), mac)).unwrap();
+    let unsigned = rmp_serde::to_vec(&(start, elsewhere.clone(), after)).unwrap();
+    for bytes in [forged, unsigned, b"junk".to_vec()] {
+        let op = h.start(Q, UserOp::Scan { cursor: Some(bytes), with_values: false, limit: 1 });
+        let Some(Err(error)) = h.result(op) else { panic!("refused") };
+        assert_eq!(error.code(), "ERR_INVALID_ARGUMENT");
+    }
+    assert!(queued_requests(&mut h, Q).iter().all(|(to, _)| *to != elsewhere.id));
+    // The cursor as handed out still works.
+    let next = h.start(Q, UserOp::Scan { cursor: Some(cursor), with_values: false, limit: 1 });
+    assert!(matches!(h.result(next), Some(Ok(OpOutput::Page(_)))));
+    // Another node's secret: its cursors are not ours.
+    let scan = h.start(3 * Q, UserOp::Scan { cursor: None, with_values: false, limit: 1 });
+    let Some(Ok(OpOutput::Page(theirs))) = h.result(scan) else { panic!("a page") };
+    let op = h.start(Q, UserOp::Scan { cursor: theirs.cursor, with_values: false, limit: 1 });
+    assert!(matches!(h.result(op), Some(Err(error)) if error.code() == "ERR_INVALID_ARGUMENT"));
+}
