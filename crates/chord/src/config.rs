@@ -148,6 +148,10 @@ pub const MAX_COMMIT_BYTES: usize = 4 << 20;
 /// rarely holds more than a few); checking each finger against a list costs its length, and
 /// a 4 MiB list would cost 30 million comparisons per request.
 pub const MAX_AVOIDED_IDS: usize = 32;
+/// Ring members a node keeps in its view (first-hop guesses, stand-in replicas, members to
+/// rejoin through); past it, a member at a random place in the id space gives way. 4,096
+/// covers the one-hop table of rings of thousands of nodes in about 400 KiB.
+pub const MAX_VIEW_MEMBERS: usize = 4096;
 /// The encryptions a node can speak: Noise (the default) or Plaintext (debugging only).
 pub const ENCRYPTIONS: [&str; 2] = ["Noise", "Plaintext"];
 /// The default encryption.

@@ -5,8 +5,9 @@
 use super::arc::ArcState;
 use super::contacts::Contacts;
 use super::links::Links;
+use super::recent::RecentMap;
 use super::time::Millis;
-use crate::config::ChordConfig;
+use crate::config::{ChordConfig, MAX_VIEW_MEMBERS};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::metrics::RingFigures;
@@ -16,10 +17,18 @@ use crate::seen::SeenSet;
 use crate::store::Store;
 use crate::version::Clock;
 use rand::rngs::StdRng;
+use rand::Rng;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Owners remembered in the location cache.
 const ARC_CACHE_ENTRIES: usize = 4096;
+/// Peers whose last word we remember (`last_heard`): the failure detector only asks about the
+/// last failure timeout or request timeout, so what is older goes first when it is full; the
+/// cap bounds it against a stream of new ids (each handshake can bring one).
+pub const HEARD_ENTRIES: usize = 4096;
+/// Suspects remembered through their quarantine: expired ones go first when it is full; past
+/// the cap a suspect may be re-learned early, which only costs another probe.
+pub const SUSPECT_ENTRIES: usize = 1024;
 /// Routing unchanged this long counts as calm: maintenance starts slowing down (see
 /// `Engine::interval`). Long enough to cover a join's or a failure's ripple of stabilizations.
 pub const CALM_AFTER_MS: Millis = 4_000;
@@ -56,9 +65,9 @@ pub struct Core {
     /// The time of the input being handled.
     pub(super) now: Millis,
     /// When each peer last said anything to us (a request or an answer).
-    pub(super) last_heard: HashMap<Id, Millis>,
+    pub(super) last_heard: RecentMap<Id>,
     /// Suspected peers and until when they stay out of our tables unless they speak.
-    pub(super) suspects: HashMap<Id, Millis>,
+    pub(super) suspects: RecentMap<Id>,
     /// Peers a failure-detector probe is out to (one probe per peer at a time).
     pub(super) probing: HashSet<Id>,
     /// When the last sweep of quiet peers started (see `detector`).
@@ -68,7 +77,7 @@ pub struct Core {
     /// A live member a lone node heard of: the next rejoin goes through it.
     pub(super) rejoin_via: Option<NodeRef>,
     /// Merge hints sent recently, by (to, first candidate): not repeated within a second.
-    pub(super) told: HashMap<(Id, Id), Millis>,
+    pub(super) told: RecentMap<(Id, Id)>,
     /// Present while this node is a ring member.
     pub(super) ring: Option<Routing>,
     pub(super) store: Store,
@@ -118,15 +127,36 @@ impl Core {
 
     /// Remember a ring member (not ourselves, not a suspect); some become contacts.
     pub fn learn(&mut self, node: &NodeRef) {
-        if node.id != self.me.id && !self.is_suspect(node.id) && self.view.insert(node.id, node.clone()).is_none() {
+        if node.id != self.me.id && !self.is_suspect(node.id) && self.remember(node) {
             self.contacts.add_sample(node, self.now);
         }
     }
 
+    /// Put `node` in the view; whether it is new there. A full view (`MAX_VIEW_MEMBERS`) first
+    /// drops the member that follows a random point of the id space, so the view stays spread
+    /// over the ring (and routing keeps its own copies of the nodes it needs).
+    fn remember(&mut self, node: &NodeRef) -> bool {
+        if self.view.len() >= MAX_VIEW_MEMBERS && !self.view.contains_key(&node.id) {
+            let spot = Id(self.rng.gen());
+            let victim = self.view.range(spot..).next().or_else(|| self.view.iter().next()).map(|(id, _)| *id);
+            if let Some(victim) = victim {
+                self.view.remove(&victim);
+            }
+        }
+        self.view.insert(node.id, node.clone()).is_none()
+    }
+
     /// `id` said something: it is alive, whatever we suspected.
     pub fn heard(&mut self, id: Id) {
-        self.last_heard.insert(id, self.now);
+        let stale_before = self.now.saturating_sub(self.request_timeout.max(self.failure_timeout));
+        self.last_heard.insert(id, self.now, stale_before);
         self.suspects.remove(&id);
+    }
+
+    /// Keep `id` out of our tables until `until`, unless it speaks first.
+    pub fn suspect_until(&mut self, id: Id, until: Millis) {
+        let now = self.now;
+        self.suspects.insert(id, until, now + 1);
     }
 
     pub fn is_suspect(&self, id: Id) -> bool {
@@ -235,7 +265,7 @@ impl Core {
             self.arcs.clear();
         }
         self.arcs.insert(owner.id, (arc.0, owner.clone()));
-        self.view.insert(owner.id, owner.clone());
+        self.remember(owner);
     }
 
     /// A lone member that knows of other members has lost its ring and is rejoining (a

@@ -27,6 +27,9 @@ use crate::routing::NodeRef;
 pub const PROBES_PER_ROUND: usize = 2;
 /// Candidates are not sent to the same node again within this time.
 const TELL_AGAIN_AFTER_MS: Millis = 1_000;
+/// Merge hints remembered (by receiver and first candidate) to hold back repeats: a merge
+/// sends a few per gap, so 4,096 covers rings of thousands; past it the oldest go (`RecentMap`).
+pub const TOLD_ENTRIES: usize = 4096;
 
 /// Probe the contacts that are due, in parallel.
 #[derive(Default)]
@@ -177,9 +180,6 @@ fn tell(cx: &mut Cx<'_>, node: &NodeRef, candidates: Vec<NodeRef>) {
     if node.id == cx.core.me.id || cx.core.told.get(&key).is_some_and(|at| now < at + TELL_AGAIN_AFTER_MS) {
         return;
     }
-    if cx.core.told.len() > 4096 {
-        cx.core.told.retain(|_, at| now < *at + TELL_AGAIN_AFTER_MS);
-    }
-    cx.core.told.insert(key, now);
+    cx.core.told.insert(key, now, now.saturating_sub(TELL_AGAIN_AFTER_MS));
     cx.request(node, Request::Candidates(candidates));
 }

@@ -28,6 +28,7 @@ mod maintenance;
 mod membership;
 mod merge;
 mod read;
+mod recent;
 mod relay;
 mod route;
 mod serve;
@@ -36,7 +37,8 @@ mod time;
 mod write;
 
 pub use self::core::Counters;
-use self::core::{Core, CALM_AFTER_MS};
+use self::core::{Core, CALM_AFTER_MS, HEARD_ENTRIES, SUSPECT_ENTRIES};
+use self::recent::RecentMap;
 pub use self::cx::{Action, LookupInfo, Millis, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, ScanPage, Ticket};
 pub use self::route::DictOp;
 pub use self::links::{Admission, IDLE_CLOSE_MS};
@@ -238,13 +240,13 @@ impl Engine {
             request_timeout: settings.request_timeout,
             failure_timeout: settings.failure_timeout,
             now: now.mono,
-            last_heard: HashMap::new(),
-            suspects: HashMap::new(),
+            last_heard: RecentMap::new(HEARD_ENTRIES),
+            suspects: RecentMap::new(SUSPECT_ENTRIES),
             probing: Default::default(),
             last_sweep: None,
             contacts: Contacts::default(),
             rejoin_via: None,
-            told: HashMap::new(),
+            told: RecentMap::new(merge::TOLD_ENTRIES),
             store: Store::new(),
             view: BTreeMap::new(),
             arcs: BTreeMap::new(),

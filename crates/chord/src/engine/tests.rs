@@ -327,7 +327,7 @@ fn an_operation_redirected_to_a_node_we_suspect_routes_around_it_and_never_asks_
     h.engine(client).learn_member(&node(Q));
     // 3Q went silent; the client knows (it suspects 3Q), the members do not yet.
     h.silent.insert(Id(3 * Q));
-    h.engine(client).core.suspects.insert(Id(3 * Q), 60_000);
+    h.engine(client).core.suspect_until(Id(3 * Q), 60_000);
     let set = h.start(client, UserOp::Set(key_in(2 * Q, 3 * Q), b"v".to_vec()));
     h.advance(4_000);
     assert!(matches!(h.result(set), Some(Ok(OpOutput::Written { .. }))), "the write found 3Q's live successor once it took over");
@@ -841,4 +841,13 @@ fn a_scan_cursor_altered_or_forged_is_refused_and_never_dialled() {
     let Some(Ok(OpOutput::Page(theirs))) = h.result(scan) else { panic!("a page") };
     let op = h.start(Q, UserOp::Scan { cursor: theirs.cursor, with_values: false, limit: 1 });
     assert!(matches!(h.result(op), Some(Err(error)) if error.code() == "ERR_INVALID_ARGUMENT"));
+}
+
+#[test]
+fn the_view_is_bounded() {
+    let mut h = Harness::ring(&[Q], ChordConfig { join: false, ..chord(false) });
+    for i in 0..(crate::config::MAX_VIEW_MEMBERS as u128 + 500) {
+        h.engine(Q).learn_member(&node(2 * Q + i));
+    }
+    assert_eq!(h.engines[&Id(Q)].core.view.len(), crate::config::MAX_VIEW_MEMBERS);
 }
