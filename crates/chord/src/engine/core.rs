@@ -48,6 +48,41 @@ pub struct Counters {
     pub figures: RingFigures,
 }
 
+/// Checks of nodes (is it a ring member?) in flight at once; see `verify`.
+const VERIFICATIONS_IN_FLIGHT: usize = 16;
+/// Checks started per second: each may cost a dial (a merge candidate is asked at its
+/// address), so a stream of hints makes at most this many a second.
+const VERIFICATIONS_PER_SECOND: u32 = 16;
+
+/// The bounds on checks of nodes that claim to be ring members (see `verify`): one check per
+/// node at a time, [`VERIFICATIONS_IN_FLIGHT`] at once, [`VERIFICATIONS_PER_SECOND`] started
+/// per second.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    in_flight: HashSet<Id>,
+    window_start: Millis,
+    started: u32,
+}
+
+impl Verifier {
+    /// May a check of `id` start now? If so it counts as started until [`Verifier::end`].
+    pub fn begin(&mut self, id: Id, now: Millis) -> bool {
+        if now >= self.window_start + 1_000 {
+            self.window_start = now;
+            self.started = 0;
+        }
+        if self.started >= VERIFICATIONS_PER_SECOND || self.in_flight.len() >= VERIFICATIONS_IN_FLIGHT || !self.in_flight.insert(id) {
+            return false;
+        }
+        self.started += 1;
+        true
+    }
+
+    pub fn end(&mut self, id: Id) {
+        self.in_flight.remove(&id);
+    }
+}
+
 /// Where an operation goes first.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Destination {
@@ -78,11 +113,14 @@ pub struct Core {
     pub(super) rejoin_via: Option<NodeRef>,
     /// Merge hints sent recently, by (to, first candidate): not repeated within a second.
     pub(super) told: RecentMap<(Id, Id)>,
+    /// Nodes asked to prove they are ring members before we act on their word (see `verify`).
+    pub(super) verifier: Verifier,
     /// Present while this node is a ring member.
     pub(super) ring: Option<Routing>,
     pub(super) store: Store,
     pub(super) clock: Clock,
-    /// Ring members we know of (from handshakes, peer exchange, answers): first-hop guesses.
+    /// Ring members we know of (from routing, members' answers and adverts, nodes that proved
+    /// they are members): first-hop guesses. At most `MAX_VIEW_MEMBERS` (see `remember`).
     pub(super) view: BTreeMap<Id, NodeRef>,
     /// Location cache: owner id -> (its predecessor id, owner), from owners' answers.
     pub(super) arcs: BTreeMap<Id, (Id, NodeRef)>,
@@ -144,6 +182,12 @@ impl Core {
             }
         }
         self.view.insert(node.id, node.clone()).is_none()
+    }
+
+    /// Is `id` a ring member we know — in our routing state, our view, or our contacts — and
+    /// so one whose word (adverts, merge hints) we act on without asking it first?
+    pub fn knows_member(&self, id: Id) -> bool {
+        self.view.contains_key(&id) || self.ring.as_ref().is_some_and(|r| r.knows(id)) || self.contacts.contains(id)
     }
 
     /// `id` said something: it is alive, whatever we suspected.

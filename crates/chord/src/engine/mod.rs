@@ -34,6 +34,7 @@ mod route;
 mod serve;
 mod sync;
 mod time;
+mod verify;
 mod write;
 
 pub use self::core::Counters;
@@ -247,6 +248,7 @@ impl Engine {
             contacts: Contacts::default(),
             rejoin_via: None,
             told: RecentMap::new(merge::TOLD_ENTRIES),
+            verifier: Default::default(),
             store: Store::new(),
             view: BTreeMap::new(),
             arcs: BTreeMap::new(),
@@ -443,7 +445,17 @@ impl Engine {
             Served::Now(response) => self.io.actions.push_back(Action::Respond { to: reply, body: response }),
             Served::Later(machine) => self.launch(now, machine, Sink::Reply(reply)),
         }
-        self.after_input(now);
+        self.run_spawned(now);
+    }
+
+    /// Start the machines an input spawned outside any machine (serving a request spawns
+    /// probes and checks; so does a new connection): nobody waits for their outcome.
+    fn run_spawned(&mut self, now: Now) {
+        for (child, parent, machine) in std::mem::take(&mut self.io.spawned) {
+            self.tasks.insert(child, Task { machine: Some(machine), sink: Sink::Parent(parent) });
+            self.queue.push_back((child, Input::Start));
+        }
+        self.run(now);
     }
 
     /// The answer to request `id` arrived from `from`. Answers from anyone but the node asked
@@ -469,10 +481,17 @@ impl Engine {
         }
     }
 
-    /// A connection to `peer` is up (either side dialed); `member`: it is a ring member.
+    /// A connection to `peer` is up (either side dialed); `member`: its handshake says it is a
+    /// ring member. That is only a claim (any client can make it): a node we do not know yet is
+    /// asked for its `State` and learned as a member once it answers as one (see `verify`).
     pub fn connected(&mut self, now: Now, peer: &NodeRef, member: bool) {
         self.core.now = now.mono;
         self.core.links.opened(peer.id, member, now.mono);
+        if member && self.core.chord.is_some() && !self.core.knows_member(peer.id) {
+            let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
+            verify::verify(&mut cx, peer, Box::new(|_, _| {}));
+            self.run_spawned(now);
+        }
     }
 
     /// Every slot (`maxPeers`) is taken and `peer` knocks (its handshake, or our own dial):
@@ -514,9 +533,19 @@ impl Engine {
         events::on_event(&mut cx, id, key, added, limit);
     }
 
-    /// We learned of a ring member (a handshake, peer exchange).
+    /// Someone we trust told us of a ring member: the user (a contact it gave), or a member we
+    /// know advertising its peers (see [`Engine::trusts_adverts_of`]). Not for a node's own
+    /// claim to be a member (a handshake): [`Engine::connected`] checks that first.
     pub fn learn_member(&mut self, node: &NodeRef) {
         self.core.learn(node);
+    }
+
+    /// Are the members that `peer` advertises (peer exchange) worth learning? Only if it is a
+    /// member we know (routing, view or contacts), and then at most
+    /// [`crate::config::ADVERTS_LEARNED_PER_MESSAGE`] of one frame: anyone else could fill our
+    /// view with made-up members that reads and rejoins would then try.
+    pub fn trusts_adverts_of(&self, peer: Id) -> bool {
+        self.core.chord.is_some() && self.core.knows_member(peer)
     }
 
     /// Time has passed: fail overdue requests, wake sleeping machines, run maintenance.

@@ -106,9 +106,9 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
         // itself; an engine without one (the simulator) has nothing to report.
         Request::Info => Response::Error { code: "not-served".into(), message: "Info is answered by the node's driver".into() },
         Request::Candidates(candidates) => {
-            // Rings are merging around us: our arc waits for a sync (see `arc`).
-            cx.core.arc.merging(cx.now.mono);
-            super::merge::consider(cx, candidates, sender);
+            if let Some(sender) = sender {
+                super::merge::on_candidates(cx, sender, candidates);
+            }
             Response::Ok
         }
         Request::Leaving { predecessor, successors: _ } => {

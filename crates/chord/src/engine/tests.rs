@@ -3,6 +3,7 @@
 //! timeout here is reached by advancing the clock.
 
 use super::*;
+use crate::config::MAX_CANDIDATES_PER_MESSAGE;
 use crate::protocol::Message;
 use crate::store::Item;
 use crate::version::Version;
@@ -850,4 +851,59 @@ fn the_view_is_bounded() {
         h.engine(Q).learn_member(&node(2 * Q + i));
     }
     assert_eq!(h.engines[&Id(Q)].core.view.len(), crate::config::MAX_VIEW_MEMBERS);
+}
+
+#[test]
+fn an_anonymous_clients_candidates_make_a_node_dial_nobody_and_leave_its_arc_alone() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], chord(false));
+    let client = 2 * Q + 7;
+    // 2,000 made-up nodes between 2Q and its successor 3Q, where a merge would splice them in.
+    let made_up: Vec<NodeRef> = (0..2_000u128).map(|i| node(2 * Q + 1_000 + i)).collect();
+    let now = h.at();
+    h.engine(2 * Q).handle_request(now, &node(client), ReplyTo { conn: 0, id: 5 }, Request::Candidates(made_up));
+    let asked = queued_requests(&mut h, 2 * Q);
+    assert_eq!(asked, vec![(Id(client), Request::State)], "only the sender is asked whether it is a member");
+    // It does not answer as one (it is not in the harness: its connection is refused).
+    h.pump();
+    let engine = &h.engines[&Id(2 * Q)];
+    assert_eq!(engine.core.ring.as_ref().unwrap().successor().id, Id(3 * Q));
+    assert!(!engine.core.unsettled() && !engine.core.unsynced(Id(2 * Q)), "no merge: the arc stays synced");
+    assert!(engine.core.view.keys().all(|id| [Q, 3 * Q, 4 * Q].contains(&id.0)), "nothing made up learned");
+}
+
+#[test]
+fn a_members_candidates_are_bounded_and_checked_before_they_are_adopted() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], chord(false));
+    let made_up: Vec<NodeRef> = (0..20u128).map(|i| node(2 * Q + 1_000 + i)).collect();
+    let now = h.at();
+    // From our predecessor, a member we know.
+    h.engine(2 * Q).handle_request(now, &node(Q), ReplyTo { conn: 0, id: 5 }, Request::Candidates(made_up.clone()));
+    let asked = queued_requests(&mut h, 2 * Q);
+    assert_eq!(asked.len(), MAX_CANDIDATES_PER_MESSAGE, "at most {MAX_CANDIDATES_PER_MESSAGE} of one message: {asked:?}");
+    assert!(asked.iter().all(|(to, body)| made_up.iter().any(|n| n.id == *to) && *body == Request::State), "each asked for its State first");
+    assert_eq!(h.engines[&Id(2 * Q)].core.ring.as_ref().unwrap().successor().id, Id(3 * Q), "nothing adopted before it answered");
+    h.pump(); // none of them exists
+    let engine = &h.engines[&Id(2 * Q)];
+    assert_eq!(engine.core.ring.as_ref().unwrap().successor().id, Id(3 * Q));
+    assert!(made_up.iter().all(|n| !engine.core.view.contains_key(&n.id)));
+}
+
+#[test]
+fn a_client_claiming_membership_counts_only_once_it_answers_as_a_member() {
+    // A lone node (the first of a ring) and a client whose handshake claims it is a member.
+    let mut h = Harness::ring(&[Q], chord(false));
+    let client = 3 * Q;
+    let now = h.at();
+    h.engine(Q).connected(now, &node(client), true);
+    assert_eq!(queued_requests(&mut h, Q), vec![(Id(client), Request::State)]);
+    assert!(h.engines[&Id(Q)].core.view.is_empty(), "not learned on its word");
+    assert!(!h.engines[&Id(Q)].core.rejoining(), "a lone node does not think it lost its ring");
+    let set = h.start(Q, UserOp::Set(b"still mine".to_vec(), b"yes".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(OpOutput::Written { .. }))));
+    // A real member (of a ring of its own) answers the check and is learned.
+    h.add(5 * Q, chord(false));
+    let now = h.at();
+    h.engine(Q).connected(now, &node(5 * Q), true);
+    h.pump();
+    assert!(h.engines[&Id(Q)].core.view.contains_key(&Id(5 * Q)));
 }
