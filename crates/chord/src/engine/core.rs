@@ -209,15 +209,27 @@ impl Core {
 
     /// A node did not answer: drop it from every table so routing stops choosing it. A
     /// routing neighbour becomes a contact: if it comes back (a partition heals, it restarts),
-    /// the probe duty finds it.
+    /// the probe duty finds it. So does, for a client, any member of its view: the members it
+    /// knows are all it has, and a client that dropped them all for good (a ring silent for a
+    /// few seconds) could never read again.
     pub fn forget(&mut self, id: Id) {
         if id == self.me.id {
             return;
         }
-        if let Some(node) = self.ring.as_ref().and_then(|r| r.known_nodes().into_iter().find(|n| n.id == id)) {
+        let former = match &self.ring {
+            Some(ring) => ring.known_nodes().into_iter().find(|n| n.id == id),
+            None => self.view.get(&id).cloned(),
+        };
+        if let Some(node) = former {
             self.contacts.add_former(&node, self.now);
         }
         self.drop_node(id);
+    }
+
+    /// A client whose view holds no member it does not suspect: it probes its contacts (the
+    /// members it forgot) to find the ring again.
+    pub fn client_lost_ring(&self) -> bool {
+        self.ring.is_none() && self.chord.is_some() && !self.contacts.is_empty() && self.view.keys().all(|id| self.is_suspect(*id))
     }
 
     /// Drop a node from every table without keeping it as a contact (it left gracefully).
@@ -254,6 +266,8 @@ impl Core {
                 Hop::Owner(n) | Hop::Closer(n) => Destination::Remote(n),
             });
         }
+        // A client that forgot every member it knew tries the one that answered last.
+        let guess = guess.or_else(|| self.ring.is_none().then(|| self.contacts.freshest()).flatten());
         guess.map(Destination::Remote).ok_or_else(|| Error::Unavailable("not connected to any ring member: connect() to one first".into()))
     }
 
@@ -280,8 +294,9 @@ impl Core {
         if let Some(ring) = &self.ring {
             return Ok(ring.next_hop(position));
         }
-        let preceding = self.view.range(..position).next_back().or_else(|| self.view.iter().next_back());
-        preceding.map(|(_, node)| Hop::Closer(node.clone())).ok_or_else(|| Error::Unavailable("not connected to any ring member".into()))
+        let preceding = self.view.range(..position).next_back().or_else(|| self.view.iter().next_back()).map(|(_, node)| node.clone());
+        let preceding = preceding.or_else(|| self.contacts.freshest());
+        preceding.map(Hop::Closer).ok_or_else(|| Error::Unavailable("not connected to any ring member".into()))
     }
 
     /// The next hop from our own tables, skipping nodes found dead.

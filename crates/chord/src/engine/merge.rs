@@ -97,7 +97,9 @@ impl Machine for ContactProbe {
                 Ok(Response::State { predecessor, successors }) => {
                     let now = cx.now.mono;
                     if !cx.core.is_member() {
+                        // A client finding its ring again: the member answered, use it.
                         cx.core.contacts.answered(self.contact.id, now, false);
+                        cx.core.learn(&self.contact);
                         return ContactProbe::done();
                     }
                     cx.core.learn(&self.contact);

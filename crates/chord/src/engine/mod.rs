@@ -709,6 +709,9 @@ impl Engine {
         self.schedule.last_tick = now.mono;
         self.schedule.next_tick = now.mono + self.next_interval();
         if !self.core.is_member() {
+            if self.core.client_lost_ring() {
+                self.start_duty(now, Duty::Contacts, Box::<ProbeContacts>::default());
+            }
             return;
         }
         self.schedule.round += 1;

@@ -279,11 +279,41 @@ fn a_silent_target_is_suspected_after_the_failure_timeout_and_the_sweep_finds_th
     // member too (silent since we last heard it): it is suspected half a failure timeout
     // after the first, not a whole one after it was asked.
     h.advance(1_000);
-    let Some(Err(error)) = h.result(get) else { panic!("both members were silent past the failure timeout: the operation should fail") };
-    assert_eq!(error.code(), "ERR_UNAVAILABLE");
     let client = &h.engines[&Id(3 * Q)];
     assert!(client.core.view.is_empty(), "both are forgotten");
     assert_eq!(client.stats().suspicions, 2);
+    assert!(client.core.contacts.contains(Id(Q)) && client.core.contacts.contains(Id(5 * Q)), "and kept as contacts to retry");
+    // The client keeps retrying them until the operation's deadline, then gives up.
+    assert_eq!(h.result(get), None);
+    h.advance(17_000);
+    let Some(Err(error)) = h.result(get) else { panic!("both members stayed silent: the operation fails at its deadline") };
+    assert_eq!(error.code(), "ERR_UNAVAILABLE");
+}
+
+#[test]
+fn a_client_that_suspected_every_member_reads_again_once_one_answers() {
+    // A ring of one member (the harness cuts a silent node's every link), and a client.
+    let mut h = Harness::ring(&[Q], chord(false));
+    h.add(3 * Q, ChordConfig { join: false, ..chord(false) });
+    h.engine(3 * Q).learn_member(&node(Q));
+    let key = b"kept".to_vec();
+    let set = h.start(3 * Q, UserOp::Set(key.clone(), b"v".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    // The ring falls silent (a stopped process) for longer than the failure timeout.
+    h.silent.insert(Id(Q));
+    let during = h.start(3 * Q, UserOp::Get(key.clone()));
+    h.advance(4_000);
+    assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 1, "its only member suspected");
+    assert!(h.engines[&Id(3 * Q)].core.view.is_empty());
+    // It answers again: the operation under way (retrying within its deadline), and new
+    // ones, read the value.
+    h.silent.clear();
+    h.advance(8_000);
+    assert_eq!(h.result(during), Some(Ok(OpOutput::Value(Some(b"v".to_vec())))));
+    let after = h.start(3 * Q, UserOp::Get(key));
+    h.advance(1_000);
+    assert_eq!(h.result(after), Some(Ok(OpOutput::Value(Some(b"v".to_vec())))));
+    assert!(!h.engines[&Id(3 * Q)].core.view.is_empty(), "the members it probed are back in its view");
 }
 
 #[test]
@@ -317,7 +347,10 @@ fn a_silent_peer_whose_first_probe_ping_is_lost_is_suspected_only_if_the_second_
     assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 0, "not before the failure timeout");
     h.advance(200);
     assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 1, "silent through both pings");
-    assert!(h.result(second).is_some(), "its operation ended once its only member was suspected");
+    // Its only member suspected, the client retries it (as a contact) until the deadline.
+    assert!(h.result(second).is_none(), "still retrying its only member");
+    h.advance(18_000);
+    assert!(matches!(h.result(second), Some(Err(_))), "failed at the operation deadline");
 }
 
 #[test]
@@ -354,7 +387,8 @@ fn a_probe_that_hears_from_its_peer_meanwhile_does_not_suspect_it() {
     assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 0, "heard at 0.6 s: not suspected before 0.6 + 2 s");
     h.advance(700);
     assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 1, "silent since 0.6 s: suspected by 2.6 s + the probe");
-    assert!(h.result(get).is_some());
+    h.advance(18_000);
+    assert!(matches!(h.result(get), Some(Err(_))), "failed at the operation deadline");
 }
 
 #[test]
