@@ -297,3 +297,20 @@ test('graceful close of half the nodes one by one loses nothing', async (t) => {
   const values = await Promise.all(keys.map((k, i) => alive[i % 4].get(k)))
   t.deepEqual(values.map((v) => v?.toString()), keys)
 })
+
+test('a member whose every connection serves routing refuses a newcomer as busy, naming members to try: the newcomer joins through one', async (t) => {
+  // a holds two connections at most, to b and c: its successor and predecessor.
+  const a = await chordNode({ maxPeers: 2 })
+  const [b, c, d] = await Promise.all([chordNode(), chordNode(), chordNode()])
+  t.teardown(() => closeAll([a, b, c, d]))
+  await b.connect(...a.addr)
+  await c.connect(...a.addr)
+  await waitForRing([a, b, c])
+  const info = await d.connect(...a.addr)
+  t.not(info.id, a.id, 'connected to a member a named, not to a')
+  t.true([b.id, c.id].includes(info.id))
+  await waitForRing([a, b, c, d])
+  t.true(a.stats().connections <= 2, 'maxPeers stays a hard bound')
+  await d.set('joined-elsewhere', 'yes')
+  t.is((await a.get('joined-elsewhere'))?.toString(), 'yes')
+})

@@ -81,6 +81,14 @@ test('serve runs a node; get/set/del/keys/status talk to it as a client; SIGTERM
   t.is(await exited, 0)
 })
 
+test('serve bound to every interface needs --out-addr, before it listens', (t) => {
+  // Refused by the option check, so nothing binds 0.0.0.0 (tests listen on 127.0.0.1 only).
+  const result = run('serve', '--port', '0', '--host', '0.0.0.0', '--memory')
+  t.is(result.status, 1)
+  t.regex(result.stderr, /listening on "0\.0\.0\.0" needs outAddr/)
+  t.regex(run('serve', '--help').stdout, /--out-addr/)
+})
+
 test('serve with a network key file and a key file: clients need the key; the node keeps its id', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'chordnet-cli-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))

@@ -1,9 +1,11 @@
 /** Ring members in child processes (fixtures/ring-node.js), driven over JSON lines on stdin/stdout. */
 import { ChildProcess, spawn } from 'node:child_process'
+import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { isOneRing as linksFormOneRing } from '../lib/testnet'
-import { sleep } from './helpers'
+// Not from ./helpers: that module loads ava, and scripts/chaos.js drives members outside ava.
+import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface MemberStats {
   id: string
@@ -24,20 +26,36 @@ export interface MemberSettings {
   options?: Record<string, unknown>
   /** Run inside this network namespace (`ip netns exec`). */
   netns?: string
+  /** Report routing changes and 'error' events as `'trace'` events (see fixtures/ring-node.js). */
+  trace?: boolean
 }
 
-export class Member {
+/** What a traced member reports as it happens (`member.on('trace', ...)`). */
+export type TraceEvent =
+  | { at: number; kind: 'routing'; member: boolean; predecessor: string | null; successors: string[]; keys: number }
+  | { at: number; kind: 'error'; code: string; message: string; droppedBefore: number }
+
+export interface LookupAnswer {
+  owner: string
+  port: number
+  hops: number
+}
+
+export class Member extends EventEmitter<{ trace: [TraceEvent] }> {
   readonly child: ChildProcess
   readonly host: string
   readonly exited: Promise<number | null>
   id = ''
   port = 0
+  /** The member's own process id (the child's, or inside `ip netns exec` the node's). */
+  pid = 0
   #next = 0
   #pending = new Map<number, { resolve: (value: any) => void; reject: (error: Error) => void }>()
   #ready: Promise<void>
   #exit?: number | null
 
   constructor(settings: MemberSettings) {
+    super()
     this.host = settings.host ?? '127.0.0.1'
     const fixture = join(__dirname, 'fixtures', 'ring-node.js')
     const args = [fixture, JSON.stringify({ ...settings, host: this.host })]
@@ -49,6 +67,10 @@ export class Member {
       this.exited.then((code) => reject(new Error(`member exited (code ${code}) before it was ready`)))
       createInterface({ input: this.child.stdout! }).on('line', (line) => {
         const message = JSON.parse(line)
+        if (message.trace) {
+          this.emit('trace', message.trace)
+          return
+        }
         if (message.failed) {
           reject(Object.assign(new Error(message.failed.message), { code: message.failed.code }))
           return
@@ -56,6 +78,7 @@ export class Member {
         if (message.ready) {
           this.id = message.ready.id
           this.port = message.ready.port
+          this.pid = message.ready.pid
           resolve()
           return
         }
@@ -115,8 +138,18 @@ export class Member {
     return this.call('delete', { key })
   }
 
-  getMany(keys: string[]): Promise<(string | null)[]> {
-    return this.call('getMany', { keys }, 60_000)
+  getMany(keys: string[], timeoutMs = 60_000): Promise<(string | null)[]> {
+    return this.call('getMany', { keys }, timeoutMs)
+  }
+
+  /** The copies this member itself holds (null when none), without asking the ring. */
+  localGetMany(keys: string[]): Promise<(string | null)[]> {
+    return this.call('localGetMany', { keys })
+  }
+
+  /** The owner of `key` as this member's lookup finds it. */
+  lookup(key: string, timeoutMs = 30_000): Promise<LookupAnswer> {
+    return this.call('lookup', { key }, timeoutMs)
   }
 
   /** Read every key of `file` (JSON { key: value }) through this member; the keys not read back right. */

@@ -15,6 +15,7 @@ test('two nodes whisper and reply', async (t) => {
   const message = await reply
   t.deepEqual(message.packets, [Buffer.from('pong'), Buffer.from([1, 2])])
   t.is(message.sender, b.id)
+  t.is(message.origin, b.id, 'a whisper comes straight from its author')
   t.false(message.broadcast)
   t.true(Math.abs(message.time - Date.now() / 1000) < 60)
   await closeAll([a, b])
@@ -39,6 +40,22 @@ test('a broadcast over a 10-node chain reaches each other node exactly once', as
   t.is(counts.get(nodes[4].id), undefined)
   t.deepEqual([...counts.values()], Array(9).fill(1))
   await closeAll(nodes)
+})
+
+test('a broadcast names its claimed origin beside the proven neighbour it came from', async (t) => {
+  const nodes = await meshNodes(3, { peerExchange: false })
+  t.teardown(() => closeAll(nodes))
+  const [a, b, c] = nodes
+  await b.connect(...a.addr)
+  await c.connect(...b.addr)
+  const atC = nextMessage(c)
+  await a.send(['to all'])
+  const message = await atC
+  t.true(message.broadcast)
+  t.is(message.origin, a.id, 'the author it claims')
+  t.deepEqual(message.originAddr, a.addr)
+  t.is(message.sender, b.id, 'the neighbour it arrived from')
+  t.deepEqual(message.senderAddr, b.addr)
 })
 
 test('peer exchange turns a chain into a full mesh', async (t) => {

@@ -5,21 +5,14 @@
  * attack nodes through an established Noise session (and it shows the document is enough to
  * interoperate).
  */
-import { native } from '../lib/native'
 import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, KeyObject } from 'node:crypto'
 
 const PROTOCOL_NAME = 'Noise_XXpsk0_25519_ChaChaPoly_BLAKE2s'
-/** Prologue: "chordnet\0" and the protocol version (u16 BE) this build speaks. */
-export const PROLOGUE = Buffer.concat([Buffer.from('chordnet\0'), versionBytes(native.protocolVersion())])
+/** Prologue: "chordnet\0" and the protocol version this implements, 3 (u16 BE). */
+export const PROLOGUE = Buffer.concat([Buffer.from('chordnet\0'), Buffer.from([0, 3])])
 /** The network key of an open network (docs/PROTOCOL.md test vector). */
 export const OPEN_NETWORK_KEY = Buffer.from('b0d5c1bbe6fe567d9878226b6621ff1172d3b6d63857e9222f16a3c2078cf89a', 'hex')
 const TAG = 16
-
-function versionBytes(version: number): Buffer {
-  const bytes = Buffer.alloc(2)
-  bytes.writeUInt16BE(version)
-  return bytes
-}
 const MAX_RECORD_PAYLOAD = 65535 - TAG
 
 const hash = (...parts: Buffer[]) => parts.reduce((h, p) => h.update(p), createHash('blake2s256')).digest()

@@ -5,7 +5,7 @@
  * each time the network heals, the test checks that the sides become one ring again and that
  * every acknowledged write reads back from every member.
  */
-import test, { ExecutionContext } from 'ava'
+import { ExecutionContext } from 'ava'
 import { sleep, testNeeding } from './helpers'
 import { Member, isOneRing, settled, startRing } from './member'
 import { Lab, labUnavailable } from './netns'

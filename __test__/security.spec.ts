@@ -5,6 +5,7 @@
 import test from 'ava'
 import { ChordSocket, generateKeyPair, MeshSocket, nodeIdOf, parseKeyPair, Protocol, serializeKeyPair } from '../index'
 import { limits } from '../lib/native'
+import { networkKeyOf } from '../lib/protocol'
 import { closeAll, fileProtocol } from './helpers'
 
 test('Protocol is Noise by default; Plaintext only when asked for; ids differ between them', (t) => {
@@ -18,6 +19,14 @@ test('Protocol is Noise by default; Plaintext only when asked for; ids differ be
   t.true(new Protocol('app', { networkKey: 'k' }).hasNetworkKey)
   t.false(new Protocol('app').hasNetworkKey)
   t.false(JSON.stringify(new Protocol('app', { networkKey: 'secret-passphrase' })).includes('secret'), 'the key never shows')
+})
+
+test('a network key is derived from the key and the subnet, as docs/PROTOCOL.md §3.3 says', (t) => {
+  const key = (subnet: string, networkKey: string | Buffer) => networkKeyOf(new Protocol(subnet, { networkKey }))!.toString('hex')
+  t.is(key('my-app', 'correct horse battery staple'), '7b8bad80f8b19712e2367c66b4b99511bba80959c219f0137d2a59dd65768e93')
+  t.is(key('', 'correct horse battery staple'), '1d0f7ae66edad5a0243b27c75774e4c8ff5598406c556752a74238be36867397')
+  t.is(key('my-app', Buffer.alloc(32)), '8da2b50df38ec8c37fdfc28db738880523888c0484cafbcb7b58c32c727da0a1')
+  t.not(key('my-app', Buffer.alloc(32, 1)), key('my-other-app', Buffer.alloc(32, 1)))
 })
 
 test('Protocol checks types with TypeError and the key with the engine', (t) => {

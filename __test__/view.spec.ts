@@ -138,6 +138,15 @@ test('/metrics: Prometheus text with operations, errors, latency histograms, key
   t.true(value('chordnet_bytes_held') >= node.stats().keys * 4)
   t.is(value('chordnet_connections'), node.stats().connections)
   t.true(value('chordnet_ring_size_estimate') >= 3)
+  // Traffic by kind: the writes and reads that went to other owners were sent and answered
+  // as data; maintenance went both ways.
+  const owners = new Set((await Promise.all(Array.from({ length: 20 }, (_, i) => node.lookup(`m-${i}`)))).map((l) => l.owner.id))
+  if ([...owners].some((id) => id !== node.id)) {
+    t.true(value('chordnet_traffic_messages_total{kind="data",direction="sent"}') > 0)
+    t.true(value('chordnet_traffic_bytes_total{kind="data",direction="received"}') > 0)
+  }
+  t.true(value('chordnet_traffic_bytes_total{kind="maintenance",direction="sent"}') > 0)
+  t.true(value('chordnet_traffic_bytes_total{kind="maintenance",direction="received"}') > 0)
   for (const name of [
     'chordnet_node_info',
     'chordnet_operation_errors_total',
@@ -149,6 +158,8 @@ test('/metrics: Prometheus text with operations, errors, latency histograms, key
     'chordnet_anti_entropy_syncs_total',
     'chordnet_anti_entropy_repairs_total',
     'chordnet_suspicions_total',
+    'chordnet_traffic_bytes_total',
+    'chordnet_traffic_messages_total',
   ]) {
     t.regex(body, new RegExp(`^# TYPE ${name} `, 'm'))
   }

@@ -84,7 +84,10 @@ pub struct JsEvent {
     pub kind: String,
     pub peer: Option<JsPeer>,
     pub reason: Option<String>,
+    /// The peer a message arrived from (its id proved in the handshake).
     pub sender: Option<JsNodeRef>,
+    /// Who a message says wrote it (a broadcast's is claimed, not checked).
+    pub origin: Option<JsNodeRef>,
     pub time_ms: Option<f64>,
     pub packets: Option<Vec<Buffer>>,
     pub broadcast: Option<bool>,
@@ -122,6 +125,19 @@ pub struct JsStats {
     pub contacts: u32,
     /// Frames refused before sending for exceeding the frame limit (0 unless there is a bug).
     pub oversized_frames: f64,
+}
+
+/// One kind of traffic since the node started: frames (length prefix included, before
+/// encryption) queued to peers and received from them.
+#[napi(object)]
+pub struct JsTraffic {
+    /// 'maintenance' | 'lookup' | 'data' | 'replication' | 'anti_entropy' | 'walk' |
+    /// 'membership' | 'events' | 'mesh' | 'other'
+    pub kind: String,
+    pub sent_messages: f64,
+    pub sent_bytes: f64,
+    pub received_messages: f64,
+    pub received_bytes: f64,
 }
 
 #[napi(object)]
@@ -254,7 +270,7 @@ fn peer(info: &PeerInfo) -> JsPeer {
 }
 
 fn empty_event(kind: &str) -> JsEvent {
-    JsEvent { kind: kind.into(), peer: None, reason: None, sender: None, time_ms: None, packets: None, broadcast: None, code: None, key: None }
+    JsEvent { kind: kind.into(), peer: None, reason: None, sender: None, origin: None, time_ms: None, packets: None, broadcast: None, code: None, key: None }
 }
 
 fn event(event: Event) -> JsEvent {
@@ -263,6 +279,7 @@ fn event(event: Event) -> JsEvent {
         Event::Disconnect { peer: info, reason } => JsEvent { peer: Some(peer(&info)), reason: Some(reason), ..empty_event("disconnect") },
         Event::Message(message) => JsEvent {
             sender: Some(node_ref(&message.sender)),
+            origin: Some(node_ref(&message.origin)),
             time_ms: Some(message.time_ms as f64),
             packets: Some(message.packets.into_iter().map(Buffer::from).collect()),
             broadcast: Some(message.broadcast),
@@ -341,12 +358,13 @@ pub fn node_id_of(public_key: Buffer) -> Result<String> {
     Ok(chord::Id::of_public_key(&key32(&public_key, "publicKey")?).to_hex())
 }
 
-/// The 32-byte network key of a passphrase (Argon2id) or of random bytes (BLAKE3).
+/// The 32-byte network key of a passphrase (Argon2id) or of random bytes (BLAKE3) on a
+/// subnet: the same key on two subnets gives two network keys.
 #[napi]
-pub fn derive_network_key(key: Either<String, Buffer>) -> Result<Buffer> {
+pub fn derive_network_key(key: Either<String, Buffer>, subnet: String) -> Result<Buffer> {
     let derived = match &key {
-        Either::A(passphrase) => chord_noise::network_key_from_passphrase(passphrase),
-        Either::B(bytes) => chord_noise::network_key_from_bytes(bytes),
+        Either::A(passphrase) => chord_noise::network_key_from_passphrase(passphrase, &subnet),
+        Either::B(bytes) => chord_noise::network_key_from_bytes(bytes, &subnet),
     };
     Ok(derived.map_err(to_js_error)?.to_vec().into())
 }
@@ -679,6 +697,8 @@ pub struct JsMetrics {
     pub connections_closed: f64,
     /// Frames refused before sending for exceeding the frame limit (0 unless there is a bug).
     pub oversized_frames: f64,
+    /// Messages and bytes by what they are for, sent and received.
+    pub traffic: Vec<JsTraffic>,
 }
 
 /// What a node reports about itself (local, or asked over the wire with `memberInfo`).
@@ -737,6 +757,17 @@ fn js_metrics(m: &chord::metrics::MetricsSnapshot) -> JsMetrics {
         connections_opened: m.connections_opened as f64,
         connections_closed: m.connections_closed as f64,
         oversized_frames: m.oversized_frames as f64,
+        traffic: m
+            .traffic
+            .iter()
+            .map(|t| JsTraffic {
+                kind: t.kind.clone(),
+                sent_messages: t.sent_messages as f64,
+                sent_bytes: t.sent_bytes as f64,
+                received_messages: t.received_messages as f64,
+                received_bytes: t.received_bytes as f64,
+            })
+            .collect(),
     }
 }
 

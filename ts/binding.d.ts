@@ -60,8 +60,11 @@ export interface ChordOptions {
   resync?: boolean
 }
 
-/** The 32-byte network key of a passphrase (Argon2id) or of random bytes (BLAKE3). */
-export declare function deriveNetworkKey(key: string | Buffer): Buffer
+/**
+ * The 32-byte network key of a passphrase (Argon2id) or of random bytes (BLAKE3) on a
+ * subnet: the same key on two subnets gives two network keys.
+ */
+export declare function deriveNetworkKey(key: string | Buffer, subnet: string): Buffer
 
 /** Every error code the engine can raise (each maps to one TypeScript error class). */
 export declare function errorCodes(): Array<string>
@@ -88,7 +91,10 @@ export interface JsEvent {
   kind: string
   peer?: JsPeer
   reason?: string
+  /** The peer a message arrived from (its id proved in the handshake). */
   sender?: JsNodeRef
+  /** Who a message says wrote it (a broadcast's is claimed, not checked). */
+  origin?: JsNodeRef
   timeMs?: number
   packets?: Array<Buffer>
   broadcast?: boolean
@@ -269,6 +275,8 @@ export interface JsMetrics {
   connectionsClosed: number
   /** Frames refused before sending for exceeding the frame limit (0 unless there is a bug). */
   oversizedFrames: number
+  /** Messages and bytes by what they are for, sent and received. */
+  traffic: Array<JsTraffic>
 }
 
 export interface JsNodeRef {
@@ -330,6 +338,22 @@ export interface JsStats {
   contacts: number
   /** Frames refused before sending for exceeding the frame limit (0 unless there is a bug). */
   oversizedFrames: number
+}
+
+/**
+ * One kind of traffic since the node started: frames (length prefix included, before
+ * encryption) queued to peers and received from them.
+ */
+export interface JsTraffic {
+  /**
+   * 'maintenance' | 'lookup' | 'data' | 'replication' | 'anti_entropy' | 'walk' |
+   * 'membership' | 'events' | 'mesh' | 'other'
+   */
+  kind: string
+  sentMessages: number
+  sentBytes: number
+  receivedMessages: number
+  receivedBytes: number
 }
 
 /** The key pair of a 32-byte secret key. */

@@ -18,8 +18,9 @@ const NET = `
 Network options:
   --subnet S              network name; nodes only talk within one subnet (default "")
   --network-key-file PATH the network key: the file's text (trailing whitespace dropped),
-                          stretched with Argon2id; nodes without it cannot connect.
-                          CHORDNET_NETWORK_KEY=... does the same from the environment
+                          stretched with Argon2id and salted with the subnet; nodes without
+                          it cannot connect. CHORDNET_NETWORK_KEY=... does the same from
+                          the environment
   --plaintext             no encryption and no protection at all (debugging only)`
 
 const HELP: Record<string, string> = {
@@ -46,7 +47,7 @@ every node, crashes one node and shows that nothing was lost. Prints the address
 web view of the ring, served while the demo runs.
   --http       where the web view listens (default 127.0.0.1, any free port)
   --keep-open  after the demo, keep the ring and its view running with light traffic until Ctrl-C`,
-  serve: `Usage: chordnet serve --port P [--host 127.0.0.1] [--connect host:port] [--replicas ${limits.defaultReplicas}] [--key-file PATH]
+  serve: `Usage: chordnet serve --port P [--host 127.0.0.1] [--out-addr host:port] [--connect host:port] [--replicas ${limits.defaultReplicas}] [--key-file PATH]
                      [--data-dir DIR | --memory] [--durability sync|os] [--resync]
                      [--http [HOST:]PORT] [--http-keys] [network options]
 
@@ -55,6 +56,8 @@ its data and the members it knew on disk: restarted on the same folder it comes 
 and rejoins its ring by itself (no --connect needed).
   --port       port to listen on (0 = any free port; keeps nothing unless --data-dir is given)
   --host       address to bind (default 127.0.0.1)
+  --out-addr   the address peers reach this node at, when it is not --host (behind NAT);
+               required with --host 0.0.0.0 or :: (peers refuse a node naming those)
   --connect    a member of the network to join through
   --replicas   copies of each key (default ${limits.defaultReplicas}, at most ${limits.maxReplicas})
   --key-file   the node's key pair (created, readable only by you, if missing), so the node
@@ -83,6 +86,7 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   port: { type: 'string' },
   host: { type: 'string' },
+  'out-addr': { type: 'string' },
   connect: { type: 'string' },
   subnet: { type: 'string' },
   'network-key-file': { type: 'string' },
@@ -235,6 +239,7 @@ async function serve(values: Values): Promise<number> {
     dataDir,
     durability: values.durability as 'sync' | 'os' | undefined,
     resync: values.resync,
+    ...(values['out-addr'] === undefined ? {} : { outAddr: address(values['out-addr'], '--out-addr') }),
   })
   await node.ready
   if (dataDir === undefined) console.log(values.memory ? 'data: in memory (--memory): nothing is kept' : 'data: in memory (port 0 and no --data-dir): nothing is kept')

@@ -26,7 +26,7 @@ export interface MeshOptions {
   protocol?: Protocol
   /** This node's static key pair (`generateKeyPair()`); its id derives from the public key. Default: a fresh one, so a fresh id. */
   keyPair?: KeyPair
-  /** Address advertised to peers when it differs from the bound one (e.g. behind NAT, or bound to 0.0.0.0). */
+  /** Address advertised to peers when it differs from the bound one (e.g. behind NAT); required when bound to `0.0.0.0` or `::`, which peers refuse as an address. Port 0: the bound port. */
   outAddr?: [string, number]
   /** Most open peer connections, inbound and outbound together (default `limits.defaultMaxPeers`, at most `limits.maxPeers`). Inbound connections beyond it are refused. */
   maxPeers?: number
@@ -47,14 +47,26 @@ export interface MeshOptions {
 /** Messages kept for `recv()` before the oldest are dropped (`limits.maxQueuedMessages`). */
 export const MAX_QUEUED_MESSAGES: number = limits.maxQueuedMessages
 
-/** A message received from the mesh. */
+/**
+ * A message received from the mesh.
+ *
+ * What is proven: `sender`, the peer the message arrived from (with Noise it proved its id in
+ * the handshake). A whisper comes straight from its author, so its sender is its author (a
+ * whisper naming another origin is dropped and reported). A broadcast is flooded from node to
+ * node: its `sender` is the neighbour that forwarded it, and its `origin` is whatever the
+ * broadcast claims — any node it passed through could have made it up.
+ */
 export class Message {
   /** The payload: the packets as sent, as Buffers. */
   readonly packets: Buffer[]
-  /** The sender's node id. */
+  /** The id of the peer this message arrived from, proven by its key (with Noise): a whisper's author, a broadcast's forwarder. */
   readonly sender: string
-  /** Where the sender listens. */
+  /** Where the sender listens (as its handshake said). */
   readonly senderAddr: [string, number]
+  /** The id of the node the message says wrote it: for a whisper, `sender`; for a broadcast, claimed and not checked. */
+  readonly origin: string
+  /** Where the origin says it listens (claimed, like `origin`). */
+  readonly originAddr: [string, number]
   /** When it was sent, in seconds since the epoch (sender's clock). */
   readonly time: number
   /** True for a broadcast, false for a whisper. */
@@ -67,11 +79,13 @@ export class Message {
     this.packets = event.packets ?? []
     this.sender = event.sender!.id
     this.senderAddr = [event.sender!.host, event.sender!.port]
+    this.origin = event.origin?.id ?? this.sender
+    this.originAddr = event.origin ? [event.origin.host, event.origin.port] : this.senderAddr
     this.time = (event.timeMs ?? 0) / 1000
     this.broadcast = event.broadcast ?? false
   }
 
-  /** Whisper back to the sender. */
+  /** Whisper back to the sender (over the connection it came by; for a broadcast, the neighbour that forwarded it). */
   reply(...packets: BytesLike[]): Promise<void> {
     return this.#socket.send(packets, { flag: 'whisper', to: this.sender, addr: this.senderAddr })
   }

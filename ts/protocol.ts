@@ -18,7 +18,9 @@ export interface ProtocolOptions {
    * A pre-shared key that admits a node to the network: nodes without the same key cannot
    * complete a handshake (their `connect()` rejects with `HandshakeError`, `ERR_HANDSHAKE`).
    * A string is a passphrase, stretched with Argon2id; bytes (at least 16, e.g. 32 random
-   * bytes) are used through BLAKE3. Noise only. Never sent, and not part of `id`.
+   * bytes) are used through BLAKE3. Either way the subnet is mixed in, so the same key on two
+   * subnets makes two unrelated network keys (and a dictionary of passphrases precomputed for
+   * one subnet is of no use against another). Noise only. Never sent, and not part of `id`.
    */
   networkKey?: string | Buffer | Uint8Array
 }
@@ -60,7 +62,7 @@ export class Protocol {
       // A string stays a string (a passphrase, stretched by the engine); bytes are bytes.
       const key = typeof settings.networkKey === 'string' ? settings.networkKey : toBytes(settings.networkKey, 'options.networkKey')
       try {
-        NETWORK_KEYS.set(this, native.deriveNetworkKey(key))
+        NETWORK_KEYS.set(this, native.deriveNetworkKey(key, subnet))
       } catch (error) {
         throw fromNative(error)
       }

@@ -116,6 +116,18 @@ export function createExporter(node: NativeNode): Exporter {
     [{ direction: 'pushed' }, info().metrics.repairedPushed],
     [{ direction: 'fetched' }, info().metrics.repairedFetched],
   ])
+  counter('chordnet_traffic_bytes_total', 'Bytes of frames sent to and received from peers (before encryption), by what they are for.', ['kind', 'direction'], () =>
+    info().metrics.traffic.flatMap((t): [Record<string, string>, number][] => [
+      [{ kind: t.kind, direction: 'sent' }, t.sentBytes],
+      [{ kind: t.kind, direction: 'received' }, t.receivedBytes],
+    ]),
+  )
+  counter('chordnet_traffic_messages_total', 'Frames sent to and received from peers, by what they are for.', ['kind', 'direction'], () =>
+    info().metrics.traffic.flatMap((t): [Record<string, string>, number][] => [
+      [{ kind: t.kind, direction: 'sent' }, t.sentMessages],
+      [{ kind: t.kind, direction: 'received' }, t.receivedMessages],
+    ]),
+  )
   counter('chordnet_suspicions_total', 'Peers dropped from the routing tables because they did not answer (or refused).', [], () => [[{}, info().metrics.suspicions]])
   return {
     contentType: registry.contentType,

@@ -10,7 +10,12 @@ pub enum Error {
     #[error("protocol mismatch: our subnet {ours:?} / {our_encryption}, theirs {theirs:?} ({reason})")]
     ProtocolMismatch { ours: String, our_encryption: String, theirs: String, reason: String },
     #[error("peer refused the connection ({code}): {reason}")]
-    Rejected { code: String, reason: String },
+    Rejected {
+        code: String,
+        reason: String,
+        /// Members of its ring the refusing node suggested trying instead (when it was busy).
+        elsewhere: Vec<crate::routing::NodeRef>,
+    },
     #[error("timed out: {0}")]
     Timeout(String),
     #[error("{message}")]
@@ -138,7 +143,7 @@ mod tests {
         let samples = [
             Error::Closed,
             Error::ProtocolMismatch { ours: String::new(), our_encryption: String::new(), theirs: String::new(), reason: String::new() },
-            Error::Rejected { code: String::new(), reason: String::new() },
+            Error::Rejected { code: String::new(), reason: String::new(), elsewhere: Vec::new() },
             Error::Timeout(String::new()),
             Error::PeerGone(String::new()),
             Error::KeyTooLarge { size: 0, limit: 0 },

@@ -199,14 +199,81 @@ impl RingFigures {
     }
 }
 
-/// The figures the driver measures: operation latencies and outcomes, connections. Cheap to
-/// update from any task.
+/// What a message on the wire is for, as its bytes are counted (sent and received).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Traffic {
+    /// Stabilize, notify, pings and their answers: keeping the ring a ring.
+    Maintenance,
+    /// Lookups (`FindSuccessor`, relayed or not) and their answers.
+    Lookup,
+    /// Dict operations at their owner (`Get`, `Write`, relayed or not) and their answers.
+    Data,
+    /// Copies to replicas and hand-offs.
+    Replication,
+    /// Anti-entropy: digests, version lists, fetches.
+    AntiEntropy,
+    /// Pages of ring walks (`keys()`, `values()`, ...).
+    Walk,
+    /// Joins, leaves, ring merging.
+    Membership,
+    /// Ring-wide add/delete events.
+    Events,
+    /// Mesh messages: broadcasts, whispers, peer exchange.
+    Mesh,
+    /// The handshake, goodbyes, `Info` and everything else.
+    Other,
+}
+
+impl Traffic {
+    pub const ALL: [Traffic; 10] = [
+        Traffic::Maintenance,
+        Traffic::Lookup,
+        Traffic::Data,
+        Traffic::Replication,
+        Traffic::AntiEntropy,
+        Traffic::Walk,
+        Traffic::Membership,
+        Traffic::Events,
+        Traffic::Mesh,
+        Traffic::Other,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Traffic::Maintenance => "maintenance",
+            Traffic::Lookup => "lookup",
+            Traffic::Data => "data",
+            Traffic::Replication => "replication",
+            Traffic::AntiEntropy => "anti_entropy",
+            Traffic::Walk => "walk",
+            Traffic::Membership => "membership",
+            Traffic::Events => "events",
+            Traffic::Mesh => "mesh",
+            Traffic::Other => "other",
+        }
+    }
+}
+
+/// Messages and bytes of one kind of traffic, sent and received, since the node started.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrafficSnapshot {
+    pub kind: String,
+    pub sent_messages: u64,
+    pub sent_bytes: u64,
+    pub received_messages: u64,
+    pub received_bytes: u64,
+}
+
+/// The figures the driver measures: operation latencies and outcomes, connections, traffic by
+/// kind. Cheap to update from any task.
 pub struct Metrics {
     ops: [LatencyHistogram; 3],
     errors: [[AtomicU64; ERROR_CODES.len()]; 3],
     connections_opened: AtomicU64,
     connections_closed: AtomicU64,
     oversized_frames: AtomicU64,
+    /// Per traffic kind: messages sent, bytes sent, messages received, bytes received.
+    traffic: [[AtomicU64; 4]; Traffic::ALL.len()],
 }
 
 impl Default for Metrics {
@@ -217,6 +284,7 @@ impl Default for Metrics {
             connections_opened: AtomicU64::new(0),
             connections_closed: AtomicU64::new(0),
             oversized_frames: AtomicU64::new(0),
+            traffic: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
         }
     }
 }
@@ -252,6 +320,20 @@ impl Metrics {
         self.oversized_frames.load(Relaxed)
     }
 
+    /// A frame of `bytes` (length prefix included, before encryption) was queued to a peer.
+    pub fn record_sent(&self, kind: Traffic, bytes: usize) {
+        let counters = &self.traffic[kind as usize];
+        counters[0].fetch_add(1, Relaxed);
+        counters[1].fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// A frame of `bytes` arrived from a peer.
+    pub fn record_received(&self, kind: Traffic, bytes: usize) {
+        let counters = &self.traffic[kind as usize];
+        counters[2].fetch_add(1, Relaxed);
+        counters[3].fetch_add(bytes as u64, Relaxed);
+    }
+
     /// Everything, with the engine's figures alongside.
     pub fn snapshot(&self, ring: &RingFigures) -> MetricsSnapshot {
         let op = |i: usize| OpSnapshot {
@@ -277,6 +359,19 @@ impl Metrics {
             connections_opened: self.connections_opened.load(Relaxed),
             connections_closed: self.connections_closed.load(Relaxed),
             oversized_frames: self.oversized_frames.load(Relaxed),
+            traffic: Traffic::ALL
+                .iter()
+                .map(|kind| {
+                    let counters = &self.traffic[*kind as usize];
+                    TrafficSnapshot {
+                        kind: kind.name().into(),
+                        sent_messages: counters[0].load(Relaxed),
+                        sent_bytes: counters[1].load(Relaxed),
+                        received_messages: counters[2].load(Relaxed),
+                        received_bytes: counters[3].load(Relaxed),
+                    }
+                })
+                .collect(),
         }
     }
 }
@@ -308,6 +403,9 @@ pub struct MetricsSnapshot {
     /// bulk message escaped its byte budget).
     #[serde(default)]
     pub oversized_frames: u64,
+    /// Messages and bytes by what they are for (`Traffic`), sent and received.
+    #[serde(default)]
+    pub traffic: Vec<TrafficSnapshot>,
 }
 
 /// What a node reports about itself: its routing state, what it holds and its counters. The

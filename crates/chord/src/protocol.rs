@@ -5,7 +5,7 @@
 //! with field names, enums as `{ "Variant": content }`). docs/PROTOCOL.md is the normative text.
 
 use crate::id::Id;
-use crate::metrics::MemberInfo;
+use crate::metrics::{MemberInfo, Traffic};
 use crate::routing::{Hop, NodeRef};
 use crate::store::Item;
 use crate::version::Version;
@@ -61,8 +61,15 @@ pub enum Message {
     Hello(Hello),
     /// The accepting side's answer to an acceptable `Hello`.
     Welcome(Hello),
-    /// The accepting side refuses; the connection closes after this frame.
-    Reject { code: String, reason: String, subnet: String },
+    /// The accepting side refuses; the connection closes after this frame. A node too busy
+    /// for a newcomer names members of its ring to try instead (`elsewhere`).
+    Reject {
+        code: String,
+        reason: String,
+        subnet: String,
+        #[serde(default)]
+        elsewhere: Vec<NodeRef>,
+    },
     /// Peer exchange: nodes the sender is connected to.
     Peers(Vec<PeerAd>),
     /// A message for every node; `id` deduplicates it.
@@ -76,6 +83,35 @@ pub enum Message {
     Response { id: u64, body: Response },
     /// The sender is closing this connection, and why.
     Goodbye { reason: String },
+}
+
+impl Message {
+    /// What this message is for, as its bytes are counted (`Metrics::record_sent`).
+    pub fn traffic(&self) -> Traffic {
+        match self {
+            Message::Request { body, .. } => match body {
+                Request::Ping | Request::State | Request::Notify(_) => Traffic::Maintenance,
+                Request::FindSuccessor { .. } | Request::Relay { body: Routed::FindSuccessor { .. }, .. } => Traffic::Lookup,
+                Request::Get { .. } | Request::Write { .. } | Request::Relay { .. } => Traffic::Data,
+                Request::Replicate { .. } | Request::Handoff { .. } => Traffic::Replication,
+                Request::SyncArc { .. } | Request::Fetch { .. } => Traffic::AntiEntropy,
+                Request::Page { .. } => Traffic::Walk,
+                Request::Leaving { .. } | Request::Candidates(_) => Traffic::Membership,
+                Request::Info => Traffic::Other,
+            },
+            Message::Response { body, .. } => match body {
+                Response::Pong | Response::State { .. } => Traffic::Maintenance,
+                Response::Next(_) | Response::Relayed { answer: RelayAnswer::Next(_), .. } => Traffic::Lookup,
+                Response::Value { .. } | Response::Written { .. } | Response::Redirect(_) | Response::Relayed { .. } => Traffic::Data,
+                Response::InSync | Response::SubDigests(_) | Response::Versions { .. } | Response::Items { .. } => Traffic::AntiEntropy,
+                Response::Page { .. } => Traffic::Walk,
+                Response::Ok | Response::Info(_) | Response::Error { .. } => Traffic::Other,
+            },
+            Message::Event { .. } => Traffic::Events,
+            Message::Broadcast { .. } | Message::Whisper { .. } | Message::Peers(_) => Traffic::Mesh,
+            Message::Hello(_) | Message::Welcome(_) | Message::Reject { .. } | Message::Goodbye { .. } => Traffic::Other,
+        }
+    }
 }
 
 /// A peer advertised in peer exchange.

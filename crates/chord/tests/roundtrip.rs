@@ -128,7 +128,7 @@ fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         hello().prop_map(Message::Hello),
         hello().prop_map(Message::Welcome),
-        (".{0,12}", ".{0,30}", ".{0,12}").prop_map(|(code, reason, subnet)| Message::Reject { code, reason, subnet }),
+        (".{0,12}", ".{0,30}", ".{0,12}", vec(node(), 0..3)).prop_map(|(code, reason, subnet, elsewhere)| Message::Reject { code, reason, subnet, elsewhere }),
         vec((node(), any::<bool>()).prop_map(|(node, member)| PeerAd { node, member }), 0..4).prop_map(Message::Peers),
         (id(), node(), any::<u64>(), vec(bytes(), 0..3)).prop_map(|(id, origin, time_ms, packets)| Message::Broadcast { id, origin, time_ms, packets }),
         (node(), id(), any::<u64>(), vec(bytes(), 0..3)).prop_map(|(origin, target, time_ms, packets)| Message::Whisper { origin, target, time_ms, packets }),

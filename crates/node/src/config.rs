@@ -47,7 +47,8 @@ pub struct StorageConfig {
 pub struct Config {
     pub host: String,
     pub port: u16,
-    /// Address advertised to peers, when it differs from the bound one (NAT, 0.0.0.0).
+    /// Address advertised to peers, when it differs from the bound one (NAT, 0.0.0.0); port 0
+    /// = the bound port. Required when bound to every interface (0.0.0.0, ::).
     pub out_addr: Option<(String, u16)>,
     pub subnet: String,
     /// `"Noise"` (the default) or `"Plaintext"`.
@@ -101,6 +102,7 @@ impl Config {
             MIN_FAILURE_TIMEOUT.as_millis() as u64,
             (self.request_timeout.as_millis() as u64).max(MIN_FAILURE_TIMEOUT.as_millis() as u64),
         )?;
+        self.check_advertised_address()?;
         if !ENCRYPTIONS.contains(&self.encryption.as_str()) {
             return Err(Error::InvalidArgument(format!("encryption must be 'Noise' or 'Plaintext' (got {:?})", self.encryption)));
         }
@@ -128,6 +130,22 @@ impl Config {
             )));
         }
         chord.validate()
+    }
+
+    /// The address this node tells peers it listens at must be one they accept
+    /// (`chord::addr`): a node bound to every interface (0.0.0.0, ::) has to say where it is.
+    fn check_advertised_address(&self) -> Result<()> {
+        let (host, port) = match &self.out_addr {
+            Some((host, port)) => (host.as_str(), *port),
+            None if chord::addr::check_advertised(&self.host, 1).is_err() => {
+                return Err(Error::InvalidArgument(format!(
+                    "a node listening on {:?} needs outAddr, the address peers reach it at: peers refuse a node that names {:?} as its address",
+                    self.host, self.host
+                )))
+            }
+            None => return Ok(()),
+        };
+        chord::addr::check_advertised(host, port.max(1)).map_err(|why| Error::InvalidArgument(format!("outAddr {host}:{port} is {why}: peers would refuse it")))
     }
 }
 
@@ -176,6 +194,22 @@ mod tests {
         pair.public[0] ^= 1;
         config.key_pair = Some(pair);
         assert!(config.validate().unwrap_err().to_string().contains("keyPair.publicKey"));
+    }
+
+    #[test]
+    fn a_node_tells_peers_an_address_they_accept() {
+        for host in ["0.0.0.0", "::"] {
+            let mut config = Config::new(host, 4000);
+            assert!(config.validate().unwrap_err().to_string().contains("needs outAddr"), "{host}");
+            config.out_addr = Some(("203.0.113.7".into(), 4000));
+            assert_eq!(config.validate(), Ok(()));
+            config.out_addr = Some(("224.0.0.1".into(), 4000));
+            assert!(config.validate().unwrap_err().to_string().contains("multicast"));
+            config.out_addr = Some(("203.0.113.7".into(), 0));
+            assert_eq!(config.validate(), Ok(()), "port 0: the bound port");
+        }
+        assert_eq!(Config::new("127.0.0.1", 0).validate(), Ok(()));
+        assert_eq!(Config::new("localhost", 0).validate(), Ok(()));
     }
 
     #[test]

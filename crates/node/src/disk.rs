@@ -10,11 +10,20 @@
 //!              checksum, readable by its owner only
 //!   members    the members it knew (a hint, replaced atomically when they change; kept apart
 //!              from the store so that a resync, which drops the store, still finds the ring)
-//!   committed  the store's sequence number after its last commit known durable: a store that
-//!              opens short of it lost acknowledged writes (a truncated or damaged journal)
+//!   committed  the number of the store's last commit known durable: a store that opens
+//!              holding fewer commits lost acknowledged writes (a truncated or damaged journal)
 //!   store/     the fjall database: keyspaces `index` (position ‖ key -> version, live, length),
-//!              `values` (position ‖ key -> value) and `meta` (marker, clock high-water mark)
+//!              `values` (position ‖ key -> value) and `meta` (marker, clock high-water mark,
+//!              number of commits)
 //! ```
+//!
+//! Only the node's owner may read the folder (unix): the folder and every folder under it are
+//! made 0700 and the node's own files are created 0600. fjall creates its files (journals,
+//! tables, manifests) with the mode the process umask gives (usually 0644), and a library must
+//! not change a process's umask; so the store's folder is made 0700 before fjall opens it, and
+//! opening and closing the store make every file under the folder 0600. What the 0700 folder
+//! guarantees meanwhile: no other user can enter it, so none can open a file under it whatever
+//! the file's own mode (root can, as always). Links under the folder are left alone.
 //!
 //! The engine sees this store through [`chord::store::Values`] ([`DiskValues`]): writes are
 //! staged in memory at once; [`Disk::commit`], run by the driver's committer thread, writes
@@ -40,6 +49,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -52,6 +62,12 @@ const MARKER_MAGIC: &[u8] = b"chordnet store 1";
 /// Meta keys.
 const MARKER: &[u8] = b"marker";
 const HIGH_WATER: &[u8] = b"clock";
+/// How many batches the store holds: written in every batch, so it comes back from the journal
+/// exactly as far as the batches themselves do. The `committed` file is checked against it.
+/// (Not fjall's sequence number: fjall also spends sequence numbers on its own flushes and
+/// compactions, and recovers only the highest one its data carries, so a flush after the last
+/// commit made a store that lost nothing look as if it had.)
+const COMMITS: &[u8] = b"commits";
 /// Memtable sizes: what is written is held in memory until flushed to a table, so these bound
 /// the memory the store's recent writes take (fjall's default is 64 MiB each).
 const VALUES_MEMTABLE_BYTES: u64 = 16 << 20;
@@ -90,6 +106,8 @@ pub struct Disk {
     wake: Condvar,
     /// The `committed` file, rewritten in place after each durable commit.
     committed: Mutex<Option<File>>,
+    /// Batches written to the store (the `commits` meta record of the last one).
+    commits: AtomicU64,
     /// Held (locked) for as long as the store is open; dropped (unlocked) by `release`.
     lock: Mutex<Option<File>>,
 }
@@ -220,7 +238,7 @@ impl Disk {
     pub fn open(config: &StorageConfig, protocol_id: Id, new_identity: impl FnOnce() -> Vec<u8>) -> Result<Opened> {
         let dir = config.dir.clone();
         let shown = dir.display().to_string();
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(e, &format!("cannot create the data folder {shown}")))?;
+        create_private_dir(&dir).map_err(|e| Error::io(e, &format!("cannot create the data folder {shown}")))?;
         let lock = lock_folder(&dir)?;
         let identity_path = dir.join("identity");
         let store_dir = dir.join("store");
@@ -253,6 +271,8 @@ impl Disk {
                 identity
             }
         };
+        // A chordnet folder: a folder of something else was refused above, its entries untouched.
+        make_private(&dir).map_err(|e| Error::io(e, &format!("cannot make the data folder {shown} readable by its owner only")))?;
         if config.resync && store_dir.exists() {
             std::fs::remove_dir_all(&store_dir).map_err(|e| Error::io(e, &format!("cannot remove {} for resync", store_dir.display())))?;
         }
@@ -260,8 +280,12 @@ impl Disk {
         if !fresh && !store_exists {
             return Err(Error::StorageCorrupt(format!("{}: empty, while {} names this node: {}", store_dir.display(), identity_path.display(), resync_advice())));
         }
+        // Private before fjall writes anything in it.
+        create_private_dir(&store_dir).map_err(|e| Error::io(e, &format!("cannot create {}", store_dir.display())))?;
         let journals_before = journal_sizes(&store_dir);
         let handle = open_handle(&store_dir)?;
+        // What fjall created opening (or making) the store.
+        make_private(&store_dir).map_err(|e| Error::io(e, &format!("cannot make {} readable by its owner only", store_dir.display())))?;
         check_journals(&journals_before)?;
         let marker = marker(protocol_id, &identity);
         let found = handle.meta.get(MARKER).map_err(|e| corrupt(&store_dir, &e))?;
@@ -276,7 +300,10 @@ impl Disk {
                 )))
             }
             None if fresh || config.resync => {
-                handle.meta.insert(MARKER, marker).map_err(|e| corrupt(&store_dir, &e))?;
+                let mut batch = handle.db.batch();
+                batch.insert(&handle.meta, MARKER, marker);
+                batch.insert(&handle.meta, COMMITS, 0u64.to_be_bytes());
+                batch.commit().map_err(|e| corrupt(&store_dir, &e))?;
                 handle.db.persist(PersistMode::SyncAll).map_err(|e| corrupt(&store_dir, &e))?;
             }
             None => {
@@ -288,18 +315,31 @@ impl Disk {
             }
         }
         let committed_path = dir.join("committed");
-        let recovered = handle.db.seqno();
-        if let Some(committed) = std::fs::read(&committed_path).ok().and_then(|b| Some(u64::from_be_bytes(b.get(..8)?.try_into().ok()?))) {
-            if committed > recovered && !fresh && !config.resync {
+        let commits = match handle.meta.get(COMMITS).map_err(|e| corrupt(&store_dir, &e))? {
+            Some(bytes) => Some(u64::from_be_bytes(bytes[..].try_into().map_err(|_| {
+                Error::StorageCorrupt(format!("{}: the store's count of commits does not parse (a damaged file): {}", store_dir.display(), resync_advice()))
+            })?)),
+            // A store made before the store counted its commits: its `committed` file holds
+            // something else (fjall's sequence number), which is not comparable. Its first
+            // commit starts the count.
+            None => None,
+        };
+        let noted = std::fs::read(&committed_path).ok().and_then(|b| Some(u64::from_be_bytes(b.get(..8)?.try_into().ok()?)));
+        if let (Some(noted), Some(held)) = (noted, commits) {
+            if noted > held && !fresh && !config.resync {
                 let journals: Vec<String> = journal_sizes(&store_dir).keys().map(|p| p.display().to_string()).collect();
                 let named = if journals.is_empty() { format!("{}: its journal is missing", store_dir.display()) } else { format!("{}: cut short or damaged", journals.join(", ")) };
                 return Err(Error::StorageCorrupt(format!(
-                    "{named}: the store opens at sequence {recovered} but had committed up to {committed}, so acknowledged writes are lost. {}",
+                    "{named}: the store holds {held} commits but had made {noted} durable, so acknowledged writes are lost. {}",
                     resync_advice()
                 )));
             }
         }
-        let committed = OpenOptions::new().create(true).truncate(false).write(true).open(&committed_path).map_err(|e| Error::io(e, &format!("cannot open {}", committed_path.display())))?;
+        let committed = private_file().create(true).truncate(false).write(true).open(&committed_path).map_err(|e| Error::io(e, &format!("cannot open {}", committed_path.display())))?;
+        if fresh || config.resync {
+            // What a store dropped or deleted had made durable says nothing of this one.
+            write_count(&committed, 0).map_err(|e| Error::io(e, &format!("cannot write {}", committed_path.display())))?;
+        }
         let mut index = Vec::new();
         for guard in handle.index.iter() {
             let (key, value) = guard.into_inner().map_err(|e| corrupt(&store_dir, &e))?;
@@ -318,6 +358,7 @@ impl Disk {
             staging: Mutex::new(Staging { high_water, ..Staging::default() }),
             wake: Condvar::new(),
             committed: Mutex::new(Some(committed)),
+            commits: AtomicU64::new(commits.unwrap_or(0)),
             lock: Mutex::new(Some(lock)),
         };
         Ok(Opened { disk: Arc::new(disk), identity, index, high_water, members })
@@ -355,7 +396,14 @@ impl Disk {
         let path = self.dir.join("members");
         let temporary = self.dir.join("members.tmp");
         let bytes = rmp_serde::to_vec(members).map_err(|e| Error::Internal(format!("encoding members: {e}")))?;
-        std::fs::write(&temporary, bytes).and_then(|_| std::fs::rename(&temporary, &path)).map_err(|e| Error::io(e, &format!("cannot write {}", path.display())))
+        private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temporary)
+            .and_then(|mut file| file.write_all(&bytes))
+            .and_then(|_| std::fs::rename(&temporary, &path))
+            .map_err(|e| Error::io(e, &format!("cannot write {}", path.display())))
     }
 
     /// Wait until a ticket waits, the store closes or `timeout` passes; then take what is
@@ -461,24 +509,24 @@ impl Disk {
         for (key, value) in &batch.meta {
             write.insert(&handle.meta, *key, value.as_slice());
         }
-        // Every batch rewrites the high-water mark, so the newest sequence number stays in the
-        // store even when everything else was deleted and compacted away.
+        // Every batch rewrites the high-water mark, so the newest version stays in the store
+        // even when everything else was deleted and compacted away, and counts itself.
         write.insert(&handle.meta, HIGH_WATER, header(&batch.high_water.unwrap_or_default(), None).as_slice());
+        let number = self.commits.load(Ordering::Acquire) + 1;
+        write.insert(&handle.meta, COMMITS, number.to_be_bytes().as_slice());
         write.commit().map_err(|e| self.write_error(&e))?;
+        self.commits.store(number, Ordering::Release);
         if self.durability == Durability::Sync {
-            self.note_committed(handle.db.seqno());
+            self.note_committed(number);
         }
         Ok(())
     }
 
-    /// Record the sequence number reached by durable commits (in place, not synced: after a
-    /// power loss it may lag, never lead, since it is written after the journal's sync).
-    fn note_committed(&self, seqno: u64) {
+    /// Record how many commits are durable (in place, not synced: after a power loss it may
+    /// lag, never lead, since it is written after the journal's sync).
+    fn note_committed(&self, commits: u64) {
         if let Some(file) = self.committed.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            #[cfg(unix)]
-            let _ = std::os::unix::fs::FileExt::write_at(file, &seqno.to_be_bytes(), 0);
-            #[cfg(windows)]
-            let _ = std::os::windows::fs::FileExt::seek_write(file, &seqno.to_be_bytes(), 0);
+            let _ = write_count(file, commits);
         }
     }
 
@@ -502,9 +550,10 @@ impl Disk {
     /// Make every commit so far durable (the `os` setting's once-a-second flush).
     pub fn sync(&self) -> Result<()> {
         let Some(handle) = self.handle() else { return Ok(()) };
-        let seqno = handle.db.seqno();
+        // Counted before the sync: every batch counted so far is in the journal it flushes.
+        let commits = self.commits.load(Ordering::Acquire);
         handle.db.persist(PersistMode::SyncData).map_err(|e| self.write_error(&e))?;
-        self.note_committed(seqno);
+        self.note_committed(commits);
         Ok(())
     }
 
@@ -555,11 +604,14 @@ impl Disk {
     pub fn release(&self) {
         if let Some(handle) = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take() {
             // What the os setting wrote to the OS is flushed on a clean close.
+            let commits = self.commits.load(Ordering::Acquire);
             if handle.db.persist(PersistMode::SyncData).is_ok() {
-                self.note_committed(handle.db.seqno());
+                self.note_committed(commits);
             }
         }
         self.committed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        // What fjall created meanwhile, made the owner's only while the folder is still ours.
+        let _ = make_private(&self.dir);
         self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
@@ -652,10 +704,77 @@ fn open_handle(store_dir: &Path) -> Result<Handle> {
     Ok(Handle { db, index, values, meta })
 }
 
+/// Mode of the data folder and of every folder under it: its owner reads, writes and enters it.
+#[cfg(unix)]
+const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode of every file under the data folder: its owner reads and writes it.
+#[cfg(unix)]
+const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// Options that create a file readable and writable by its owner only (the umask may only
+/// remove more).
+fn private_file() -> OpenOptions {
+    #[allow(unused_mut)]
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, PRIVATE_FILE_MODE);
+    options
+}
+
+/// Create `dir` and its missing parents as their owner's only (a folder that exists is left
+/// as it is: [`make_private`] tightens it once it is known to be a chordnet folder).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, PRIVATE_DIR_MODE);
+    builder.create(dir)
+}
+
+/// Make `dir` and everything under it the owner's only: folders 0700, files 0600. Links are
+/// not followed (nor changed), and entries removed meanwhile (a table compacted away) skipped.
+#[cfg(unix)]
+fn make_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let tighten = |path: &Path, mode: u32, current: u32| match current & 0o777 == mode {
+        true => Ok(()),
+        false => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)),
+    };
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+        match std::fs::symlink_metadata(&folder) {
+            Ok(metadata) => tighten(&folder, PRIVATE_DIR_MODE, metadata.permissions().mode()).or_else(|e| if gone(&e) { Ok(()) } else { Err(e) })?,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e),
+        }
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let Ok(metadata) = std::fs::symlink_metadata(entry.path()) else { continue };
+            if metadata.is_dir() {
+                folders.push(entry.path());
+            } else if metadata.is_file() {
+                tighten(&entry.path(), PRIVATE_FILE_MODE, metadata.permissions().mode()).or_else(|e| if gone(&e) { Ok(()) } else { Err(e) })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// Take the folder's lock (a second node on the same folder is refused).
 fn lock_folder(dir: &Path) -> Result<File> {
     let path = dir.join("LOCK");
-    let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(|e| Error::io(e, &format!("cannot open {}", path.display())))?;
+    let mut file = private_file().create(true).truncate(false).read(true).write(true).open(&path).map_err(|e| Error::io(e, &format!("cannot open {}", path.display())))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -725,11 +844,7 @@ fn write_identity(path: &Path, protocol_id: Id, identity: &[u8]) -> Result<()> {
     let temporary = path.with_file_name("identity.tmp");
     let io = |e| Error::io(e, &format!("cannot write {}", path.display()));
     // It holds the node's secret key: readable by its owner only.
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&temporary).map_err(io)?;
+    let mut file = private_file().write(true).create(true).truncate(true).open(&temporary).map_err(io)?;
     file.write_all(text.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)?;
     std::fs::rename(&temporary, path).map_err(io)?;
@@ -739,6 +854,14 @@ fn write_identity(path: &Path, protocol_id: Id, identity: &[u8]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Write a count of commits at the start of the `committed` file, in place.
+fn write_count(file: &File, commits: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    return std::os::unix::fs::FileExt::write_all_at(file, &commits.to_be_bytes(), 0);
+    #[cfg(windows)]
+    return std::os::windows::fs::FileExt::seek_write(file, &commits.to_be_bytes(), 0).map(|_| ());
 }
 
 /// The marker a store gets at creation: it belongs to this identity on this network.
@@ -781,7 +904,13 @@ fn data_end(path: &Path) -> Option<u64> {
 fn check_journals(before: &HashMap<PathBuf, u64>) -> Result<()> {
     let tolerance = (MAX_COMMIT_BYTES + MAX_ITEM_WIRE_BYTES) as u64 * 5 / 4 + (64 << 10);
     for (path, data) in before {
-        let now = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let now = match std::fs::metadata(path) {
+            Ok(metadata) => metadata.len(),
+            // Recovery found a sealed journal whose memtables were never flushed and flushed
+            // them; fjall then deletes the journal, whose data now lives in tables.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => 0,
+        };
         if now + tolerance < *data {
             return Err(Error::StorageCorrupt(format!(
                 "{}: damaged: its records end at byte {now} but it held {data} bytes, so acknowledged writes were lost. {}",
@@ -809,4 +938,204 @@ fn free_bytes(path: &Path) -> Option<u64> {
 #[cfg(not(unix))]
 fn free_bytes(_path: &Path) -> Option<u64> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh folder under the system's temporary folder, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("chordnet-disk-{name}-{}-{}", std::process::id(), rand::random::<u32>()));
+            Scratch(dir)
+        }
+
+        fn config(&self, durability: Durability) -> StorageConfig {
+            StorageConfig { dir: self.0.clone(), durability, resync: false }
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const PROTOCOL: Id = Id(42);
+
+    fn open(config: &StorageConfig) -> Result<Opened> {
+        Disk::open(config, PROTOCOL, || vec![7; 33])
+    }
+
+    fn key(i: usize) -> Vec<u8> {
+        format!("key-{i}").into_bytes()
+    }
+
+    /// Write `count` values of `bytes` each, one commit per value (as acknowledged sets come).
+    fn write_values(disk: &Arc<Disk>, count: usize, bytes: usize) {
+        let mut values = DiskValues(disk.clone());
+        for i in 0..count {
+            let value = vec![(i % 251) as u8; bytes];
+            values.put(Id::of_key(&key(i)), &key(i), &Version { millis: 1_000 + i as u64, counter: 0, writer: Id(1) }, Some(&value));
+            let batch = disk.take_batch(Duration::ZERO);
+            disk.commit(&batch).expect("committed");
+        }
+    }
+
+    /// Wait until the values' memtable has been flushed to a table (fjall's background worker).
+    fn wait_for_flush(disk: &Disk) {
+        let handle = disk.handle().expect("open");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while handle.values.table_count() == 0 || handle.values.sealed_memtable_count() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the values' memtable was never flushed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Values of 1 MiB that fill the values' memtable: the last one (with the keys and
+    /// headers of all) takes it past its size, so fjall flushes it after the last commit.
+    const PAST_MEMTABLE: usize = VALUES_MEMTABLE_BYTES as usize >> 20;
+
+    #[test]
+    fn a_store_reopens_after_a_flush_that_followed_its_last_commit() {
+        let scratch = Scratch::new("flush-then-close");
+        let config = scratch.config(Durability::Sync);
+        let opened = open(&config).unwrap();
+        write_values(&opened.disk, PAST_MEMTABLE, 1 << 20);
+        // The flush lands after the last commit, then the node closes (or is destroyed).
+        wait_for_flush(&opened.disk);
+        opened.disk.close();
+        opened.disk.release();
+        drop(opened);
+        let again = open(&config).unwrap_or_else(|e| panic!("reopening a store that lost nothing: {e}"));
+        assert_eq!(again.index.len(), PAST_MEMTABLE);
+        let values = DiskValues(again.disk.clone());
+        for i in 0..PAST_MEMTABLE {
+            assert_eq!(values.get(Id::of_key(&key(i)), &key(i)).unwrap()[..], vec![(i % 251) as u8; 1 << 20][..]);
+        }
+        again.disk.close();
+        again.disk.release();
+    }
+
+    #[test]
+    fn a_store_reopens_after_a_crash_that_followed_a_flush_and_a_sync() {
+        // The `os` setting's once-a-second sync records what is durable; a flush between the
+        // last commit and that sync, then a kill (the handles dropped, nothing released).
+        let scratch = Scratch::new("flush-sync-crash");
+        let config = scratch.config(Durability::Os);
+        let opened = open(&config).unwrap();
+        write_values(&opened.disk, PAST_MEMTABLE, 1 << 20);
+        wait_for_flush(&opened.disk);
+        opened.disk.sync().unwrap();
+        let Opened { disk, .. } = opened;
+        drop(Arc::into_inner(disk).expect("the only handle"));
+        let again = open(&config).unwrap_or_else(|e| panic!("reopening a store that lost nothing: {e}"));
+        assert_eq!(again.index.len(), PAST_MEMTABLE);
+        again.disk.close();
+        again.disk.release();
+    }
+
+    #[test]
+    fn a_journal_cut_short_of_an_acknowledged_commit_is_refused() {
+        let scratch = Scratch::new("cut-journal");
+        let config = scratch.config(Durability::Sync);
+        let opened = open(&config).unwrap();
+        write_values(&opened.disk, 5, 100);
+        // A kill, then the journal loses the end of its last batch (a damaged disk).
+        let Opened { disk, .. } = opened;
+        drop(Arc::into_inner(disk).expect("the only handle"));
+        let journals = journal_sizes(&scratch.0.join("store"));
+        assert_eq!(journals.len(), 1, "one journal: {journals:?}");
+        let (journal, end) = journals.into_iter().next().unwrap();
+        OpenOptions::new().write(true).open(&journal).unwrap().set_len(end - 8).unwrap();
+        let refused = open(&config).err().expect("a store that lost an acknowledged commit is refused");
+        assert_eq!(refused.code(), "ERR_STORAGE_CORRUPT");
+        assert!(refused.to_string().contains("holds 4 commits but had made 5 durable"), "{refused}");
+    }
+
+    #[test]
+    fn a_store_from_before_the_commit_count_opens_and_starts_counting() {
+        // Such a store has no `commits` record and its `committed` file holds fjall's sequence
+        // number instead, which says nothing about the count.
+        let scratch = Scratch::new("legacy");
+        let config = scratch.config(Durability::Sync);
+        let opened = open(&config).unwrap();
+        write_values(&opened.disk, 3, 100);
+        opened.disk.handle().unwrap().meta.remove(COMMITS).unwrap();
+        opened.disk.close();
+        opened.disk.release();
+        drop(opened);
+        std::fs::write(scratch.0.join("committed"), 999u64.to_be_bytes()).unwrap();
+        let again = open(&config).unwrap_or_else(|e| panic!("an older store opens: {e}"));
+        assert_eq!(again.index.len(), 3);
+        write_values(&again.disk, 1, 100);
+        again.disk.close();
+        again.disk.release();
+        drop(again);
+        assert_eq!(std::fs::read(scratch.0.join("committed")).unwrap(), 1u64.to_be_bytes());
+        open(&config).unwrap().disk.release();
+    }
+
+    /// Paths under `dir` (itself included) that group or others may use, with their modes.
+    #[cfg(unix)]
+    fn loose_under(dir: &Path) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut loose = Vec::new();
+        let mut paths = vec![dir.to_path_buf()];
+        while let Some(path) = paths.pop() {
+            let metadata = std::fs::symlink_metadata(&path).unwrap();
+            if metadata.permissions().mode() & 0o077 != 0 {
+                loose.push(format!("{} {:o}", path.display(), metadata.permissions().mode() & 0o777));
+            }
+            if metadata.is_dir() {
+                paths.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            }
+        }
+        loose
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_folder_and_everything_in_it_is_its_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = Scratch::new("private");
+        let config = scratch.config(Durability::Sync);
+        let opened = open(&config).unwrap();
+        assert_eq!(loose_under(&scratch.0), Vec::<String>::new(), "a new folder");
+        // A folder of an older build, or made by hand: open to everyone.
+        opened.disk.close();
+        opened.disk.release();
+        drop(opened);
+        std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(scratch.0.join("committed"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let opened = open(&config).unwrap();
+        assert_eq!(loose_under(&scratch.0), Vec::<String>::new(), "after open");
+        // fjall creates tables and journals as it goes, with the umask's mode.
+        write_values(&opened.disk, PAST_MEMTABLE, 1 << 20);
+        wait_for_flush(&opened.disk);
+        opened.disk.remember_members(&[]).unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&scratch.0), 0o700, "meanwhile the folder keeps everyone else out");
+        opened.disk.close();
+        opened.disk.release();
+        assert_eq!(loose_under(&scratch.0), Vec::<String>::new(), "after close");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_that_is_not_a_nodes_keeps_its_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = Scratch::new("foreign");
+        std::fs::create_dir_all(&scratch.0).unwrap();
+        std::fs::set_permissions(&scratch.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(scratch.0.join("notes.txt"), "mine").unwrap();
+        std::fs::set_permissions(scratch.0.join("notes.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = open(&scratch.config(Durability::Sync)).err().expect("refused");
+        assert_eq!(refused.code(), "ERR_INVALID_ARGUMENT");
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&scratch.0), mode(&scratch.0.join("notes.txt"))), (0o755, 0o644));
+    }
 }

@@ -48,9 +48,11 @@ impl Inbound for Dispatch {
             Message::Request { id, body } => self.driver.on_request(conn, peer, id, body),
             Message::Response { id, body } => self.driver.on_response(peer.id, id, body),
             Message::Event { id, key, added, limit } => self.driver.on_event(id, key.into_vec(), added, limit),
-            Message::Broadcast { id, origin, time_ms, packets } => self.mesh.on_broadcast(conn, id, origin, time_ms, packets),
-            Message::Whisper { origin, target, time_ms, packets } => self.mesh.on_whisper(origin, target, time_ms, packets),
-            Message::Peers(ads) => {
+            Message::Broadcast { id, origin, time_ms, packets } => self.mesh.on_broadcast(conn, peer, id, origin, time_ms, packets),
+            Message::Whisper { origin, target, time_ms, packets } => self.mesh.on_whisper(peer, origin, target, time_ms, packets),
+            Message::Peers(mut ads) => {
+                // Addresses on a peer's word: only those this node may dial (chord::addr).
+                ads.retain(|ad| chord::addr::check_dialable(&ad.node.host, ad.node.port, &self.transport.identity.me.host).is_ok());
                 // A few members per frame, from a member the engine knows; nothing from others.
                 if self.driver.inspect(|engine| engine.trusts_adverts_of(peer.id)) {
                     for ad in ads.iter().filter(|ad| ad.member).take(ADVERTS_LEARNED_PER_MESSAGE) {
@@ -64,10 +66,10 @@ impl Inbound for Dispatch {
         }
     }
 
-    fn disconnected(&self, info: &PeerInfo, reason: &str, last: bool) {
+    fn disconnected(&self, info: &PeerInfo, reason: &str, last: bool, lost: bool) {
         self.driver.metrics.record_connection_closed();
         if self.chord {
-            self.driver.peer_gone(&node_of(info), reason, last);
+            self.driver.peer_gone(&node_of(info), reason, last, lost);
         }
         if last {
             self.events.push(Event::Disconnect { peer: info.clone(), reason: reason.to_string() });
@@ -80,6 +82,10 @@ impl Inbound for Dispatch {
 
     fn admit(&self, peer: Id) -> Admission {
         self.driver.admit(peer)
+    }
+
+    fn elsewhere(&self) -> Vec<NodeRef> {
+        self.driver.inspect(|engine| engine.elsewhere())
     }
 }
 

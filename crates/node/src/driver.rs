@@ -14,7 +14,7 @@
 use crate::clock::wall_millis;
 use crate::disk::Disk;
 use crate::events::{Event, EventQueue};
-use crate::transport::{ConnId, Transport};
+use crate::transport::{ConnId, Frame, Transport};
 use chord::engine::{Action, Admission, Engine, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, UserOp};
 use chord::error::{Error, Result};
 use chord::id::Id;
@@ -61,7 +61,7 @@ pub(crate) struct Driver {
     /// dials are spawned on the runtime the node started on.
     runtime: tokio::runtime::Handle,
     /// Operation latencies and connections (relaxed atomics, no lock).
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// The node's on-disk store (`dataDir`), committed by the committer thread.
     disk: Option<Arc<Disk>>,
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -78,6 +78,7 @@ const REMEMBER_MEMBERS_EVERY: Duration = Duration::from_secs(2);
 impl Driver {
     /// Must be called inside the tokio runtime the node runs on.
     pub fn new(engine: Engine, epoch: Instant, transport: Arc<Transport>, events: Arc<EventQueue>, disk: Option<Arc<Disk>>) -> Driver {
+        let metrics = Arc::clone(&transport.metrics);
         Driver {
             disk,
             committer: Mutex::new(None),
@@ -89,7 +90,7 @@ impl Driver {
             timer_at: AtomicU64::new(u64::MAX),
             timer_wake: Notify::new(),
             runtime: tokio::runtime::Handle::current(),
-            metrics: Metrics::new(),
+            metrics,
         }
     }
 
@@ -173,9 +174,9 @@ impl Driver {
 
     /// Encode a message, refusing one over the frame limit: every bulk message is cut by bytes
     /// to fit, so this is a bug caught before the peer has to drop the connection.
-    fn encode(&self, message: &Message) -> Option<bytes::Bytes> {
-        let frame = protocol::encode(message);
-        let (size, limit) = (frame.len() - protocol::LENGTH_PREFIX_BYTES, self.transport.identity.max_frame_bytes);
+    fn encode(&self, message: &Message) -> Option<Frame> {
+        let frame = Frame::of(message);
+        let (size, limit) = (frame.bytes.len() - protocol::LENGTH_PREFIX_BYTES, self.transport.identity.max_frame_bytes);
         if size <= limit {
             return Some(frame);
         }
@@ -203,7 +204,7 @@ impl Driver {
             Action::ToClients { message } => {
                 let clients = self.transport.client_conns();
                 if !clients.is_empty() {
-                    let frame = protocol::encode(&message);
+                    let frame = Frame::of(&message);
                     for conn in clients {
                         self.transport.send_frame(conn, frame.clone());
                     }
@@ -331,10 +332,14 @@ impl Driver {
         self.call(|engine, now| engine.handle_event(now, id, key, added, limit));
     }
 
-    /// A connection to `peer` closed (`last`: no other remains).
-    pub fn peer_gone(self: &Arc<Self>, peer: &NodeRef, reason: &str, last: bool) {
+    /// A connection to `peer` closed (`last`: no other remains; `lost`: it broke rather than
+    /// being closed by one side).
+    pub fn peer_gone(self: &Arc<Self>, peer: &NodeRef, reason: &str, last: bool, lost: bool) {
         let error = Error::PeerGone(format!("{}:{} ({reason})", peer.host, peer.port));
-        self.call(|engine, now| engine.peer_gone(now, peer.id, error, last));
+        match lost {
+            true => self.call(|engine, now| engine.peer_gone(now, peer.id, error, last)),
+            false => self.call(|engine, now| engine.peer_closed(now, peer.id, error, last)),
+        }
     }
 
     /// What this node reports about itself: the engine's part, the connections, the metrics.

@@ -23,7 +23,14 @@ pub struct PeerInfo {
 /// A mesh message delivered to this node.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Incoming {
+    /// The peer the message arrived from: its id is the one it proved in the handshake (with
+    /// Noise), its address the one its Hello named. A whisper's author; for a broadcast, the
+    /// neighbour that forwarded it (its author when they are directly connected).
     pub sender: NodeRef,
+    /// Who the message says wrote it. A whisper's is its sender (a whisper naming another
+    /// origin is dropped); a broadcast's is claimed by whoever wrote it and not checked: any
+    /// node the broadcast passed through could have made it up.
+    pub origin: NodeRef,
     pub time_ms: u64,
     pub packets: Vec<Vec<u8>>,
     pub broadcast: bool,

@@ -41,6 +41,7 @@ use self::mesh::Mesh;
 use self::transport::{Identity, Inbound, Transport};
 use self::disk::{Disk, DiskValues};
 use chord::engine::{Engine, Now, Restored, Settings, UserOp};
+use chord::metrics::Metrics;
 use chord::error::{Error, Result};
 use chord::id::Id;
 use chord::routing::NodeRef;
@@ -76,7 +77,12 @@ impl Node {
             .await
             .map_err(|e| Error::io(e, &format!("cannot listen on {}:{}", config.host, config.port)))?;
         let bound: SocketAddr = listener.local_addr().map_err(|e| Error::io(e, "cannot read the bound address"))?;
-        let (out_host, out_port) = config.out_addr.clone().unwrap_or_else(|| (config.host.clone(), bound.port()));
+        let (out_host, out_port) = match config.out_addr.clone() {
+            // Port 0 in outAddr: the port bound (as with port 0 to listen on).
+            Some((host, 0)) => (host, bound.port()),
+            Some(addr) => addr,
+            None => (config.host.clone(), bound.port()),
+        };
         let protocol_id = protocol_id(&config.subnet, &config.encryption);
         // The id is the key's: with Noise, peers check it against the key proved in the handshake.
         // With a dataDir the key pair comes back from the folder's identity record (made once,
@@ -107,7 +113,7 @@ impl Node {
             keys,
             network_key: config.network_key.unwrap_or_else(open_network_key),
             noise: config.encryption == "Noise",
-        }));
+        }, Arc::new(Metrics::new())));
         let events = Arc::new(EventQueue::new());
         let settings = Settings {
             me: me.clone(),
@@ -178,10 +184,27 @@ impl Node {
         }
     }
 
-    /// Connect to a node and complete the handshake; a lone ring member joins through it.
+    /// Connect to a node and complete the handshake; a lone ring member joins through it. A
+    /// node too busy to take us names other members of its ring: we try those.
     pub async fn connect(&self, host: &str, port: u16) -> Result<PeerInfo> {
         self.ensure_open()?;
-        let (_, info) = self.inner.transport.dial(host, port, None).await?;
+        let (_, info) = match self.inner.transport.dial(host, port, None).await {
+            Err(Error::Rejected { code, reason, elsewhere }) if code == "busy" && !elsewhere.is_empty() => {
+                let mut last = Error::Rejected { code, reason, elsewhere: Vec::new() };
+                let mut connected = None;
+                for member in elsewhere {
+                    match self.inner.transport.dial(&member.host, member.port, Some(member.id)).await {
+                        Ok(done) => {
+                            connected = Some(done);
+                            break;
+                        }
+                        Err(error) => last = error,
+                    }
+                }
+                connected.ok_or(last)?
+            }
+            other => other?,
+        };
         if self.inner.config.chord.is_some() && info.member {
             let peer = NodeRef { id: info.id, host: info.host.clone(), port: info.port };
             self.inner.driver.run_op(UserOp::JoinThrough(peer)).await?;

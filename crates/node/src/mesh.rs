@@ -4,10 +4,17 @@
 //! forwards a broadcast id once (a bounded `SeenSet`), so a connected network sees it exactly
 //! once per node however its links are arranged. A whisper goes over a direct connection,
 //! dialing the target first when its address is known. Owns the set of seen broadcast ids.
+//!
+//! Who sent what: a message is delivered with the peer it arrived from as its sender, whose id
+//! that peer proved in the handshake. A whisper is only taken from its author over a direct
+//! connection: one whose origin is not the connection's peer, or whose target is another node,
+//! is dropped and reported (whispers are never relayed: a relayed whisper's origin could not be
+//! told from a forged one). A broadcast is flooded, so its origin is only claimed: it is
+//! delivered beside the sender, never in its place.
 
 use crate::clock::wall_millis;
 use crate::events::{Event, EventQueue, Incoming};
-use crate::transport::{ConnId, Transport};
+use crate::transport::{ConnId, Frame, Transport};
 use chord::error::{Error, Result};
 use chord::id::Id;
 use chord::protocol::{self, Message, PeerAd};
@@ -48,8 +55,8 @@ impl Mesh {
         let id = Id(rand::random());
         self.first_time(id);
         let message = Message::Broadcast { id, origin: self.me.clone(), time_ms: wall_millis(), packets: to_bufs(packets) };
-        let frame = protocol::encode(&message);
-        self.check_size(frame.len())?;
+        let frame = Frame::of(&message);
+        self.check_size(frame.bytes.len())?;
         for (conn, _) in self.transport.connections() {
             self.transport.send_frame(conn, frame.clone());
         }
@@ -58,8 +65,8 @@ impl Mesh {
 
     pub async fn whisper(&self, packets: Vec<Vec<u8>>, target: WhisperTo) -> Result<()> {
         let message = Message::Whisper { origin: self.me.clone(), target: target.id, time_ms: wall_millis(), packets: to_bufs(packets) };
-        let frame = protocol::encode(&message);
-        self.check_size(frame.len())?;
+        let frame = Frame::of(&message);
+        self.check_size(frame.bytes.len())?;
         let conn = match (self.transport.conn_to(target.id), target.addr) {
             (Some(conn), _) => conn,
             (None, Some((host, port))) => self.transport.connection_to(&NodeRef { id: target.id, host, port }).await?,
@@ -81,36 +88,43 @@ impl Mesh {
         Ok(())
     }
 
-    pub fn on_broadcast(&self, from: ConnId, id: Id, origin: NodeRef, time_ms: u64, packets: Vec<ByteBuf>) {
+    /// A broadcast that arrived over `from`, from the proven peer `sender`.
+    pub fn on_broadcast(&self, from: ConnId, sender: &NodeRef, id: Id, origin: NodeRef, time_ms: u64, packets: Vec<ByteBuf>) {
         if !self.first_time(id) {
             return;
         }
         let others: Vec<ConnId> = self.transport.connections().into_iter().map(|(c, _)| c).filter(|c| *c != from).collect();
         if !others.is_empty() {
-            let frame = protocol::encode(&Message::Broadcast { id, origin: origin.clone(), time_ms, packets: packets.clone() });
+            let frame = Frame::of(&Message::Broadcast { id, origin: origin.clone(), time_ms, packets: packets.clone() });
             for conn in others {
                 self.transport.send_frame(conn, frame.clone());
             }
         }
         if origin.id != self.me.id {
-            self.deliver(origin, time_ms, packets, true);
+            self.deliver(sender.clone(), origin, time_ms, packets, true);
         }
     }
 
-    pub fn on_whisper(&self, origin: NodeRef, target: Id, time_ms: u64, packets: Vec<ByteBuf>) {
-        if target == self.me.id {
-            self.deliver(origin, time_ms, packets, false);
-            return;
+    /// A whisper from the proven peer `sender`: delivered only if it is for this node and says
+    /// it comes from that peer.
+    pub fn on_whisper(&self, sender: &NodeRef, origin: NodeRef, target: Id, time_ms: u64, packets: Vec<ByteBuf>) {
+        if target != self.me.id {
+            return self.refuse(sender, format!("a whisper for {target}, another node: whispers are not relayed"));
         }
-        // Not for us: relay once if we are directly connected to the target, else drop.
-        if let Some(conn) = self.transport.conn_to(target) {
-            self.transport.send_message(conn, &Message::Whisper { origin, target, time_ms, packets });
+        if origin.id != sender.id {
+            return self.refuse(sender, format!("a whisper claiming to come from {}", origin.id));
         }
+        self.deliver(sender.clone(), sender.clone(), time_ms, packets, false);
     }
 
-    fn deliver(&self, sender: NodeRef, time_ms: u64, packets: Vec<ByteBuf>, broadcast: bool) {
+    /// Drop a message and tell the user why (the connection stays: an older node may relay).
+    fn refuse(&self, sender: &NodeRef, why: String) {
+        self.events.push(Event::Error { code: "ERR_BAD_PEER".into(), message: format!("peer {} sent {why}; dropped", sender.id) });
+    }
+
+    fn deliver(&self, sender: NodeRef, origin: NodeRef, time_ms: u64, packets: Vec<ByteBuf>, broadcast: bool) {
         let packets = packets.into_iter().map(ByteBuf::into_vec).collect();
-        self.events.push(Event::Message(Incoming { sender, time_ms, packets, broadcast }));
+        self.events.push(Event::Message(Incoming { sender, origin, time_ms, packets, broadcast }));
     }
 
     /// Tell a newly connected peer whom we know, so it can join the rest of the mesh.

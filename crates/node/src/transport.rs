@@ -15,6 +15,7 @@
 use crate::events::PeerInfo;
 use crate::config::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES, SEND_QUEUE_FRAMES};
 use chord::engine::Admission;
+use chord::metrics::{Metrics, Traffic};
 use chord::error::{Error, Result};
 use chord::id::Id;
 use chord_noise::{self as noise, Handshake, KeyPair, NetworkKey, NoiseError, Opener, Sealer, MAX_HANDSHAKE_MESSAGE, NOISE_PREFIX_BYTES};
@@ -41,6 +42,17 @@ const ENCRYPTION_MISMATCH: &str = "encryption-mismatch";
 
 pub(crate) type ConnId = u64;
 
+/// How a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// We closed it (and say goodbye, with the reason).
+    ByUs,
+    /// The peer said goodbye.
+    ByPeer,
+    /// It broke: the peer went without a goodbye, or reading failed.
+    Lost,
+}
+
 /// Who the transport hands authenticated traffic to.
 pub(crate) trait Inbound: Send + Sync + 'static {
     /// Our handshake frame as of now (the member flag may change).
@@ -48,13 +60,16 @@ pub(crate) trait Inbound: Send + Sync + 'static {
     fn connected(&self, conn: ConnId, info: &PeerInfo);
     /// A message from an authenticated peer (never a handshake frame or a goodbye).
     fn message(&self, conn: ConnId, peer: &NodeRef, message: Message);
-    /// A connection closed; `last` when no other connection to that peer remains.
-    fn disconnected(&self, info: &PeerInfo, reason: &str, last: bool);
+    /// A connection closed; `last` when no other connection to that peer remains; `lost`
+    /// when it broke (no goodbye either way) rather than being closed by one side.
+    fn disconnected(&self, info: &PeerInfo, reason: &str, last: bool, lost: bool);
     /// Something a peer did was refused (bad bytes, a failed handshake).
     fn bad_peer(&self, message: String);
     /// Every slot is taken and `peer` knocks (or we dial it): which connection gives way, if
     /// any (the engine's connection policy).
     fn admit(&self, peer: Id) -> Admission;
+    /// Members a newcomer we refuse for want of room may try instead.
+    fn elsewhere(&self) -> Vec<NodeRef>;
 }
 
 /// What the transport checks in a handshake.
@@ -120,8 +135,23 @@ impl Drop for Slot {
     }
 }
 
+/// An encoded message and what it is for (its bytes are counted when queued).
+#[derive(Clone)]
+pub(crate) struct Frame {
+    pub bytes: Bytes,
+    pub kind: Traffic,
+}
+
+impl Frame {
+    pub fn of(message: &Message) -> Frame {
+        Frame { bytes: protocol::encode(message), kind: message.traffic() }
+    }
+}
+
 pub(crate) struct Transport {
     pub identity: Identity,
+    /// Counters the node reports (traffic by kind is counted here, as frames come and go).
+    pub metrics: Arc<Metrics>,
     table: Mutex<Table>,
     next_conn: AtomicU64,
     handshakes: AtomicU64,
@@ -131,10 +161,11 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub fn new(identity: Identity) -> Transport {
+    pub fn new(identity: Identity, metrics: Arc<Metrics>) -> Transport {
         let (shutdown, _) = watch::channel(false);
         Transport {
             identity,
+            metrics,
             table: Mutex::new(Table::default()),
             next_conn: AtomicU64::new(1),
             handshakes: AtomicU64::new(0),
@@ -238,15 +269,19 @@ impl Transport {
 
     /// Queue a frame on a connection; false if the connection is gone. A full queue means the
     /// peer stopped reading: it is disconnected rather than allowed to grow our memory.
-    pub fn send_frame(&self, conn: ConnId, frame: Bytes) -> bool {
+    pub fn send_frame(&self, conn: ConnId, frame: Frame) -> bool {
         let tx = match self.lock().conns.get(&conn) {
             Some(c) => c.tx.clone(),
             None => return false,
         };
-        match tx.try_send(Outgoing::Frame(frame)) {
-            Ok(()) => true,
+        let (kind, bytes) = (frame.kind, frame.bytes.len());
+        match tx.try_send(Outgoing::Frame(frame.bytes)) {
+            Ok(()) => {
+                self.metrics.record_sent(kind, bytes);
+                true
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.drop_conn(conn, "peer is not reading (send queue full)", true);
+                self.drop_conn(conn, "peer is not reading (send queue full)", Closing::ByUs);
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -254,11 +289,17 @@ impl Transport {
     }
 
     pub fn send_message(&self, conn: ConnId, message: &Message) -> bool {
-        self.send_frame(conn, protocol::encode(message))
+        self.send_frame(conn, Frame::of(message))
     }
 
     /// A connection to `node`, reusing an open one or dialing once for all concurrent callers.
     pub async fn connection_to(self: &Arc<Self>, node: &NodeRef) -> Result<ConnId> {
+        // A node named by a peer: never an address that cannot be a node's, nor loopback on a
+        // peer's word when we are not on loopback ourselves.
+        if let Err(unusable) = chord::addr::check_dialable(&node.host, node.port, &self.identity.me.host) {
+            // Unreachable (routing goes around it), with the reason.
+            return Err(Error::Io { code: "EADDRNOTAVAIL", message: format!("will not dial {}:{}: {unusable} (EADDRNOTAVAIL)", node.host, node.port) });
+        }
         let waiter = {
             let mut table = self.lock();
             if table.closed {
@@ -298,7 +339,9 @@ impl Transport {
     /// the node we mean to reach, if we know it (the policy never gives its slot away to it).
     pub async fn dial(self: &Arc<Self>, host: &str, port: u16, expected: Option<Id>) -> Result<(ConnId, PeerInfo)> {
         let inbound = self.inbound().ok_or(Error::Closed)?;
-        let slot = self.slot_for(expected.unwrap_or_default()).map_err(|reason| Error::Rejected { code: "busy".into(), reason: format!("this node's own connection table is full: {reason}") })?;
+        let slot = self
+            .slot_for(expected.unwrap_or_default())
+            .map_err(|reason| Error::Rejected { code: "busy".into(), reason: format!("this node's own connection table is full: {reason}"), elsewhere: Vec::new() })?;
         let connect = TcpStream::connect((host, port));
         let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect)
             .await
@@ -319,8 +362,8 @@ impl Transport {
         let (first, remote_key) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await.map_err(|_| Error::Timeout(format!("handshake with {host}:{port}")))??;
         let hello = match first {
             Message::Welcome(hello) => hello,
-            Message::Reject { code, reason, subnet } if code == "protocol-mismatch" || code == ENCRYPTION_MISMATCH => return Err(self.mismatch(subnet, reason)),
-            Message::Reject { code, reason, .. } => return Err(Error::Rejected { code, reason }),
+            Message::Reject { code, reason, subnet, .. } if code == "protocol-mismatch" || code == ENCRYPTION_MISMATCH => return Err(self.mismatch(subnet, reason)),
+            Message::Reject { code, reason, elsewhere, .. } => return Err(Error::Rejected { code, reason, elsewhere }),
             other => return Err(Error::Protocol(format!("{host}:{port} answered the handshake with {}", message_name(&other)))),
         };
         if hello.protocol_id != self.identity.protocol_id {
@@ -374,7 +417,8 @@ impl Transport {
     }
 
     /// Close one connection. The handler hears of it (and fails what waited on it).
-    pub fn drop_conn(&self, conn: ConnId, reason: &str, tell_peer: bool) {
+    pub fn drop_conn(&self, conn: ConnId, reason: &str, how: Closing) {
+        let tell_peer = how == Closing::ByUs;
         let (removed, last) = {
             let mut table = self.lock();
             let Some(removed) = table.conns.remove(&conn) else { return };
@@ -392,7 +436,7 @@ impl Transport {
         let _ = removed.tx.try_send(Outgoing::Close { reason: reason.to_string(), tell_peer });
         removed.reader.abort();
         if let Some(inbound) = self.inbound() {
-            inbound.disconnected(&removed.info(), reason, last);
+            inbound.disconnected(&removed.info(), reason, last, how == Closing::Lost);
         }
     }
 
@@ -400,7 +444,7 @@ impl Transport {
     pub fn drop_peer(&self, peer: Id, reason: &str) {
         let conns: Vec<ConnId> = self.lock().conns.iter().filter(|(_, c)| c.peer.id == peer).map(|(id, _)| *id).collect();
         for conn in conns {
-            self.drop_conn(conn, reason, true);
+            self.drop_conn(conn, reason, Closing::ByUs);
         }
     }
 
@@ -416,7 +460,7 @@ impl Transport {
         };
         let _ = self.shutdown.send(true);
         for conn in conns {
-            self.drop_conn(conn, reason, true);
+            self.drop_conn(conn, reason, Closing::ByUs);
         }
     }
 
@@ -444,6 +488,7 @@ impl Transport {
         if hello.node.id == self.identity.me.id {
             return Err(("self", "a node cannot connect to itself".into()));
         }
+        chord::addr::check_advertised(&hello.node.host, hello.node.port).map_err(|why| ("bad-address", format!("the Hello names {}:{} as where the node listens: {why}", hello.node.host, hello.node.port)))?;
         Ok(())
     }
 
@@ -465,7 +510,7 @@ impl Transport {
             _ => Ok(()),
         });
         if let Err((code, reason)) = checked {
-            let reject = Message::Reject { code: code.into(), reason: reason.clone(), subnet };
+            let reject = Message::Reject { code: code.into(), reason: reason.clone(), subnet, elsewhere: Vec::new() };
             let _ = link.send(&reject).await;
             let _ = link.writer.shutdown().await;
             return Err(format!("rejected {}:{}: {reason}", hello.node.host, hello.node.port));
@@ -473,7 +518,7 @@ impl Transport {
         let slot = match self.slot_for(hello.node.id) {
             Ok(slot) => slot,
             Err(reason) => {
-                let reject = Message::Reject { code: "busy".into(), reason, subnet };
+                let reject = Message::Reject { code: "busy".into(), reason, subnet, elsewhere: inbound.elsewhere() };
                 let _ = link.send(&reject).await;
                 let _ = link.writer.shutdown().await;
                 return Ok(());
@@ -495,7 +540,7 @@ impl Transport {
                     return Err(format!("expected a Noise handshake, got a plaintext {}", message_name(&message)));
                 }
                 let reason = "this node requires Noise encryption: a plaintext Hello is refused".to_string();
-                let _ = link.send(&Message::Reject { code: ENCRYPTION_MISMATCH.into(), reason, subnet: String::new() }).await;
+                let _ = link.send(&Message::Reject { code: ENCRYPTION_MISMATCH.into(), reason, subnet: String::new(), elsewhere: Vec::new() }).await;
                 let _ = link.writer.shutdown().await;
                 return Err("refused a plaintext Hello: this node requires Noise encryption".into());
             }
@@ -531,7 +576,7 @@ impl Transport {
         let announced = u32::from_be_bytes(link.raw[..4].try_into().expect("4 bytes")) as usize;
         if link.raw[0] == 0 && announced > MAX_HELLO_FRAME_BYTES {
             let reason = "this node uses Plaintext encryption: a Noise handshake is refused".to_string();
-            let _ = link.send(&Message::Reject { code: ENCRYPTION_MISMATCH.into(), reason, subnet: self.identity.subnet.clone() }).await;
+            let _ = link.send(&Message::Reject { code: ENCRYPTION_MISMATCH.into(), reason, subnet: self.identity.subnet.clone(), elsewhere: Vec::new() }).await;
             let _ = link.writer.shutdown().await;
             return Err("refused a Noise handshake: this node uses Plaintext encryption".into());
         }
@@ -641,6 +686,11 @@ fn handshake_error(host: &str, port: u16, error: impl std::fmt::Display) -> Erro
     let text = error.to_string();
     if text.contains("closed during the handshake") {
         return Error::Handshake(format!("{host}:{port} closed the connection during the handshake ({text})"));
+    }
+    // The socket failed under us (a reset, a broken pipe): the peer is unreachable for now,
+    // not breaking the protocol, so an operation retries elsewhere.
+    if text.starts_with("read failed") || text.starts_with("write failed") {
+        return Error::Io { code: "ECONNRESET", message: format!("{host}:{port}: {text} during the handshake (ECONNRESET)") };
     }
     Error::Protocol(format!("{host}:{port}: {text}"))
 }
@@ -785,28 +835,32 @@ async fn read_loop(transport: Arc<Transport>, conn: ConnId, peer: NodeRef, mut r
         if let Some(opener) = opener.as_mut() {
             if let Err(error) = opener.open(&mut records, &mut buffer) {
                 transport.report_bad_peer(format!("closed connection to {}:{}: {error}", peer.host, peer.port));
-                transport.drop_conn(conn, &format!("protocol error: {error}"), true);
+                transport.drop_conn(conn, &format!("protocol error: {error}"), Closing::ByUs);
                 return;
             }
         }
         loop {
+            let buffered = buffer.len();
             match protocol::decode(&mut buffer, max) {
                 Ok(Some(Message::Goodbye { reason })) => {
                     // Frames after a goodbye are not processed.
-                    transport.drop_conn(conn, &format!("peer said goodbye: {reason}"), false);
+                    transport.drop_conn(conn, &format!("peer said goodbye: {reason}"), Closing::ByPeer);
                     return;
                 }
                 Ok(Some(other @ (Message::Hello(_) | Message::Welcome(_) | Message::Reject { .. }))) => {
                     let reason = format!("unexpected {} after the handshake", message_name(&other));
                     transport.report_bad_peer(format!("closed connection to {}:{}: {reason}", peer.host, peer.port));
-                    transport.drop_conn(conn, &reason, true);
+                    transport.drop_conn(conn, &reason, Closing::ByUs);
                     return;
                 }
-                Ok(Some(message)) => inbound.message(conn, &peer, message),
+                Ok(Some(message)) => {
+                    transport.metrics.record_received(message.traffic(), buffered - buffer.len());
+                    inbound.message(conn, &peer, message)
+                }
                 Ok(None) => break,
                 Err(error) => {
                     report_frame_error(&transport, &peer, &error);
-                    transport.drop_conn(conn, &format!("protocol error: {error}"), true);
+                    transport.drop_conn(conn, &format!("protocol error: {error}"), Closing::ByUs);
                     return;
                 }
             }
@@ -824,7 +878,7 @@ async fn read_loop(transport: Arc<Transport>, conn: ConnId, peer: NodeRef, mut r
             Err(error) => break format!("read failed: {error}"),
         }
     };
-    transport.drop_conn(conn, &reason, false);
+    transport.drop_conn(conn, &reason, Closing::Lost);
 }
 
 fn report_frame_error(transport: &Transport, peer: &NodeRef, error: &FrameError) {

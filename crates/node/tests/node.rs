@@ -56,7 +56,7 @@ async fn protocol_mismatch_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_different_network_key_fails_the_handshake_and_says_so() {
     let mut keyed = mesh_config();
-    keyed.network_key = Some(chord_noise::network_key_from_bytes(b"members only, please").unwrap());
+    keyed.network_key = Some(chord_noise::network_key_from_bytes(b"members only, please", &keyed.subnet).unwrap());
     let member = Node::start(keyed).await.unwrap();
     let outsider = Node::start(mesh_config()).await.unwrap();
     let (host, port) = member.addr();

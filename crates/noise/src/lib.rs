@@ -13,6 +13,9 @@
 //!   is the same in both encryptions, and a writer seals a whole batch of frames at once.
 //! - A node's ring id is bound to its static key ([`Id::of_public_key`]); the transport refuses
 //!   a peer whose claimed id is not the id of the key it proved.
+//! - A network key is derived from what the user gives (a passphrase or bytes) *and the
+//!   subnet*, so one passphrase gives every deployment its own key, and a dictionary of
+//!   passphrases precomputed for one subnet is worth nothing against another.
 //!
 //! docs/PROTOCOL.md §3 is the normative text.
 
@@ -41,8 +44,12 @@ const SECOND_MESSAGE_BYTES: usize = 32 + (32 + TAG_BYTES) + TAG_BYTES;
 /// Argon2id cost for passphrases (OWASP's minimum for Argon2id: 19 MiB, 2 passes, 1 lane).
 const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
 const ARGON2_PASSES: u32 = 2;
-/// Fixed salt: every node must derive the same key from the same passphrase.
-const ARGON2_SALT: &[u8] = b"chordnet network key v2";
+/// The start of a passphrase's Argon2id salt; the subnet follows it. Every node of a subnet
+/// must derive the same key from the same passphrase, so the salt is what a deployment shares:
+/// its subnet. "v3": version 2 salted every deployment alike (the label alone).
+const ARGON2_SALT_LABEL: &[u8] = b"chordnet network key v3\0";
+/// The BLAKE3 context of a network key given as bytes ("3": the derivation's version, as above).
+const BYTES_KEY_CONTEXT: &str = "chordnet 3 network key";
 
 /// The prologue both sides hash into the handshake: a different protocol version cannot
 /// complete it.
@@ -55,30 +62,35 @@ pub fn prologue() -> Vec<u8> {
 /// A 32-byte pre-shared key mixed into every handshake (`psk0`).
 pub type NetworkKey = [u8; 32];
 
-/// The network key of a passphrase: Argon2id (19 MiB, 2 passes, 1 lane, fixed salt
-/// `"chordnet network key v2"`), 32 bytes. Slow on purpose (tens of ms): a weak passphrase
-/// costs an attacker that much per guess.
-pub fn network_key_from_passphrase(passphrase: &str) -> chord::error::Result<NetworkKey> {
+/// The network key of a passphrase on `subnet`: Argon2id (19 MiB, 2 passes, 1 lane, salt
+/// `"chordnet network key v3\0"` followed by the subnet's UTF-8 bytes), 32 bytes. Slow on
+/// purpose (tens of ms): a weak passphrase costs an attacker that much per guess, and per
+/// subnet attacked.
+pub fn network_key_from_passphrase(passphrase: &str, subnet: &str) -> chord::error::Result<NetworkKey> {
     if passphrase.is_empty() {
         return Err(Error::InvalidArgument("networkKey must not be empty".into()));
     }
     let params = argon2::Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, 1, Some(32)).expect("valid Argon2 parameters");
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = [ARGON2_SALT_LABEL, subnet.as_bytes()].concat();
     let mut key = [0u8; 32];
-    argon.hash_password_into(passphrase.as_bytes(), ARGON2_SALT, &mut key).expect("fixed parameters and salt are valid");
+    argon.hash_password_into(passphrase.as_bytes(), &salt, &mut key).map_err(|e| Error::InvalidArgument(format!("cannot derive a network key on this subnet: {e}")))?;
     Ok(key)
 }
 
-/// The network key of random bytes (at least [`MIN_NETWORK_KEY_BYTES`]):
-/// `BLAKE3-derive_key("chordnet 2 network key", bytes)`.
-pub fn network_key_from_bytes(bytes: &[u8]) -> chord::error::Result<NetworkKey> {
+/// The network key of random bytes (at least [`MIN_NETWORK_KEY_BYTES`]) on `subnet`:
+/// `BLAKE3-derive_key("chordnet 3 network key", u32 BE length of the subnet ‖ subnet ‖ bytes)`.
+pub fn network_key_from_bytes(bytes: &[u8], subnet: &str) -> chord::error::Result<NetworkKey> {
     if bytes.len() < MIN_NETWORK_KEY_BYTES {
         return Err(Error::InvalidArgument(format!(
             "a networkKey of bytes must have at least {MIN_NETWORK_KEY_BYTES} bytes (got {}); use a string passphrase instead",
             bytes.len()
         )));
     }
-    Ok(blake3::derive_key("chordnet 2 network key", bytes))
+    let subnet_len = u32::try_from(subnet.len()).map_err(|_| Error::InvalidArgument("the subnet is too long".into()))?;
+    let mut hasher = blake3::Hasher::new_derive_key(BYTES_KEY_CONTEXT);
+    hasher.update(&subnet_len.to_be_bytes()).update(subnet.as_bytes()).update(bytes);
+    Ok(*hasher.finalize().as_bytes())
 }
 
 /// The key of a network that set none: public, so anyone who speaks the protocol can join
@@ -318,7 +330,7 @@ mod tests {
     #[test]
     fn a_different_network_key_fails_at_the_responders_first_read() {
         let (a, b) = (KeyPair::generate(), KeyPair::generate());
-        let mut i = Handshake::initiator(&a, &network_key_from_bytes(b"sixteen bytes!!!").unwrap());
+        let mut i = Handshake::initiator(&a, &network_key_from_bytes(b"sixteen bytes!!!", "").unwrap());
         let mut r = Handshake::responder(&b, &open_network_key());
         let mut wire = Vec::new();
         i.write(&mut wire).unwrap();
@@ -381,21 +393,38 @@ mod tests {
         assert_eq!(pair.id(), Id::of_public_key(&pair.public));
         assert_ne!(KeyPair::generate().id(), pair.id());
         assert!(format!("{pair:?}").contains("secret: <hidden>"));
-        assert_eq!(network_key_from_passphrase("correct horse"), network_key_from_passphrase("correct horse"));
-        assert_ne!(network_key_from_passphrase("correct horse").unwrap(), network_key_from_passphrase("correct horsf").unwrap());
-        assert_ne!(network_key_from_bytes(&[7; 16]).unwrap(), open_network_key());
-        assert_eq!(network_key_from_bytes(&[7; 15]).unwrap_err().code(), "ERR_INVALID_ARGUMENT");
-        assert_eq!(network_key_from_passphrase("").unwrap_err().code(), "ERR_INVALID_ARGUMENT");
+        assert_eq!(network_key_from_passphrase("correct horse", "app"), network_key_from_passphrase("correct horse", "app"));
+        assert_ne!(network_key_from_passphrase("correct horse", "app").unwrap(), network_key_from_passphrase("correct horsf", "app").unwrap());
+        assert_ne!(network_key_from_bytes(&[7; 16], "").unwrap(), open_network_key());
+        assert_eq!(network_key_from_bytes(&[7; 15], "").unwrap_err().code(), "ERR_INVALID_ARGUMENT");
+        assert_eq!(network_key_from_passphrase("", "app").unwrap_err().code(), "ERR_INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn one_key_gives_each_subnet_its_own_network_key() {
+        let on = |subnet: &str| network_key_from_passphrase("a shared passphrase", subnet).unwrap();
+        assert_ne!(on("alpha"), on("beta"));
+        assert_ne!(on(""), on("alpha"));
+        let bytes = |subnet: &str| network_key_from_bytes(&[9; 32], subnet).unwrap();
+        assert_ne!(bytes("alpha"), bytes("beta"));
+        // The subnet is length-prefixed: where it ends and the key begins is never ambiguous.
+        assert_ne!(network_key_from_bytes(&[b'b'; 16], "a").unwrap(), network_key_from_bytes(&[[b'a'].as_slice(), &[b'b'; 15]].concat(), "").unwrap());
     }
 
     #[test]
     fn derivations_match_the_documented_vectors() {
         let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
         assert_eq!(hex(&open_network_key()), "b0d5c1bbe6fe567d9878226b6621ff1172d3b6d63857e9222f16a3c2078cf89a");
-        assert_eq!(hex(&network_key_from_bytes(&[0; 32]).unwrap()), "b4e8060f2f22c70849935159ae98777450de5c1b995f4eec7968f64d241e5a20");
+        // Checked against other implementations (Python's blake3 and argon2-cffi).
+        assert_eq!(hex(&network_key_from_bytes(&[0; 32], "my-app").unwrap()), "8da2b50df38ec8c37fdfc28db738880523888c0484cafbcb7b58c32c727da0a1");
+        assert_eq!(hex(&network_key_from_bytes(&[0; 32], "").unwrap()), "bac982453b0daad423d33a0611bdadb69ba9bf284277571b72a7a46acd5f7aa8");
         assert_eq!(
-            hex(&network_key_from_passphrase("correct horse battery staple").unwrap()),
-            "b905d01b5aa00ef26982176fb84cd46d3cca6b600e208e8aa6e593d87b754d10"
+            hex(&network_key_from_passphrase("correct horse battery staple", "my-app").unwrap()),
+            "7b8bad80f8b19712e2367c66b4b99511bba80959c219f0137d2a59dd65768e93"
+        );
+        assert_eq!(
+            hex(&network_key_from_passphrase("correct horse battery staple", "").unwrap()),
+            "1d0f7ae66edad5a0243b27c75774e4c8ff5598406c556752a74238be36867397"
         );
         let pair = KeyPair::from_secret([1; 32]);
         assert_eq!(hex(&pair.public), "a4e09292b651c278b9772c569f5fa9bb13d906b46ab68c9df9dc2b4409f8a209");

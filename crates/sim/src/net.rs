@@ -327,22 +327,29 @@ impl Sim {
             return Ok(false);
         }
         for (end, other) in [(from, to), (to, from)] {
-            if self.nodes[end].links.len() < self.config.max_peers {
-                continue;
-            }
-            let newcomer = self.nodes[other].id;
-            let admission = self.nodes[end].engine.as_ref().map(|engine| engine.admit(newcomer));
-            match admission {
-                Some(Admission::Evict(victim)) => {
-                    if let Some(&victim) = self.slot_of.get(&victim) {
-                        self.disconnect(end, victim, "making room for a newcomer");
+            // As the transport does: ask, close the one named, until a slot is free.
+            for _ in 0..4 {
+                if self.nodes[end].links.len() < self.config.max_peers {
+                    break;
+                }
+                let newcomer = self.nodes[other].id;
+                let admission = self.nodes[end].engine.as_ref().map(|engine| engine.admit(newcomer));
+                match admission {
+                    Some(Admission::Evict(victim)) => match self.slot_of.get(&victim) {
+                        Some(&victim) if self.nodes[end].links.contains(&victim) => self.disconnect(end, victim, "making room for a newcomer"),
+                        // The engine names a connection the network no longer has: tell it.
+                        _ => self.with_engine(end, |engine, now| engine.peer_gone(now, victim, Error::PeerGone("closed".into()), true)),
+                    },
+                    Some(Admission::Refuse(reason)) => {
+                        self.counters.busy += 1;
+                        return Err(Error::Rejected { code: "busy".into(), reason, elsewhere: Vec::new() });
                     }
+                    None => return Err(Error::PeerGone("crashed".into())),
                 }
-                Some(Admission::Refuse(reason)) => {
-                    self.counters.busy += 1;
-                    return Err(Error::Rejected { code: "busy".into(), reason });
-                }
-                None => return Err(Error::PeerGone("crashed".into())),
+            }
+            if self.nodes[end].links.len() >= self.config.max_peers {
+                self.counters.busy += 1;
+                return Err(Error::Rejected { code: "busy".into(), reason: "no slot freed".into(), elsewhere: Vec::new() });
             }
         }
         self.counters.dials += 1;
@@ -366,7 +373,7 @@ impl Sim {
         for (end, other) in [(a, b), (b, a)] {
             let id = self.nodes[other].id;
             let error = Error::PeerGone(format!("connection closed: {reason}"));
-            self.with_engine(end, |engine, now| engine.peer_gone(now, id, error, true));
+            self.with_engine(end, |engine, now| engine.peer_closed(now, id, error, true));
         }
     }
 

@@ -44,13 +44,14 @@ impl ArcState {
     }
 
     /// Our predecessor became `predecessor` (a Notify, a neighbour leaving). An arc that shrank
-    /// inside what we hold (alone, we held everything) is all synced; one that grew holds a
-    /// new part to sync, whose copies may sit elsewhere meanwhile. Returns whether part of the
-    /// arc now waits for a sync (which should then run soon).
-    pub fn predecessor_changed(&mut self, predecessor: Id, me: Id, was_alone: bool, now: Millis) -> bool {
+    /// inside what we hold (or any arc, when we held everything: the first node of a ring) is
+    /// all synced; one that grew holds a new part to sync, whose copies may sit elsewhere
+    /// meanwhile. Returns whether part of the arc now waits for a sync (which should then run
+    /// soon).
+    pub fn predecessor_changed(&mut self, predecessor: Id, me: Id, held_everything: bool, now: Millis) -> bool {
         self.sync_wanted = true;
         let inside = self.synced_from.is_some_and(|from| predecessor == from || predecessor.in_half_open(from, me));
-        if was_alone || inside {
+        if held_everything || inside {
             self.synced_from = Some(predecessor);
             false
         } else {

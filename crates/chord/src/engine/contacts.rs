@@ -16,8 +16,10 @@ use std::collections::HashMap;
 
 /// Contacts remembered in all.
 pub const MAX_CONTACTS: usize = 48;
-/// Of which samples of live members (the rest are former neighbours).
-pub const MAX_SAMPLES: usize = 12;
+/// Of which samples of live members (the rest are former neighbours): each probe of one costs
+/// a connection and a lookup, and former neighbours find most splits (nearly every node of a
+/// split has one across it), so a few.
+pub const MAX_SAMPLES: usize = 4;
 /// Longest pause between probes of a contact that keeps failing, while it failed recently: a
 /// partition heals within seconds of being noticed.
 const RECENT_CAP_MS: Millis = 4_000;
@@ -30,7 +32,7 @@ const FORGET_AFTER_MS: Millis = 3_600_000;
 /// and a node found in the ring may drop out of it alone). Former neighbours that stop
 /// answering are probed within seconds (`RECENT_CAP_MS`); this only paces the samples of
 /// live members, whose probe costs a lookup each.
-const SAME_RING_PAUSE_MS: Millis = 60_000;
+const SAME_RING_PAUSE_MS: Millis = 120_000;
 
 #[derive(Clone, Debug)]
 struct Contact {

@@ -148,6 +148,8 @@ pub struct Core {
     /// smallest id of them: the others rejoin through it (see `membership::Rejoin`). It takes
     /// joins, still not data, until it has neighbours and has synced.
     pub(super) seeding: bool,
+    /// This node has had a successor of its own at some point (it was part of a ring).
+    pub(super) had_ring: bool,
     /// Seeded by the driver: the simulator's runs are a function of their seed.
     pub(super) rng: StdRng,
     /// This node's secret (`Settings::secret`): keys the MAC of the scan cursors it hands out.
@@ -271,6 +273,41 @@ impl Core {
         guess.map(Destination::Remote).ok_or_else(|| Error::Unavailable("not connected to any ring member: connect() to one first".into()))
     }
 
+    /// The nodes routing keeps connections to, as many as fit the table with a quarter of it
+    /// left for clients, joiners and the owners we reach (two at least), in this order: the
+    /// successor and the predecessor, the rest of the successor list, then the distinct
+    /// fingers, farthest first (the longest jumps; near fingers are covered by the
+    /// successors). With the default 64 slots that is every finger up to rings of millions;
+    /// with 16, seven.
+    pub fn routing_set(&self) -> Vec<Id> {
+        let Some(ring) = &self.ring else { return Vec::new() };
+        let successors = ring.successors().iter().map(|n| n.id);
+        let mut ordered: Vec<Id> = successors.clone().take(1).chain(ring.predecessor().map(|p| p.id)).chain(successors.skip(1)).collect();
+        ordered.extend(ring.distinct_fingers().into_iter().rev().map(|f| f.id));
+        let mut set = Vec::new();
+        let room = (self.links.limit() - self.links.limit() / 4).max(2);
+        for id in ordered {
+            if set.len() == room {
+                break;
+            }
+            if !set.contains(&id) {
+                set.push(id);
+            }
+        }
+        set
+    }
+
+    /// The node we hold a connection to that lies closest before `position` and after us
+    /// (so asking it makes progress), skipping `avoid` and suspects: where a lookup or relay
+    /// goes when its natural next hop is not connected.
+    pub fn open_hop_towards(&self, position: Id, avoid: &[Id]) -> Option<NodeRef> {
+        let ring = self.ring.as_ref()?;
+        ring.known_nodes()
+            .into_iter()
+            .filter(|n| n.id.in_open(self.me.id, position) && self.links.is_open(n.id) && !avoid.contains(&n.id) && !self.is_suspect(n.id))
+            .max_by_key(|n| self.me.id.distance_to(n.id))
+    }
+
     /// Whether to reach `node` (the owner we believe in) through a relay, and through whom:
     /// only when we hold no connection to it and every slot is taken, through the open
     /// connection closest before the position (a finger or successor of ours, or for a client
@@ -291,18 +328,24 @@ impl Core {
     /// The first hop of a lookup from here: our finger table, or for a client the member that
     /// precedes the position in its view.
     pub fn start_hop(&self, position: Id) -> Result<Hop> {
-        if let Some(ring) = &self.ring {
-            return Ok(ring.next_hop(position));
+        if self.ring.is_some() {
+            return self.local_hop(position, &[]);
         }
         let preceding = self.view.range(..position).next_back().or_else(|| self.view.iter().next_back()).map(|(_, node)| node.clone());
         let preceding = preceding.or_else(|| self.contacts.freshest());
         preceding.map(Hop::Closer).ok_or_else(|| Error::Unavailable("not connected to any ring member".into()))
     }
 
-    /// The next hop from our own tables, skipping nodes found dead.
+    /// The next hop from our own tables, skipping nodes found dead; a closer node we are
+    /// connected to rather than one we would have to dial, when the table is full.
     pub fn local_hop(&self, position: Id, avoid: &[Id]) -> Result<Hop> {
         if let Some(ring) = &self.ring {
-            return Ok(ring.next_hop_avoiding(position, avoid));
+            return Ok(match ring.next_hop_avoiding(position, avoid) {
+                Hop::Closer(next) if !self.links.is_open(next.id) && !self.links.has_room() => {
+                    Hop::Closer(self.open_hop_towards(position, avoid).unwrap_or(next))
+                }
+                hop => hop,
+            });
         }
         let preceding = self.view.range(..position).rev().chain(self.view.iter().rev()).find(|(id, _)| !avoid.contains(id));
         preceding.map(|(_, n)| Hop::Closer(n.clone())).ok_or_else(|| Error::Unavailable("no ring member left to ask".into()))
@@ -327,12 +370,22 @@ impl Core {
         self.remember(owner);
     }
 
-    /// A lone member that knows of other members has lost its ring and is rejoining (a
-    /// restart, a node cut off): it must not answer as the owner of everything, or a write
-    /// would be acknowledged with one copy in the wrong place. A lone member that knows no one
-    /// (the first node, the last survivor) is a ring of one and does.
+    /// A lone member that had a ring (or was restarted on one) and knows of members of it has
+    /// lost its ring and is rejoining (a restart, a node cut off, a join that failed): it must
+    /// not answer as the owner of everything, or a write would be acknowledged with one copy
+    /// in the wrong place. A lone member that never had a ring (the first node, even once
+    /// others connect to it to join) or knows no one (the last survivor) is a ring of one and
+    /// does.
     pub fn rejoining(&self) -> bool {
-        self.ring.as_ref().is_some_and(|r| r.is_alone()) && (!self.view.is_empty() || self.rejoin_via.is_some() || (self.restored && !self.contacts.is_empty()))
+        let lost_ring = (self.had_ring || self.restored) && !self.view.is_empty();
+        self.ring.as_ref().is_some_and(|r| r.is_alone()) && (lost_ring || self.rejoin_via.is_some() || (self.restored && !self.contacts.is_empty()))
+    }
+
+    /// Does a lone node hold everything, so that when it gets a predecessor its arc counts as
+    /// synced? Only the first node of a ring: one that had a ring or was restarted holds what
+    /// it held then, perhaps not the writes made meanwhile.
+    pub fn holds_everything(&self) -> bool {
+        self.ring.as_ref().is_some_and(|r| r.is_alone()) && !self.had_ring && !self.restored
     }
 
     /// Our routing state changed (a successor, the predecessor, a finger): maintenance goes

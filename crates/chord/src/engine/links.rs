@@ -33,6 +33,9 @@ pub enum Admission {
     Refuse(String),
 }
 
+/// Members a busy node names for a refused newcomer to try instead.
+pub const ELSEWHERE: usize = 4;
+
 #[derive(Clone, Debug)]
 struct Link {
     /// A ring member (as its handshake said), not a client or a plain mesh node.
@@ -50,6 +53,10 @@ pub struct Links {
 impl Links {
     pub fn new(limit: usize) -> Links {
         Links { limit, open: HashMap::new() }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 
     pub fn is_open(&self, peer: Id) -> bool {

@@ -441,6 +441,8 @@ impl Machine for JoinThrough {
             }
             Input::Child(_, Outcome::Unit(result)) => {
                 if let Err(error) = result {
+                    // Keep trying through it (the rejoin duty), serving nothing meanwhile.
+                    cx.core.rejoin_via = Some(self.peer.clone());
                     cx.notice(super::cx::Notice::Error {
                         code: error.code().into(),
                         message: format!("joining the ring through {}:{} failed: {error}", self.peer.host, self.peer.port),

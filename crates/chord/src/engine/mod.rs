@@ -261,6 +261,7 @@ impl Engine {
             calm_since: now.mono,
             restored: false,
             seeding: false,
+            had_ring: false,
             rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
             secret: settings.secret,
         };
@@ -494,22 +495,44 @@ impl Engine {
         }
     }
 
+    /// Members a newcomer this node refused (busy) may try instead: its successors and
+    /// predecessor, at most `links::ELSEWHERE`.
+    pub fn elsewhere(&self) -> Vec<NodeRef> {
+        let Some(ring) = &self.core.ring else { return Vec::new() };
+        ring.successors().iter().chain(ring.predecessor()).filter(|n| n.id != self.core.me.id).take(links::ELSEWHERE).cloned().collect()
+    }
+
     /// Every slot (`maxPeers`) is taken and `peer` knocks (its handshake, or our own dial):
     /// which connection gives way, if any. A question, not an input: nothing changes until
     /// the driver closes the one named and reports the newcomer `connected`.
     pub fn admit(&self, peer: Id) -> Admission {
-        self.core.links.admit(peer, |id| self.needed(id), self.core.chord.is_none())
+        let kept = self.kept();
+        self.core.links.admit(peer, |id| kept.contains(&id), self.core.chord.is_none())
     }
 
-    /// Is the connection to `peer` one we must keep: a routing neighbour or finger, or a peer
-    /// we wait on?
-    fn needed(&self, peer: Id) -> bool {
-        self.io.requests.values().any(|r| r.to.id == peer) || self.core.ring.as_ref().is_some_and(|r| r.knows(peer))
+    /// The connections we must keep: peers we wait on, and the routing set that fits the
+    /// table (`Core::routing_set`).
+    fn kept(&self) -> std::collections::HashSet<Id> {
+        let mut kept: std::collections::HashSet<Id> = self.io.requests.values().map(|r| r.to.id).collect();
+        kept.extend(self.core.routing_set());
+        kept
     }
 
-    /// Every request in flight to `peer` fails with `error` (a connection to it closed);
-    /// `last`: no connection to it remains.
+    /// A connection to `peer` broke (reset, or ended without a goodbye): every request in
+    /// flight to it fails with `error`, and if it is a routing neighbour maintenance runs
+    /// soon. `last`: no connection to it remains.
     pub fn peer_gone(&mut self, now: Now, peer: Id, error: Error, last: bool) {
+        self.disconnected(now, peer, error, last, true);
+    }
+
+    /// A connection to `peer` was closed by one side on purpose (idle, making room, a
+    /// goodbye): what waited on it fails with `error`; the peer is fine, and the next request
+    /// to it dials again.
+    pub fn peer_closed(&mut self, now: Now, peer: Id, error: Error, last: bool) {
+        self.disconnected(now, peer, error, last, false);
+    }
+
+    fn disconnected(&mut self, now: Now, peer: Id, error: Error, last: bool, lost: bool) {
         self.core.now = now.mono;
         if last {
             self.core.links.closed(peer);
@@ -520,7 +543,7 @@ impl Engine {
             let outstanding = self.io.requests.remove(&id).expect("listed");
             self.queue.push_back((outstanding.task, Input::Reply(id, Err(error.clone()))));
         }
-        if self.core.ring.as_ref().is_some_and(|r| r.knows(peer)) {
+        if lost && self.core.ring.as_ref().is_some_and(|r| r.knows(peer)) {
             self.core.maintenance_due = true;
         }
         self.run(now);
@@ -741,7 +764,8 @@ impl Engine {
 
     /// Close connections to members outside the routing set that served nothing lately.
     fn close_idle(&mut self, now: Now) {
-        for peer in self.core.links.idle(now.mono, |id| self.needed(id)) {
+        let kept = self.kept();
+        for peer in self.core.links.idle(now.mono, |id| kept.contains(&id)) {
             self.core.links.closed(peer);
             self.io.actions.push_back(Action::Disconnect { peer, reason: "idle: not in the routing set".into() });
         }
@@ -767,6 +791,11 @@ impl Engine {
             self.core.rejoin_via = None;
             self.core.restored = false;
             self.core.seeding = false;
+            self.core.had_ring = true;
+            return None;
+        }
+        // A lone node that never had a ring is the first of one: others join it.
+        if !self.core.rejoining() {
             return None;
         }
         if let Some(node) = self.core.rejoin_via.take() {

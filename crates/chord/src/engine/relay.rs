@@ -60,13 +60,23 @@ fn answered(answer: RelayAnswer) -> Served {
     Served::Now(Response::Relayed { hops: 0, answer })
 }
 
-/// Forward to `next` if we may (a connection to it, not suspected, `ttl` left), else answer
-/// `fallback` for the asker to continue from.
+/// Forward to `next` if we may (a connection to it, not suspected, `ttl` left) — or, when we
+/// hold no connection to it, to the connected node closest before the position, which still
+/// makes progress — else answer `fallback` for the asker to continue from.
 fn forward_or(cx: &mut Cx<'_>, ttl: u8, next: NodeRef, body: Routed, fallback: RelayAnswer) -> Served {
-    if ttl > 0 && next.id != cx.core.me.id && cx.core.links.is_open(next.id) && !cx.core.is_suspect(next.id) {
-        Served::Later(Box::new(Forward { to: next, request: Some(Request::Relay { ttl: ttl - 1, body }), fallback: Some(fallback), asked: None }))
+    let usable = |cx: &Cx<'_>, node: &NodeRef| node.id != cx.core.me.id && cx.core.links.is_open(node.id) && !cx.core.is_suspect(node.id);
+    let to = if usable(cx, &next) {
+        Some(next)
     } else {
-        answered(fallback)
+        let (position, avoid) = match &body {
+            Routed::FindSuccessor { position, avoid } => (*position, avoid.clone()),
+            Routed::Get { key } | Routed::Write { key, .. } => (Id::of_key(key), Vec::new()),
+        };
+        cx.core.open_hop_towards(position, &avoid)
+    };
+    match to.filter(|_| ttl > 0) {
+        Some(to) => Served::Later(Box::new(Forward { to, request: Some(Request::Relay { ttl: ttl - 1, body }), fallback: Some(fallback), asked: None })),
+        None => answered(fallback),
     }
 }
 

@@ -84,9 +84,9 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
         }
         Request::Notify(candidate) => {
             let me = cx.core.me.id;
+            let holds_everything = cx.core.holds_everything();
             let ring = cx.core.ring.as_mut().expect("member");
-            let alone = ring.is_alone();
-            if ring.on_notify(&candidate) && cx.core.arc.predecessor_changed(candidate.id, me, alone, cx.now.mono) {
+            if ring.on_notify(&candidate) && cx.core.arc.predecessor_changed(candidate.id, me, holds_everything, cx.now.mono) {
                 // Part of our arc waits for a sync: run it soon, not at the next round.
                 cx.core.maintenance_due = true;
             }

@@ -10,6 +10,7 @@ pub mod failures;
 pub mod faults;
 pub mod hops;
 pub mod restarts;
+pub mod scale;
 
 use crate::net::{NetConfig, Sim};
 use crate::report::Output;
@@ -79,7 +80,7 @@ impl Params {
     }
 }
 
-pub const STUDIES: [&str; 5] = ["hops", "failures", "churn", "faults", "restarts"];
+pub const STUDIES: [&str; 6] = ["hops", "failures", "churn", "faults", "restarts", "scale"];
 
 /// Run one study by name.
 pub fn run(study: &str, params: &Params) -> Option<Output> {
@@ -89,6 +90,7 @@ pub fn run(study: &str, params: &Params) -> Option<Output> {
         "churn" => Some(churn::run(params)),
         "faults" => Some(faults::run(params)),
         "restarts" => Some(restarts::run(params)),
+        "scale" => Some(scale::run(params)),
         _ => None,
     }
 }
