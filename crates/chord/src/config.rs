@@ -155,6 +155,24 @@ pub const DATA_BUDGET_BYTES: usize = MAX_ITEM_WIRE_BYTES;
 /// staged beyond waits for the next commit. It also bounds the tail a crash can tear off the
 /// journal, which the start tells apart from a damaged journal.
 pub const MAX_COMMIT_BYTES: usize = 4 << 20;
+/// Most node ids a `FindSuccessor`'s `avoid` list may carry; a longer one is refused
+/// (`"bad-request"`). An honest lookup adds one id per dead hop it routes around and keeps the
+/// latest 32 (it pauses after 3 detours and gives up at the 15 s operation deadline, so it
+/// rarely holds more than a few); checking each finger against a list costs its length, and
+/// a 4 MiB list would cost 30 million comparisons per request.
+pub const MAX_AVOIDED_IDS: usize = 32;
+/// Candidates of one `Candidates` message a node considers; the rest are ignored. Each one it
+/// considers may cost a `State` probe (a dial), so one message makes at most this many.
+/// Honest senders name one node, or a successor list (`max(r + 1, 4)`: 4 by default).
+pub const MAX_CANDIDATES_PER_MESSAGE: usize = 8;
+/// Ring members a node learns from one `Peers` frame of a member it trusts (a frame from
+/// anyone else teaches it nothing). Peers advertise up to 32; learning a few per frame is
+/// enough for first-hop guesses, and no frame can flood the view.
+pub const ADVERTS_LEARNED_PER_MESSAGE: usize = 8;
+/// Ring members a node keeps in its view (first-hop guesses, stand-in replicas, members to
+/// rejoin through); past it, a member at a random place in the id space gives way. 4,096
+/// covers the one-hop table of rings of thousands of nodes in about 400 KiB.
+pub const MAX_VIEW_MEMBERS: usize = 4096;
 /// The encryptions a node can speak: Noise (the default) or Plaintext (debugging only).
 pub const ENCRYPTIONS: [&str; 2] = ["Noise", "Plaintext"];
 /// The default encryption.

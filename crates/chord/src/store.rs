@@ -759,6 +759,8 @@ pub(crate) mod fake {
         pub staged: Entries,
         pub durable: BTreeMap<(Id, Vec<u8>), (Version, Option<Vec<u8>>)>,
         pub full: bool,
+        /// Keys whose values fail to read back (a damaged file).
+        pub damaged: std::collections::HashSet<Vec<u8>>,
     }
 
     #[derive(Clone, Default)]
@@ -794,6 +796,9 @@ pub(crate) mod fake {
 
         fn get(&self, position: Id, key: &[u8]) -> Result<Bytes, Error> {
             let state = self.0.lock().unwrap();
+            if state.damaged.contains(key) {
+                return Err(Error::StorageCorrupt(format!("the value of {key:?} fails its checksum")));
+            }
             let slot = (position, key.to_vec());
             let value = match state.staged.get(&slot) {
                 Some(entry) => entry.as_ref().and_then(|(_, v)| v.clone()),

@@ -6,6 +6,7 @@ use crate::driver::Driver;
 use crate::events::{Event, EventQueue, PeerInfo};
 use crate::mesh::Mesh;
 use crate::transport::{ConnId, Inbound, Transport};
+use chord::config::ADVERTS_LEARNED_PER_MESSAGE;
 use chord::engine::Admission;
 use chord::id::Id;
 use chord::protocol::{Hello, Message, PROTOCOL_VERSION};
@@ -36,10 +37,8 @@ impl Inbound for Dispatch {
 
     fn connected(&self, conn: ConnId, info: &PeerInfo) {
         self.driver.metrics.record_connection_opened();
+        // A Hello's `member` flag is a claim: the engine checks it before learning the peer.
         self.driver.connected(&node_of(info), info.member);
-        if info.member {
-            self.driver.learn_member(&node_of(info));
-        }
         self.events.push(Event::Connect(info.clone()));
         self.mesh.send_peer_list(conn);
     }
@@ -54,8 +53,11 @@ impl Inbound for Dispatch {
             Message::Peers(mut ads) => {
                 // Addresses on a peer's word: only those this node may dial (chord::addr).
                 ads.retain(|ad| chord::addr::check_dialable(&ad.node.host, ad.node.port, &self.transport.identity.me.host).is_ok());
-                for ad in ads.iter().filter(|ad| ad.member) {
-                    self.driver.learn_member(&ad.node);
+                // A few members per frame, from a member the engine knows; nothing from others.
+                if self.driver.inspect(|engine| engine.trusts_adverts_of(peer.id)) {
+                    for ad in ads.iter().filter(|ad| ad.member).take(ADVERTS_LEARNED_PER_MESSAGE) {
+                        self.driver.learn_member(&ad.node);
+                    }
                 }
                 self.mesh.on_peer_list(&ads);
             }

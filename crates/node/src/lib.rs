@@ -123,6 +123,9 @@ impl Node {
             failure_timeout: config.failure_timeout.as_millis() as u64,
             seed: rand::random(),
             max_peers: config.max_peers,
+            // From the OS (`rand::random` is its thread generator, seeded from it): nobody can
+            // guess it from the seed above.
+            secret: rand::random(),
         };
         let mut engine = Engine::new(settings, Now { mono: 0, wall: clock::wall_millis() });
         let disk = opened.map(|opened| {

@@ -244,13 +244,16 @@ impl Sim {
     }
 
     fn new_engine(&mut self, id: Id) -> Engine {
+        let seed: u64 = self.rng.gen();
         let settings = Settings {
             me: Sim::node_ref(id),
             chord: Some(self.config.chord.clone()),
             request_timeout: self.config.request_timeout,
             failure_timeout: self.config.failure_timeout,
-            seed: self.rng.gen(),
+            seed,
             max_peers: self.config.max_peers,
+            // Derived from the seed, so runs replay by seed (no secret matters in a simulation).
+            secret: Settings::secret_from_seed(seed),
         };
         Engine::new(settings, Now { mono: self.now, wall: EPOCH_MS + self.now })
     }

@@ -59,6 +59,10 @@ impl Contacts {
         self.entries.is_empty()
     }
 
+    pub fn contains(&self, id: Id) -> bool {
+        self.entries.contains_key(&id)
+    }
+
     /// A neighbour stopped answering: remember it, to probe it from the next round on.
     pub fn add_former(&mut self, node: &NodeRef, now: Millis) {
         let entry = self.entries.entry(node.id).or_insert_with(|| Contact { node: node.clone(), passive: true, fails: 0, since: now, next_probe: now });

@@ -5,8 +5,9 @@
 use super::arc::ArcState;
 use super::contacts::Contacts;
 use super::links::Links;
+use super::recent::RecentMap;
 use super::time::Millis;
-use crate::config::ChordConfig;
+use crate::config::{ChordConfig, MAX_VIEW_MEMBERS};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::metrics::RingFigures;
@@ -16,10 +17,18 @@ use crate::seen::SeenSet;
 use crate::store::Store;
 use crate::version::Clock;
 use rand::rngs::StdRng;
+use rand::Rng;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Owners remembered in the location cache.
 const ARC_CACHE_ENTRIES: usize = 4096;
+/// Peers whose last word we remember (`last_heard`): the failure detector only asks about the
+/// last failure timeout or request timeout, so what is older goes first when it is full; the
+/// cap bounds it against a stream of new ids (each handshake can bring one).
+pub const HEARD_ENTRIES: usize = 4096;
+/// Suspects remembered through their quarantine: expired ones go first when it is full; past
+/// the cap a suspect may be re-learned early, which only costs another probe.
+pub const SUSPECT_ENTRIES: usize = 1024;
 /// Routing unchanged this long counts as calm: maintenance starts slowing down (see
 /// `Engine::interval`). Long enough to cover a join's or a failure's ripple of stabilizations.
 pub const CALM_AFTER_MS: Millis = 4_000;
@@ -39,6 +48,41 @@ pub struct Counters {
     pub figures: RingFigures,
 }
 
+/// Checks of nodes (is it a ring member?) in flight at once; see `verify`.
+const VERIFICATIONS_IN_FLIGHT: usize = 16;
+/// Checks started per second: each may cost a dial (a merge candidate is asked at its
+/// address), so a stream of hints makes at most this many a second.
+const VERIFICATIONS_PER_SECOND: u32 = 16;
+
+/// The bounds on checks of nodes that claim to be ring members (see `verify`): one check per
+/// node at a time, [`VERIFICATIONS_IN_FLIGHT`] at once, [`VERIFICATIONS_PER_SECOND`] started
+/// per second.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    in_flight: HashSet<Id>,
+    window_start: Millis,
+    started: u32,
+}
+
+impl Verifier {
+    /// May a check of `id` start now? If so it counts as started until [`Verifier::end`].
+    pub fn begin(&mut self, id: Id, now: Millis) -> bool {
+        if now >= self.window_start + 1_000 {
+            self.window_start = now;
+            self.started = 0;
+        }
+        if self.started >= VERIFICATIONS_PER_SECOND || self.in_flight.len() >= VERIFICATIONS_IN_FLIGHT || !self.in_flight.insert(id) {
+            return false;
+        }
+        self.started += 1;
+        true
+    }
+
+    pub fn end(&mut self, id: Id) {
+        self.in_flight.remove(&id);
+    }
+}
+
 /// Where an operation goes first.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Destination {
@@ -56,9 +100,9 @@ pub struct Core {
     /// The time of the input being handled.
     pub(super) now: Millis,
     /// When each peer last said anything to us (a request or an answer).
-    pub(super) last_heard: HashMap<Id, Millis>,
+    pub(super) last_heard: RecentMap<Id>,
     /// Suspected peers and until when they stay out of our tables unless they speak.
-    pub(super) suspects: HashMap<Id, Millis>,
+    pub(super) suspects: RecentMap<Id>,
     /// Peers a failure-detector probe is out to (one probe per peer at a time).
     pub(super) probing: HashSet<Id>,
     /// When the last sweep of quiet peers started (see `detector`).
@@ -68,12 +112,15 @@ pub struct Core {
     /// A live member a lone node heard of: the next rejoin goes through it.
     pub(super) rejoin_via: Option<NodeRef>,
     /// Merge hints sent recently, by (to, first candidate): not repeated within a second.
-    pub(super) told: HashMap<(Id, Id), Millis>,
+    pub(super) told: RecentMap<(Id, Id)>,
+    /// Nodes asked to prove they are ring members before we act on their word (see `verify`).
+    pub(super) verifier: Verifier,
     /// Present while this node is a ring member.
     pub(super) ring: Option<Routing>,
     pub(super) store: Store,
     pub(super) clock: Clock,
-    /// Ring members we know of (from handshakes, peer exchange, answers): first-hop guesses.
+    /// Ring members we know of (from routing, members' answers and adverts, nodes that proved
+    /// they are members): first-hop guesses. At most `MAX_VIEW_MEMBERS` (see `remember`).
     pub(super) view: BTreeMap<Id, NodeRef>,
     /// Location cache: owner id -> (its predecessor id, owner), from owners' answers.
     pub(super) arcs: BTreeMap<Id, (Id, NodeRef)>,
@@ -105,6 +152,8 @@ pub struct Core {
     pub(super) had_ring: bool,
     /// Seeded by the driver: the simulator's runs are a function of their seed.
     pub(super) rng: StdRng,
+    /// This node's secret (`Settings::secret`): keys the MAC of the scan cursors it hands out.
+    pub(super) secret: [u8; 32],
 }
 
 impl Core {
@@ -118,15 +167,42 @@ impl Core {
 
     /// Remember a ring member (not ourselves, not a suspect); some become contacts.
     pub fn learn(&mut self, node: &NodeRef) {
-        if node.id != self.me.id && !self.is_suspect(node.id) && self.view.insert(node.id, node.clone()).is_none() {
+        if node.id != self.me.id && !self.is_suspect(node.id) && self.remember(node) {
             self.contacts.add_sample(node, self.now);
         }
     }
 
+    /// Put `node` in the view; whether it is new there. A full view (`MAX_VIEW_MEMBERS`) first
+    /// drops the member that follows a random point of the id space, so the view stays spread
+    /// over the ring (and routing keeps its own copies of the nodes it needs).
+    fn remember(&mut self, node: &NodeRef) -> bool {
+        if self.view.len() >= MAX_VIEW_MEMBERS && !self.view.contains_key(&node.id) {
+            let spot = Id(self.rng.gen());
+            let victim = self.view.range(spot..).next().or_else(|| self.view.iter().next()).map(|(id, _)| *id);
+            if let Some(victim) = victim {
+                self.view.remove(&victim);
+            }
+        }
+        self.view.insert(node.id, node.clone()).is_none()
+    }
+
+    /// Is `id` a ring member we know — in our routing state, our view, or our contacts — and
+    /// so one whose word (adverts, merge hints) we act on without asking it first?
+    pub fn knows_member(&self, id: Id) -> bool {
+        self.view.contains_key(&id) || self.ring.as_ref().is_some_and(|r| r.knows(id)) || self.contacts.contains(id)
+    }
+
     /// `id` said something: it is alive, whatever we suspected.
     pub fn heard(&mut self, id: Id) {
-        self.last_heard.insert(id, self.now);
+        let stale_before = self.now.saturating_sub(self.request_timeout.max(self.failure_timeout));
+        self.last_heard.insert(id, self.now, stale_before);
         self.suspects.remove(&id);
+    }
+
+    /// Keep `id` out of our tables until `until`, unless it speaks first.
+    pub fn suspect_until(&mut self, id: Id, until: Millis) {
+        let now = self.now;
+        self.suspects.insert(id, until, now + 1);
     }
 
     pub fn is_suspect(&self, id: Id) -> bool {
@@ -135,15 +211,27 @@ impl Core {
 
     /// A node did not answer: drop it from every table so routing stops choosing it. A
     /// routing neighbour becomes a contact: if it comes back (a partition heals, it restarts),
-    /// the probe duty finds it.
+    /// the probe duty finds it. So does, for a client, any member of its view: the members it
+    /// knows are all it has, and a client that dropped them all for good (a ring silent for a
+    /// few seconds) could never read again.
     pub fn forget(&mut self, id: Id) {
         if id == self.me.id {
             return;
         }
-        if let Some(node) = self.ring.as_ref().and_then(|r| r.known_nodes().into_iter().find(|n| n.id == id)) {
+        let former = match &self.ring {
+            Some(ring) => ring.known_nodes().into_iter().find(|n| n.id == id),
+            None => self.view.get(&id).cloned(),
+        };
+        if let Some(node) = former {
             self.contacts.add_former(&node, self.now);
         }
         self.drop_node(id);
+    }
+
+    /// A client whose view holds no member it does not suspect: it probes its contacts (the
+    /// members it forgot) to find the ring again.
+    pub fn client_lost_ring(&self) -> bool {
+        self.ring.is_none() && self.chord.is_some() && !self.contacts.is_empty() && self.view.keys().all(|id| self.is_suspect(*id))
     }
 
     /// Drop a node from every table without keeping it as a contact (it left gracefully).
@@ -180,6 +268,8 @@ impl Core {
                 Hop::Owner(n) | Hop::Closer(n) => Destination::Remote(n),
             });
         }
+        // A client that forgot every member it knew tries the one that answered last.
+        let guess = guess.or_else(|| self.ring.is_none().then(|| self.contacts.freshest()).flatten());
         guess.map(Destination::Remote).ok_or_else(|| Error::Unavailable("not connected to any ring member: connect() to one first".into()))
     }
 
@@ -241,8 +331,9 @@ impl Core {
         if self.ring.is_some() {
             return self.local_hop(position, &[]);
         }
-        let preceding = self.view.range(..position).next_back().or_else(|| self.view.iter().next_back());
-        preceding.map(|(_, node)| Hop::Closer(node.clone())).ok_or_else(|| Error::Unavailable("not connected to any ring member".into()))
+        let preceding = self.view.range(..position).next_back().or_else(|| self.view.iter().next_back()).map(|(_, node)| node.clone());
+        let preceding = preceding.or_else(|| self.contacts.freshest());
+        preceding.map(Hop::Closer).ok_or_else(|| Error::Unavailable("not connected to any ring member".into()))
     }
 
     /// The next hop from our own tables, skipping nodes found dead; a closer node we are
@@ -276,7 +367,7 @@ impl Core {
             self.arcs.clear();
         }
         self.arcs.insert(owner.id, (arc.0, owner.clone()));
-        self.view.insert(owner.id, owner.clone());
+        self.remember(owner);
     }
 
     /// A lone member that had a ring (or was restarted on one) and knows of members of it has
@@ -324,6 +415,18 @@ impl Core {
     /// Is `position` in the part of our arc we took over and have not synced yet?
     pub fn unsynced(&self, position: Id) -> bool {
         self.arc.unsynced(position, self.predecessor_id(), self.me.id)
+    }
+
+    /// The node our predecessor `leaver` named as its own predecessor when it left, as we know
+    /// it, if it may become ours: only a node we know already (routing or view: it answered
+    /// us, or a member named it), not suspected, lying between us and the leaver — where a
+    /// predecessor of the leaver can lie. Our own record of it is used, not the address named.
+    pub fn inherited_predecessor(&self, named: &NodeRef, leaver: Id) -> Option<NodeRef> {
+        if named.id == self.me.id || self.is_suspect(named.id) || !named.id.in_open(self.me.id, leaver) {
+            return None;
+        }
+        let routing = self.ring.as_ref().and_then(|r| r.known_nodes().into_iter().find(|n| n.id == named.id));
+        routing.or_else(|| self.view.get(&named.id).cloned())
     }
 
     /// Our predecessor's id, while we are a member that has one.

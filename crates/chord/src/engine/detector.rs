@@ -123,7 +123,7 @@ pub fn suspect(cx: &mut Cx<'_>, peer: &NodeRef) -> bool {
     cx.fail_requests_to(peer.id, &error);
     cx.core.contacts.add_former(peer, now);
     cx.core.forget(peer.id);
-    cx.core.suspects.insert(peer.id, now + QUARANTINE_MS);
+    cx.core.suspect_until(peer.id, now + QUARANTINE_MS);
     cx.disconnect(peer.id, "suspected of having failed (silent past the failure timeout)".into());
     news
 }

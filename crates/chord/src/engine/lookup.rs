@@ -15,7 +15,7 @@
 
 use super::core::{backoff, unexpected};
 use super::cx::{Cx, Input, Machine, Millis, Outcome, ReqId, Step};
-use crate::config::OPERATION_DEADLINE;
+use crate::config::{MAX_AVOIDED_IDS, OPERATION_DEADLINE};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use super::relay::RELAY_TTL;
@@ -114,6 +114,10 @@ impl Lookup {
     /// from our own tables if there is none (or it is the dead one).
     fn route_around(&mut self, cx: &mut Cx<'_>, dead: NodeRef) -> Step {
         cx.core.forget(dead.id);
+        // The latest ones: peers refuse longer lists (`MAX_AVOIDED_IDS`, guard).
+        if self.avoid.len() == MAX_AVOIDED_IDS {
+            self.avoid.remove(0);
+        }
         self.avoid.push(dead.id);
         self.detours += 1;
         self.hop = self.last_answer.take().filter(|previous| previous.id != dead.id).map(Hop::Closer);

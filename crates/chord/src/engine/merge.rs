@@ -16,10 +16,21 @@
 //! Every adoption moves a successor strictly closer, so the zipping ends; many zippers start
 //! at once because nearly every node of a split has a former neighbour across it, and nothing
 //! here pairs rings up, so three or more rings merge the same way as two.
+//!
+//! **Hints from strangers.** `Candidates` names nodes to link to, so it is what an attacker
+//! would send to splice made-up nodes into a ring or make a node dial thousands of addresses.
+//! A node acts on it only when its sender is a member it knows (routing, view, contacts) or
+//! one that proved it is a member by answering `State` (see `verify`); it considers at most
+//! `MAX_CANDIDATES_PER_MESSAGE` candidates of one message, and a candidate it does not know
+//! is asked for its `State` before it is adopted or told anything (checks are bounded in
+//! number and rate). The arc waits for a sync (`ArcState::merging`) only on a member's hint.
 
 use super::cx::{Cx, Input, Machine, Outcome, ReqId, Step};
 use super::lookup::Lookup;
 use super::time::Millis;
+use super::verify::verify;
+use crate::config::MAX_CANDIDATES_PER_MESSAGE;
+use crate::id::Id;
 use crate::protocol::{Request, Response};
 use crate::routing::NodeRef;
 
@@ -27,6 +38,9 @@ use crate::routing::NodeRef;
 pub const PROBES_PER_ROUND: usize = 2;
 /// Candidates are not sent to the same node again within this time.
 const TELL_AGAIN_AFTER_MS: Millis = 1_000;
+/// Merge hints remembered (by receiver and first candidate) to hold back repeats: a merge
+/// sends a few per gap, so 4,096 covers rings of thousands; past it the oldest go (`RecentMap`).
+pub const TOLD_ENTRIES: usize = 4096;
 
 /// Probe the contacts that are due, in parallel.
 #[derive(Default)]
@@ -83,7 +97,9 @@ impl Machine for ContactProbe {
                 Ok(Response::State { predecessor, successors }) => {
                     let now = cx.now.mono;
                     if !cx.core.is_member() {
+                        // A client finding its ring again: the member answered, use it.
                         cx.core.contacts.answered(self.contact.id, now, false);
+                        cx.core.learn(&self.contact);
                         return ContactProbe::done();
                     }
                     cx.core.learn(&self.contact);
@@ -148,23 +164,65 @@ fn adopt(cx: &mut Cx<'_>, candidate: &NodeRef) -> bool {
     true
 }
 
-/// Live nodes `from` passed on (or we saw): adopt one that is a closer successor, and tell
-/// those that should have us as their successor about us.
+/// A `Candidates` request from `sender`: considered (at most `MAX_CANDIDATES_PER_MESSAGE` of
+/// them) only if the sender is a member we know, or once it proved it is one; an anonymous
+/// client's hints change nothing.
+pub fn on_candidates(cx: &mut Cx<'_>, sender: &NodeRef, mut candidates: Vec<NodeRef>) {
+    candidates.truncate(MAX_CANDIDATES_PER_MESSAGE);
+    if cx.core.knows_member(sender.id) {
+        from_member(cx, sender, candidates);
+    } else {
+        verify(cx, sender, Box::new(move |cx, sender| from_member(cx, sender, candidates)));
+    }
+}
+
+/// A member's merge hint: rings are merging around us, and a node of the other ring may
+/// become our predecessor, so our arc waits for a sync (see `arc`).
+fn from_member(cx: &mut Cx<'_>, sender: &NodeRef, candidates: Vec<NodeRef>) {
+    cx.core.arc.merging(cx.now.mono);
+    consider(cx, candidates, Some(sender));
+}
+
+/// Live nodes `from` passed on (or a contact's `State` named): adopt one that is a closer
+/// successor, and tell those that should have us as their successor about us. Only the first
+/// `MAX_CANDIDATES_PER_MESSAGE`, only those that could matter to us, and a node we do not
+/// know only once it answered as a member.
 pub fn consider(cx: &mut Cx<'_>, candidates: Vec<NodeRef>, from: Option<&NodeRef>) {
-    let me = cx.core.me.clone();
-    for candidate in candidates {
-        if candidate.id == me.id || cx.core.is_suspect(candidate.id) {
+    let from = from.map(|f| f.id);
+    for candidate in candidates.into_iter().take(MAX_CANDIDATES_PER_MESSAGE) {
+        if candidate.id == cx.core.me.id || cx.core.is_suspect(candidate.id) || !could_matter(cx, &candidate) {
             continue;
         }
-        cx.core.learn(&candidate);
-        if adopt(cx, &candidate) {
-            continue;
+        if cx.core.knows_member(candidate.id) {
+            act_on(cx, &candidate, from);
+        } else {
+            verify(cx, &candidate, Box::new(move |cx, candidate| act_on(cx, candidate, from)));
         }
-        let Some(ring) = cx.core.ring.as_ref() else { return };
-        let behind = ring.predecessor().is_none_or(|pred| candidate.id.in_open(pred.id, me.id));
-        if behind && from.is_none_or(|f| f.id != candidate.id) {
-            tell(cx, &candidate, vec![me.clone()]);
-        }
+    }
+}
+
+/// Would `candidate` become our successor (it lies between us and ours, or we are alone), or
+/// should it hear of us (it lies between our predecessor and us)?
+fn could_matter(cx: &Cx<'_>, candidate: &NodeRef) -> bool {
+    let Some(ring) = cx.core.ring.as_ref() else { return false };
+    let me = cx.core.me.id;
+    ring.is_alone() || candidate.id.in_open(me, ring.successor().id) || is_behind(cx, candidate)
+}
+
+fn is_behind(cx: &Cx<'_>, candidate: &NodeRef) -> bool {
+    let me = cx.core.me.id;
+    cx.core.ring.as_ref().is_some_and(|ring| ring.predecessor().is_none_or(|pred| candidate.id.in_open(pred.id, me)))
+}
+
+/// A candidate we know is a member: adopt it as successor, or tell it about us if it lies
+/// behind us (unless it is the one that told us).
+fn act_on(cx: &mut Cx<'_>, candidate: &NodeRef, from: Option<Id>) {
+    if adopt(cx, candidate) {
+        return;
+    }
+    if is_behind(cx, candidate) && from != Some(candidate.id) {
+        let me = cx.core.me.clone();
+        tell(cx, candidate, vec![me]);
     }
 }
 
@@ -177,9 +235,6 @@ fn tell(cx: &mut Cx<'_>, node: &NodeRef, candidates: Vec<NodeRef>) {
     if node.id == cx.core.me.id || cx.core.told.get(&key).is_some_and(|at| now < at + TELL_AGAIN_AFTER_MS) {
         return;
     }
-    if cx.core.told.len() > 4096 {
-        cx.core.told.retain(|_, at| now < *at + TELL_AGAIN_AFTER_MS);
-    }
-    cx.core.told.insert(key, now);
+    cx.core.told.insert(key, now, now.saturating_sub(TELL_AGAIN_AFTER_MS));
     cx.request(node, Request::Candidates(candidates));
 }

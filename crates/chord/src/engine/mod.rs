@@ -28,15 +28,18 @@ mod maintenance;
 mod membership;
 mod merge;
 mod read;
+mod recent;
 mod relay;
 mod route;
 mod serve;
 mod sync;
 mod time;
+mod verify;
 mod write;
 
 pub use self::core::Counters;
-use self::core::{Core, CALM_AFTER_MS};
+use self::core::{Core, CALM_AFTER_MS, HEARD_ENTRIES, SUSPECT_ENTRIES};
+use self::recent::RecentMap;
 pub use self::cx::{Action, LookupInfo, Millis, Notice, Now, OpId, OpOutput, ReplyTo, ReqId, ScanPage, Ticket};
 pub use self::route::DictOp;
 pub use self::links::{Admission, IDLE_CLOSE_MS};
@@ -108,6 +111,10 @@ pub struct Settings {
     pub seed: u64,
     /// Most open connections (`maxPeers`): the connection policy keeps within it.
     pub max_peers: usize,
+    /// Keys the MAC of the scan cursors this node hands out, so it accepts back only cursors
+    /// it made (a cursor names a node to ask next). Secret and random per node: the driver
+    /// draws it from the OS, since the engine's own randomness is seeded.
+    pub secret: [u8; 32],
 }
 
 impl Settings {
@@ -120,7 +127,14 @@ impl Settings {
             failure_timeout: crate::config::DEFAULT_FAILURE_TIMEOUT.as_millis() as Millis,
             seed,
             max_peers: crate::config::DEFAULT_MAX_PEERS,
+            secret: Settings::secret_from_seed(seed),
         }
+    }
+
+    /// A `secret` derived from a seed, for simulators and tests whose runs replay by seed:
+    /// anyone who knows the seed knows it, so a real node draws its secret from the OS.
+    pub fn secret_from_seed(seed: u64) -> [u8; 32] {
+        blake3::derive_key("chordnet: scan cursor key derived from a seed (simulation, tests)", &seed.to_le_bytes())
     }
 }
 
@@ -227,13 +241,14 @@ impl Engine {
             request_timeout: settings.request_timeout,
             failure_timeout: settings.failure_timeout,
             now: now.mono,
-            last_heard: HashMap::new(),
-            suspects: HashMap::new(),
+            last_heard: RecentMap::new(HEARD_ENTRIES),
+            suspects: RecentMap::new(SUSPECT_ENTRIES),
             probing: Default::default(),
             last_sweep: None,
             contacts: Contacts::default(),
             rejoin_via: None,
-            told: HashMap::new(),
+            told: RecentMap::new(merge::TOLD_ENTRIES),
+            verifier: Default::default(),
             store: Store::new(),
             view: BTreeMap::new(),
             arcs: BTreeMap::new(),
@@ -248,6 +263,7 @@ impl Engine {
             seeding: false,
             had_ring: false,
             rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
+            secret: settings.secret,
         };
         let mut engine = Engine {
             core,
@@ -430,7 +446,17 @@ impl Engine {
             Served::Now(response) => self.io.actions.push_back(Action::Respond { to: reply, body: response }),
             Served::Later(machine) => self.launch(now, machine, Sink::Reply(reply)),
         }
-        self.after_input(now);
+        self.run_spawned(now);
+    }
+
+    /// Start the machines an input spawned outside any machine (serving a request spawns
+    /// probes and checks; so does a new connection): nobody waits for their outcome.
+    fn run_spawned(&mut self, now: Now) {
+        for (child, parent, machine) in std::mem::take(&mut self.io.spawned) {
+            self.tasks.insert(child, Task { machine: Some(machine), sink: Sink::Parent(parent) });
+            self.queue.push_back((child, Input::Start));
+        }
+        self.run(now);
     }
 
     /// The answer to request `id` arrived from `from`. Answers from anyone but the node asked
@@ -456,10 +482,17 @@ impl Engine {
         }
     }
 
-    /// A connection to `peer` is up (either side dialed); `member`: it is a ring member.
+    /// A connection to `peer` is up (either side dialed); `member`: its handshake says it is a
+    /// ring member. That is only a claim (any client can make it): a node we do not know yet is
+    /// asked for its `State` and learned as a member once it answers as one (see `verify`).
     pub fn connected(&mut self, now: Now, peer: &NodeRef, member: bool) {
         self.core.now = now.mono;
         self.core.links.opened(peer.id, member, now.mono);
+        if member && self.core.chord.is_some() && !self.core.knows_member(peer.id) {
+            let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
+            verify::verify(&mut cx, peer, Box::new(|_, _| {}));
+            self.run_spawned(now);
+        }
     }
 
     /// Members a newcomer this node refused (busy) may try instead: its successors and
@@ -523,9 +556,19 @@ impl Engine {
         events::on_event(&mut cx, id, key, added, limit);
     }
 
-    /// We learned of a ring member (a handshake, peer exchange).
+    /// Someone we trust told us of a ring member: the user (a contact it gave), or a member we
+    /// know advertising its peers (see [`Engine::trusts_adverts_of`]). Not for a node's own
+    /// claim to be a member (a handshake): [`Engine::connected`] checks that first.
     pub fn learn_member(&mut self, node: &NodeRef) {
         self.core.learn(node);
+    }
+
+    /// Are the members that `peer` advertises (peer exchange) worth learning? Only if it is a
+    /// member we know (routing, view or contacts), and then at most
+    /// [`crate::config::ADVERTS_LEARNED_PER_MESSAGE`] of one frame: anyone else could fill our
+    /// view with made-up members that reads and rejoins would then try.
+    pub fn trusts_adverts_of(&self, peer: Id) -> bool {
+        self.core.chord.is_some() && self.core.knows_member(peer)
     }
 
     /// Time has passed: fail overdue requests, wake sleeping machines, run maintenance.
@@ -689,6 +732,9 @@ impl Engine {
         self.schedule.last_tick = now.mono;
         self.schedule.next_tick = now.mono + self.next_interval();
         if !self.core.is_member() {
+            if self.core.client_lost_ring() {
+                self.start_duty(now, Duty::Contacts, Box::<ProbeContacts>::default());
+            }
             return;
         }
         self.schedule.round += 1;

@@ -10,6 +10,7 @@
 
 use super::core::{not_member, not_stored, rejoining, syncing, Core};
 use super::cx::{Cx, Input, Machine, Outcome, ReqId, Step};
+use crate::error::Error;
 use crate::id::Id;
 use crate::protocol::{Request, Response};
 use crate::routing::Hop;
@@ -58,9 +59,12 @@ impl Machine for ReadAround {
     fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
         match input {
             Input::Start => {
-                // Our own entry may be a tombstone, which must beat older live copies elsewhere.
-                if let Some(local) = entry(&cx.core.store, &self.key) {
-                    self.consider(local);
+                // Our own entry may be a tombstone, which must beat older live copies elsewhere;
+                // one we cannot read is an error, never taken for absent.
+                match entry(&cx.core.store, &self.key) {
+                    Ok(Some(local)) => self.consider(local),
+                    Ok(None) => {}
+                    Err(error) => return Step::Done(Outcome::Response(not_stored(&error))),
                 }
                 let Some(ring) = &cx.core.ring else { return self.answer() };
                 let me = cx.core.me.id;
@@ -73,7 +77,7 @@ impl Machine for ReadAround {
             Input::Reply(id, reply) if self.asked.contains(&id) => {
                 self.asked.retain(|asked| *asked != id);
                 if let Ok(Response::Items { items, .. }) = reply {
-                    items.into_iter().for_each(|item| self.consider(item));
+                    items.into_iter().filter(|item| super::guard::storable(cx, item)).for_each(|item| self.consider(item));
                 }
             }
             _ => {}
@@ -109,9 +113,11 @@ pub fn owner_get(core: &Core, key: Vec<u8>) -> Response {
     }
 }
 
-/// Our entry of a key, tombstone included.
-pub fn entry(store: &Store, key: &[u8]) -> Option<Item> {
-    let version = store.version_of(key)?;
-    let value = store.get(key).map(|(v, _)| ByteBuf::from(v.to_vec()));
-    Some(Item { key: key.to_vec(), value, version })
+/// Our entry of a key, tombstone included; `Err` when its value cannot be read (a damaged
+/// file, a store closing). Never a tombstone in its place: that would carry the live entry's
+/// version, so it would win against every good copy and anti-entropy would never repair it.
+pub fn entry(store: &Store, key: &[u8]) -> Result<Option<Item>, Error> {
+    let Some(version) = store.version_of(key) else { return Ok(None) };
+    let value = store.read(key)?.map(|(v, _)| ByteBuf::from(v.to_vec()));
+    Ok(Some(Item { key: key.to_vec(), value, version }))
 }

@@ -270,12 +270,48 @@ impl Machine for UserLookup {
     }
 }
 
-/// Position of a ring walk, handed to the caller as opaque bytes between pages.
+/// Position of a ring walk, handed to the caller as opaque bytes between pages. It names the
+/// node the next page is asked of, so the bytes carry a MAC keyed with this node's secret
+/// ([`ScanCursor::seal`]): a cursor altered or made up by whoever held it is refused with
+/// `ERR_INVALID_ARGUMENT` instead of making this node dial an address of their choosing. A
+/// cursor is good only at the node that handed it out, until it restarts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct ScanCursor {
     start: Id,
     node: NodeRef,
     after: Option<(Id, ByteBuf)>,
+}
+
+/// A cursor as handed out: its fields, then the MAC of them (one flat MessagePack array).
+#[derive(Serialize, Deserialize)]
+struct SealedCursor {
+    start: Id,
+    node: NodeRef,
+    after: Option<(Id, ByteBuf)>,
+    mac: ByteBuf,
+}
+
+impl ScanCursor {
+    /// Keyed BLAKE3 of the cursor's encoding.
+    fn mac(&self, secret: &[u8; 32]) -> blake3::Hash {
+        blake3::keyed_hash(secret, &rmp_serde::to_vec(self).expect("cursor encodes"))
+    }
+
+    fn seal(self, secret: &[u8; 32]) -> Vec<u8> {
+        let mac = ByteBuf::from(self.mac(secret).as_bytes().to_vec());
+        rmp_serde::to_vec(&SealedCursor { start: self.start, node: self.node, after: self.after, mac }).expect("cursor encodes")
+    }
+
+    /// The cursor in `bytes` if this node made it (its MAC checks out, compared in constant time).
+    fn open(bytes: &[u8], secret: &[u8; 32]) -> Result<ScanCursor> {
+        let sealed: SealedCursor = rmp_serde::from_slice(bytes).map_err(|_| Error::InvalidArgument("not a scan cursor".into()))?;
+        let cursor = ScanCursor { start: sealed.start, node: sealed.node, after: sealed.after };
+        let mac: [u8; 32] = sealed.mac.as_slice().try_into().map_err(|_| Error::InvalidArgument("not a scan cursor".into()))?;
+        if cursor.mac(secret) != blake3::Hash::from(mac) {
+            return Err(Error::InvalidArgument("not a scan cursor this node handed out (altered, forged, or from before a restart)".into()));
+        }
+        Ok(cursor)
+    }
 }
 
 /// One page of a walk over the whole ring's live keys, node by node along successors. A node
@@ -321,7 +357,7 @@ impl Scan {
                 };
                 Step::Done(Outcome::Op(Ok(OpOutput::Page(ScanPage {
                     items: items.into_iter().map(|i| (i.key, i.value.map(ByteBuf::into_vec))).collect(),
-                    cursor: next.map(|c| rmp_serde::to_vec(&c).expect("cursor encodes")),
+                    cursor: next.map(|c| c.seal(&cx.core.secret)),
                 }))))
             }
             Ok(Response::Error { .. }) | Err(_) => {
@@ -352,9 +388,9 @@ impl Machine for Scan {
             Input::Start => {
                 self.deadline = cx.now.mono + OPERATION_DEADLINE.as_millis() as u64;
                 self.at = match self.cursor.take() {
-                    Some(bytes) => match rmp_serde::from_slice::<ScanCursor>(&bytes) {
+                    Some(bytes) => match ScanCursor::open(&bytes, &cx.core.secret) {
                         Ok(cursor) => Some(cursor),
-                        Err(_) => return Step::Done(Outcome::Op(Err(Error::InvalidArgument("not a scan cursor".into())))),
+                        Err(error) => return Step::Done(Outcome::Op(Err(error))),
                     },
                     None => {
                         let first = if cx.core.is_member() { Some(cx.core.me.clone()) } else { cx.core.view.values().next().cloned() };

@@ -2,7 +2,7 @@
 //! a write at its owner and a hand-off must wait on other nodes, so they become machines
 //! ([`Served::Later`]) whose outcome is the answer.
 
-use super::core::{not_member, syncing, Core};
+use super::core::{not_member, not_stored, syncing, Core};
 use super::cx::{Cx, Machine};
 use super::read::{entry, get_here, LocalGet};
 use super::sync::{apply_items, Replica, TakeOver, SYNC_VERSIONS_LIMIT};
@@ -106,25 +106,33 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
         // itself; an engine without one (the simulator) has nothing to report.
         Request::Info => Response::Error { code: "not-served".into(), message: "Info is answered by the node's driver".into() },
         Request::Candidates(candidates) => {
-            // Rings are merging around us: our arc waits for a sync (see `arc`).
-            cx.core.arc.merging(cx.now.mono);
-            super::merge::consider(cx, candidates, sender);
+            if let Some(sender) = sender {
+                super::merge::on_candidates(cx, sender, candidates);
+            }
             Response::Ok
         }
         Request::Leaving { predecessor, successors: _ } => {
-            // A neighbour is leaving: drop it; if it was our predecessor, its own predecessor
-            // is ours now. Stabilize confirms the rest.
+            // The sender leaves: it goes from our tables (it speaks for itself only). If it was
+            // our predecessor, its own predecessor is ours now — if we know that node already
+            // and it lies before the leaver. One we never heard of is neither adopted nor
+            // dialled: its Notify (the leaver told it too) or stabilize brings the real one. A
+            // node outside our routing state leaving changes nothing else: an honest one
+            // reaches an heir whose predecessor moved meanwhile, anyone else is ignored.
             if let Some(leaver) = sender {
+                let ring = cx.core.ring.as_ref().expect("member");
+                let neighbour = ring.knows(leaver.id);
+                let was_predecessor = ring.predecessor().is_some_and(|p| p.id == leaver.id);
                 cx.core.drop_node(leaver.id);
-                if let Some(pred) = predecessor.filter(|p| p.id != cx.core.me.id) {
+                if let Some(heir_of) = predecessor.filter(|_| was_predecessor).and_then(|p| cx.core.inherited_predecessor(&p, leaver.id)) {
                     let ring = cx.core.ring.as_mut().expect("member");
                     if ring.predecessor().is_none() {
-                        ring.on_notify(&pred);
+                        ring.on_notify(&heir_of);
                     }
-                    cx.core.learn(&pred);
                 }
-                cx.core.arc.want_sync();
-                cx.core.maintenance_due = true;
+                if neighbour {
+                    cx.core.arc.want_sync();
+                    cx.core.maintenance_due = true;
+                }
             }
             Response::Ok
         }
@@ -151,7 +159,9 @@ pub fn page(core: &Core, after: Option<(Id, ByteBuf)>, limit: u32, with_values: 
 
 
 /// The entries of the keys asked for, in order, until past the byte budget (at least one key
-/// is served, so a value of the maximum size always moves).
+/// is served, so a value of the maximum size always moves). A value we cannot read ends the
+/// answer before its key, so the asker asks again from it; asked first, it is answered with
+/// the error (`"storage-corrupt"`), never as a tombstone (see `read::entry`).
 fn fetch(store: &Store, keys: &[ByteBuf]) -> Response {
     let mut items = Vec::new();
     let (mut bytes, mut served) = (0, 0);
@@ -159,10 +169,16 @@ fn fetch(store: &Store, keys: &[ByteBuf]) -> Response {
         if served > 0 && bytes >= DATA_BUDGET_BYTES {
             break;
         }
-        served += 1;
-        if let Some(item) = entry(store, key) {
-            bytes += item.wire_bytes();
-            items.push(item);
+        match entry(store, key) {
+            Ok(found) => {
+                if let Some(item) = found {
+                    bytes += item.wire_bytes();
+                    items.push(item);
+                }
+                served += 1;
+            }
+            Err(error) if served == 0 => return not_stored(&error),
+            Err(_) => break,
         }
     }
     Response::Items { items, served: served as u32 }

@@ -8,7 +8,7 @@
 //! copied only for the entries the other side lacks.
 
 use super::core::{not_member, not_stored, unexpected};
-use super::cx::{Cx, Input, Machine, Millis, Outcome, ReqId, Step, TaskId, Ticket};
+use super::cx::{Cx, Input, Machine, Millis, Notice, Outcome, ReqId, Step, TaskId, Ticket};
 use super::lookup::Lookup;
 use crate::config::DATA_BUDGET_BYTES;
 use crate::id::Id;
@@ -46,15 +46,16 @@ pub fn batches(items: &[Item]) -> Vec<Vec<Item>> {
     out
 }
 
-/// Store items from a peer, newest version wins; our clock moves past what it saw. Returns
-/// how many were newer and stored; none while the store refuses writes (a full disk).
+/// Store items from a peer, newest version wins; our clock moves past what it saw. Items over
+/// the size limits or too far ahead of our clock are dropped (`guard::storable`). Returns how
+/// many were newer and stored; none while the store refuses writes (a full disk).
 pub fn apply_items(cx: &mut Cx<'_>, items: &[Item]) -> usize {
     if cx.core.store.writable().is_err() {
         return 0;
     }
     let mut stored = 0;
     for item in items {
-        if !super::guard::observable(cx, &item.version) {
+        if !super::guard::storable(cx, item) {
             continue;
         }
         cx.core.clock.observe(&item.version);
@@ -177,6 +178,11 @@ impl SyncArc {
                     self.steps.push_front(SyncStep::Fetch(keys[served..].to_vec()));
                 }
             }
+            // The peer cannot read the first key's value (a damaged file): skip that key, fetch
+            // the rest. Nothing is stored for it: its copy elsewhere stays the one to repair from.
+            (SyncStep::Fetch(keys), Response::Error { code, .. }) if code.starts_with("storage") && keys.len() > 1 => {
+                self.steps.push_front(SyncStep::Fetch(keys[1..].to_vec()));
+            }
             (SyncStep::Fetch(_), _) => {}
             (_, other) => return Step::Done(Outcome::Unit(Err(unexpected(other)))),
         }
@@ -201,15 +207,22 @@ impl SyncArc {
         let store = &cx.core.store;
         let to_fetch: Vec<ByteBuf> =
             theirs.iter().filter(|(key, version)| store.version_of(key).is_none_or(|mine| mine < **version)).map(|(key, _)| ByteBuf::from(key.clone())).collect();
-        let to_push: Vec<Item> = store
-            .versions_between(from, to, after, until)
-            .into_iter()
-            .filter(|(key, version)| theirs.get(key).is_none_or(|v| v < version))
-            .map(|(key, version)| {
-                let value = store.get(&key).map(|(v, _)| ByteBuf::from(v.to_vec()));
-                Item { key, value, version }
-            })
-            .collect();
+        let mut to_push: Vec<Item> = Vec::new();
+        let mut unreadable = 0;
+        for (key, version) in store.versions_between(from, to, after, until) {
+            if theirs.get(&key).is_some_and(|v| *v >= version) {
+                continue;
+            }
+            // A value we cannot read is not pushed at all: as a tombstone it would win.
+            match store.read(&key) {
+                Ok(value) => to_push.push(Item { key, value: value.map(|(v, _)| ByteBuf::from(v.to_vec())), version }),
+                Err(_) => unreadable += 1,
+            }
+        }
+        if unreadable > 0 {
+            let message = format!("anti-entropy with {}:{} left out {unreadable} entries whose values could not be read from the store", self.peer.host, self.peer.port);
+            cx.notice(Notice::Error { code: "ERR_STORAGE_CORRUPT".into(), message });
+        }
         let mut planned: Vec<SyncStep> = batches(&to_push).into_iter().map(SyncStep::Push).collect();
         planned.extend(to_fetch.chunks(FETCH_BATCH).map(|keys| SyncStep::Fetch(keys.to_vec())));
         for step in planned.into_iter().rev() {

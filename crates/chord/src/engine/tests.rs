@@ -3,6 +3,7 @@
 //! timeout here is reached by advancing the clock.
 
 use super::*;
+use crate::config::MAX_CANDIDATES_PER_MESSAGE;
 use crate::protocol::Message;
 use crate::store::Item;
 use crate::version::Version;
@@ -278,11 +279,41 @@ fn a_silent_target_is_suspected_after_the_failure_timeout_and_the_sweep_finds_th
     // member too (silent since we last heard it): it is suspected half a failure timeout
     // after the first, not a whole one after it was asked.
     h.advance(1_000);
-    let Some(Err(error)) = h.result(get) else { panic!("both members were silent past the failure timeout: the operation should fail") };
-    assert_eq!(error.code(), "ERR_UNAVAILABLE");
     let client = &h.engines[&Id(3 * Q)];
     assert!(client.core.view.is_empty(), "both are forgotten");
     assert_eq!(client.stats().suspicions, 2);
+    assert!(client.core.contacts.contains(Id(Q)) && client.core.contacts.contains(Id(5 * Q)), "and kept as contacts to retry");
+    // The client keeps retrying them until the operation's deadline, then gives up.
+    assert_eq!(h.result(get), None);
+    h.advance(17_000);
+    let Some(Err(error)) = h.result(get) else { panic!("both members stayed silent: the operation fails at its deadline") };
+    assert_eq!(error.code(), "ERR_UNAVAILABLE");
+}
+
+#[test]
+fn a_client_that_suspected_every_member_reads_again_once_one_answers() {
+    // A ring of one member (the harness cuts a silent node's every link), and a client.
+    let mut h = Harness::ring(&[Q], chord(false));
+    h.add(3 * Q, ChordConfig { join: false, ..chord(false) });
+    h.engine(3 * Q).learn_member(&node(Q));
+    let key = b"kept".to_vec();
+    let set = h.start(3 * Q, UserOp::Set(key.clone(), b"v".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    // The ring falls silent (a stopped process) for longer than the failure timeout.
+    h.silent.insert(Id(Q));
+    let during = h.start(3 * Q, UserOp::Get(key.clone()));
+    h.advance(4_000);
+    assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 1, "its only member suspected");
+    assert!(h.engines[&Id(3 * Q)].core.view.is_empty());
+    // It answers again: the operation under way (retrying within its deadline), and new
+    // ones, read the value.
+    h.silent.clear();
+    h.advance(8_000);
+    assert_eq!(h.result(during), Some(Ok(OpOutput::Value(Some(b"v".to_vec())))));
+    let after = h.start(3 * Q, UserOp::Get(key));
+    h.advance(1_000);
+    assert_eq!(h.result(after), Some(Ok(OpOutput::Value(Some(b"v".to_vec())))));
+    assert!(!h.engines[&Id(3 * Q)].core.view.is_empty(), "the members it probed are back in its view");
 }
 
 #[test]
@@ -316,7 +347,10 @@ fn a_silent_peer_whose_first_probe_ping_is_lost_is_suspected_only_if_the_second_
     assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 0, "not before the failure timeout");
     h.advance(200);
     assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 1, "silent through both pings");
-    assert!(h.result(second).is_some(), "its operation ended once its only member was suspected");
+    // Its only member suspected, the client retries it (as a contact) until the deadline.
+    assert!(h.result(second).is_none(), "still retrying its only member");
+    h.advance(18_000);
+    assert!(matches!(h.result(second), Some(Err(_))), "failed at the operation deadline");
 }
 
 #[test]
@@ -327,7 +361,7 @@ fn an_operation_redirected_to_a_node_we_suspect_routes_around_it_and_never_asks_
     h.engine(client).learn_member(&node(Q));
     // 3Q went silent; the client knows (it suspects 3Q), the members do not yet.
     h.silent.insert(Id(3 * Q));
-    h.engine(client).core.suspects.insert(Id(3 * Q), 60_000);
+    h.engine(client).core.suspect_until(Id(3 * Q), 60_000);
     let set = h.start(client, UserOp::Set(key_in(2 * Q, 3 * Q), b"v".to_vec()));
     h.advance(4_000);
     assert!(matches!(h.result(set), Some(Ok(OpOutput::Written { .. }))), "the write found 3Q's live successor once it took over");
@@ -353,7 +387,8 @@ fn a_probe_that_hears_from_its_peer_meanwhile_does_not_suspect_it() {
     assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 0, "heard at 0.6 s: not suspected before 0.6 + 2 s");
     h.advance(700);
     assert_eq!(h.engines[&Id(3 * Q)].stats().suspicions, 1, "silent since 0.6 s: suspected by 2.6 s + the probe");
-    assert!(h.result(get).is_some());
+    h.advance(18_000);
+    assert!(matches!(h.result(get), Some(Err(_))), "failed at the operation deadline");
 }
 
 #[test]
@@ -762,4 +797,147 @@ fn a_hand_off_of_keys_outside_our_arc_is_redirected_to_our_predecessor_without_a
     h.engine(3 * Q).handle_request(now, &node(Q), ReplyTo { conn: 0, id: 8 }, Request::Handoff { items: vec![item.clone()] });
     h.pump();
     assert_eq!(h.holds(3 * Q, &item.key), Some(b"v".to_vec()));
+}
+
+#[test]
+fn a_value_that_cannot_be_read_is_an_error_and_never_a_tombstone() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], chord(false));
+    let disk = h.on_disk(2 * Q);
+    let key = key_in(Q, 2 * Q); // owned by 2Q, replicas 3Q and 4Q
+    let set = h.start(2 * Q, UserOp::Set(key.clone(), b"precious".to_vec()));
+    h.commit(2 * Q);
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    disk.0.lock().unwrap().damaged.insert(key.clone());
+    // A peer's Fetch: an error, not an entry without a value.
+    let now = h.at();
+    h.engine(2 * Q).handle_request(now, &node(3 * Q), ReplyTo { conn: 0, id: 9 }, Request::Fetch { keys: vec![serde_bytes::ByteBuf::from(key.clone())] });
+    let mut answer = None;
+    while let Some(action) = h.engine(2 * Q).poll_action() {
+        if let Action::Respond { body, .. } = action {
+            answer = Some(body);
+        }
+    }
+    assert!(matches!(&answer, Some(Response::Error { code, .. }) if code == "storage-corrupt"), "{answer:?}");
+    // A get from elsewhere hears why; a delete too.
+    let get = h.start(Q, UserOp::Get(key.clone()));
+    assert_eq!(h.result(get).map(|r| r.map_err(|e| e.code())), Some(Err("ERR_STORAGE_CORRUPT")));
+    let delete = h.start(Q, UserOp::Delete(key.clone()));
+    assert_eq!(h.result(delete).map(|r| r.map_err(|e| e.code())), Some(Err("ERR_STORAGE_CORRUPT")));
+    // A replica that lost its copy: anti-entropy pushes no tombstone in its place.
+    h.engine(3 * Q).core.store.remove(&key);
+    h.advance(3_000);
+    assert_eq!(h.engines[&Id(3 * Q)].core.store.version_of(&key), None, "no tombstone pushed");
+    assert_eq!(h.holds(4 * Q, &key), Some(b"precious".to_vec()), "the good copy stays");
+}
+
+/// Requests `at` queued (not delivered yet): (to, body).
+fn queued_requests(h: &mut Harness, at: u128) -> Vec<(Id, Request)> {
+    let mut asked = Vec::new();
+    let mut others = Vec::new();
+    while let Some(action) = h.engine(at).poll_action() {
+        match action {
+            Action::Request { to, body, .. } => asked.push((to.id, body)),
+            other => others.push(other),
+        }
+    }
+    for action in others {
+        h.deliver(Id(at), action);
+    }
+    asked
+}
+
+#[test]
+fn a_scan_cursor_altered_or_forged_is_refused_and_never_dialled() {
+    let mut h = Harness::ring(&[Q, 3 * Q, 5 * Q], chord(false));
+    for i in 0..6 {
+        let set = h.start(Q, UserOp::Set(format!("k{i}").into_bytes(), b"v".to_vec()));
+        assert!(matches!(h.result(set), Some(Ok(_))));
+    }
+    let scan = h.start(Q, UserOp::Scan { cursor: None, with_values: false, limit: 1 });
+    let Some(Ok(OpOutput::Page(page))) = h.result(scan) else { panic!("a page") };
+    let cursor = page.cursor.expect("more to come");
+    // The cursor as MessagePack: its fields, then their MAC. Point it at another node.
+    type Sealed = (Id, NodeRef, Option<(Id, serde_bytes::ByteBuf)>, serde_bytes::ByteBuf);
+    let (start, _, after, mac): Sealed = rmp_serde::from_slice(&cursor).expect("a flat array");
+    let elsewhere = node(7 * Q);
+    let forged = rmp_serde::to_vec(&(start, elsewhere.clone(), after.clone(), mac)).unwrap();
+    let unsigned = rmp_serde::to_vec(&(start, elsewhere.clone(), after)).unwrap();
+    for bytes in [forged, unsigned, b"junk".to_vec()] {
+        let op = h.start(Q, UserOp::Scan { cursor: Some(bytes), with_values: false, limit: 1 });
+        let Some(Err(error)) = h.result(op) else { panic!("refused") };
+        assert_eq!(error.code(), "ERR_INVALID_ARGUMENT");
+    }
+    assert!(queued_requests(&mut h, Q).iter().all(|(to, _)| *to != elsewhere.id));
+    // The cursor as handed out still works.
+    let next = h.start(Q, UserOp::Scan { cursor: Some(cursor), with_values: false, limit: 1 });
+    assert!(matches!(h.result(next), Some(Ok(OpOutput::Page(_)))));
+    // Another node's secret: its cursors are not ours.
+    let scan = h.start(3 * Q, UserOp::Scan { cursor: None, with_values: false, limit: 1 });
+    let Some(Ok(OpOutput::Page(theirs))) = h.result(scan) else { panic!("a page") };
+    let op = h.start(Q, UserOp::Scan { cursor: theirs.cursor, with_values: false, limit: 1 });
+    assert!(matches!(h.result(op), Some(Err(error)) if error.code() == "ERR_INVALID_ARGUMENT"));
+}
+
+#[test]
+fn the_view_is_bounded() {
+    let mut h = Harness::ring(&[Q], ChordConfig { join: false, ..chord(false) });
+    for i in 0..(crate::config::MAX_VIEW_MEMBERS as u128 + 500) {
+        h.engine(Q).learn_member(&node(2 * Q + i));
+    }
+    assert_eq!(h.engines[&Id(Q)].core.view.len(), crate::config::MAX_VIEW_MEMBERS);
+}
+
+#[test]
+fn an_anonymous_clients_candidates_make_a_node_dial_nobody_and_leave_its_arc_alone() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], chord(false));
+    let client = 2 * Q + 7;
+    // 2,000 made-up nodes between 2Q and its successor 3Q, where a merge would splice them in.
+    let made_up: Vec<NodeRef> = (0..2_000u128).map(|i| node(2 * Q + 1_000 + i)).collect();
+    let now = h.at();
+    h.engine(2 * Q).handle_request(now, &node(client), ReplyTo { conn: 0, id: 5 }, Request::Candidates(made_up));
+    let asked = queued_requests(&mut h, 2 * Q);
+    assert_eq!(asked, vec![(Id(client), Request::State)], "only the sender is asked whether it is a member");
+    // It does not answer as one (it is not in the harness: its connection is refused).
+    h.pump();
+    let engine = &h.engines[&Id(2 * Q)];
+    assert_eq!(engine.core.ring.as_ref().unwrap().successor().id, Id(3 * Q));
+    assert!(!engine.core.unsettled() && !engine.core.unsynced(Id(2 * Q)), "no merge: the arc stays synced");
+    assert!(engine.core.view.keys().all(|id| [Q, 3 * Q, 4 * Q].contains(&id.0)), "nothing made up learned");
+}
+
+#[test]
+fn a_members_candidates_are_bounded_and_checked_before_they_are_adopted() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], chord(false));
+    let made_up: Vec<NodeRef> = (0..20u128).map(|i| node(2 * Q + 1_000 + i)).collect();
+    let now = h.at();
+    // From our predecessor, a member we know.
+    h.engine(2 * Q).handle_request(now, &node(Q), ReplyTo { conn: 0, id: 5 }, Request::Candidates(made_up.clone()));
+    let asked = queued_requests(&mut h, 2 * Q);
+    assert_eq!(asked.len(), MAX_CANDIDATES_PER_MESSAGE, "at most {MAX_CANDIDATES_PER_MESSAGE} of one message: {asked:?}");
+    assert!(asked.iter().all(|(to, body)| made_up.iter().any(|n| n.id == *to) && *body == Request::State), "each asked for its State first");
+    assert_eq!(h.engines[&Id(2 * Q)].core.ring.as_ref().unwrap().successor().id, Id(3 * Q), "nothing adopted before it answered");
+    h.pump(); // none of them exists
+    let engine = &h.engines[&Id(2 * Q)];
+    assert_eq!(engine.core.ring.as_ref().unwrap().successor().id, Id(3 * Q));
+    assert!(made_up.iter().all(|n| !engine.core.view.contains_key(&n.id)));
+}
+
+#[test]
+fn a_client_claiming_membership_counts_only_once_it_answers_as_a_member() {
+    // A lone node (the first of a ring) and a client whose handshake claims it is a member.
+    let mut h = Harness::ring(&[Q], chord(false));
+    let client = 3 * Q;
+    let now = h.at();
+    h.engine(Q).connected(now, &node(client), true);
+    assert_eq!(queued_requests(&mut h, Q), vec![(Id(client), Request::State)]);
+    assert!(h.engines[&Id(Q)].core.view.is_empty(), "not learned on its word");
+    assert!(!h.engines[&Id(Q)].core.rejoining(), "a lone node does not think it lost its ring");
+    let set = h.start(Q, UserOp::Set(b"still mine".to_vec(), b"yes".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(OpOutput::Written { .. }))));
+    // A real member (of a ring of its own) answers the check and is learned.
+    h.add(5 * Q, chord(false));
+    let now = h.at();
+    h.engine(Q).connected(now, &node(5 * Q), true);
+    h.pump();
+    assert!(h.engines[&Id(Q)].core.view.contains_key(&Id(5 * Q)));
 }

@@ -69,8 +69,12 @@ impl OwnerWrite {
         self.arc = ring.primary_arc().unwrap_or((cx.core.me.id, cx.core.me.id));
         let successors = cx.core.replica_candidates();
         // Only a delete reports what it replaced (pop() needs it); a set does not copy it.
+        // A value we cannot read is an error, not an absent key.
         if self.mode == WriteMode::Delete {
-            self.previous = cx.core.store.get(&self.key).map(|(v, _)| ByteBuf::from(v.to_vec()));
+            match cx.core.store.read(&self.key) {
+                Ok(previous) => self.previous = previous.map(|(v, _)| ByteBuf::from(v.to_vec())),
+                Err(error) => return Step::Done(Outcome::Response(not_stored(&error))),
+            }
         }
         if self.mode == WriteMode::Delete && self.previous.is_none() {
             return Step::Done(Outcome::Response(Response::Written { previous: None, version: Version::default(), arc: self.arc }));
