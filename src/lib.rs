@@ -117,6 +117,8 @@ pub struct JsStats {
     pub mean_lookup_hops: f64,
     /// Ring events (add/delete) this node sent on to other nodes.
     pub events_forwarded: f64,
+    /// Ring events dropped because their sender is not (or did not prove to be) a ring member.
+    pub events_refused: f64,
     /// Peers suspected of having failed (silent past the failure timeout) since start.
     pub suspicions: f64,
     /// Gaps closed by adopting a node of another ring (ring merging after a partition).
@@ -627,6 +629,7 @@ impl NativeNode {
                 lookups: s.lookups as f64,
                 mean_lookup_hops: s.mean_lookup_hops,
                 events_forwarded: s.events_forwarded as f64,
+                events_refused: s.events_refused as f64,
                 suspicions: s.suspicions as f64,
                 merges: s.merges as f64,
                 contacts: s.contacts as u32,

@@ -178,10 +178,31 @@ export interface JsLimits {
   minFailureTimeoutMs: number
   /** A connection must complete its handshake within this time or be dropped. */
   handshakeTimeoutMs: number
-  /** Connections allowed to be mid-handshake at once, beyond `maxPeers`. */
+  /**
+   * Connections allowed to be mid-handshake at once, beyond `maxPeers`; a newcomer
+   * finding them all taken displaces the oldest one of the source holding most.
+   */
   maxPendingHandshakes: number
+  /**
+   * Connections one source address may have mid-handshake at once; its newest
+   * displaces its oldest, so idle sockets cannot keep anyone else out.
+   */
+  maxPendingHandshakesPerSource: number
   /** Frames queued for one peer before it is considered too slow and disconnected. */
   sendQueueFrames: number
+  /**
+   * Bytes queued for one peer (answers with values included) before it is
+   * considered too slow and disconnected: a peer that stops reading cannot make the
+   * node hold more than this for it.
+   */
+  sendQueueBytes: number
+  /**
+   * Bytes queued for all peers together; past it, a peer with more than a
+   * megabyte queued is disconnected rather than queued more.
+   */
+  sendQueueTotalBytes: number
+  /** Connections one peer identity may hold to a node at once. */
+  maxConnectionsPerPeer: number
   /**
    * Events kept waiting for the user before new ones are dropped (and one error
    * says so).
@@ -330,6 +351,8 @@ export interface JsStats {
   meanLookupHops: number
   /** Ring events (add/delete) this node sent on to other nodes. */
   eventsForwarded: number
+  /** Ring events dropped because their sender is not (or did not prove to be) a ring member. */
+  eventsRefused: number
   /** Peers suspected of having failed (silent past the failure timeout) since start. */
   suspicions: number
   /** Gaps closed by adopting a node of another ring (ring merging after a partition). */

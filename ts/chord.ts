@@ -91,6 +91,8 @@ export interface ChordStats {
   meanLookupHops: number
   /** Ring events (add/delete) this node sent on to other nodes. */
   eventsForwarded: number
+  /** Ring events dropped because their sender is not (or did not prove to be) a ring member. */
+  eventsRefused: number
   /** Peers suspected of having failed (silent past `failureTimeoutMs`) since start. */
   suspicions: number
   /** Gaps closed by adopting a node of another ring (rings merging after a partition). */

@@ -328,8 +328,8 @@ impl Driver {
         self.call(|engine, now| engine.handle_response(now, peer, id, body));
     }
 
-    pub fn on_event(self: &Arc<Self>, id: Id, key: Vec<u8>, added: bool, limit: Id) {
-        self.call(|engine, now| engine.handle_event(now, id, key, added, limit));
+    pub fn on_event(self: &Arc<Self>, from: &NodeRef, id: Id, key: Vec<u8>, added: bool, limit: Id) {
+        self.call(|engine, now| engine.handle_event(now, from, id, key, added, limit));
     }
 
     /// A connection to `peer` closed (`last`: no other remains; `lost`: it broke rather than

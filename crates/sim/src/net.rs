@@ -142,7 +142,7 @@ impl Counters {
 enum Event {
     Request { from: usize, to: usize, id: u64, body: Request },
     Response { from: usize, to: usize, id: u64, body: Response },
-    OneWay { to: usize, message: Message },
+    OneWay { from: usize, to: usize, message: Message },
     /// The connection to a crashed node was refused.
     Refused { to: usize, id: u64, peer: String },
     /// A request could not be sent (no connection could be made).
@@ -535,9 +535,10 @@ impl Sim {
                 let peer = self.nodes[from].id;
                 self.with_engine(to, |engine, now| engine.handle_response(now, peer, id, body));
             }
-            Event::OneWay { to, message } => {
+            Event::OneWay { from, to, message } => {
                 if let Message::Event { id, key, added, limit } = message {
-                    self.with_engine(to, |engine, now| engine.handle_event(now, id, key.into_vec(), added, limit));
+                    let sender = Sim::node_ref(self.nodes[from].id);
+                    self.with_engine(to, |engine, now| engine.handle_event(now, &sender, id, key.into_vec(), added, limit));
                 }
             }
             Event::Refused { to, id, peer } => {
@@ -633,7 +634,7 @@ impl Sim {
                 self.counters.other += 1;
                 if let Some(&target) = self.slot_of.get(&to.id) {
                     if self.nodes[target].engine.is_some() && self.connect(slot, target).is_ok() && self.passes(slot, target) {
-                        self.push(at, Event::OneWay { to: target, message });
+                        self.push(at, Event::OneWay { from: slot, to: target, message });
                     }
                 }
             }

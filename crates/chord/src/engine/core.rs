@@ -42,6 +42,8 @@ pub struct Counters {
     pub lookup_hops: u64,
     /// Ring events (add/delete) this node sent on to other nodes.
     pub events_forwarded: u64,
+    /// Ring events dropped: sent by a peer that is not (or did not prove to be) a member.
+    pub events_refused: u64,
     /// Nodes of another ring adopted as successor (ring merges, one gap each).
     pub merges: u64,
     /// Lookup hops, anti-entropy and suspicions, as the metrics show them.
@@ -130,6 +132,8 @@ pub struct Core {
     pub(super) leases: HashMap<Id, (Id, Millis)>,
     /// Ring events already delivered here.
     pub(super) seen: SeenSet,
+    /// Events from peers that claim membership but have not proved it yet (see `events`).
+    pub(super) unproven_events: std::collections::VecDeque<(Id, super::events::Event)>,
     pub(super) counters: Counters,
     /// What we hold of our own arc, and whether anti-entropy is wanted (see `arc`).
     pub(super) arc: ArcState,
@@ -280,9 +284,25 @@ impl Core {
     /// successors). With the default 64 slots that is every finger up to rings of millions;
     /// with 16, seven.
     pub fn routing_set(&self) -> Vec<Id> {
+        self.routing_set_with(None)
+    }
+
+    /// The routing set as it would be if `newcomer` (a member knocking at a full table) were
+    /// in the ring: a node between us and a neighbour becomes that neighbour, and the one it
+    /// displaces may drop out of the set — its connection is the one to give way.
+    pub fn routing_set_with(&self, newcomer: Option<Id>) -> Vec<Id> {
         let Some(ring) = &self.ring else { return Vec::new() };
-        let successors = ring.successors().iter().map(|n| n.id);
-        let mut ordered: Vec<Id> = successors.clone().take(1).chain(ring.predecessor().map(|p| p.id)).chain(successors.skip(1)).collect();
+        let me = self.me.id;
+        let mut successors: Vec<Id> = ring.successors().iter().map(|n| n.id).collect();
+        let mut predecessor = ring.predecessor().map(|p| p.id);
+        if let Some(newcomer) = newcomer {
+            if successors.first().is_some_and(|&s| newcomer.in_open(me, s)) {
+                successors.insert(0, newcomer);
+            } else if predecessor.is_some_and(|p| newcomer.in_open(p, me)) {
+                predecessor = Some(newcomer);
+            }
+        }
+        let mut ordered: Vec<Id> = successors.iter().copied().take(1).chain(predecessor).chain(successors.iter().copied().skip(1)).collect();
         ordered.extend(ring.distinct_fingers().into_iter().rev().map(|f| f.id));
         let mut set = Vec::new();
         let room = (self.links.limit() - self.links.limit() / 4).max(2);
@@ -313,8 +333,8 @@ impl Core {
     /// connection closest before the position (a finger or successor of ours, or for a client
     /// a member it is connected to). Below the limit a direct connection costs one handshake
     /// and gives one hop from then on; at the limit it would displace a connection in use.
-    pub fn relay_via(&self, position: Id, node: &NodeRef) -> Option<NodeRef> {
-        if self.links.is_open(node.id) || self.links.has_room() {
+    pub fn relay_via(&self, position: Id, node: &NodeRef, prefer_relay: bool) -> Option<NodeRef> {
+        if self.links.is_open(node.id) || (self.links.has_room() && !prefer_relay) {
             return None;
         }
         let routing = self.ring.as_ref().map(|ring| ring.known_nodes()).unwrap_or_default();

@@ -5,6 +5,8 @@
 //! messages, O(log N) depth). Connected clients hear it from the member they are attached to.
 
 use super::cx::{Cx, Notice};
+use super::verify;
+use crate::routing::NodeRef;
 use crate::id::Id;
 use crate::protocol::Message;
 use serde_bytes::ByteBuf;
@@ -18,8 +20,55 @@ pub fn announce(cx: &mut Cx<'_>, key: Vec<u8>, added: bool) {
     forward(cx, id, key, added, limit);
 }
 
-/// An event arrived from another node: deliver it once and cover our part of its arc.
-pub fn on_event(cx: &mut Cx<'_>, id: Id, key: Vec<u8>, added: bool, limit: Id) {
+/// A ring event on its way: `limit` bounds the arc its receiver covers.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: Id,
+    pub key: Vec<u8>,
+    pub added: bool,
+    pub limit: Id,
+}
+
+/// Events held while their sender proves it is a member: a burst from a new member waits for
+/// one check, and a flood from an impostor costs at most this many.
+const MAX_UNPROVEN_EVENTS: usize = 256;
+
+/// An event arrived from `from`. Only members relay events (an anonymous client must not
+/// make every node announce a write that never happened): from a member we know it is
+/// delivered at once, from a peer that claims to be one it waits until the peer answers as a
+/// member, from anyone else it is dropped.
+pub fn on_event(cx: &mut Cx<'_>, from: &NodeRef, event: Event) {
+    if cx.core.knows_member(from.id) {
+        return relay(cx, event);
+    }
+    if !cx.core.links.claims_member(from.id) {
+        cx.core.counters.events_refused += 1;
+        return;
+    }
+    if cx.core.unproven_events.len() >= MAX_UNPROVEN_EVENTS {
+        cx.core.unproven_events.pop_front();
+        cx.core.counters.events_refused += 1;
+    }
+    cx.core.unproven_events.push_back((from.id, event));
+    // A check may be under way already (its handshake's claim started one): `proven` runs
+    // when any check of this node succeeds.
+    verify::verify(cx, from, Box::new(|_, _| {}));
+}
+
+/// `member` answered as a ring member: the events it sent meanwhile go on.
+pub fn proven(cx: &mut Cx<'_>, member: &NodeRef) {
+    if cx.core.unproven_events.iter().all(|(sender, _)| *sender != member.id) {
+        return;
+    }
+    let (proven, waiting) = std::mem::take(&mut cx.core.unproven_events).into_iter().partition(|(sender, _)| *sender == member.id);
+    cx.core.unproven_events = waiting;
+    for (_, event) in proven {
+        relay(cx, event);
+    }
+}
+
+/// Deliver an event from a member once and cover our part of its arc.
+fn relay(cx: &mut Cx<'_>, Event { id, key, added, limit }: Event) {
     if !cx.core.seen.first_time(id) {
         return;
     }

@@ -63,9 +63,15 @@ impl Links {
         self.open.contains_key(&peer)
     }
 
-    /// A slot is free for a new connection without displacing anyone.
+    /// A slot is free for a new connection of ours without displacing anyone, with a quarter
+    /// of the table kept free for newcomers (joiners, clients, dials under way).
     pub fn has_room(&self) -> bool {
-        self.open.len() < self.limit
+        self.open.len() + self.limit / 4 < self.limit
+    }
+
+    /// Did `peer`'s handshake claim ring membership? (A claim, to be checked before acting.)
+    pub fn claims_member(&self, peer: Id) -> bool {
+        self.open.get(&peer).is_some_and(|link| link.member)
     }
 
     pub fn opened(&mut self, peer: Id, member: bool, now: Millis) {

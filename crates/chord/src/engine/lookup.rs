@@ -168,6 +168,9 @@ impl Machine for Lookup {
                     Ok(Response::Error { .. }) => self.route_around(cx, node),
                     Ok(other) => self.done(cx, Err(unexpected(other))),
                     Err(error) if error.is_unreachable() => self.route_around(cx, node),
+                    // Alive but its table (or ours) is full of connections it needs: wait a
+                    // little and go again from our own tables, which prefer connected hops.
+                    Err(Error::Rejected { code, .. }) if code == "busy" => self.pause(cx),
                     Err(error) => self.done(cx, Err(error)),
                 }
             }

@@ -7,6 +7,7 @@
 
 use super::cx::{Cx, Input, Machine, Outcome, ReqId, Step};
 use super::lookup::Lookup;
+use crate::error::Error;
 use crate::protocol::{Request, Response};
 use crate::routing::NodeRef;
 
@@ -89,6 +90,24 @@ impl Machine for Stabilize {
                     Err(error) if error.is_unreachable() => {
                         cx.core.forget(successor.id);
                         finished()
+                    }
+                    // Alive, its table full of its neighbours — one of them a newcomer between
+                    // us that displaced us there. The members it names to try instead include
+                    // its predecessor: a closer successor of ours, asked next.
+                    Err(Error::Rejected { code, elsewhere, .. }) if code == "busy" => {
+                        let me = cx.core.me.id;
+                        let closer = elsewhere.into_iter().filter(|n| n.id.in_open(me, successor.id) && !cx.core.is_suspect(n.id)).min_by_key(|n| me.distance_to(n.id));
+                        match closer {
+                            Some(closer) if self.steps < STABILIZE_STEPS => {
+                                cx.core.learn(&closer);
+                                if cx.core.ring.as_mut().is_some_and(|ring| ring.consider_successor(&closer)) {
+                                    cx.core.arc.want_sync();
+                                    cx.core.stir();
+                                }
+                                self.ask(cx, closer)
+                            }
+                            _ => finished(),
+                        }
                     }
                     _ => finished(),
                 }

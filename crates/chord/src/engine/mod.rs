@@ -207,6 +207,7 @@ pub struct Stats {
     pub lookups: u64,
     pub mean_lookup_hops: f64,
     pub events_forwarded: u64,
+    pub events_refused: u64,
     /// Peers suspected of having failed since start.
     pub suspicions: u64,
     /// Gaps closed by adopting a node of another ring (ring merging).
@@ -254,6 +255,7 @@ impl Engine {
             arcs: BTreeMap::new(),
             leases: HashMap::new(),
             seen: SeenSet::new(),
+            unproven_events: Default::default(),
             counters: Counters::default(),
             arc: Default::default(),
             links: Links::new(settings.max_peers),
@@ -506,15 +508,18 @@ impl Engine {
     /// which connection gives way, if any. A question, not an input: nothing changes until
     /// the driver closes the one named and reports the newcomer `connected`.
     pub fn admit(&self, peer: Id) -> Admission {
-        let kept = self.kept();
+        // A newcomer that would become our successor or predecessor takes the place of the
+        // neighbour it displaces: otherwise a node whose table is full of its neighbours
+        // could never get a new one (a joiner landing next to it would wait forever).
+        let kept = self.kept(Some(peer));
         self.core.links.admit(peer, |id| kept.contains(&id), self.core.chord.is_none())
     }
 
     /// The connections we must keep: peers we wait on, and the routing set that fits the
-    /// table (`Core::routing_set`).
-    fn kept(&self) -> std::collections::HashSet<Id> {
+    /// table (`Core::routing_set_with` the newcomer knocking, if any).
+    fn kept(&self, newcomer: Option<Id>) -> std::collections::HashSet<Id> {
         let mut kept: std::collections::HashSet<Id> = self.io.requests.values().map(|r| r.to.id).collect();
-        kept.extend(self.core.routing_set());
+        kept.extend(self.core.routing_set_with(newcomer));
         kept
     }
 
@@ -549,11 +554,14 @@ impl Engine {
         self.run(now);
     }
 
-    /// A ring event (El-Ansary broadcast) arrived.
-    pub fn handle_event(&mut self, now: Now, id: Id, key: Vec<u8>, added: bool, limit: Id) {
+    /// A ring event (El-Ansary broadcast) arrived from `from`. Only members relay events: one
+    /// from a peer not known as a member waits until it answers as one (see `verify`), and one
+    /// from a peer that does not even claim to be a member (a client) is dropped.
+    pub fn handle_event(&mut self, now: Now, from: &NodeRef, id: Id, key: Vec<u8>, added: bool, limit: Id) {
         self.core.now = now.mono;
         let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
-        events::on_event(&mut cx, id, key, added, limit);
+        events::on_event(&mut cx, from, events::Event { id, key, added, limit });
+        self.run_spawned(now);
     }
 
     /// Someone we trust told us of a ring member: the user (a contact it gave), or a member we
@@ -764,7 +772,7 @@ impl Engine {
 
     /// Close connections to members outside the routing set that served nothing lately.
     fn close_idle(&mut self, now: Now) {
-        let kept = self.kept();
+        let kept = self.kept(None);
         for peer in self.core.links.idle(now.mono, |id| kept.contains(&id)) {
             self.core.links.closed(peer);
             self.io.actions.push_back(Action::Disconnect { peer, reason: "idle: not in the routing set".into() });
@@ -862,6 +870,7 @@ impl Engine {
             lookups: counters.lookups,
             mean_lookup_hops: counters.lookup_hops as f64 / counters.lookups.max(1) as f64,
             events_forwarded: counters.events_forwarded,
+            events_refused: counters.events_refused,
             suspicions: counters.figures.suspicions,
             merges: counters.merges,
             contacts: self.core.contacts.len(),

@@ -53,6 +53,9 @@ pub struct Routed {
     /// The next request goes to the target itself, not through a relay (a relay ended at a
     /// node that could not forward to it).
     direct: bool,
+    /// The next request goes through a relay even if a slot is free (a dial was refused:
+    /// one end's table was full of connections it needs).
+    relay: bool,
     redirects: u32,
     /// Redirects towards a node we suspect, each answered by a lookup around it.
     suspect_detours: u32,
@@ -70,7 +73,7 @@ impl Routed {
             DictOp::Set => Request::Write { key, value: value.map(ByteBuf::from), mode: WriteMode::Set },
             DictOp::Delete => Request::Write { key, value: None, mode: WriteMode::Delete },
         };
-        Routed { op, position, request, target: Destination::Local, direct: false, redirects: 0, suspect_detours: 0, attempt: 0, deadline: 0, waiting: Waiting::Nothing }
+        Routed { op, position, request, target: Destination::Local, direct: false, relay: false, redirects: 0, suspect_detours: 0, attempt: 0, deadline: 0, waiting: Waiting::Nothing }
     }
 
     fn retarget(&mut self, cx: &mut Cx<'_>) -> Step {
@@ -98,7 +101,7 @@ impl Routed {
                 Step::Pending
             }
             (Destination::Remote(node), request) => {
-                let via = if self.direct { None } else { cx.core.relay_via(self.position, node) };
+                let via = if self.direct { None } else { cx.core.relay_via(self.position, node, self.relay) };
                 let id = match (via, Wire::of(request)) {
                     (Some(via), Some(body)) => cx.request(&via, Request::Relay { ttl: RELAY_TTL, body }),
                     _ => cx.request(node, request.clone()),
@@ -189,6 +192,12 @@ impl Routed {
                 if let Some(id) = remote {
                     cx.core.forget(id);
                 }
+                self.pause(cx, true)
+            }
+            // A table full of connections its node needs (ours or the owner's): alive, just
+            // not dialable now; go through the connections that exist.
+            Err(Error::Rejected { code, .. }) if code == "busy" => {
+                self.relay = true;
                 self.pause(cx, true)
             }
             Err(error) => Step::Done(Outcome::Op(Err(error))),

@@ -157,7 +157,13 @@ impl Harness {
             }
             Action::Send { to, message: Message::Event { id, key, added, limit } } => {
                 if !self.dead.contains(&to.id) {
-                    self.engines.get_mut(&to.id).unwrap().handle_event(now, id, key.into_vec(), added, limit);
+                    // Events travel on connections; the receiver knows whether the sender's
+                    // handshake claimed membership.
+                    let sender = self.engines[&from].me().clone();
+                    let member = self.engines[&from].is_member();
+                    let receiver = self.engines.get_mut(&to.id).unwrap();
+                    receiver.connected(now, &sender, member);
+                    receiver.handle_event(now, &sender, id, key.into_vec(), added, limit);
                 }
             }
             Action::Send { .. } | Action::ToClients { .. } | Action::Disconnect { .. } => {}
@@ -535,6 +541,30 @@ fn a_change_reaches_every_member_once_over_the_finger_tables() {
     assert_eq!(unique.len(), ids.len());
     let forwarded: u64 = h.engines.values().map(|e| e.stats().events_forwarded).sum();
     assert_eq!(forwarded, ids.len() as u64 - 1, "N − 1 messages");
+}
+
+#[test]
+fn only_members_relay_events_and_an_unknown_member_proves_itself_first() {
+    let ids: Vec<u128> = (1..=4).map(|i| i * (u128::MAX / 5)).collect();
+    let mut h = Harness::ring(&ids, chord(true));
+    let now = h.at();
+    let event = |h: &mut Harness, from: &NodeRef, id: u128| {
+        h.engine(ids[0]).handle_event(now, from, Id(id), b"forged".to_vec(), true, Id(ids[0]));
+        h.pump();
+    };
+    let client = node(7);
+    h.engine(ids[0]).connected(now, &client, false);
+    event(&mut h, &client, 1);
+    assert!(h.notices.iter().all(|(_, n)| *n != Notice::Added(b"forged".to_vec())), "a client's event is dropped");
+    assert_eq!(h.engine(ids[0]).stats().events_refused, 1);
+    // A member the receiver has not met yet: its event waits for its State answer.
+    // A member the receiver has not met yet (a ring of one elsewhere): its event waits for
+    // its State answer.
+    h.add(11, chord(true));
+    let member = node(11);
+    h.engine(ids[0]).connected(now, &member, true);
+    event(&mut h, &member, 2);
+    assert!(h.notices.iter().any(|(at, n)| *at == Id(ids[0]) && *n == Notice::Added(b"forged".to_vec())), "delivered once the sender answered as a member");
 }
 
 #[test]
