@@ -7,6 +7,10 @@
 //! oldest waiting socket — of its own source when that source is at its share, else of the
 //! source holding the most. A real handshake takes a few round trips, so it completes long
 //! before the attacker's renewed sockets age past it; idle sockets are the ones that go.
+//! A socket whose first Noise message authenticated holds the network key (`psk0`): it is
+//! `proven`, leaves the shares and cannot be pushed out — on a keyed network outsiders'
+//! sockets, idle or junk, never displace a key holder's handshake, even from its own address
+//! (a NAT, loopback). Proven handshakes are bounded by the handshake deadline.
 
 use crate::config::{MAX_PENDING_HANDSHAKES, MAX_PENDING_HANDSHAKES_PER_SOURCE};
 use std::collections::HashMap;
@@ -23,6 +27,8 @@ struct Waiting {
 #[derive(Default)]
 pub(crate) struct Gate {
     waiting: HashMap<u64, Waiting>,
+    /// Tickets whose peer proved the network key (see `proven`).
+    proven: std::collections::HashSet<u64>,
     next: u64,
 }
 
@@ -46,7 +52,10 @@ impl Gate {
     pub fn started(&mut self, ticket: u64, abort: AbortHandle) {
         match self.waiting.get_mut(&ticket) {
             Some(waiting) => waiting.abort = Some(abort),
-            // Evicted before it started: it never runs.
+            // Already proven (the task ran ahead of us) or done: nothing to do.
+            None if self.proven.contains(&ticket) => {}
+            // Evicted before it started: it never runs. (A task that ended before this call
+            // is aborted harmlessly.)
             None => abort.abort(),
         }
     }
@@ -54,6 +63,14 @@ impl Gate {
     /// The handshake of `ticket` ended (done, failed or timed out).
     pub fn left(&mut self, ticket: u64) {
         self.waiting.remove(&ticket);
+        self.proven.remove(&ticket);
+    }
+
+    /// The peer of `ticket` proved it holds the network key: out of the shares, never evicted.
+    pub fn proven(&mut self, ticket: u64) {
+        if self.waiting.remove(&ticket).is_some() {
+            self.proven.insert(ticket);
+        }
     }
 
     #[cfg(test)]
@@ -98,6 +115,20 @@ mod tests {
         let newest = gate.admit(ip(1));
         assert_eq!(gate.len(), MAX_PENDING_HANDSHAKES_PER_SOURCE, "the oldest of that source gave way");
         assert!(!gate.waiting.contains_key(&first) && gate.waiting.contains_key(&newest));
+    }
+
+    #[test]
+    fn a_proven_handshake_is_never_pushed_out() {
+        let mut gate = Gate::default();
+        let key_holder = gate.admit(ip(1));
+        gate.proven(key_holder);
+        for _ in 0..10 * MAX_PENDING_HANDSHAKES {
+            gate.admit(ip(1));
+        }
+        assert!(gate.proven.contains(&key_holder));
+        assert_eq!(gate.len(), MAX_PENDING_HANDSHAKES_PER_SOURCE, "outsiders still share one source's slots");
+        gate.left(key_holder);
+        assert!(gate.proven.is_empty());
     }
 
     #[test]

@@ -40,6 +40,9 @@ const READ_BUFFER_BYTES: usize = 64 << 10;
 const MAX_HELLO_FRAME_BYTES: usize = 64 << 10;
 /// Reject code both encryptions use when the other side speaks the other one.
 const ENCRYPTION_MISMATCH: &str = "encryption-mismatch";
+/// Dials whose handshake was cut before the peer answered are tried again this many times,
+/// 20, 40, 80 ms apart (see `Transport::dial`).
+const HANDSHAKE_RETRIES: u32 = 3;
 
 pub(crate) type ConnId = u64;
 
@@ -365,6 +368,38 @@ impl Transport {
         let slot = self
             .slot_for(expected.unwrap_or_default())
             .map_err(|reason| Error::Rejected { code: "busy".into(), reason: format!("this node's own connection table is full: {reason}"), elsewhere: Vec::new() })?;
+        // A handshake cut before the peer answered is tried again a few times: a node under a
+        // flood of sockets from our address (a NAT, loopback) gives waiting sockets' slots to
+        // newer ones until our first message proves we hold the network key (see `gate`).
+        let mut attempt = 0;
+        let (link, first, remote_key) = loop {
+            match self.handshake_with(host, port, &inbound).await {
+                Err(Error::Io { code: "ECONNRESET", .. }) if attempt < HANDSHAKE_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+                }
+                result => break result?,
+            }
+        };
+        let hello = match first {
+            Message::Welcome(hello) => hello,
+            Message::Reject { code, reason, subnet, .. } if code == "protocol-mismatch" || code == ENCRYPTION_MISMATCH => return Err(self.mismatch(subnet, reason)),
+            Message::Reject { code, reason, elsewhere, .. } => return Err(Error::Rejected { code, reason, elsewhere }),
+            other => return Err(Error::Protocol(format!("{host}:{port} answered the handshake with {}", message_name(&other)))),
+        };
+        if hello.protocol_id != self.identity.protocol_id {
+            return Err(self.mismatch(hello.subnet, "the peer welcomed us with another protocol id".into()));
+        }
+        if let Some(key) = remote_key {
+            if hello.node.id != Id::of_public_key(&key) {
+                return Err(Error::Handshake(format!("{host}:{port} claims node id {} but proved the key of {}", hello.node.id, Id::of_public_key(&key))));
+            }
+        }
+        self.register(hello, link, true, slot)
+    }
+
+    /// Connect to `host:port` and go as far as the peer's first answer to our `Hello`.
+    async fn handshake_with(&self, host: &str, port: u16, inbound: &Arc<dyn Inbound>) -> Result<(Link, Message, Option<[u8; 32]>)> {
         let connect = TcpStream::connect((host, port));
         let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect)
             .await
@@ -383,21 +418,7 @@ impl Transport {
             Ok::<_, Error>((first, remote_key))
         };
         let (first, remote_key) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await.map_err(|_| Error::Timeout(format!("handshake with {host}:{port}")))??;
-        let hello = match first {
-            Message::Welcome(hello) => hello,
-            Message::Reject { code, reason, subnet, .. } if code == "protocol-mismatch" || code == ENCRYPTION_MISMATCH => return Err(self.mismatch(subnet, reason)),
-            Message::Reject { code, reason, elsewhere, .. } => return Err(Error::Rejected { code, reason, elsewhere }),
-            other => return Err(Error::Protocol(format!("{host}:{port} answered the handshake with {}", message_name(&other)))),
-        };
-        if hello.protocol_id != self.identity.protocol_id {
-            return Err(self.mismatch(hello.subnet, "the peer welcomed us with another protocol id".into()));
-        }
-        if let Some(key) = remote_key {
-            if hello.node.id != Id::of_public_key(&key) {
-                return Err(Error::Handshake(format!("{host}:{port} claims node id {} but proved the key of {}", hello.node.id, Id::of_public_key(&key))));
-            }
-        }
-        self.register(hello, link, true, slot)
+        Ok((link, first, remote_key))
     }
 
     /// The initiator's Noise handshake; returns the static key the peer proved.
@@ -516,11 +537,11 @@ impl Transport {
     }
 
     /// Inbound handshake: (Noise first, then) expect a `Hello`, answer `Welcome` or `Reject`.
-    async fn accept(self: &Arc<Self>, stream: TcpStream) -> std::result::Result<(), String> {
+    async fn accept(self: &Arc<Self>, stream: TcpStream, ticket: u64) -> std::result::Result<(), String> {
         let inbound = self.inbound().ok_or("the node is closing")?;
         let _ = stream.set_nodelay(true);
         let mut link = Link::new(stream);
-        let remote_key = if self.identity.noise { Some(self.noise_respond(&mut link).await?) } else { self.plaintext_first(&mut link).await?; None };
+        let remote_key = if self.identity.noise { Some(self.noise_respond(&mut link, ticket).await?) } else { self.plaintext_first(&mut link).await?; None };
         let hello = match link.recv(self.identity.max_frame_bytes).await.map_err(|e| e.to_string())? {
             Message::Hello(hello) => hello,
             other => return Err(format!("expected a Hello frame first, got {}", message_name(&other))),
@@ -553,7 +574,7 @@ impl Transport {
 
     /// The responder's Noise handshake; returns the static key the peer proved. A plaintext
     /// `Hello` is answered with a plaintext `Reject`, never a `Welcome`.
-    async fn noise_respond(&self, link: &mut Link) -> std::result::Result<[u8; 32], String> {
+    async fn noise_respond(&self, link: &mut Link, ticket: u64) -> std::result::Result<[u8; 32], String> {
         let mut handshake = Handshake::responder(&self.identity.keys, &self.identity.network_key);
         let first = match link.recv_noise().await {
             Ok(message) => message,
@@ -570,7 +591,9 @@ impl Transport {
             Err(error) => return Err(error.to_string()),
         };
         match handshake.read(&first) {
-            Ok(()) => {}
+            // The first message authenticated: the peer holds the network key (`psk0`), so
+            // outsiders' sockets no longer push this handshake out of the door.
+            Ok(()) => self.gate().proven(ticket),
             Err(NoiseError::KeyMismatch) => {
                 // Answer like a node would, with bytes that cannot authenticate: the initiator
                 // learns that the keys differ, and nothing about us.
@@ -673,7 +696,7 @@ async fn accept_loop(transport: Arc<Transport>, listener: TcpListener, done: one
                     let ticket = transport.gate().admit(addr.ip());
                     let task = transport.clone();
                     let handle = tokio::spawn(async move {
-                        let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, task.accept(stream)).await;
+                        let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, task.accept(stream, ticket)).await;
                         task.gate().left(ticket);
                         let error = match result {
                             Ok(Ok(())) => return,
@@ -717,11 +740,14 @@ impl std::fmt::Display for LinkError {
 
 fn handshake_error(host: &str, port: u16, error: impl std::fmt::Display) -> Error {
     let text = error.to_string();
+    // The socket failed under us (a reset, a broken pipe), or the peer closed it before
+    // answering — a node gives a waiting handshake's slot to a newer one when many wait from
+    // one address (`gate`): the peer is unreachable for now, not breaking the protocol, so an
+    // operation retries elsewhere or later. (A wrong network key is told apart: the answer
+    // fails authentication, below.)
     if text.contains("closed during the handshake") {
-        return Error::Handshake(format!("{host}:{port} closed the connection during the handshake ({text})"));
+        return Error::Io { code: "ECONNRESET", message: format!("{host}:{port} closed the connection during the handshake (ECONNRESET)") };
     }
-    // The socket failed under us (a reset, a broken pipe): the peer is unreachable for now,
-    // not breaking the protocol, so an operation retries elsewhere.
     if text.starts_with("read failed") || text.starts_with("write failed") {
         return Error::Io { code: "ECONNRESET", message: format!("{host}:{port}: {text} during the handshake (ECONNRESET)") };
     }
