@@ -92,6 +92,15 @@ pub enum Destination {
     Remote(NodeRef),
 }
 
+/// A ring event on its way: `limit` bounds the arc its receiver covers.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: Id,
+    pub key: Vec<u8>,
+    pub added: bool,
+    pub limit: Id,
+}
+
 pub struct Core {
     pub(super) me: NodeRef,
     /// `None` for a plain MeshSocket.
@@ -133,7 +142,7 @@ pub struct Core {
     /// Ring events already delivered here.
     pub(super) seen: SeenSet,
     /// Events from peers that claim membership but have not proved it yet (see `events`).
-    pub(super) unproven_events: std::collections::VecDeque<(Id, super::events::Event)>,
+    pub(super) unproven_events: std::collections::VecDeque<(Id, Event)>,
     pub(super) counters: Counters,
     /// What we hold of our own arc, and whether anti-entropy is wanted (see `arc`).
     pub(super) arc: ArcState,

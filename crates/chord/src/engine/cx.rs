@@ -125,6 +125,12 @@ pub enum Outcome {
     Op(Result<OpOutput, Error>),
 }
 
+/// How a request is answered: now, or by a machine whose outcome becomes the response.
+pub enum Served {
+    Now(Response),
+    Later(Box<dyn Machine>),
+}
+
 pub enum Step {
     Pending,
     Done(Outcome),

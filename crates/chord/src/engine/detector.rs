@@ -171,4 +171,18 @@ fn sweep_candidates(core: &Core, silent: Id, quiet_since: Millis) -> Vec<NodeRef
         .collect()
 }
 
+/// Nodes probed at most per avoid list (a lookup's silent nodes; see `check_avoided`).
+const AVOIDED_CHECKED: usize = 8;
 
+/// A lookup asks us to route around nodes it found silent: any of them still in our routing
+/// table is probed (unless we heard from it lately), so we stop pointing others at it within
+/// half a failure timeout rather than whenever we next talk to it ourselves.
+pub(super) fn check_avoided(cx: &mut Cx<'_>, avoid: &[Id]) {
+    let Some(ring) = cx.core.ring.as_ref() else { return };
+    let known = ring.known_nodes();
+    for id in avoid.iter().take(AVOIDED_CHECKED) {
+        if let Some(node) = known.iter().find(|n| n.id == *id) {
+            probe_if_quiet(cx, node);
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! receiver covers `(itself, limit)` the same way, so every member hears it once (N − 1
 //! messages, O(log N) depth). Connected clients hear it from the member they are attached to.
 
+use super::core::Event;
 use super::cx::{Cx, Notice};
 use super::verify;
 use crate::routing::NodeRef;
@@ -18,15 +19,6 @@ pub fn announce(cx: &mut Cx<'_>, key: Vec<u8>, added: bool) {
     deliver(cx, &key, added);
     let limit = cx.core.me.id;
     forward(cx, id, key, added, limit);
-}
-
-/// A ring event on its way: `limit` bounds the arc its receiver covers.
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub id: Id,
-    pub key: Vec<u8>,
-    pub added: bool,
-    pub limit: Id,
 }
 
 /// Events held while their sender proves it is a member: a burst from a new member waits for
@@ -50,9 +42,9 @@ pub fn on_event(cx: &mut Cx<'_>, from: &NodeRef, event: Event) {
         cx.core.counters.events_refused += 1;
     }
     cx.core.unproven_events.push_back((from.id, event));
-    // A check may be under way already (its handshake's claim started one): `proven` runs
-    // when any check of this node succeeds.
-    verify::verify(cx, from, Box::new(|_, _| {}));
+    // A check may be under way already: the one its handshake's claim started releases
+    // these too (`Engine::connected`).
+    verify::verify(cx, from, Box::new(proven));
 }
 
 /// `member` answered as a ring member: the events it sent meanwhile go on.

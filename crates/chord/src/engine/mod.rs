@@ -47,13 +47,12 @@ pub use self::maintenance::FINGERS_PER_ROUND;
 
 use self::contacts::Contacts;
 use self::links::Links;
-use self::cx::{Cx, Input, Io, Machine, Outcome, Step, TaskId};
+use self::cx::{Cx, Input, Io, Machine, Outcome, Served, Step, TaskId};
 use self::detector::Probe;
 use self::maintenance::{CheckPredecessor, FixFingers, Stabilize};
 use self::merge::ProbeContacts;
 use self::membership::{BecomeMember, JoinThrough, Leave, Rejoin};
 use self::route::{Routed, Scan, UserLookup};
-use self::serve::Served;
 use self::sync::{HandOffStrays, SyncReplicas};
 use crate::config::{ChordConfig, MAX_KEY_BYTES, MAX_VALUE_BYTES, TOMBSTONE_HORIZON};
 use crate::error::Error;
@@ -492,7 +491,8 @@ impl Engine {
         self.core.links.opened(peer.id, member, now.mono);
         if member && self.core.chord.is_some() && !self.core.knows_member(peer.id) {
             let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
-            verify::verify(&mut cx, peer, Box::new(|_, _| {}));
+            // Once it answers as a member, ring events it sent meanwhile go on.
+            verify::verify(&mut cx, peer, Box::new(events::proven));
             self.run_spawned(now);
         }
     }
@@ -560,7 +560,7 @@ impl Engine {
     pub fn handle_event(&mut self, now: Now, from: &NodeRef, id: Id, key: Vec<u8>, added: bool, limit: Id) {
         self.core.now = now.mono;
         let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
-        events::on_event(&mut cx, from, events::Event { id, key, added, limit });
+        events::on_event(&mut cx, from, core::Event { id, key, added, limit });
         self.run_spawned(now);
     }
 

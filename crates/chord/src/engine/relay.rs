@@ -13,9 +13,9 @@
 //! Each relay is a request of its own, with its deadline and the failure detector behind it;
 //! a relay whose next hop fails answers with that fallback rather than an error.
 
-use super::cx::{Cx, Input, Machine, Outcome, ReqId, Step};
+use super::cx::{Cx, Input, Machine, Outcome, ReqId, Served, Step};
 use super::read::{get_here, LocalGet};
-use super::serve::{check_avoided, Served};
+use super::detector::check_avoided;
 use super::write::OwnerWrite;
 use crate::id::Id;
 use crate::protocol::{RelayAnswer, Request, Response, Routed};

@@ -3,7 +3,7 @@
 //! ([`Served::Later`]) whose outcome is the answer.
 
 use super::core::{not_member, not_stored, syncing, Core};
-use super::cx::{Cx, Machine};
+use super::cx::{Cx, Served};
 use super::read::{entry, get_here, LocalGet};
 use super::sync::{apply_items, Replica, TakeOver, SYNC_VERSIONS_LIMIT};
 use super::write::OwnerWrite;
@@ -14,29 +14,8 @@ use crate::routing::NodeRef;
 use crate::store::Store;
 use serde_bytes::ByteBuf;
 
-/// Avoided nodes of one `FindSuccessor` that we check (see `check_avoided`).
-const AVOIDED_CHECKED: usize = 8;
-
 /// Largest page of a ring walk a node serves.
 pub const MAX_PAGE_ITEMS: u32 = 4096;
-
-pub enum Served {
-    Now(Response),
-    Later(Box<dyn Machine>),
-}
-
-/// A lookup asks us to route around nodes it found silent: any of them still in our routing
-/// table is probed (unless we heard from it lately), so we stop pointing others at it within
-/// half a failure timeout rather than whenever we next talk to it ourselves.
-pub(super) fn check_avoided(cx: &mut Cx<'_>, avoid: &[Id]) {
-    let Some(ring) = cx.core.ring.as_ref() else { return };
-    let known = ring.known_nodes();
-    for id in avoid.iter().take(AVOIDED_CHECKED) {
-        if let Some(node) = known.iter().find(|n| n.id == *id) {
-            super::detector::probe_if_quiet(cx, node);
-        }
-    }
-}
 
 /// Answer `body` from `sender` (`None` when we serve ourselves).
 pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served {
@@ -94,7 +73,7 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
             Response::Ok
         }
         Request::FindSuccessor { position, avoid } => {
-            check_avoided(cx, &avoid);
+            super::detector::check_avoided(cx, &avoid);
             Response::Next(cx.core.ring.as_ref().expect("member").next_hop_avoiding(position, &avoid))
         }
         Request::Get { key } => match get_here(cx.core, key.into_vec()) {

@@ -46,8 +46,6 @@ impl Machine for Verify {
                 cx.core.verifier.end(self.node.id);
                 if let Ok(Response::State { .. }) = reply {
                     cx.core.learn(&self.node);
-                    // Ring events it sent while we asked go on now.
-                    super::events::proven(cx, &self.node);
                     if let Some(then) = self.then.take() {
                         then(cx, &self.node);
                     }
