@@ -68,6 +68,8 @@ test('two nodes: add and delete events reach the other node', async (t) => {
   const deleted: string[] = []
   b.on('add', (key) => added.push(key.toString()))
   b.on('delete', (key) => deleted.push(key.toString()))
+  // Events go by subscription: a hears of b's listener within milliseconds.
+  await until(() => a.stats().subscribers === 1, 5000, "b's subscription to reach a")
   await a.set('evt', 'v')
   await a.delete('evt')
   await until(() => added.length === 1 && deleted.length === 1, 5000, 'events')
@@ -84,8 +86,12 @@ test('events can be turned off: no event traffic at all', async (t) => {
   // An owner sends a change's events before it answers the write, so once both writes
   // resolved any event traffic would already be counted.
   t.deepEqual([a.stats().eventsForwarded, b.stats().eventsForwarded], [0, 0])
+  t.deepEqual([a.stats().subscribers, b.stats().subscribers], [0, 0], 'listeners subscribe nowhere with events off')
   // And with events on, the same writes do send events (the counter is not stuck at 0).
   const [c, d] = await pair(t)
+  c.on('add', () => {})
+  d.on('add', () => {})
+  await until(() => c.stats().subscribers === 1 && d.stats().subscribers === 1, 5000, 'subscriptions')
   await Promise.all([c.set('loud', 'v'), d.set('loud-too', 'v')])
   t.true(c.stats().eventsForwarded + d.stats().eventsForwarded > 0)
   t.is(events, 0)
@@ -128,15 +134,15 @@ test('16 nodes joined through random bootstraps: 1,000 keys from random nodes, r
   t.true(held >= 3000, `${held} copies for 1000 keys`)
 })
 
-test('16 nodes: one set raises add on every node exactly once', async (t) => {
+test('16 nodes all listening: one set raises add on every node exactly once', async (t) => {
   const net = await createTestnet(16)
   t.teardown(() => net.destroy())
   const counts = new Map<string, number>()
   for (const node of net.nodes) node.on('add', () => counts.set(node.id, (counts.get(node.id) ?? 0) + 1))
+  await until(() => net.nodes.every((n) => n.stats().subscribers === 15), 5000, 'every subscription to reach every member')
   await net.nodes[5].set('broadcast-me', 'v')
   await until(() => counts.size === 16, 5000, 'add on all 16 nodes')
-  // A node forwards an event as it receives it, before reporting it: with all 16 reported,
-  // every forward is counted, and N − 1 of them means no node was sent it twice.
+  // The owner sends the event to each of the 15 other subscribers, once.
   t.is(net.nodes.reduce((sum, n) => sum + n.stats().eventsForwarded, 0), 15)
   t.deepEqual([...counts.values()], Array(16).fill(1))
 })
@@ -298,14 +304,37 @@ test('graceful close of half the nodes one by one loses nothing', async (t) => {
   t.deepEqual(values.map((v) => v?.toString()), keys)
 })
 
-test('a member whose every connection serves routing refuses a newcomer as busy, naming members to try: the newcomer joins through one', async (t) => {
-  // a holds two connections at most, to b and c: its successor and predecessor.
+/** Whether ring position `x` lies strictly between `from` and `to`, going clockwise. */
+function between(x: string, from: string, to: string): boolean {
+  const [p, f, e] = [x, from, to].map((id) => BigInt(`0x${id}`))
+  return f < e ? f < p && p < e : p > f || p < e
+}
+
+/** A node whose id lies strictly between `from` and `to`. */
+async function nodeBetween(from: string, to: string, options = {}): Promise<ChordSocket> {
+  let keyPair = generateKeyPair()
+  while (!between(nodeIdOf(keyPair.publicKey), from, to)) keyPair = generateKeyPair()
+  return chordNode({ ...options, keyPair })
+}
+
+/** a, limited to two connections (its successor and predecessor), in a ring with b and c. */
+async function fullMember(t: any) {
   const a = await chordNode({ maxPeers: 2 })
-  const [b, c, d] = await Promise.all([chordNode(), chordNode(), chordNode()])
-  t.teardown(() => closeAll([a, b, c, d]))
+  const [b, c] = await Promise.all([chordNode(), chordNode()])
+  t.teardown(() => closeAll([a, b, c]))
   await b.connect(...a.addr)
   await c.connect(...a.addr)
   await waitForRing([a, b, c])
+  const successor = a.stats().successors[0].id
+  const predecessor = a.stats().predecessor!.id
+  return { a, b, c, successor, predecessor }
+}
+
+test('a member whose every connection serves routing refuses a newcomer as busy, naming members to try: the newcomer joins through one', async (t) => {
+  const { a, b, c, successor, predecessor } = await fullMember(t)
+  // d lands between a's successor and predecessor: a's neighbours stay, so a has no room.
+  const d = await nodeBetween(successor, predecessor)
+  t.teardown(() => d.close())
   const info = await d.connect(...a.addr)
   t.not(info.id, a.id, 'connected to a member a named, not to a')
   t.true([b.id, c.id].includes(info.id))
@@ -313,4 +342,19 @@ test('a member whose every connection serves routing refuses a newcomer as busy,
   t.true(a.stats().connections <= 2, 'maxPeers stays a hard bound')
   await d.set('joined-elsewhere', 'yes')
   t.is((await a.get('joined-elsewhere'))?.toString(), 'yes')
+})
+
+test('a member whose table is full of its neighbours takes a newcomer that becomes its neighbour, dropping the one it displaces', async (t) => {
+  const { a, b, c, successor } = await fullMember(t)
+  // d lands between a and its successor: it becomes a's successor.
+  const d = await nodeBetween(a.id, successor)
+  t.teardown(() => d.close())
+  const info = await d.connect(...a.addr)
+  t.is(info.id, a.id, 'a took the newcomer itself')
+  await waitForRing([a, b, c, d])
+  t.is(a.stats().successors[0].id, d.id)
+  t.true(a.stats().connections <= 2, 'maxPeers stays a hard bound')
+  await d.set('next-door', 'yes')
+  t.is((await a.get('next-door'))?.toString(), 'yes')
+  t.is((await c.get('next-door'))?.toString(), 'yes')
 })

@@ -119,6 +119,8 @@ pub struct JsStats {
     pub events_forwarded: f64,
     /// Ring events dropped because their sender is not (or did not prove to be) a ring member.
     pub events_refused: f64,
+    /// Listening nodes (`add`/`delete` listeners, `watch()`) this member knows of, ring-wide.
+    pub subscribers: f64,
     /// Peers suspected of having failed (silent past the failure timeout) since start.
     pub suspicions: f64,
     /// Gaps closed by adopting a node of another ring (ring merging after a partition).
@@ -605,6 +607,12 @@ impl NativeNode {
         Ok(JsLookup { owner: node_ref(&owner), hops })
     }
 
+    /// Watch the keys starting with one of `prefixes` (an empty prefix: every key; none: stop).
+    #[napi]
+    pub fn watch(&self, prefixes: Vec<Buffer>) -> Result<()> {
+        guarded_sync(|| self.node.watch(prefixes.iter().map(|p| p.to_vec()).collect()))?.map_err(to_js_error)
+    }
+
     /// The value this node holds locally for `key` (owner or replica), without routing.
     #[napi]
     pub fn local_get(&self, key: Buffer) -> Result<Option<Buffer>> {
@@ -630,6 +638,7 @@ impl NativeNode {
                 mean_lookup_hops: s.mean_lookup_hops,
                 events_forwarded: s.events_forwarded as f64,
                 events_refused: s.events_refused as f64,
+                subscribers: s.subscribers as f64,
                 suspicions: s.suspicions as f64,
                 merges: s.merges as f64,
                 contacts: s.contacts as u32,

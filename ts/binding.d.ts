@@ -27,6 +27,8 @@ export declare class NativeNode {
   /** Delete a key; resolves to its previous value, or `null` when it was absent. */
   delete(key: Buffer): Promise<Buffer | null>
   lookup(key: Buffer): Promise<JsLookup>
+  /** Watch the keys starting with one of `prefixes` (an empty prefix: every key; none: stop). */
+  watch(prefixes: Array<Buffer>): void
   /** The value this node holds locally for `key` (owner or replica), without routing. */
   localGet(key: Buffer): Buffer | null
   stats(): JsStats
@@ -132,6 +134,15 @@ export interface JsKeyPair {
 export interface JsLimits {
   /** Largest key accepted by the dict, in bytes (64 KiB). */
   maxKeyBytes: number
+  /**
+   * Subscribers a member keeps in its table (`add`/`delete` listeners and
+   * `watch()` across the ring); past it only renewals are taken.
+   */
+  maxSubscribers: number
+  /** Key prefixes one node may watch at once (`watch(prefix)`). */
+  maxWatchedPrefixes: number
+  /** Longest key prefix `watch(prefix)` accepts, in bytes. */
+  maxWatchPrefixBytes: number
   /**
    * Largest value accepted by the dict, in bytes (1 MiB); a value must fit in one
    * frame with its key.
@@ -353,6 +364,8 @@ export interface JsStats {
   eventsForwarded: number
   /** Ring events dropped because their sender is not (or did not prove to be) a ring member. */
   eventsRefused: number
+  /** Listening nodes (`add`/`delete` listeners, `watch()`) this member knows of, ring-wide. */
+  subscribers: number
   /** Peers suspected of having failed (silent past the failure timeout) since start. */
   suspicions: number
   /** Gaps closed by adopting a node of another ring (ring merging after a partition). */

@@ -2,6 +2,7 @@
  * ChordSocket: the dict shared by every node of a Chord ring. Keys and values are bytes
  * (strings become UTF-8); results are Buffers. Routing, replication and hand-off are in Rust.
  */
+import type { EventEmitter } from 'node:events'
 import { BytesLike, checkBoolean, checkCount, checkPort, checkString, describe, toBytes } from './coerce'
 import { Batcher, OpKind } from './batch'
 import { call, errorFor, KeyError } from './errors'
@@ -24,9 +25,11 @@ export interface ChordOptions extends MeshOptions {
   /** Take part in the ring, storing and routing (default true). `false` makes a client that stores nothing yet reads and writes. */
   join?: boolean
   /**
-   * Emit `'add'` / `'delete'` for changes anywhere in the ring (default true). Give every node of
-   * a network the same setting: a node with events off neither reports nor originates them, so a
-   * ring with events off carries no event traffic.
+   * Let this node hear about changes anywhere in the ring (default true): `'add'` / `'delete'`
+   * listeners and `watch()`. Events go by subscription: a node subscribes while it has a
+   * listener or a watch, and a write is sent only to the nodes that watch its key, so a ring
+   * where nobody listens carries no event traffic. Give every node of a network the same
+   * setting: a node with events off neither reports nor originates them.
    */
   events?: boolean
   /** Period of ring maintenance (stabilize, fix fingers, anti-entropy), in ms (default `limits.defaultStabilizeMs`, from `limits.minStabilizeMs` to `limits.maxStabilizeMs`). */
@@ -93,6 +96,8 @@ export interface ChordStats {
   eventsForwarded: number
   /** Ring events dropped because their sender is not (or did not prove to be) a ring member. */
   eventsRefused: number
+  /** Listening nodes (`add`/`delete` listeners, `watch()`) this member knows of, ring-wide. */
+  subscribers: number
   /** Peers suspected of having failed (silent past `failureTimeoutMs`) since start. */
   suspicions: number
   /** Gaps closed by adopting a node of another ring (rings merging after a partition). */
@@ -106,6 +111,41 @@ export interface ChordStats {
 export interface ChordSocketEvents extends MeshSocketEvents {
   add: [key: Buffer]
   delete: [key: Buffer]
+}
+
+/** A change `watch()` yields: a key set (`'add'`) or deleted, anywhere in the ring. */
+export interface ChordChange {
+  kind: 'add' | 'delete'
+  key: Buffer
+}
+
+/** Distinct prefixes one node may watch at once (`limits.maxWatchedPrefixes`). */
+export const MAX_WATCHED_PREFIXES: number = limits.maxWatchedPrefixes
+/** Longest prefix `watch()` accepts, in bytes (`limits.maxWatchPrefixBytes`). */
+export const MAX_WATCH_PREFIX_BYTES: number = limits.maxWatchPrefixBytes
+
+/** One `watch()` iterator: its prefix, the changes not taken yet, the `next()` waiting. */
+class Watcher {
+  readonly queue: ChordChange[] = []
+  waiting?: (result: IteratorResult<ChordChange>) => void
+  done = false
+
+  constructor(readonly prefix: Buffer) {}
+
+  push(change: ChordChange): void {
+    if (this.done || !change.key.subarray(0, this.prefix.length).equals(this.prefix)) return
+    const waiting = this.waiting
+    this.waiting = undefined
+    if (waiting) waiting({ value: change, done: false })
+    else this.queue.push(change)
+  }
+
+  end(): void {
+    this.done = true
+    this.queue.length = 0
+    this.waiting?.({ value: undefined, done: true })
+    this.waiting = undefined
+  }
 }
 
 /** Anything `update()` accepts. */
@@ -126,9 +166,75 @@ export type Mapping = Map<BytesLike, BytesLike> | Iterable<readonly [BytesLike, 
 export class ChordSocket extends MeshSocket {
   #batcher?: Batcher
   readonly #views = new Set<ViewServer>()
+  readonly #watchers = new Set<Watcher>()
+  /** The prefixes last handed to the node (JSON of the sorted hex), to skip repeats. */
+  #subscribed = '[]'
 
   constructor(addr: string, port: number, options: ChordOptions = {}) {
     super(addr, port, options)
+    // The ring sends this node events only while it listens: a listener added or removed
+    // changes its subscription. ('newListener' comes before the listener is added.)
+    const emitter = this as EventEmitter
+    emitter.on('newListener', (event: string | symbol) => {
+      if (event === 'add' || event === 'delete') queueMicrotask(() => this.#subscribe())
+    })
+    emitter.on('removeListener', (event: string | symbol) => {
+      if (event === 'add' || event === 'delete') this.#subscribe()
+    })
+  }
+
+  /** Tell the node what it listens for now: every key while an `'add'`/`'delete'` listener exists, else the watched prefixes. */
+  #subscribe(): void {
+    const prefixes: Buffer[] = []
+    if (this.listenerCount('add') + this.listenerCount('delete') > 0) prefixes.push(Buffer.alloc(0))
+    for (const watcher of this.#watchers) prefixes.push(watcher.prefix)
+    const subscribed = JSON.stringify([...new Set(prefixes.map((p) => p.toString('hex')))].sort())
+    if (subscribed === this.#subscribed) return
+    this.#subscribed = subscribed
+    this.opened().then(
+      (node) => {
+        if (!this.closed) node.watch(prefixes)
+      },
+      () => {},
+    )
+  }
+
+  /**
+   * The changes to keys starting with `prefix` (every key when absent) made anywhere in the
+   * ring from now on, in order for each key. The ring sends this node only the changes it
+   * watches; `return()` (or `break` in `for await`) ends the watch. Changes wait in memory
+   * until taken.
+   *
+   * ```ts
+   * for await (const { kind, key } of node.watch('user/')) console.log(kind, key.toString())
+   * ```
+   */
+  watch(prefix: BytesLike = Buffer.alloc(0)): AsyncIterableIterator<ChordChange> {
+    const bytes = toBytes(prefix, 'prefix')
+    if (bytes.length > MAX_WATCH_PREFIX_BYTES) throw new RangeError(`prefix is ${bytes.length} bytes; the limit is ${MAX_WATCH_PREFIX_BYTES}`)
+    const distinct = new Set([...this.#watchers].map((w) => w.prefix.toString('hex')))
+    if (!distinct.has(bytes.toString('hex')) && distinct.size >= MAX_WATCHED_PREFIXES) {
+      throw new RangeError(`this node already watches ${MAX_WATCHED_PREFIXES} distinct prefixes (the limit)`)
+    }
+    const watcher = new Watcher(bytes)
+    this.#watchers.add(watcher)
+    this.#subscribe()
+    const stop = (): IteratorResult<ChordChange> => {
+      if (this.#watchers.delete(watcher)) this.#subscribe()
+      watcher.end()
+      return { value: undefined, done: true }
+    }
+    const iterator: AsyncIterableIterator<ChordChange> = {
+      next: () => {
+        const change = watcher.queue.shift()
+        if (change) return Promise.resolve({ value: change, done: false })
+        if (watcher.done) return Promise.resolve({ value: undefined, done: true })
+        return new Promise((resolve) => (watcher.waiting = resolve))
+      },
+      return: () => Promise.resolve(stop()),
+      [Symbol.asyncIterator]: () => iterator,
+    }
+    return iterator
   }
 
   /** Run a dict operation through the batching layer. */
@@ -307,6 +413,8 @@ export class ChordSocket extends MeshSocket {
   }
 
   async #closeViews(): Promise<void> {
+    for (const watcher of this.#watchers) watcher.end()
+    this.#watchers.clear()
     const views = [...this.#views]
     this.#views.clear()
     await Promise.all(views.map((view) => view.close()))
@@ -324,6 +432,7 @@ export class ChordSocket extends MeshSocket {
 
   protected override async dispatch(event: NativeEvent): Promise<void> {
     if (event.kind === 'add' || event.kind === 'delete') {
+      for (const watcher of this.#watchers) watcher.push({ kind: event.kind, key: event.key! })
       this.emit(event.kind, event.key!)
       return
     }

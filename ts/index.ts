@@ -9,7 +9,7 @@
 export { Protocol, Encryption, ProtocolOptions } from './protocol'
 export { KeyPair, generateKeyPair, nodeIdOf, serializeKeyPair, parseKeyPair } from './keys'
 export { MeshSocket, MeshOptions, MeshSocketEvents, Message, PeerInfo, SendOptions, Handler, MAX_QUEUED_MESSAGES } from './mesh'
-export { ChordSocket, ChordOptions, ChordSocketEvents, ChordStats, LookupResult, NodeAddress, Mapping, MAX_KEY_BYTES, MAX_VALUE_BYTES } from './chord'
+export { ChordSocket, ChordOptions, ChordSocketEvents, ChordStats, LookupResult, NodeAddress, Mapping, MAX_KEY_BYTES, MAX_VALUE_BYTES, ChordChange, MAX_WATCHED_PREFIXES, MAX_WATCH_PREFIX_BYTES } from './chord'
 export { ChordnetError, ChordnetRangeError, HandshakeError, KeyError, ProtocolMismatchError, StorageError } from './errors'
 export { BytesLike } from './coerce'
 export { limits, Limits } from './native'

@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
                 engine.handle_response(now, Id(3 * Q), id, body.clone());
             }
         }
-        Message::Event { id, key, added, limit } => engine.handle_event(now, &node(Q), id, key.into_vec(), added, limit),
+        message @ (Message::Event { .. } | Message::Subscribe { .. }) => engine.handle_message(now, &node(Q), message),
         _ => return,
     }
     drain(&mut engine);

@@ -21,6 +21,13 @@ macro_rules! with_limits {
         $callback! {
             #[doc = "Largest key accepted by the dict, in bytes (64 KiB)."]
             MAX_KEY_BYTES, max_key_bytes: usize = 64 << 10;
+            #[doc = "Subscribers a member keeps in its table (`add`/`delete` listeners and"]
+            #[doc = "`watch()` across the ring); past it only renewals are taken."]
+            MAX_SUBSCRIBERS, max_subscribers: usize = 4096;
+            #[doc = "Key prefixes one node may watch at once (`watch(prefix)`)."]
+            MAX_WATCHED_PREFIXES, max_watched_prefixes: usize = 16;
+            #[doc = "Longest key prefix `watch(prefix)` accepts, in bytes."]
+            MAX_WATCH_PREFIX_BYTES, max_watch_prefix_bytes: usize = 1024;
             #[doc = "Largest value accepted by the dict, in bytes (1 MiB); a value must fit in one"]
             #[doc = "frame with its key."]
             MAX_VALUE_BYTES, max_value_bytes: usize = 1 << 20;

@@ -214,7 +214,7 @@ pub enum Traffic {
     AntiEntropy,
     /// Pages of ring walks (`keys()`, `values()`, ...).
     Walk,
-    /// Joins, leaves, ring merging.
+    /// Joins, leaves, ring merging, and subscriptions (who listens for events).
     Membership,
     /// Ring-wide add/delete events.
     Events,

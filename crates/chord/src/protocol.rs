@@ -76,13 +76,25 @@ pub enum Message {
     Broadcast { id: Id, origin: NodeRef, time_ms: u64, packets: Vec<ByteBuf> },
     /// A message for one node.
     Whisper { origin: NodeRef, target: Id, time_ms: u64, packets: Vec<ByteBuf> },
-    /// A dict change announced ring-wide (El-Ansary et al. 2003): forward to fingers in
-    /// `(receiver, limit)`.
+    /// A dict change, sent by the key's owner to each subscriber that watches it (and by a
+    /// member to its clients that do). `limit` is unused (the receiver's own id).
     Event { id: Id, key: ByteBuf, added: bool, limit: Id },
     Request { id: u64, body: Request },
     Response { id: u64, body: Response },
     /// The sender is closing this connection, and why.
     Goodbye { reason: String },
+    /// `node` watches the keys starting with one of `prefixes` (empty: it stopped) for
+    /// `lease_ms`: passed ring-wide over the finger tables (El-Ansary et al. 2003), each
+    /// receiver covering `(itself, limit)`; sent by a client to the members it is attached to.
+    Subscribe { id: Id, node: NodeRef, prefixes: Vec<ByteBuf>, lease_ms: u64, limit: Id },
+}
+
+/// One subscriber as a member's table holds it, with what is left of its lease.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub node: NodeRef,
+    pub prefixes: Vec<ByteBuf>,
+    pub lease_ms: u64,
 }
 
 impl Message {
@@ -98,6 +110,7 @@ impl Message {
                 Request::Page { .. } => Traffic::Walk,
                 Request::Leaving { .. } | Request::Candidates(_) => Traffic::Membership,
                 Request::Info => Traffic::Other,
+                Request::Subscriptions => Traffic::Membership,
             },
             Message::Response { body, .. } => match body {
                 Response::Pong | Response::State { .. } => Traffic::Maintenance,
@@ -106,8 +119,11 @@ impl Message {
                 Response::InSync | Response::SubDigests(_) | Response::Versions { .. } | Response::Items { .. } => Traffic::AntiEntropy,
                 Response::Page { .. } => Traffic::Walk,
                 Response::Ok | Response::Info(_) | Response::Error { .. } => Traffic::Other,
+                Response::Subscriptions(_) => Traffic::Membership,
             },
             Message::Event { .. } => Traffic::Events,
+            // Who listens is membership of a kind: a node that does not listen hears no events.
+            Message::Subscribe { .. } => Traffic::Membership,
             Message::Broadcast { .. } | Message::Whisper { .. } | Message::Peers(_) => Traffic::Mesh,
             Message::Hello(_) | Message::Welcome(_) | Message::Reject { .. } | Message::Goodbye { .. } => Traffic::Other,
         }
@@ -162,6 +178,8 @@ pub enum Request {
     /// you can, else forward it (`ttl` − 1) to your next hop when you hold a connection to it
     /// and `ttl` > 0, else answer as to `body` alone (a redirect or a closer hop).
     Relay { ttl: u8, body: Routed },
+    /// Your table of subscribers, please (a joiner copies its successor's).
+    Subscriptions,
 }
 
 /// A request that can be relayed towards the owner of a ring position.
@@ -257,6 +275,8 @@ pub enum Response {
     Error { code: String, message: String },
     /// The answer to a `Relay`, given by the node `hops` relays away from the one asked.
     Relayed { hops: u8, answer: RelayAnswer },
+    /// The answer to `Subscriptions` (cut by bytes: renewals bring the rest).
+    Subscriptions(Vec<Subscription>),
 }
 
 /// Why a byte stream could not be read as frames; each closes that connection.

@@ -3,7 +3,7 @@
 //! variant: `variant` below matches them without a wildcard, so a new message or request type
 //! does not compile until it is given a strategy here too.
 
-use chord::protocol::{self, Hello, Message, PeerAd, RelayAnswer, Request, Response, Routed, WriteMode, PROTOCOL_VERSION};
+use chord::protocol::{self, Hello, Message, PeerAd, RelayAnswer, Request, Response, Routed, Subscription, WriteMode, PROTOCOL_VERSION};
 use chord::metrics::{MemberInfo, MetricsSnapshot};
 use chord::routing::Hop;
 use chord::store::Item;
@@ -81,6 +81,7 @@ fn request() -> impl Strategy<Value = Request> {
         (proptest::option::of(node()), vec(node(), 0..4)).prop_map(|(predecessor, successors)| Request::Leaving { predecessor, successors }),
         vec(node(), 0..4).prop_map(Request::Candidates),
         Just(Request::Info),
+        Just(Request::Subscriptions),
         (any::<u8>(), routed()).prop_map(|(ttl, body)| Request::Relay { ttl, body }),
     ]
 }
@@ -118,6 +119,7 @@ fn response() -> impl Strategy<Value = Response> {
         (vec((bytes(), version()), 0..4), any::<bool>()).prop_map(|(versions, more)| Response::Versions { versions, more }),
         (vec(item(), 0..4), any::<u32>()).prop_map(|(items, served)| Response::Items { items, served }),
         info().prop_map(|info| Response::Info(Box::new(info))),
+        vec((node(), vec(bytes(), 0..3), any::<u64>()).prop_map(|(node, prefixes, lease_ms)| Subscription { node, prefixes, lease_ms }), 0..3).prop_map(Response::Subscriptions),
         (vec(item(), 0..4), any::<bool>(), node()).prop_map(|(items, more, successor)| Response::Page { items, more, successor }),
         (".{0,12}", ".{0,30}").prop_map(|(code, message)| Response::Error { code, message }),
         (any::<u8>(), relay_answer()).prop_map(|(hops, answer)| Response::Relayed { hops, answer }),
@@ -136,6 +138,7 @@ fn message() -> impl Strategy<Value = Message> {
         (any::<u64>(), request()).prop_map(|(id, body)| Message::Request { id, body }),
         (any::<u64>(), response()).prop_map(|(id, body)| Message::Response { id, body }),
         ".{0,30}".prop_map(|reason| Message::Goodbye { reason }),
+        (id(), node(), vec(bytes(), 0..3), any::<u64>(), id()).prop_map(|(id, node, prefixes, lease_ms, limit)| Message::Subscribe { id, node, prefixes, lease_ms, limit }),
     ]
 }
 
@@ -150,6 +153,7 @@ fn variant(message: &Message) -> &'static str {
         Message::Whisper { .. } => "Whisper",
         Message::Event { .. } => "Event",
         Message::Goodbye { .. } => "Goodbye",
+        Message::Subscribe { .. } => "Subscribe",
         Message::Request { body, .. } => match body {
             Request::Ping => "Ping",
             Request::State => "State",
@@ -165,6 +169,7 @@ fn variant(message: &Message) -> &'static str {
             Request::Leaving { .. } => "Leaving",
             Request::Candidates(_) => "Candidates",
             Request::Info => "Info",
+            Request::Subscriptions => "Subscriptions",
             Request::Relay { body, .. } => match body {
                 Routed::FindSuccessor { .. } => "Relay(FindSuccessor)",
                 Routed::Get { .. } => "Relay(Get)",
@@ -184,6 +189,7 @@ fn variant(message: &Message) -> &'static str {
             Response::Versions { .. } => "Versions",
             Response::Items { .. } => "Items",
             Response::Info(_) => "Info",
+            Response::Subscriptions(_) => "Subscriptions",
             Response::Page { .. } => "Page",
             Response::Error { .. } => "Error",
             Response::Relayed { answer, .. } => match answer {

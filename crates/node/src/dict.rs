@@ -63,6 +63,22 @@ impl Node {
         self.run(UserOp::Leave).await.map(|_| ())
     }
 
+    /// Hear about changes to the keys starting with one of `prefixes` (`[b""]`: every key; none:
+    /// stop): the subscription reaches every member, and their owners send this node an event
+    /// for each matching write (see `chord::engine::watch`). Needs `events` on.
+    pub fn watch(&self, prefixes: Vec<Vec<u8>>) -> Result<()> {
+        self.inner.driver.inspect(|engine| engine.chord_config().map(|_| ()))?;
+        if prefixes.len() > chord::config::MAX_WATCHED_PREFIXES || prefixes.iter().any(|p| p.len() > chord::config::MAX_WATCH_PREFIX_BYTES) {
+            return Err(Error::InvalidArgument(format!(
+                "at most {} prefixes of at most {} bytes each",
+                chord::config::MAX_WATCHED_PREFIXES,
+                chord::config::MAX_WATCH_PREFIX_BYTES
+            )));
+        }
+        self.inner.driver.watch(prefixes);
+        Ok(())
+    }
+
     /// The live value this node itself holds for `key` (as owner or replica), without routing:
     /// for diagnostics and tests of replica convergence.
     pub fn local_get(&self, key: &[u8]) -> Option<Vec<u8>> {

@@ -47,7 +47,7 @@ impl Inbound for Dispatch {
         match message {
             Message::Request { id, body } => self.driver.on_request(conn, peer, id, body),
             Message::Response { id, body } => self.driver.on_response(peer.id, id, body),
-            Message::Event { id, key, added, limit } => self.driver.on_event(peer, id, key.into_vec(), added, limit),
+            message @ (Message::Event { .. } | Message::Subscribe { .. }) => self.driver.on_ring_message(peer, message),
             Message::Broadcast { id, origin, time_ms, packets } => self.mesh.on_broadcast(conn, peer, id, origin, time_ms, packets),
             Message::Whisper { origin, target, time_ms, packets } => self.mesh.on_whisper(peer, origin, target, time_ms, packets),
             Message::Peers(mut ads) => {

@@ -328,8 +328,12 @@ impl Driver {
         self.call(|engine, now| engine.handle_response(now, peer, id, body));
     }
 
-    pub fn on_event(self: &Arc<Self>, from: &NodeRef, id: Id, key: Vec<u8>, added: bool, limit: Id) {
-        self.call(|engine, now| engine.handle_event(now, from, id, key, added, limit));
+    pub fn watch(self: &Arc<Self>, prefixes: Vec<Vec<u8>>) {
+        self.call(|engine, now| engine.watch(now, prefixes));
+    }
+
+    pub fn on_ring_message(self: &Arc<Self>, from: &NodeRef, message: Message) {
+        self.call(|engine, now| engine.handle_message(now, from, message));
     }
 
     /// A connection to `peer` closed (`last`: no other remains; `lost`: it broke rather than

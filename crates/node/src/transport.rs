@@ -976,6 +976,7 @@ fn message_name(message: &Message) -> &'static str {
         Message::Broadcast { .. } => "Broadcast",
         Message::Whisper { .. } => "Whisper",
         Message::Event { .. } => "Event",
+        Message::Subscribe { .. } => "Subscribe",
         Message::Request { .. } => "Request",
         Message::Response { .. } => "Response",
         Message::Goodbye { .. } => "Goodbye",

@@ -536,9 +536,9 @@ impl Sim {
                 self.with_engine(to, |engine, now| engine.handle_response(now, peer, id, body));
             }
             Event::OneWay { from, to, message } => {
-                if let Message::Event { id, key, added, limit } = message {
+                if matches!(message, Message::Event { .. } | Message::Subscribe { .. }) {
                     let sender = Sim::node_ref(self.nodes[from].id);
-                    self.with_engine(to, |engine, now| engine.handle_event(now, &sender, id, key.into_vec(), added, limit));
+                    self.with_engine(to, |engine, now| engine.handle_message(now, &sender, message));
                 }
             }
             Event::Refused { to, id, peer } => {

@@ -92,15 +92,6 @@ pub enum Destination {
     Remote(NodeRef),
 }
 
-/// A ring event on its way: `limit` bounds the arc its receiver covers.
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub id: Id,
-    pub key: Vec<u8>,
-    pub added: bool,
-    pub limit: Id,
-}
-
 pub struct Core {
     pub(super) me: NodeRef,
     /// `None` for a plain MeshSocket.
@@ -141,8 +132,11 @@ pub struct Core {
     pub(super) leases: HashMap<Id, (Id, Millis)>,
     /// Ring events already delivered here.
     pub(super) seen: SeenSet,
-    /// Events from peers that claim membership but have not proved it yet (see `events`).
-    pub(super) unproven_events: std::collections::VecDeque<(Id, Event)>,
+    /// Events and subscriptions from peers that claim membership but have not proved it yet
+    /// (see `events`).
+    pub(super) unproven: std::collections::VecDeque<(Id, crate::protocol::Message)>,
+    /// Who in the ring listens for which keys, and what we and our clients watch.
+    pub(super) watch: super::subscribers::Watch,
     pub(super) counters: Counters,
     /// What we hold of our own arc, and whether anti-entropy is wanted (see `arc`).
     pub(super) arc: ArcState,

@@ -1,96 +1,97 @@
-//! Ring-wide `add` / `delete` events: El-Ansary et al.'s broadcast over the finger table
-//! ("Efficient broadcast in structured P2P networks", IPTPS 2003). The owner of a changed key
-//! sends the event to each of its fingers with a limit — the next finger's id — and each
-//! receiver covers `(itself, limit)` the same way, so every member hears it once (N − 1
-//! messages, O(log N) depth). Connected clients hear it from the member they are attached to.
+//! `add` / `delete` events, by subscription (see `watch`): the owner of a changed key sends
+//! the event to the subscribers whose prefixes match, and delivers it itself if its own user
+//! listens; a member passes events on to its clients that watch the key. Nobody listening,
+//! nothing sent. Events travel only from members: one from a peer that has not shown it is a
+//! member is held until it has, or dropped.
 
-use super::core::Event;
 use super::cx::{Cx, Notice};
 use super::verify;
-use crate::routing::NodeRef;
+use super::watch;
 use crate::id::Id;
 use crate::protocol::Message;
+use crate::routing::NodeRef;
 use serde_bytes::ByteBuf;
 
 /// The owner announces a change of `key` it just stored.
 pub fn announce(cx: &mut Cx<'_>, key: Vec<u8>, added: bool) {
     let id = Id(rand::Rng::gen(&mut cx.core.rng));
     cx.core.seen.first_time(id);
-    deliver(cx, &key, added);
-    let limit = cx.core.me.id;
-    forward(cx, id, key, added, limit);
+    let subscribers = cx.core.watch.subscribers_for(&key, cx.now.mono);
+    cx.core.counters.events_forwarded += subscribers.len() as u64;
+    for subscriber in subscribers {
+        let limit = subscriber.id;
+        cx.send(subscriber, Message::Event { id, key: ByteBuf::from(key.clone()), added, limit });
+    }
+    deliver(cx, id, key, added);
 }
 
-/// Events held while their sender proves it is a member: a burst from a new member waits for
-/// one check, and a flood from an impostor costs at most this many.
-const MAX_UNPROVEN_EVENTS: usize = 256;
+/// Messages held while their sender proves it is a member: a burst from a new member waits
+/// for one check, and a flood from an impostor costs at most this many.
+const MAX_UNPROVEN: usize = 256;
 
-/// An event arrived from `from`. Only members relay events (an anonymous client must not
-/// make every node announce a write that never happened): from a member we know it is
-/// delivered at once, from a peer that claims to be one it waits until the peer answers as a
-/// member, from anyone else it is dropped.
-pub fn on_event(cx: &mut Cx<'_>, from: &NodeRef, event: Event) {
+/// An `Event` or a `Subscribe` arrived from `from`. Only members send events and pass
+/// subscriptions on (an anonymous client must not make every node announce a write that
+/// never happened): from a member we know it is taken at once, from a peer that claims to be
+/// one it waits until the peer answers as a member, and from a client only its own
+/// subscription counts.
+pub fn on_message(cx: &mut Cx<'_>, from: &NodeRef, message: Message) {
     if cx.core.knows_member(from.id) {
-        return relay(cx, event);
+        return from_member(cx, from, message);
     }
     if !cx.core.links.claims_member(from.id) {
-        cx.core.counters.events_refused += 1;
+        match message {
+            subscribe @ Message::Subscribe { .. } => watch::on_subscribe(cx, from, false, subscribe),
+            _ => cx.core.counters.events_refused += 1,
+        }
         return;
     }
-    if cx.core.unproven_events.len() >= MAX_UNPROVEN_EVENTS {
-        cx.core.unproven_events.pop_front();
+    if cx.core.unproven.len() >= MAX_UNPROVEN {
+        cx.core.unproven.pop_front();
         cx.core.counters.events_refused += 1;
     }
-    cx.core.unproven_events.push_back((from.id, event));
+    cx.core.unproven.push_back((from.id, message));
     // A check may be under way already: the one its handshake's claim started releases
     // these too (`Engine::connected`).
     verify::verify(cx, from, Box::new(proven));
 }
 
-/// `member` answered as a ring member: the events it sent meanwhile go on.
+/// `member` answered as a ring member: what it sent meanwhile is taken now.
 pub fn proven(cx: &mut Cx<'_>, member: &NodeRef) {
-    if cx.core.unproven_events.iter().all(|(sender, _)| *sender != member.id) {
+    if cx.core.unproven.iter().all(|(sender, _)| *sender != member.id) {
         return;
     }
-    let (proven, waiting) = std::mem::take(&mut cx.core.unproven_events).into_iter().partition(|(sender, _)| *sender == member.id);
-    cx.core.unproven_events = waiting;
-    for (_, event) in proven {
-        relay(cx, event);
+    let (proven, waiting) = std::mem::take(&mut cx.core.unproven).into_iter().partition(|(sender, _)| *sender == member.id);
+    cx.core.unproven = waiting;
+    for (_, message) in proven {
+        from_member(cx, member, message);
     }
 }
 
-/// Deliver an event from a member once and cover our part of its arc.
-fn relay(cx: &mut Cx<'_>, Event { id, key, added, limit }: Event) {
-    if !cx.core.seen.first_time(id) {
+fn from_member(cx: &mut Cx<'_>, from: &NodeRef, message: Message) {
+    match message {
+        // Delivered once (an owner that retried may send one twice).
+        Message::Event { id, key, added, .. } => {
+            if cx.core.seen.first_time(id) {
+                deliver(cx, id, key.into_vec(), added);
+            }
+        }
+        subscribe @ Message::Subscribe { .. } => watch::on_subscribe(cx, from, true, subscribe),
+        _ => {}
+    }
+}
+
+/// To our user if it watches `key`, and on to our clients that do.
+fn deliver(cx: &mut Cx<'_>, id: Id, key: Vec<u8>, added: bool) {
+    if !cx.core.chord.as_ref().is_some_and(|c| c.events) {
         return;
     }
-    deliver(cx, &key, added);
-    forward(cx, id, key, added, limit);
-}
-
-fn deliver(cx: &mut Cx<'_>, key: &[u8], added: bool) {
-    if cx.core.chord.as_ref().is_some_and(|c| c.events) {
-        let key = key.to_vec();
-        cx.notice(if added { Notice::Added(key) } else { Notice::Deleted(key) });
-    }
-}
-
-fn forward(cx: &mut Cx<'_>, id: Id, key: Vec<u8>, added: bool, limit: Id) {
-    let me = cx.core.me.id;
-    let Some(ring) = &cx.core.ring else { return };
-    let mut members = ring.distinct_fingers();
-    for successor in ring.successors() {
-        if !members.iter().any(|m| m.id == successor.id) {
-            members.push(successor.clone());
+    for client in cx.core.watch.clients_for(&key) {
+        if cx.core.links.is_open(client.id) {
+            let limit = client.id;
+            cx.send(client, Message::Event { id, key: ByteBuf::from(key.clone()), added, limit });
         }
     }
-    members.retain(|n| n.id.in_open(me, limit));
-    members.sort_by_key(|n| me.distance_to(n.id));
-    let key = ByteBuf::from(key);
-    cx.core.counters.events_forwarded += members.len() as u64;
-    for (i, member) in members.iter().enumerate() {
-        let next_limit = members.get(i + 1).map_or(limit, |n| n.id);
-        cx.send(member.clone(), Message::Event { id, key: key.clone(), added, limit: next_limit });
+    if cx.core.watch.own_matches(&key) {
+        cx.notice(if added { Notice::Added(key) } else { Notice::Deleted(key) });
     }
-    cx.to_clients(Message::Event { id, key, added, limit: me });
 }

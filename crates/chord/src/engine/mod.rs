@@ -32,9 +32,11 @@ mod recent;
 mod relay;
 mod route;
 mod serve;
+mod subscribers;
 mod sync;
 mod time;
 mod verify;
+mod watch;
 mod write;
 
 pub use self::core::Counters;
@@ -54,6 +56,7 @@ use self::merge::ProbeContacts;
 use self::membership::{BecomeMember, JoinThrough, Leave, Rejoin};
 use self::route::{Routed, Scan, UserLookup};
 use self::sync::{HandOffStrays, SyncReplicas};
+use self::watch::PullSubscriptions;
 use crate::config::{ChordConfig, MAX_KEY_BYTES, MAX_VALUE_BYTES, TOMBSTONE_HORIZON};
 use crate::error::Error;
 use crate::id::Id;
@@ -165,6 +168,7 @@ enum Duty {
     Sync,
     Strays,
     Contacts,
+    Subscriptions,
 }
 
 /// Where a finished machine's outcome goes.
@@ -207,6 +211,8 @@ pub struct Stats {
     pub mean_lookup_hops: f64,
     pub events_forwarded: u64,
     pub events_refused: u64,
+    /// Subscribers (listening nodes) this member knows of, ring-wide.
+    pub subscribers: u64,
     /// Peers suspected of having failed since start.
     pub suspicions: u64,
     /// Gaps closed by adopting a node of another ring (ring merging).
@@ -254,7 +260,8 @@ impl Engine {
             arcs: BTreeMap::new(),
             leases: HashMap::new(),
             seen: SeenSet::new(),
-            unproven_events: Default::default(),
+            unproven: Default::default(),
+            watch: Default::default(),
             counters: Counters::default(),
             arc: Default::default(),
             links: Links::new(settings.max_peers),
@@ -490,9 +497,17 @@ impl Engine {
         self.core.now = now.mono;
         self.core.links.opened(peer.id, member, now.mono);
         if member && self.core.chord.is_some() && !self.core.knows_member(peer.id) {
+            let client = !self.core.is_member();
             let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
-            // Once it answers as a member, ring events it sent meanwhile go on.
-            verify::verify(&mut cx, peer, Box::new(events::proven));
+            // Once it answers as a member, ring events it sent meanwhile go on — and a client
+            // that watches keys subscribes through it too.
+            verify::verify(&mut cx, peer, Box::new(move |cx, member| {
+                events::proven(cx, member);
+                if client {
+                    cx.core.watch.renew_soon();
+                    watch::announce_if_due(cx);
+                }
+            }));
             self.run_spawned(now);
         }
     }
@@ -511,7 +526,11 @@ impl Engine {
         // A newcomer that would become our successor or predecessor takes the place of the
         // neighbour it displaces: otherwise a node whose table is full of its neighbours
         // could never get a new one (a joiner landing next to it would wait forever).
-        let kept = self.kept(Some(peer));
+        // A routing peer beats a connection that only carries requests in flight (those fail
+        // and retry): else a node whose replicas lie beyond its table would keep dialling
+        // them and never make room for its own successor.
+        let routing = self.core.routing_set_with(Some(peer));
+        let kept: std::collections::HashSet<Id> = if routing.contains(&peer) { routing.into_iter().collect() } else { self.kept(Some(peer)) };
         self.core.links.admit(peer, |id| kept.contains(&id), self.core.chord.is_none())
     }
 
@@ -541,6 +560,7 @@ impl Engine {
         self.core.now = now.mono;
         if last {
             self.core.links.closed(peer);
+            self.core.watch.client_gone(peer);
         }
         let mut failed: Vec<ReqId> = self.io.requests.iter().filter(|(_, r)| r.to.id == peer).map(|(id, _)| *id).collect();
         failed.sort_unstable();
@@ -554,13 +574,28 @@ impl Engine {
         self.run(now);
     }
 
-    /// A ring event (El-Ansary broadcast) arrived from `from`. Only members relay events: one
-    /// from a peer not known as a member waits until it answers as one (see `verify`), and one
-    /// from a peer that does not even claim to be a member (a client) is dropped.
-    pub fn handle_event(&mut self, now: Now, from: &NodeRef, id: Id, key: Vec<u8>, added: bool, limit: Id) {
+    /// A one-way message for the ring arrived from `from`: an `Event` (from a key's owner, or
+    /// from the member a client is attached to) or a `Subscribe`. Only members send events
+    /// and pass subscriptions on: a peer not known as a member is asked first (see `verify`),
+    /// and a client's word counts only for itself.
+    pub fn handle_message(&mut self, now: Now, from: &NodeRef, message: crate::protocol::Message) {
+        use crate::protocol::Message;
         self.core.now = now.mono;
+        if matches!(message, Message::Event { .. } | Message::Subscribe { .. }) {
+            let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
+            events::on_message(&mut cx, from, message);
+            self.run_spawned(now);
+        }
+    }
+
+    /// This node's user watches the keys starting with one of `prefixes` (`[b""]`: every key;
+    /// none: it stopped listening). The subscription reaches the ring now and is renewed
+    /// while it lasts (see `watch`).
+    pub fn watch(&mut self, now: Now, prefixes: Vec<Vec<u8>>) {
+        self.core.now = now.mono;
+        self.core.watch.set_own(prefixes);
         let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
-        events::on_event(&mut cx, from, core::Event { id, key, added, limit });
+        watch::announce_if_due(&mut cx);
         self.run_spawned(now);
     }
 
@@ -739,11 +774,19 @@ impl Engine {
     fn tick(&mut self, now: Now) {
         self.schedule.last_tick = now.mono;
         self.schedule.next_tick = now.mono + self.next_interval();
+        let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
+        watch::announce_if_due(&mut cx);
+        self.run_spawned(now);
         if !self.core.is_member() {
             if self.core.client_lost_ring() {
                 self.start_duty(now, Duty::Contacts, Box::<ProbeContacts>::default());
             }
             return;
+        }
+        if self.core.watch.needs_pull() && self.core.ring.as_ref().is_some_and(|r| !r.is_alone()) {
+            // Just joined: copy the subscribers, and tell the ring of our own.
+            self.core.watch.renew_soon();
+            self.start_duty(now, Duty::Subscriptions, Box::<PullSubscriptions>::default());
         }
         self.schedule.round += 1;
         let round = self.schedule.round;
@@ -802,6 +845,8 @@ impl Engine {
             self.core.had_ring = true;
             return None;
         }
+        // Alone: when it is in a ring again it copies the subscribers anew.
+        self.core.watch.pulled(false);
         // A lone node that never had a ring is the first of one: others join it.
         if !self.core.rejoining() {
             return None;
@@ -871,6 +916,7 @@ impl Engine {
             mean_lookup_hops: counters.lookup_hops as f64 / counters.lookups.max(1) as f64,
             events_forwarded: counters.events_forwarded,
             events_refused: counters.events_refused,
+            subscribers: self.core.watch.subscribers() as u64,
             suspicions: counters.figures.suspicions,
             merges: counters.merges,
             contacts: self.core.contacts.len(),

@@ -14,6 +14,9 @@ use crate::routing::NodeRef;
 use crate::store::Store;
 use serde_bytes::ByteBuf;
 
+/// Bytes of subscriber table one `Subscriptions` answer carries at most.
+const SUBSCRIPTIONS_BUDGET_BYTES: usize = 1 << 20;
+
 /// Largest page of a ring walk a node serves.
 pub const MAX_PAGE_ITEMS: u32 = 4096;
 
@@ -83,6 +86,10 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
         Request::Page { after, limit, with_values } => page(cx.core, after, limit, with_values),
         // Diagnostics hold the driver's measurements too: the node's driver answers `Info`
         // itself; an engine without one (the simulator) has nothing to report.
+        Request::Subscriptions => {
+            let me = cx.core.me.clone();
+            Response::Subscriptions(cx.core.watch.export(&me, cx.now.mono, SUBSCRIPTIONS_BUDGET_BYTES))
+        }
         Request::Info => Response::Error { code: "not-served".into(), message: "Info is answered by the node's driver".into() },
         Request::Candidates(candidates) => {
             if let Some(sender) = sender {

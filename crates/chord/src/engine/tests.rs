@@ -155,7 +155,7 @@ impl Harness {
                     self.engines.get_mut(&target).unwrap().handle_response(now, from, to.id, body);
                 }
             }
-            Action::Send { to, message: Message::Event { id, key, added, limit } } => {
+            Action::Send { to, message: message @ (Message::Event { .. } | Message::Subscribe { .. }) } => {
                 if !self.dead.contains(&to.id) {
                     // Events travel on connections; the receiver knows whether the sender's
                     // handshake claimed membership.
@@ -163,7 +163,7 @@ impl Harness {
                     let member = self.engines[&from].is_member();
                     let receiver = self.engines.get_mut(&to.id).unwrap();
                     receiver.connected(now, &sender, member);
-                    receiver.handle_event(now, &sender, id, key.into_vec(), added, limit);
+                    receiver.handle_message(now, &sender, message);
                 }
             }
             Action::Send { .. } | Action::ToClients { .. } | Action::Disconnect { .. } => {}
@@ -530,17 +530,33 @@ fn leaving_hands_every_entry_to_the_successor() {
 }
 
 #[test]
-fn a_change_reaches_every_member_once_over_the_finger_tables() {
+fn a_change_goes_to_its_subscribers_only_and_a_subscription_reaches_every_member() {
     let ids: Vec<u128> = (1..=12).map(|i| i * (u128::MAX / 13)).collect();
     let mut h = Harness::ring(&ids, chord(true));
-    let set = h.start(ids[4], UserOp::Set(b"announced".to_vec(), b"v".to_vec()));
+    let set = h.start(ids[4], UserOp::Set(b"unheard".to_vec(), b"v".to_vec()));
     assert!(matches!(h.result(set), Some(Ok(_))));
-    let heard: Vec<Id> = h.notices.iter().filter(|(_, n)| *n == Notice::Added(b"announced".to_vec())).map(|(at, _)| *at).collect();
-    let unique: HashSet<Id> = heard.iter().copied().collect();
-    assert_eq!(heard.len(), ids.len(), "every member once: {heard:?}");
-    assert_eq!(unique.len(), ids.len());
-    let forwarded: u64 = h.engines.values().map(|e| e.stats().events_forwarded).sum();
-    assert_eq!(forwarded, ids.len() as u64 - 1, "N − 1 messages");
+    let sent = |h: &Harness| h.engines.values().map(|e| e.stats().events_forwarded).sum::<u64>();
+    assert_eq!(sent(&h), 0, "nobody listens: no event sent");
+    assert!(h.notices.iter().all(|(_, n)| !matches!(n, Notice::Added(_))));
+    let now = h.at();
+    h.engine(ids[7]).watch(now, vec![Vec::new()]);
+    h.engine(ids[9]).watch(now, vec![b"user/".to_vec()]);
+    h.pump();
+    for id in &ids {
+        let expected = if *id == ids[7] || *id == ids[9] { 1 } else { 2 };
+        assert_eq!(h.engine(*id).stats().subscribers, expected, "the finger-table broadcast reached every member");
+    }
+    for (key, from) in [(b"user/ada".to_vec(), ids[4]), (b"other".to_vec(), ids[0])] {
+        let set = h.start(from, UserOp::Set(key, b"v".to_vec()));
+        assert!(matches!(h.result(set), Some(Ok(_))));
+    }
+    let heard: Vec<(Id, Vec<u8>)> = h.notices.iter().filter_map(|(at, n)| if let Notice::Added(key) = n { Some((*at, key.clone())) } else { None }).collect();
+    let mut expected = vec![(Id(ids[7]), b"user/ada".to_vec()), (Id(ids[9]), b"user/ada".to_vec()), (Id(ids[7]), b"other".to_vec())];
+    let mut heard_sorted = heard.clone();
+    heard_sorted.sort();
+    expected.sort();
+    assert_eq!(heard_sorted, expected, "each subscriber hears what it watches, once");
+    assert!(sent(&h) <= 3, "one message per subscriber at most: {}", sent(&h));
 }
 
 #[test]
@@ -548,8 +564,11 @@ fn only_members_relay_events_and_an_unknown_member_proves_itself_first() {
     let ids: Vec<u128> = (1..=4).map(|i| i * (u128::MAX / 5)).collect();
     let mut h = Harness::ring(&ids, chord(true));
     let now = h.at();
+    h.engine(ids[0]).watch(now, vec![Vec::new()]);
+    h.pump();
     let event = |h: &mut Harness, from: &NodeRef, id: u128| {
-        h.engine(ids[0]).handle_event(now, from, Id(id), b"forged".to_vec(), true, Id(ids[0]));
+        let message = Message::Event { id: Id(id), key: serde_bytes::ByteBuf::from(b"forged".to_vec()), added: true, limit: Id(ids[0]) };
+        h.engine(ids[0]).handle_message(now, from, message);
         h.pump();
     };
     let client = node(7);
