@@ -182,7 +182,15 @@ export async function isOneRing(members: Member[]): Promise<boolean> {
 export async function settled(members: Member[], timeoutMs = 20_000): Promise<number> {
   const started = Date.now()
   while (!(await isOneRing(members))) {
-    if (Date.now() - started > timeoutMs) throw new Error(`${members.length} members did not form one ring within ${timeoutMs} ms`)
+    if (Date.now() - started > timeoutMs) {
+      // Say what each member thinks, ids shortened, in ring order: the failure explains itself.
+      const all = await Promise.all(members.map((m) => m.stats()))
+      const short = (id?: string) => (id ? id.slice(0, 6) : '-')
+      const links = all
+        .sort((a, b) => (a.id < b.id ? -1 : 1))
+        .map((s) => `${short(s.id)}: successors ${s.successors.map(short).join(',') || '-'}, predecessor ${short(s.predecessor)}`)
+      throw new Error(`${members.length} members did not form one ring within ${timeoutMs} ms; ${links.join('; ')}`)
+    }
     await sleep(50)
   }
   return Date.now() - started

@@ -123,6 +123,8 @@ async function splitAndHeal(t: ExecutionContext, lab: Lab, members: Member[], le
   const doomed = Array.from({ length: DELETE_KEYS }, (_, j) => `${phase}-del-${j}`)
   for (const key of doomed) await members[0].set(key, 'doomed')
   const writers = new Writers(members, ledger, phase)
+  // A failure midway must not leave the writers looping (the file would never end).
+  t.teardown(() => writers.stop())
   await sleep(WHOLE_BEFORE_CUT_MS)
 
   const cut = Date.now()

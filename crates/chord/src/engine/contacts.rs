@@ -63,11 +63,17 @@ impl Contacts {
         self.entries.contains_key(&id)
     }
 
-    /// A neighbour stopped answering: remember it, to probe it from the next round on.
+    /// A neighbour stopped answering: remember it, to probe it from the next round on — also
+    /// when it was a contact already, paused after it answered from our own ring (a second
+    /// partition right after the first heal: without this the sides would not look for each
+    /// other for `SAME_RING_PAUSE_MS`).
     pub fn add_former(&mut self, node: &NodeRef, now: Millis) {
         let entry = self.entries.entry(node.id).or_insert_with(|| Contact { node: node.clone(), passive: true, fails: 0, since: now, next_probe: now });
         entry.passive = true;
         entry.node = node.clone();
+        entry.fails = 0;
+        entry.since = now;
+        entry.next_probe = entry.next_probe.min(now);
         self.evict();
     }
 
@@ -140,6 +146,18 @@ impl Contacts {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_contact_lost_again_after_answering_from_our_ring_is_probed_at_once() {
+        let mut contacts = Contacts::default();
+        let node = NodeRef { id: Id(7), host: "10.0.0.7".into(), port: 1 };
+        contacts.add_former(&node, 0);
+        assert_eq!(contacts.due(0, 2).len(), 1);
+        contacts.answered(node.id, 1_000, true);
+        assert!(contacts.due(2_000, 2).is_empty(), "paused: it is in our ring");
+        contacts.add_former(&node, 3_000);
+        assert_eq!(contacts.due(3_000, 2), vec![node], "cut off again: due at once");
+    }
     use super::*;
 
     fn node(id: u128) -> NodeRef {

@@ -172,7 +172,12 @@ pub struct Io {
     pub persists: HashMap<Ticket, TaskId>,
     pub spawned: Vec<(TaskId, TaskId, Box<dyn Machine>)>,
     pub actions: VecDeque<Action>,
+    /// What waits on a membership check already under way, by node (see `verify`).
+    pub verified_then: HashMap<Id, Vec<Then>>,
 }
+
+/// What to do once a node answered as a member (see `verify`).
+pub type Then = Box<dyn FnOnce(&mut Cx<'_>, &NodeRef) + Send>;
 
 impl Io {
     pub fn next_id(&mut self) -> u64 {
@@ -287,6 +292,11 @@ impl<'a> Cx<'a> {
 
     pub fn to_clients(&mut self, message: Message) {
         self.io.actions.push_back(Action::ToClients { message });
+    }
+
+    /// Continuations waiting on membership checks under way, by node (see `verify`).
+    pub fn verified_then(&mut self) -> &mut HashMap<Id, Vec<Then>> {
+        &mut self.io.verified_then
     }
 
     pub fn notice(&mut self, notice: Notice) {

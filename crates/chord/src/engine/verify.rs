@@ -11,26 +11,38 @@
 //! matters). Each costs one `State` request: over the connection the node came on, or, for a
 //! merge candidate, a dial to its address.
 
-use super::cx::{Cx, Input, Machine, Outcome, ReqId, Step};
+use super::cx::{Cx, Input, Machine, Outcome, ReqId, Step, Then};
 use crate::protocol::{Request, Response};
 use crate::routing::NodeRef;
 
-/// What to do once the node answered as a member (it is learned in any case).
-pub type Then = Box<dyn FnOnce(&mut Cx<'_>, &NodeRef) + Send>;
+/// Continuations waiting on one check at most: a node that keeps sending hints while we ask
+/// it costs no more.
+const MAX_WAITING_PER_NODE: usize = 16;
 
-/// Ask `node` whether it is a ring member, then learn it and run `then`. Returns false when
-/// the bounds left no room for the check (nothing happens then).
+/// Ask `node` whether it is a ring member, then learn it and run `then`. A check of the same
+/// node under way already runs `then` too when it ends. Returns false when the bounds left no
+/// room for the check (nothing happens then).
 pub fn verify(cx: &mut Cx<'_>, node: &NodeRef, then: Then) -> bool {
-    if node.id == cx.core.me.id || cx.core.is_suspect(node.id) || !cx.core.verifier.begin(node.id, cx.now.mono) {
+    if node.id == cx.core.me.id || cx.core.is_suspect(node.id) {
         return false;
     }
-    cx.spawn(Verify { node: node.clone(), then: Some(then), asked: None });
+    if let Some(waiting) = cx.verified_then().get_mut(&node.id) {
+        if waiting.len() >= MAX_WAITING_PER_NODE {
+            return false;
+        }
+        waiting.push(then);
+        return true;
+    }
+    if !cx.core.verifier.begin(node.id, cx.now.mono) {
+        return false;
+    }
+    cx.verified_then().insert(node.id, vec![then]);
+    cx.spawn(Verify { node: node.clone(), asked: None });
     true
 }
 
 struct Verify {
     node: NodeRef,
-    then: Option<Then>,
     asked: Option<ReqId>,
 }
 
@@ -44,9 +56,10 @@ impl Machine for Verify {
             }
             Input::Reply(id, reply) if self.asked == Some(id) => {
                 cx.core.verifier.end(self.node.id);
+                let waiting = cx.verified_then().remove(&self.node.id).unwrap_or_default();
                 if let Ok(Response::State { .. }) = reply {
                     cx.core.learn(&self.node);
-                    if let Some(then) = self.then.take() {
+                    for then in waiting {
                         then(cx, &self.node);
                     }
                 }
