@@ -68,7 +68,14 @@ export async function waitForRing(nodes: ChordSocket[], timeoutMs = 20_000): Pro
   for (;;) {
     const members = nodes.map((n) => ({ id: n.id, stats: n.stats() })).filter((m) => m.stats.member)
     if (isOneRing(members.map(({ id, stats }) => ({ id, successor: stats.successors[0]?.id, predecessor: stats.predecessor?.id })))) return
-    if (Date.now() > deadline) throw new Error(`ring of ${members.length} did not settle within ${timeoutMs} ms`)
+    if (Date.now() > deadline) {
+      // What each member thinks, in id order, ids shortened: the failure explains itself.
+      const short = (id?: string) => (id ? id.slice(0, 6) : '-')
+      const links = members
+        .sort((a, b) => (a.id < b.id ? -1 : 1))
+        .map(({ id, stats }) => `${short(id)}: successors ${stats.successors.map((s) => short(s.id)).join(',') || '-'}, predecessor ${short(stats.predecessor?.id)}`)
+      throw new Error(`ring of ${members.length} did not settle within ${timeoutMs} ms; ${links.join('; ')}`)
+    }
     await new Promise((resolve) => setTimeout(resolve, 25))
   }
 }

@@ -157,6 +157,9 @@ pub struct Core {
     pub(super) seeding: bool,
     /// This node has had a successor of its own at some point (it was part of a ring).
     pub(super) had_ring: bool,
+    /// A join this node was asked to make failed and it has had no ring since: it keeps
+    /// trying through the members it knows, like a node that lost its ring.
+    pub(super) join_failed: bool,
     /// Seeded by the driver: the simulator's runs are a function of their seed.
     pub(super) rng: StdRng,
     /// This node's secret (`Settings::secret`): keys the MAC of the scan cursors it hands out.
@@ -400,7 +403,7 @@ impl Core {
     /// others connect to it to join) or knows no one (the last survivor) is a ring of one and
     /// does.
     pub fn rejoining(&self) -> bool {
-        let lost_ring = (self.had_ring || self.restored) && !self.view.is_empty();
+        let lost_ring = (self.had_ring || self.restored || self.join_failed) && !self.view.is_empty();
         self.ring.as_ref().is_some_and(|r| r.is_alone()) && (lost_ring || self.rejoin_via.is_some() || (self.restored && !self.contacts.is_empty()))
     }
 
@@ -408,7 +411,7 @@ impl Core {
     /// synced? Only the first node of a ring: one that had a ring or was restarted holds what
     /// it held then, perhaps not the writes made meanwhile.
     pub fn holds_everything(&self) -> bool {
-        self.ring.as_ref().is_some_and(|r| r.is_alone()) && !self.had_ring && !self.restored
+        self.ring.as_ref().is_some_and(|r| r.is_alone()) && !self.had_ring && !self.restored && !self.join_failed
     }
 
     /// Our routing state changed (a successor, the predecessor, a finger): maintenance goes

@@ -402,14 +402,10 @@ impl Machine for Rejoin {
                     Step::Pending
                 }
             }
-            Input::Child(_, Outcome::Unit(result)) => {
-                if let (Err(error), Some(bootstrap)) = (&result, &self.joining) {
-                    if error.is_unreachable() {
-                        cx.core.forget(bootstrap.id);
-                    }
-                }
-                Step::Done(Outcome::Unit(result))
-            }
+            // A failed join is not the bootstrap's fault as such (the successor it found may
+            // have died meanwhile): it stays in the view, and the next round tries again. A dead
+            // bootstrap is found out by the failure detector like any other peer.
+            Input::Child(_, Outcome::Unit(result)) => Step::Done(Outcome::Unit(result)),
             _ => Step::Pending,
         }
     }
@@ -443,6 +439,8 @@ impl Machine for JoinThrough {
                 if let Err(error) = result {
                     // Keep trying through it (the rejoin duty), serving nothing meanwhile.
                     cx.core.rejoin_via = Some(self.peer.clone());
+                    // And once that fails too, through the other members it knows.
+                    cx.core.join_failed = true;
                     cx.notice(super::cx::Notice::Error {
                         code: error.code().into(),
                         message: format!("joining the ring through {}:{} failed: {error}", self.peer.host, self.peer.port),

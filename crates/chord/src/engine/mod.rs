@@ -270,6 +270,7 @@ impl Engine {
             restored: false,
             seeding: false,
             had_ring: false,
+            join_failed: false,
             rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
             secret: settings.secret,
         };
@@ -843,6 +844,7 @@ impl Engine {
             self.core.restored = false;
             self.core.seeding = false;
             self.core.had_ring = true;
+            self.core.join_failed = false;
             return None;
         }
         // Alone: when it is in a ring again it copies the subscribers anew.
