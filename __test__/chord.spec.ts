@@ -317,10 +317,15 @@ async function nodeBetween(from: string, to: string, options = {}): Promise<Chor
   return chordNode({ ...options, keyPair })
 }
 
-/** a, limited to two connections (its successor and predecessor), in a ring with b and c. */
+/**
+ * a, limited to two connections (its successor and predecessor), in a ring with b and c. Two
+ * replicas: a member syncs its arc with each replica, so it needs `replicas` connections
+ * (its predecessor and `replicas − 1` successors) to serve its arc.
+ */
+const SMALL = { replicas: 2 }
 async function fullMember(t: any) {
-  const a = await chordNode({ maxPeers: 2 })
-  const [b, c] = await Promise.all([chordNode(), chordNode()])
+  const a = await chordNode({ ...SMALL, maxPeers: 2 })
+  const [b, c] = await Promise.all([chordNode(SMALL), chordNode(SMALL)])
   t.teardown(() => closeAll([a, b, c]))
   await b.connect(...a.addr)
   await c.connect(...a.addr)
@@ -333,7 +338,7 @@ async function fullMember(t: any) {
 test('a member whose every connection serves routing refuses a newcomer as busy, naming members to try: the newcomer joins through one', async (t) => {
   const { a, b, c, successor, predecessor } = await fullMember(t)
   // d lands between a's successor and predecessor: a's neighbours stay, so a has no room.
-  const d = await nodeBetween(successor, predecessor)
+  const d = await nodeBetween(successor, predecessor, SMALL)
   t.teardown(() => d.close())
   const info = await d.connect(...a.addr)
   t.not(info.id, a.id, 'connected to a member a named, not to a')
@@ -347,7 +352,7 @@ test('a member whose every connection serves routing refuses a newcomer as busy,
 test('a member whose table is full of its neighbours takes a newcomer that becomes its neighbour, dropping the one it displaces', async (t) => {
   const { a, b, c, successor } = await fullMember(t)
   // d lands between a and its successor: it becomes a's successor.
-  const d = await nodeBetween(a.id, successor)
+  const d = await nodeBetween(a.id, successor, SMALL)
   t.teardown(() => d.close())
   const info = await d.connect(...a.addr)
   t.is(info.id, a.id, 'a took the newcomer itself')
