@@ -11,12 +11,18 @@
  *
  *   node --import tsx bench/attack.js [--nodes 4] [--seconds 10] [--in-flight 64]
  *        [--attacks idle,junk,slow-reader,candidates,all] [--rss-cap-mib 3072] [--out DIR]
+ *        [--split-cores]
+ *
+ * --split-cores (Linux, needs `taskset`): the ring and the legit client run on CPU 0 and the
+ * attacker on CPU 1, in every phase including the baselines, as if the attacker had a machine
+ * of its own; without it all three share both cores and an attacker that burns CPU slows the
+ * legitimate client whatever the ring does.
  *
  * The ring's memory is read from /proc/<pid>/status (VmRSS) every 200 ms; past --rss-cap-mib
  * the attacker is killed (the phase says so) so that the shared machine is not pushed into
  * swap or the OOM killer. With --out DIR the summary goes to DIR/attack.md.
  */
-const { fork } = require('node:child_process')
+const { execFileSync, fork } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -39,7 +45,7 @@ const SAMPLE_EVERY_MS = 200
 const CONNECT_WITHIN_MS = 1000
 
 function parseArgs(argv) {
-  const args = { nodes: 4, seconds: 10, inFlight: 64, attacks: [...ATTACKS, 'all'], rssCapMiB: 3072, out: null }
+  const args = { nodes: 4, seconds: 10, inFlight: 64, attacks: [...ATTACKS, 'all'], rssCapMiB: 3072, out: null, splitCores: false }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const value = () => {
@@ -53,6 +59,7 @@ function parseArgs(argv) {
     else if (a === '--attacks') args.attacks = value().split(',').map((s) => s.trim()).filter(Boolean)
     else if (a === '--rss-cap-mib') args.rssCapMiB = Number(value())
     else if (a === '--out') args.out = path.resolve(value())
+    else if (a === '--split-cores') args.splitCores = true
     else if (a === '--help' || a === '-h') {
       process.stdout.write(fs.readFileSync(__filename, 'utf8').split('*/')[0].replace(/^#!.*\n'use strict'\n\/\*\*\n/, '').replace(/^ \* ?/gm, '') + '\n')
       process.exit(0)
@@ -90,6 +97,14 @@ function child(file, execArgv = []) {
   return { proc, ask, kill }
 }
 
+/**
+ * With --split-cores: every thread of `pid` (and those it starts later, which inherit the
+ * affinity) runs on `cpu` only.
+ */
+function pin(pid, cpu, args) {
+  if (args.splitCores) execFileSync('taskset', ['-a', '-cp', String(cpu), String(pid)], { stdio: 'ignore' })
+}
+
 /** Samples the ring process's memory and CPU; kills `onCap` past the cap. */
 function sampler(pid, capMiB, onCap) {
   const cpuBefore = cpuMs(pid)
@@ -118,10 +133,12 @@ function sampler(pid, capMiB, onCap) {
 async function phase(name, attacks, { host, args, networkKey, subnet, bigOwnerPort, writeKeys }) {
   process.stdout.write(`${name}: `)
   const client = child('attack-client.js')
+  pin(client.proc.pid, 0, args)
   await client.ask({ cmd: 'setup', subnet, networkKey, ports: host.nodes.map((n) => n.port), keys: KEYS, valueBytes: VALUE_BYTES, write: writeKeys }, 120_000)
   let attacker = null
   if (attacks.length) {
     attacker = child('attack-attacker.js', ['--import', 'tsx'])
+    pin(attacker.proc.pid, 1, args)
     await attacker.ask({ cmd: 'start', attacks, subnet, networkKey, ports: host.nodes.map((n) => n.port), bigOwnerPort }, 30_000)
     await sleep(WARMUP_MS)
   }
@@ -203,7 +220,7 @@ function markdown(rows, args) {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU'
   return `# Under attack: what an attacker takes from legitimate users
 
-${cpu}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}; \`npm run bench:attack -- --nodes ${args.nodes} --seconds ${args.seconds} --in-flight ${args.inFlight}\`.
+${cpu}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}; \`npm run bench:attack -- --nodes ${args.nodes} --seconds ${args.seconds} --in-flight ${args.inFlight}${args.splitCores ? ' --split-cores' : ''}\`.${args.splitCores ? ' **Split cores**: the ring and the legit client run on CPU 0, the attacker on CPU 1, in every phase (baselines included), as if the attacker had a machine of its own.' : ''}
 
 A ring of ${args.nodes} nodes with a network key in one process; a key-holding client in another (a fresh one each phase) reads ${KEYS.toLocaleString('en-US')} keys of ${VALUE_BYTES} B at random with ${args.inFlight} gets in flight for ${args.seconds} s per phase, while once a second a fresh key holder tries to connect (counted in time when connected within ${CONNECT_WITHIN_MS} ms); the attacker runs in a third process (bench/attack-attacker.js) and starts ${WARMUP_MS / 1000} s before the measurement. Failed gets: rejected, or still unanswered 16 s after the phase (the operation deadline is 15 s). "One ring after": whether, ${COOL_DOWN_MS / 1000} s after the attacker stopped, every node's successor and predecessor were its neighbours by id; "client reads after": whether the phase's client (a fresh one each phase) could then read a key. Ring and attacker CPU are each process's user + system time over the phase (100 % = one core): on a 2-core machine an attacker that burns CPU slows the legitimate client whatever the ring does, so read the ring's own figures (memory, connections to third parties, newcomers refused, failed gets) beside the throughput ratio.
 
@@ -219,6 +236,7 @@ async function main() {
   const networkKey = randomBytes(24).toString('base64')
   const host = await RingHost.start({ subnet, networkKey, nodes: args.nodes, options: { stabilizeMs: 250 } })
   const cleanUp = () => host.stop()
+  pin(host.pid, 0, args)
   process.on('SIGINT', () => cleanUp().finally(() => process.exit(130)))
   try {
     await host.call('set', { key: 'big', bytes: BIG_VALUE_BYTES, seed: 7 })

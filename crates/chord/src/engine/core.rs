@@ -56,14 +56,26 @@ const VERIFICATIONS_IN_FLIGHT: usize = 16;
 /// address), so a stream of hints makes at most this many a second.
 const VERIFICATIONS_PER_SECOND: u32 = 16;
 
+/// Dials to addresses one peer named (merge candidates it passed on) that it may cost us at
+/// once: one message's worth...
+pub const DIALS_PER_TELLER_BURST: u64 = 8;
+/// ...and then this many a second: a member that keeps naming nodes makes us dial no faster.
+pub const DIALS_PER_TELLER_PER_SECOND: u64 = 2;
+/// Peers whose dial budget is remembered; past it, a teller whose budget is spent is refused
+/// until budgets refill (a stream of fresh ids cannot reset its own budget).
+const TELLERS: usize = 1024;
+
 /// The bounds on checks of nodes that claim to be ring members (see `verify`): one check per
 /// node at a time, [`VERIFICATIONS_IN_FLIGHT`] at once, [`VERIFICATIONS_PER_SECOND`] started
-/// per second.
+/// per second; and a token bucket per peer for the dials its word costs
+/// ([`DIALS_PER_TELLER_BURST`], then [`DIALS_PER_TELLER_PER_SECOND`]).
 #[derive(Debug, Default)]
 pub struct Verifier {
     in_flight: HashSet<Id>,
     window_start: Millis,
     started: u32,
+    /// Per teller: thousandths of a dial left, and when that was counted.
+    budgets: HashMap<Id, (u64, Millis)>,
 }
 
 impl Verifier {
@@ -82,6 +94,24 @@ impl Verifier {
 
     pub fn end(&mut self, id: Id) {
         self.in_flight.remove(&id);
+    }
+
+    /// May `teller`'s word cost us one more dial now? Takes a token from its bucket if so.
+    pub fn may_dial_for(&mut self, teller: Id, now: Millis) -> bool {
+        const FULL: u64 = DIALS_PER_TELLER_BURST * 1_000;
+        let refilled = |(left, at): (u64, Millis)| (left + now.saturating_sub(at) * DIALS_PER_TELLER_PER_SECOND).min(FULL);
+        if !self.budgets.contains_key(&teller) && self.budgets.len() >= TELLERS {
+            self.budgets.retain(|_, budget| refilled(*budget) < FULL);
+            if self.budgets.len() >= TELLERS {
+                return false;
+            }
+        }
+        let left = self.budgets.get(&teller).map_or(FULL, |budget| refilled(*budget));
+        if left < 1_000 {
+            return false;
+        }
+        self.budgets.insert(teller, (left - 1_000, now));
+        true
     }
 }
 

@@ -109,7 +109,8 @@ impl Machine for ContactProbe {
                     }
                     // Its own neighbours may be closer to us than anything we know.
                     let near: Vec<NodeRef> = predecessor.into_iter().chain(successors).collect();
-                    consider(cx, near, None);
+                    let contact = self.contact.clone();
+                    consider(cx, near, Some(&contact));
                     cx.spawn(Lookup::new(self.contact.id));
                     Step::Pending
                 }
@@ -195,7 +196,8 @@ pub fn consider(cx: &mut Cx<'_>, candidates: Vec<NodeRef>, from: Option<&NodeRef
         }
         if cx.core.knows_member(candidate.id) {
             act_on(cx, &candidate, from);
-        } else {
+        } else if from.is_none_or(|teller| cx.core.verifier.may_dial_for(teller, cx.now.mono)) {
+            // Checking a stranger means dialling it: the peer that named it pays from its budget.
             verify(cx, &candidate, Box::new(move |cx, candidate| act_on(cx, candidate, from)));
         }
     }

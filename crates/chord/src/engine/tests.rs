@@ -972,6 +972,35 @@ fn a_members_candidates_are_bounded_and_checked_before_they_are_adopted() {
 }
 
 #[test]
+fn a_member_that_keeps_naming_strangers_makes_us_dial_no_faster_than_its_budget() {
+    use crate::engine::core::{DIALS_PER_TELLER_BURST, DIALS_PER_TELLER_PER_SECOND};
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], chord(false));
+    let mut fresh = 0u128;
+    let mut strangers = || {
+        fresh += 100;
+        (0..MAX_CANDIDATES_PER_MESSAGE as u128).map(|i| node(2 * Q + fresh + i)).collect::<Vec<_>>()
+    };
+    // Our predecessor, a member we know, names 8 strangers every 100 ms for 5 s.
+    let mut dialled = 0;
+    for round in 0..50 {
+        let now = h.at();
+        h.engine(2 * Q).handle_request(now, &node(Q), ReplyTo { conn: 0, id: 100 + round }, Request::Candidates(strangers()));
+        dialled += queued_requests(&mut h, 2 * Q).iter().filter(|(to, _)| to.0 > 2 * Q && to.0 < 3 * Q).count();
+        h.advance(100);
+    }
+    let most = DIALS_PER_TELLER_BURST + 5 * DIALS_PER_TELLER_PER_SECOND;
+    assert!(dialled as u64 <= most, "{dialled} strangers dialled in 5 s (budget {most})");
+    assert!(dialled as u64 >= DIALS_PER_TELLER_BURST, "the first message is still checked ({dialled})");
+    // Another member's word has a budget of its own (once the checks above timed out).
+    h.advance(3_000);
+    queued_requests(&mut h, 2 * Q);
+    let now = h.at();
+    h.engine(2 * Q).handle_request(now, &node(4 * Q), ReplyTo { conn: 0, id: 999 }, Request::Candidates(strangers()));
+    let asked = queued_requests(&mut h, 2 * Q);
+    assert!(asked.iter().filter(|(to, _)| to.0 > 2 * Q && to.0 < 3 * Q).count() > 0, "{asked:?}");
+}
+
+#[test]
 fn a_client_claiming_membership_counts_only_once_it_answers_as_a_member() {
     // A lone node (the first of a ring) and a client whose handshake claims it is a member.
     let mut h = Harness::ring(&[Q], chord(false));
