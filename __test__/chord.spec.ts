@@ -105,6 +105,7 @@ test('wrong key and value types raise TypeError', async (t) => {
   await t.throwsAsync(a.delete([1] as any), { instanceOf: TypeError, message: /got an array/ })
   t.throws(() => new ChordSocket('127.0.0.1', 0, { replicas: 0 }), { instanceOf: RangeError, message: /replicas must be from 1 to 64 \(got 0\)/ })
   t.throws(() => new ChordSocket('127.0.0.1', 0, { replicas: 1.5 }), { instanceOf: TypeError, message: /replicas must be a non-negative integer/ })
+  t.throws(() => new ChordSocket('127.0.0.1', 0, { replicas: 3, maxPeers: 2 }), { instanceOf: RangeError, message: /maxPeers must be at least replicas \(3\) for a ring member/ })
   t.throws(() => new ChordSocket('127.0.0.1', 0, { join: 'yes' as any }), { instanceOf: TypeError, message: /join must be a boolean/ })
 })
 

@@ -129,7 +129,18 @@ impl Config {
                 self.max_frame_bytes
             )));
         }
-        chord.validate()
+        chord.validate()?;
+        // A member serves its arc once it synced it with each replica: it needs a connection to
+        // its predecessor and to each of its `replicas - 1` successors at once.
+        if chord.join && self.max_peers < chord.replicas {
+            return Err(Error::InvalidArgument(format!(
+                "maxPeers must be at least replicas ({}) for a ring member, which keeps a connection to its predecessor and to each of its {} other replicas (got {}); a client (join: false) may use fewer",
+                chord.replicas,
+                chord.replicas - 1,
+                self.max_peers
+            )));
+        }
+        Ok(())
     }
 
     /// The address this node tells peers it listens at must be one they accept
@@ -170,6 +181,12 @@ mod tests {
         let mut config = Config::new("127.0.0.1", 0);
         config.chord = Some(ChordConfig { replicas: 0, ..ChordConfig::default() });
         assert!(config.validate().unwrap_err().to_string().starts_with("replicas must be from 1 to 64"));
+        let mut config = Config::new("127.0.0.1", 0);
+        config.chord = Some(ChordConfig { replicas: 3, ..ChordConfig::default() });
+        config.max_peers = 2;
+        assert!(config.validate().unwrap_err().to_string().starts_with("maxPeers must be at least replicas (3)"));
+        config.chord = Some(ChordConfig { replicas: 3, join: false, ..ChordConfig::default() });
+        assert_eq!(config.validate(), Ok(()), "a client needs one connection");
         let mut config = Config::new("127.0.0.1", 0);
         config.max_peers = 0;
         assert!(config.validate().is_err());
