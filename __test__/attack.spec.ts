@@ -148,6 +148,26 @@ test.serial('an outsider completing junk handshakes at full speed does not lock 
   t.is(connectedInTime(attempts), attempts.length, `key holders connected within ${CONNECT_WITHIN_MS} ms`)
 })
 
+test.serial('junk handshakes at full speed do not flood the user with error events', async (t) => {
+  const [node] = await keyedNetwork(t, 'junk-events', 0)
+  const errors: { code: string; message: string }[] = []
+  node.on('error', (error: any) => errors.push({ code: error.code, message: error.message }))
+  const junk = new JunkHandshakes(node.addr[1], 64)
+  t.teardown(() => junk.stop())
+  await sleep(3000)
+  junk.stop()
+  await sleep(1200) // the last second's summary
+  const summaries = errors.filter((e) => /not reported one by one/.test(e.message))
+  const held = summaries.reduce((n, e) => n + Number(/^(\d+) more/.exec(e.message)?.[1] ?? 0), 0)
+  t.log(`${junk.completed} junk handshakes in 3 s: ${errors.length} error events (${summaries.length} summaries standing for ${held} more)`)
+  t.true(junk.completed > 100, 'the outsider handshook at speed')
+  // 10 a second one by one, plus one summary a second, over about 4 windows.
+  t.true(errors.length <= 5 * 11, `${errors.length} error events`)
+  t.true(errors.every((e) => e.code === 'ERR_BAD_PEER'))
+  // (Handshakes displaced by newer ones from the same address end unreported: see the gate.)
+  t.true(summaries.length >= 1 && held > 100, 'the rest summed up')
+})
+
 test.serial('one Candidates request from an anonymous client does not make a node dial thousands of addresses', async (t) => {
   const nodes = await ring(t, 3)
   const victim = await listener(t)

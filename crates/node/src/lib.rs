@@ -29,6 +29,7 @@ mod driver;
 mod events;
 mod info;
 pub mod mesh;
+mod reports;
 mod transport;
 
 pub use config::{ChordConfig, Config};

@@ -15,6 +15,7 @@
 use crate::events::PeerInfo;
 use crate::config::{HANDSHAKE_TIMEOUT, MAX_CONNECTIONS_PER_PEER, SEND_QUEUE_BYTES, SEND_QUEUE_FRAMES, SEND_QUEUE_TOTAL_BYTES};
 use crate::gate::Gate;
+use crate::reports::{ReportLimiter, Verdict, REPORTS_PER_SECOND};
 use chord::engine::Admission;
 use chord::metrics::{Metrics, Traffic};
 use chord::error::{Error, Result};
@@ -26,6 +27,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -164,6 +166,8 @@ pub(crate) struct Transport {
     gate: Mutex<Gate>,
     /// Bytes queued to every peer together.
     queued_total: Arc<AtomicUsize>,
+    /// Connection troubles reported at a bounded rate (see `reports`).
+    reports: Mutex<ReportLimiter>,
     inbound: OnceLock<Weak<dyn Inbound>>,
     shutdown: watch::Sender<bool>,
     listener_done: Mutex<Option<oneshot::Receiver<()>>>,
@@ -179,6 +183,7 @@ impl Transport {
             next_conn: AtomicU64::new(1),
             gate: Mutex::new(Gate::default()),
             queued_total: Arc::new(AtomicUsize::new(0)),
+            reports: Mutex::new(ReportLimiter::default()),
             inbound: OnceLock::new(),
             shutdown,
             listener_done: Mutex::new(None),
@@ -678,9 +683,32 @@ impl Transport {
         self.gate.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn report_bad_peer(&self, message: String) {
-        if let Some(inbound) = self.inbound() {
-            inbound.bad_peer(message);
+    /// Tell the user (an `ERR_BAD_PEER` event), at most `REPORTS_PER_SECOND` a second; the
+    /// rest are summed up in one event when the second is over.
+    fn report_bad_peer(self: &Arc<Self>, message: String) {
+        let now = Instant::now();
+        let verdict = self.reports.lock().unwrap_or_else(|p| p.into_inner()).offer(now);
+        match verdict {
+            Verdict::Report => {
+                if let Some(inbound) = self.inbound() {
+                    inbound.bad_peer(message);
+                }
+            }
+            Verdict::Hold { first: false } => {}
+            Verdict::Hold { first: true } => {
+                let due = self.reports.lock().unwrap_or_else(|p| p.into_inner()).summary_due(now);
+                let transport = Arc::downgrade(self);
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(due.into()).await;
+                    let Some(transport) = transport.upgrade() else { return };
+                    let held = transport.reports.lock().unwrap_or_else(|p| p.into_inner()).take_held();
+                    if let (Some(inbound), true) = (transport.inbound(), held > 0) {
+                        inbound.bad_peer(format!(
+                            "{held} more connection problems in the last second were not reported one by one (at most {REPORTS_PER_SECOND} a second are), the first of them: {message}"
+                        ));
+                    }
+                });
+            }
         }
     }
 }
@@ -963,7 +991,7 @@ async fn read_loop(transport: Arc<Transport>, conn: ConnId, peer: NodeRef, mut r
     transport.drop_conn(conn, &reason, Closing::Lost);
 }
 
-fn report_frame_error(transport: &Transport, peer: &NodeRef, error: &FrameError) {
+fn report_frame_error(transport: &Arc<Transport>, peer: &NodeRef, error: &FrameError) {
     transport.report_bad_peer(format!("closed connection to {}:{}: {error}", peer.host, peer.port));
 }
 

@@ -37,6 +37,7 @@ Options:
   --max-rounds M     failures: stabilization rounds before giving up (default 100)
   --seeds K          faults: seeds per scenario, from --seed up (default 3)
   --scenario NAME    faults: run one scenario (partition-2, loss-5pct, crash-20pct, skew-2s)
+  --max-peers L[,L]  scale: connection limits to run (default 64,16)
   --quick            smaller defaults: hops 1,000+10,000, failures 1,000, churn 500 x 50,
                      faults 300 nodes
   -h, --help         this text
@@ -68,6 +69,7 @@ fn parse(args: &[String]) -> Result<Option<Cli>, String> {
             "--max-rounds" => params.max_rounds = number(&value()?)?,
             "--seeds" => params.seeds = number(&value()?)?.max(1),
             "--scenario" => params.scenario = Some(value()?),
+            "--max-peers" => params.max_peers = Some(value()?.split(',').map(number).collect::<Result<_, _>>()?),
             "--quick" => params.quick = true,
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             name if study.is_none() => study = Some(name.to_string()),

@@ -42,6 +42,8 @@ pub struct Params {
     pub seeds: usize,
     /// `faults`: run only this scenario.
     pub scenario: Option<String>,
+    /// `scale`: the connection limits to run (default 64 and 16).
+    pub max_peers: Option<Vec<usize>>,
 }
 
 impl Default for Params {
@@ -58,6 +60,7 @@ impl Default for Params {
             quick: false,
             seeds: 3,
             scenario: None,
+            max_peers: None,
         }
     }
 }

@@ -57,10 +57,11 @@ pub fn run(params: &Params) -> Output {
         None if params.quick => QUICK_SIZES.to_vec(),
         None => SIZES.to_vec(),
     };
+    let limits = params.max_peers.clone().unwrap_or(LIMITS.to_vec());
     let mut rows = Vec::new();
     let mut failed = Vec::new();
     for &n in &sizes {
-        for &limit in &LIMITS {
+        for &limit in &limits {
             let row = run_one(n, limit, params.seed);
             if row.refused > 0 || row.failed_lookups > 0 {
                 failed.push(format!("{n} nodes, maxPeers {limit}: {} joins refused, {} lookups failed; replay: npm run sim -- scale --nodes {n} --seed {}", row.refused, row.failed_lookups, params.seed));
@@ -177,6 +178,12 @@ fn output(rows: &[Row], failed: Vec<String>, params: &Params) -> Output {
         table.to_markdown()
     );
     let points = |limit: usize| rows.iter().filter(|r| r.limit == limit).map(|r| ((r.n as f64).log10(), r.mean_hops)).collect::<Vec<_>>();
-    let chart = LIMITS.iter().fold(Chart::new("Mean lookup hops by ring size", "log10 N", "hops", Kind::Lines), |chart, &limit| chart.series(&format!("maxPeers {limit}"), points(limit)));
+    let limits: Vec<usize> = rows.iter().map(|r| r.limit).fold(Vec::new(), |mut seen, l| {
+        if !seen.contains(&l) {
+            seen.push(l);
+        }
+        seen
+    });
+    let chart = limits.iter().fold(Chart::new("Mean lookup hops by ring size", "log10 N", "hops", Kind::Lines), |chart, &limit| chart.series(&format!("maxPeers {limit}"), points(limit)));
     Output { study: "scale", markdown, svg: render(&[chart]), failed }
 }
