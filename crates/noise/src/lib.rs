@@ -26,6 +26,8 @@ use chord::protocol::PROTOCOL_VERSION;
 use bytes::{Buf, BytesMut};
 use std::sync::Arc;
 
+mod dh;
+
 /// The Noise protocol name (pattern, DH, cipher, hash).
 pub const NOISE_PARAMS: &str = "Noise_XXpsk0_25519_ChaChaPoly_BLAKE2s";
 /// Bytes of the length prefix of every Noise message on the wire.
@@ -150,7 +152,7 @@ impl Handshake {
 
     fn build(keys: &KeyPair, network_key: &NetworkKey, initiator: bool) -> Handshake {
         let prologue = prologue();
-        let builder = snow::Builder::new(NOISE_PARAMS.parse().expect("valid Noise parameters"))
+        let builder = snow::Builder::with_resolver(NOISE_PARAMS.parse().expect("valid Noise parameters"), Box::new(dh::Resolver::new(keys)))
             .local_private_key(&keys.secret)
             .and_then(|b| b.psk(0, network_key))
             .and_then(|b| b.prologue(&prologue))
