@@ -9,8 +9,12 @@
  *
  * Adapter: { start(n) -> info?, set(nodeIndex, key, value), get(nodeIndex, key) -> value,
  *            afterSets?(), info?(), stop() }. Values are compared as strings.
+ *
+ * `options.workloads` picks what runs after the start: 'standard' (the default: sequential
+ * latency, then sets and gets at each depth) and/or 'read-heavy' (readHeavy() below).
  */
 const { summarize, nowUs } = require('./stats')
+const { rng, zipfSampler, selfCheck } = require('./zipf')
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -51,6 +55,198 @@ function bounded(promise, ms) {
   ]).finally(() => clearTimeout(timer))
 }
 
+/**
+ * The read-heavy workload: `keys` keys, all written once before it starts, then operations of
+ * which a share `getShare` are gets and the rest sets, each on a key drawn from Zipf(keys,
+ * exponent), with each of `depths` operations in flight in turn. The draws are deterministic
+ * from `seed`.
+ */
+const READ_HEAVY = { keys: 10000, exponent: 0.99, getShare: 0.95, depths: [1, 256], preloadDepth: 256, preloadBudgetMs: 60000, seed: 20261127 }
+
+/** Key k of the read-heavy workload, and its value after write `seq` (0 = the pre-write). */
+const rhKey = (k) => `rh-${k}`
+const rhValue = (k, seq) => `rh${k}:${seq}`
+
+/** [key, seq] of a read-heavy value, or null when it is not one. */
+function parseRhValue(v) {
+  if (v === undefined || v === null) return null
+  const m = /^rh(\d+):(\d+)$/.exec(String(v))
+  return m ? [Number(m[1]), Number(m[2])] : null
+}
+
+function describe(v) {
+  return v === undefined || v === null ? String(v) : JSON.stringify(String(v).slice(0, 40))
+}
+
+/**
+ * Phases rh-load (every key written once, the Zipf sampler checked) and rh-c<depth> for each
+ * depth. Writes to one key never overlap (a set drawn for a key whose write is still in flight
+ * draws another key), so per key the write order is the acknowledgement order. A get is checked
+ * against the last write acknowledged before it began: it must return that write or a newer one
+ * issued since; an older write counts as stale, anything else (missing, another key's value, a
+ * write never issued) as wrong.
+ */
+async function readHeavy(adapter, o, begin, result) {
+  const rh = o.readHeavy
+  const n = o.nodes
+  const keys = rh.keys
+  const acked = new Int32Array(keys).fill(-1) // per key: the last write whose set resolved
+  const issued = new Int32Array(keys).fill(-1) // per key: the last write issued (resolved, failed or in flight)
+  const inFlight = new Uint8Array(keys) // per key: 1 while its (only) write is in flight
+
+  // ---- rh-load: check the sampler, then write every key once, `preloadDepth` sets in flight.
+  const loadDeadline = rh.preloadBudgetMs + o.graceMs + 10000
+  begin('rh-load', loadDeadline)
+  const check = selfCheck({ n: keys, s: rh.exponent, samples: 200000, seed: rh.seed })
+  if (!check.ok) {
+    send({ type: 'error', name: 'rh-load', message: `the Zipf sampler failed its self-check: ${check.problems.join('; ')}` })
+    return
+  }
+  const t0 = Date.now()
+  const stopAt = t0 + rh.preloadBudgetMs
+  let errors = 0
+  let firstError
+  let stopped = false
+  const writeAll = async (list) => {
+    const failed = []
+    let next = 0
+    const worker = async () => {
+      while (next < list.length && Date.now() < stopAt && !stopped) {
+        const k = list[next++]
+        issued[k] = 0
+        try {
+          await adapter.set(k % n, rhKey(k), rhValue(k, 0))
+          acked[k] = 0
+        } catch (e) {
+          errors++
+          firstError ??= errorText(e)
+          failed.push(k)
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(rh.preloadDepth, list.length) }, worker))
+    return failed
+  }
+  const load = (async () => {
+    const failed = await writeAll(Array.from({ length: keys }, (_, k) => k))
+    if (failed.length) await writeAll(failed) // one more try for the keys whose set failed
+    if (adapter.afterSets) await adapter.afterSets()
+  })()
+  const r = await bounded(load, rh.preloadBudgetMs + o.graceMs)
+  stopped = true
+  let written = 0
+  for (let k = 0; k < keys; k++) if (acked[k] === 0) written++
+  const loadMs = Date.now() - t0
+  if (r.hung || written < keys) {
+    const why = r.hung ? `sets still in flight ${(rh.preloadBudgetMs + o.graceMs) / 1000} s after it began` : Date.now() >= stopAt ? `its ${rh.preloadBudgetMs / 1000} s budget ran out` : `sets failed`
+    send({ type: 'error', name: 'rh-load', message: `pre-write incomplete (${why}): ${written.toLocaleString('en-US')} of ${keys.toLocaleString('en-US')} keys written in ${(loadMs / 1000).toFixed(1)} s${errors ? `, ${errors} sets failed, first: ${firstError}` : ''}` })
+    return
+  }
+  result('rh-load', { keys, written, loadMs, setsPerSecond: keys / (loadMs / 1000), retried: errors, firstError, zipf: { pRank0: check.pRank0, pTop10: check.pTop10, checkMs: check.ms, checks: check.checks } })
+
+  // ---- rh-c<depth>
+  for (const depth of rh.depths) {
+    const name = `rh-c${depth}`
+    begin(name, o.budgetMs + o.graceMs + 5000)
+    const zipf = zipfSampler(keys, rh.exponent, rh.seed + depth)
+    const random = rng(rh.seed * 31 + depth)
+    const getLat = []
+    const setLat = []
+    let issuedOps = 0
+    let done = 0
+    let gets = 0
+    let sets = 0
+    let stale = 0
+    let wrong = 0
+    let newer = 0
+    let errors = 0
+    let setErrors = 0
+    let redrawn = 0
+    let firstStale
+    let firstWrong
+    let firstError
+    let stopped = false
+    const stopAt = Date.now() + o.budgetMs
+    const t0 = nowUs()
+    const cpu0 = process.cpuUsage()
+    const worker = async () => {
+      while (issuedOps < o.tpOps && Date.now() < stopAt && !stopped) {
+        const j = issuedOps++
+        const node = j % n
+        let k = zipf.next()
+        let write = random() >= rh.getShare
+        if (write && inFlight[k]) {
+          redrawn++
+          for (let tries = 0; tries < 16 && inFlight[k]; tries++) k = zipf.next()
+          if (inFlight[k]) write = false
+        }
+        if (write) {
+          const seq = ++issued[k]
+          inFlight[k] = 1
+          const t = nowUs()
+          try {
+            await adapter.set(node, rhKey(k), rhValue(k, seq))
+            setLat.push(nowUs() - t)
+            acked[k] = seq
+          } catch (e) {
+            setErrors++
+            firstError ??= `set: ${errorText(e)}`
+          }
+          inFlight[k] = 0
+          sets++
+        } else {
+          const floor = acked[k]
+          const t = nowUs()
+          try {
+            const v = await adapter.get(node, rhKey(k))
+            getLat.push(nowUs() - t)
+            const got = parseRhValue(v)
+            if (!got || got[0] !== k || got[1] > issued[k]) {
+              wrong++
+              firstWrong ??= `${rhKey(k)}: got ${describe(v)}, expected write ${floor} or newer`
+            } else if (got[1] < floor) {
+              stale++
+              firstStale ??= `${rhKey(k)}: got write ${got[1]}, write ${floor} was acknowledged before the get began`
+            } else if (got[1] > floor) newer++
+          } catch (e) {
+            errors++
+            firstError ??= `get: ${errorText(e)}`
+          }
+          gets++
+        }
+        done++
+      }
+    }
+    const r = await bounded(Promise.all(Array.from({ length: depth }, worker)), o.budgetMs + o.graceMs)
+    stopped = true
+    const elapsedUs = nowUs() - t0
+    const cpu = process.cpuUsage(cpu0)
+    const data = {
+      depth,
+      ops: done,
+      gets,
+      sets,
+      elapsedMs: elapsedUs / 1000,
+      rate: r.hung ? null : done / (elapsedUs / 1e6),
+      cpuUsPerOp: done > 0 ? (cpu.user + cpu.system) / done : null,
+      getLatency: summarize(getLat),
+      setLatency: summarize(setLat),
+      checked: gets,
+      stale,
+      firstStale,
+      wrong,
+      firstWrong,
+      newer,
+      errors,
+      setErrors,
+      firstError,
+      redrawn,
+    }
+    if (r.hung) data.hung = `${issuedOps - done} of ${issuedOps} operations still in flight ${(o.budgetMs + o.graceMs) / 1000} s after the phase started`
+    result(name, data)
+  }
+}
+
 async function run(createAdapter, options) {
   const o = {
     nodes: 4,
@@ -61,8 +257,11 @@ async function run(createAdapter, options) {
     startDeadlineMs: 90000,
     concurrency: [1, 16, 256],
     smoke: false,
+    workloads: ['standard'],
     ...options,
   }
+  o.readHeavy = { ...READ_HEAVY, ...(options.readHeavy || {}) }
+  const standard = o.workloads.includes('standard')
   const adapter = createAdapter(o)
   const written = [] // indices of keys whose set resolved
   let nextKey = 0
@@ -83,7 +282,7 @@ async function run(createAdapter, options) {
   result('start', { startMs, rssBefore: rss0, rssAfter: rss1, rssPerNode: (rss1 - rss0) / n, ...startInfo })
 
   // ---- warm-up (not measured, not counted)
-  if (!o.smoke) {
+  if (standard && !o.smoke) {
     begin('warmup', phaseDeadline)
     const w = Math.min(100, o.seqOps)
     const stopAt = Date.now() + Math.min(o.budgetMs, 2000)
@@ -215,18 +414,22 @@ async function run(createAdapter, options) {
     result(name, data)
   }
 
-  await sequential('set')
-  if (adapter.afterSets) await adapter.afterSets()
-  await sequential('get')
-  if (o.smoke) {
-    await throughput('get', 16)
-  } else {
-    for (const c of o.concurrency) await throughput('set', c)
+  if (standard) {
+    await sequential('set')
     if (adapter.afterSets) await adapter.afterSets()
-    for (const c of o.concurrency) await throughput('get', c)
+    await sequential('get')
+    if (o.smoke) {
+      await throughput('get', 16)
+    } else {
+      for (const c of o.concurrency) await throughput('set', c)
+      if (adapter.afterSets) await adapter.afterSets()
+      for (const c of o.concurrency) await throughput('get', c)
+    }
   }
 
-  if (adapter.info) {
+  if (o.workloads.includes('read-heavy')) await readHeavy(adapter, o, begin, result)
+
+  if (standard && adapter.info) {
     begin('info', 30000)
     result('info', await adapter.info())
   }
@@ -257,4 +460,4 @@ function main(createAdapter) {
   )
 }
 
-module.exports = { run, main, valueFor, sleep, send, bounded, errorText }
+module.exports = { run, main, valueFor, sleep, send, bounded, errorText, READ_HEAVY, rhKey, rhValue, parseRhValue }

@@ -1,6 +1,7 @@
 'use strict'
 /** Markdown for bench.md and BENCH_SUMMARY.md from the collected results. */
 const { fmtUs, fmtRate, fmtBytes, fmtRatio } = require('./stats')
+const { zipfCdf } = require('./zipf')
 
 const DEPTHS = [1, 16, 256]
 
@@ -127,6 +128,68 @@ function targets(results) {
   return out
 }
 
+/** "Read-heavy (95 % gets, Zipf 0.99 over 10,000 keys)" from the run's settings. */
+function readHeavyTitle(rh) {
+  return `Read-heavy (${Math.round(rh.getShare * 100)} % gets, Zipf ${rh.exponent} over ${rh.keys.toLocaleString('en-US')} keys)`
+}
+
+function staleCell(row) {
+  if (row.unavailable || row.checked === 0) return '—'
+  return `${row.stale.toLocaleString('en-US')} of ${row.checked.toLocaleString('en-US')}`
+}
+
+function readHeavyStatus(row) {
+  if (row.unavailable) return esc(row.unavailable)
+  const bad = row.statuses.filter((s) => s !== 'ok')
+  const notes = []
+  if (bad.length) notes.push(`${row.runs > 1 ? `${bad.length} of ${row.runs} runs: ` : ''}${bad.map((s) => s.slice(0, 200)).join('; ')}`)
+  if (row.wrong) notes.push(`${row.wrong} gets wrong or missing, first: ${row.firstWrong}`)
+  if (row.errors) notes.push(`${row.errors} gets failed`)
+  if (row.setErrors) notes.push(`${row.setErrors} sets failed`)
+  if ((row.errors || row.setErrors) && row.firstError) notes.push(`first error: ${row.firstError.slice(0, 120)}`)
+  if (row.stale && row.firstStale) notes.push(`first stale: ${row.firstStale}`)
+  if (notes.length === 0) return row.runs > 1 ? `ok (${row.runs} runs)` : 'ok'
+  return esc(notes.join('; '))
+}
+
+/** The read-heavy table: one row per implementation (bench.md with a status column). */
+function readHeavySection(results, L, heading, { full }) {
+  const rh = results.settings.readHeavy
+  const rows = results.readHeavy || []
+  if (!rh || rows.length === 0) return
+  const low = rh.depths[0]
+  const high = rh.depths[rh.depths.length - 1]
+  const name = (row) => `${row.ours ? `**${row.label}**` : row.label}${row.note ? ' ¹' : ''}`
+  L.push(heading, '')
+  if (full) {
+    const cdf = zipfCdf(rh.keys, rh.exponent)
+    L.push(
+      `Every one of the ${rh.keys.toLocaleString('en-US')} keys is written once beforehand (not timed); then up to ${results.settings.tpOps.toLocaleString('en-US')} operations or ${(results.settings.budgetMs / 1000).toFixed(1)} s with ${rh.depths.join(' and ')} in flight, ` +
+        `${Math.round(rh.getShare * 100)} % gets and ${Math.round((1 - rh.getShare) * 100)} % sets of a new value, each on a key drawn from Zipf(${rh.keys.toLocaleString('en-US')}, ${rh.exponent}) (the hottest key draws ${(cdf[0] * 100).toFixed(1)} % of the operations, the 10 hottest ${(cdf[Math.min(9, rh.keys - 1)] * 100).toFixed(0)} %), issued from every node in turn, ` +
+        `on a ring of ${rh.nodes} nodes started for this workload. ops/s counts gets and sets; get p50 / p99 with ${low} in flight (with ${high} in flight: results.json). ` +
+        'Every get is checked: it must return the value of the last set acknowledged before it began, or of a newer one; an older value is a stale read. ' +
+        'Writes to one key never overlap (a set drawn for a key whose set is in flight draws another key). The Map row is the floor: a JavaScript `Map` in the process, behind an async function (`await map.get(key)`). ' +
+        'This workload alone: `node bench/run.js --workloads read-heavy`.',
+      '',
+    )
+    L.push(`| implementation | N | ops/s @${low} | ops/s @${high} | get p50 @${low} | get p99 @${low} | stale reads | status |`)
+    L.push('|---|---:|---:|---:|---:|---:|---:|---|')
+  } else {
+    L.push(`| | N | ops/s @${low} | ops/s @${high} | get p50 | get p99 | stale reads |`)
+    L.push('|---|---:|---:|---:|---:|---:|---:|')
+  }
+  for (const row of rows) {
+    if (row.unavailable) {
+      if (full) L.push(`| ${row.label} | ${row.nodes} | — | — | — | — | — | ${esc(row.unavailable)} |`)
+      continue
+    }
+    const cells = `| ${name(row)} | ${row.nodes} | ${cell(row.rate[`c${low}`], fmtRate)} | ${cell(row.rate[`c${high}`], fmtRate)} | ${cell(row.getP50[`c${low}`], fmtUs)} | ${cell(row.getP99[`c${low}`], fmtUs)} | ${staleCell(row)}`
+    L.push(full ? `${cells} | ${readHeavyStatus(row)} |` : `${cells}${row.ok ? '' : ' ⚠'} |`)
+  }
+  L.push('')
+  if (full && rows.some((r) => r.note && !r.unavailable)) L.push('¹ js2p: `set()` is fire-and-forget (it returns before any node stored the value), so a get that follows an "acknowledged" set may well read the value before it.', '')
+}
+
 function renderMarkdown(results) {
   const m = results.machine
   const s = results.settings
@@ -135,12 +198,16 @@ function renderMarkdown(results) {
   L.push('')
   L.push(`- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB.toFixed(1)} GiB RAM, ${m.platform}`)
   L.push(`- Node ${m.node}; run ${m.date.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}, ${results.wallSeconds.toFixed(0)} s`)
-  L.push(
-    `- Every implementation runs all its N nodes in one child process on 127.0.0.1; operations are issued from every node in turn (key → owner usually on another node). ` +
-      `Sequential latency: up to ${s.seqOps} sets, then gets of those keys. Throughput: up to ${s.tpOps.toLocaleString('en-US')} operations or ${(s.budgetMs / 1000).toFixed(1)} s per phase, whichever comes first, with 1, 16 and 256 operations in flight. ` +
-      'Every get is checked against the value written; "correct" counts all gets of the run. RSS/node: RSS growth from starting the N nodes (after GC), ÷ N. ' +
-      'Rows with several runs show the median and (min–max).',
-  )
+  // A run of the read-heavy workload alone has no rows in the DHT operations table.
+  const dhtTable = results.rows.length > 0 || !(results.readHeavy || []).length
+  if (dhtTable) {
+    L.push(
+      `- Every implementation runs all its N nodes in one child process on 127.0.0.1; operations are issued from every node in turn (key → owner usually on another node). ` +
+        `Sequential latency: up to ${s.seqOps} sets, then gets of those keys. Throughput: up to ${s.tpOps.toLocaleString('en-US')} operations or ${(s.budgetMs / 1000).toFixed(1)} s per phase, whichever comes first, with 1, 16 and 256 operations in flight. ` +
+        'Every get is checked against the value written; "correct" counts all gets of the run. RSS/node: RSS growth from starting the N nodes (after GC), ÷ N. ' +
+        'Rows with several runs show the median and (min–max).',
+    )
+  }
   L.push('')
 
   if (results.floors.rawTcp || results.floors.whisper || results.floors.broadcast) {
@@ -163,10 +230,12 @@ function renderMarkdown(results) {
     L.push('')
   }
 
-  L.push('## DHT operations')
-  L.push('')
-  L.push('| implementation | N | set p50 | set p99 | get p50 | get p99 | sets/s @1 | sets/s @16 | sets/s @256 | gets/s @1 | gets/s @16 | gets/s @256 | correct | RSS/node | status |')
-  L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|')
+  if (dhtTable) {
+    L.push('## DHT operations')
+    L.push('')
+    L.push('| implementation | N | set p50 | set p99 | get p50 | get p99 | sets/s @1 | sets/s @16 | sets/s @256 | gets/s @1 | gets/s @16 | gets/s @256 | correct | RSS/node | status |')
+    L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|')
+  }
   for (const row of results.rows) {
     if (row.unavailable) {
       L.push(`| ${row.label} | ${row.nodes} | — | — | — | — | — | — | — | — | — | — | — | — | ${esc(row.unavailable)} |`)
@@ -181,7 +250,7 @@ function renderMarkdown(results) {
         ` | ${correctnessCell(row)} | ${cell(row.rssPerNode, fmtBytes)} | ${statusCell(row)} |`,
     )
   }
-  L.push('')
+  if (dhtTable) L.push('')
   if (results.rows.some((r) => r.note)) L.push('¹ js2p: `set()` is fire-and-forget (returns before any node stored the value), so its set latency and sets/s time only the local send plus one turn of the event loop (without that turn, a tight loop of sets starves its I/O and hangs); its `get()` polls five hash-replicas every 100 ms until three agree (timeout 3 s here).', '')
   const samples = results.mode === 'smoke' ? [] : results.rows.filter((r) => r.getSamples && r.getSamples.value < 100)
   if (samples.length) L.push(`Few latency samples (the time budget ran out): ${samples.map((r) => `${r.label} N=${r.nodes}: ${Math.round(r.getSamples.value)} gets`).join('; ')}.`, '')
@@ -228,6 +297,8 @@ function renderMarkdown(results) {
     L.push('')
   }
 
+  if (results.settings.readHeavy) readHeavySection(results, L, `## ${readHeavyTitle(results.settings.readHeavy)}`, { full: true })
+
   const t = results.mode === 'smoke' ? [] : targets(results)
   if (t.length) {
     L.push('## Targets (reported, not asserted)')
@@ -263,8 +334,11 @@ function renderSummary(results) {
   L.push('')
   L.push(`${m.cpu}, ${m.cores} cores, Node ${m.node}, ${m.date.slice(0, 10)}; all nodes of each DHT in one process on 127.0.0.1 (\`npm run bench\`, full table in bench/results/bench.md).`)
   L.push('')
-  L.push('| | N | get p50 | set p50 | gets/s @256 | sets/s @256 | correct |')
-  L.push('|---|---:|---:|---:|---:|---:|---|')
+  const dhtTable = results.rows.length > 0 || !(results.readHeavy || []).length
+  if (dhtTable) {
+    L.push('| | N | get p50 | set p50 | gets/s @256 | sets/s @256 | correct |')
+    L.push('|---|---:|---:|---:|---:|---:|---|')
+  }
   for (const row of results.rows) {
     if (row.unavailable) continue
     const c = row.correctness
@@ -272,7 +346,8 @@ function renderSummary(results) {
       `| ${row.ours ? `**${row.label}**` : row.label} | ${row.nodes} | ${cell(row.getP50, fmtUs)} | ${cell(row.setP50, fmtUs)} | ${cell(row.throughput['get-c256'], fmtRate)} | ${cell(row.throughput['set-c256'], fmtRate)} | ${c.checked ? `${c.checked - c.wrong - c.errors}/${c.checked}` : '—'}${row.ok ? '' : ' ⚠'} |`,
     )
   }
-  L.push('')
+  if (dhtTable) L.push('')
+  if (results.settings.readHeavy) readHeavySection(results, L, `${readHeavyTitle(results.settings.readHeavy)}, on a ring of ${results.settings.readHeavy.nodes} nodes; get latency with ${results.settings.readHeavy.depths[0]} in flight; a stale read returned an older value than the last set acknowledged before the get:`, { full: false })
   encryptionSection(results, L, 'What Noise costs (chordnet with Noise, the default, and the same build in Plaintext):')
   if (raw) L.push(`Floors: raw loopback TCP round trip p50 ${fmtUs(raw.p50)}${w ? `; chordnet whisper round trip p50 ${fmtUs(w.p50)} (${(w.p50 / raw.p50).toFixed(1)}× raw)` : ''}${b ? `; 1 KiB broadcast to 9 peers p50 ${fmtUs(b.p50)}` : ''}.`)
   const parts = peerRatios(results)
@@ -323,4 +398,4 @@ function encryptionSection(results, L, heading) {
   L.push('')
 }
 
-module.exports = { renderMarkdown, renderSummary, targets, ratios, encryptionCost }
+module.exports = { renderMarkdown, renderSummary, targets, ratios, encryptionCost, readHeavySection }

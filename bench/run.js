@@ -7,6 +7,20 @@
  *
  *   node bench/run.js [--quick] [--smoke] [--peers chordnet,hyperdht,...] [--nodes 4,16]
  *                     [--ops N] [--repeat K] [--budget MS] [--out DIR]
+ *                     [--workloads standard,read-heavy] [--no-read-heavy]
+ *
+ * Two workloads. `standard`: sequential set and get latency, then sets and gets with 1, 16 and
+ * 256 operations in flight, at every N. `read-heavy`: 95 % gets and 5 % sets on keys drawn
+ * from a Zipf distribution (exponent 0.99) over 10,000 keys, all written beforehand, with 1 and
+ * 256 operations in flight, on a fresh ring of 16 nodes (of the largest N asked for when 16 is
+ * not); every get must return the last value acknowledged before it began, or a newer one, and
+ * a get that returns an older value counts as stale. The pre-write has max(60 s, 48 × budget);
+ * a peer that cannot write every key in that time gets a row saying so. Its floor row, peer
+ * `map`, is a JavaScript Map behind async functions. Both workloads run by default (`--smoke`:
+ * standard only); `--no-read-heavy` leaves the read-heavy one out, and `--workloads
+ * read-heavy` runs it alone (without the loopback TCP and MeshSocket floors), the quick way
+ * to measure it:
+ *   node bench/run.js --workloads read-heavy --peers chordnet,map
  *
  * Each measurement runs in a child process that reports every phase as soon as it is done; the
  * parent gives every phase a deadline and kills a child that misses it, so a peer that hangs,
@@ -28,6 +42,7 @@ const path = require('node:path')
 const { median } = require('./stats')
 const { renderMarkdown, renderSummary } = require('./report')
 const { renderChart } = require('./chart')
+const { READ_HEAVY } = require('./harness')
 
 const HERE = __dirname
 const ROOT = path.resolve(HERE, '..')
@@ -51,14 +66,18 @@ const PEERS = {
   'hyperdht-immutable': { file: 'peers/hyperdht.js', label: `hyperdht ${version('hyperdht')} (immutable)`, repeat: 1, options: { variant: 'immutable' } },
   js2p: { file: 'peers/js2p.js', label: `js2p ${version('js2p')}`, repeat: 3, options: { graceMs: 6000 }, note: 'set is fire-and-forget' },
   'kad-dht': { file: 'peers/kad-dht.js', label: '@libp2p/kad-dht', repeat: 1 },
+  // The floor of the read-heavy workload: a Map in the child's process, one "node", nothing else.
+  map: { file: 'peers/map.js', label: 'JavaScript Map (awaited, floor)', repeat: 1, floor: true, nodes: 1, workloads: ['read-heavy'] },
   // The cost of the web view (run only when named): served by node 0 with nobody watching, and
   // with its page open in headless Chromium (which shares the machine's cores).
   'chordnet-view': { file: 'peers/chordnet.js', label: 'chordnet (web view served, no page open)', repeat: 1, options: { view: 'server' }, optIn: true },
   'chordnet-page': { file: 'peers/chordnet.js', label: 'chordnet (web view page open in Chromium)', repeat: 1, options: { view: 'page' }, optIn: true },
 }
 
+const WORKLOADS = ['standard', 'read-heavy']
+
 function parseArgs(argv) {
-  const args = { quick: false, smoke: false, peers: null, nodes: null, ops: null, repeat: null, budget: null, out: null }
+  const args = { quick: false, smoke: false, peers: null, nodes: null, ops: null, repeat: null, budget: null, out: null, workloads: null, noReadHeavy: false }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const value = () => {
@@ -74,6 +93,8 @@ function parseArgs(argv) {
     else if (a === '--repeat') args.repeat = Number(value())
     else if (a === '--budget') args.budget = Number(value())
     else if (a === '--out') args.out = path.resolve(value())
+    else if (a === '--workloads') args.workloads = value().split(',').map((s) => s.trim()).filter(Boolean)
+    else if (a === '--no-read-heavy') args.noReadHeavy = true
     else if (a === '--help' || a === '-h') {
       process.stdout.write(fs.readFileSync(__filename, 'utf8').split('*/')[0].replace(/^#!.*\n'use strict'\n\/\*\*\n/, '').replace(/^ \* ?/gm, '') + '\n')
       process.exit(0)
@@ -83,6 +104,9 @@ function parseArgs(argv) {
   for (const n of args.nodes ?? []) if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`--nodes takes integers 1..64 (got ${n})`)
   if (args.ops !== null && !(Number.isInteger(args.ops) && args.ops > 0)) throw new Error('--ops takes a positive integer')
   if (args.repeat !== null && !(Number.isInteger(args.repeat) && args.repeat > 0)) throw new Error('--repeat takes a positive integer')
+  for (const w of args.workloads ?? []) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}; known: ${WORKLOADS.join(', ')}`)
+  if (args.workloads && args.workloads.length === 0) throw new Error('--workloads needs at least one workload')
+  if (args.noReadHeavy && args.workloads) throw new Error('--no-read-heavy and --workloads: use one or the other')
   return args
 }
 
@@ -239,6 +263,70 @@ function aggregate(peer, n, runs) {
   return row
 }
 
+/**
+ * Collapse the read-heavy runs of one peer into one row: medians of the rates and of the get
+ * latencies with 1 in flight (and 256), sums of the checks.
+ */
+function aggregateReadHeavy(peer, n, runs, depths) {
+  const metric = (get) => {
+    const values = runs.map(get).filter((x) => typeof x === 'number' && Number.isFinite(x))
+    return values.length ? { value: median(values), min: Math.min(...values), max: Math.max(...values), count: values.length } : null
+  }
+  const phase = (run, name) => (run.phases[name] && run.phases[name].status === 'ok' ? run.phases[name].data : null)
+  const spec = PEERS[peer]
+  const row = {
+    peer,
+    label: spec.label,
+    ours: !!spec.ours,
+    floor: !!spec.floor,
+    note: spec.note ?? null,
+    nodes: n,
+    runs: runs.length,
+    statuses: runs.map((r) => (r.status === 'ok' ? 'ok' : `${r.status}${r.detail ? `: ${r.detail}` : ''}`)),
+    rate: {},
+    getP50: {},
+    getP99: {},
+    setP50: {},
+    loadMs: metric((r) => phase(r, 'rh-load')?.loadMs),
+    checked: 0,
+    stale: 0,
+    wrong: 0,
+    newer: 0,
+    errors: 0,
+    setErrors: 0,
+    sets: 0,
+    redrawn: 0,
+    firstStale: null,
+    firstWrong: null,
+    firstError: null,
+  }
+  for (const d of depths) {
+    const name = `rh-c${d}`
+    row.rate[`c${d}`] = metric((r) => phase(r, name)?.rate)
+    row.getP50[`c${d}`] = metric((r) => phase(r, name)?.getLatency?.p50)
+    row.getP99[`c${d}`] = metric((r) => phase(r, name)?.getLatency?.p99)
+    row.setP50[`c${d}`] = metric((r) => phase(r, name)?.setLatency?.p50)
+    for (const r of runs) {
+      const x = phase(r, name)
+      if (!x) continue
+      row.checked += x.checked
+      row.stale += x.stale
+      row.wrong += x.wrong
+      row.newer += x.newer
+      row.errors += x.errors
+      row.setErrors += x.setErrors
+      row.sets += x.sets
+      row.redrawn += x.redrawn
+      row.firstStale ??= x.firstStale ?? null
+      row.firstWrong ??= x.firstWrong ?? null
+      if (x.firstError) row.firstError ??= `${name}: ${x.firstError}`
+    }
+  }
+  row.ok = runs.every((r) => r.status === 'ok') && row.checked > 0 && row.stale === 0 && row.wrong === 0 && row.errors === 0 && row.setErrors === 0
+  row.unavailable = runs.length > 0 && runs.every((r) => r.status === 'unavailable') ? runs[0].detail : null
+  return row
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2))
   const smoke = args.smoke
@@ -249,17 +337,27 @@ async function main() {
   const peers = args.peers ?? (smoke ? ['chordnet', 'chordnet-disk', 'hyperdht'] : Object.keys(PEERS).filter((p) => !PEERS[p].optIn))
   const tpOps = args.ops ?? (smoke ? 50 : quick ? 10000 : 50000)
   const seqOps = Math.min(tpOps, smoke ? 50 : 2000)
+  const workloads = args.workloads ?? (smoke || args.noReadHeavy ? ['standard'] : WORKLOADS)
+  const standard = workloads.includes('standard')
+  // The read-heavy workload runs on rings of 16 nodes (of the largest N asked for without 16).
+  const readHeavy = workloads.includes('read-heavy')
+    ? { ...READ_HEAVY, nodes: nodesList.includes(16) ? 16 : Math.max(...nodesList), preloadBudgetMs: Math.max(60000, 48 * budgetMs) }
+    : null
   const started = Date.now()
   const log = (s) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${s}\n`)
   const info = machineInfo()
-  log(`${info.cpu}, ${info.cores} cores, Node ${info.node}; peers ${peers.join(', ')}; N = ${nodesList.join(', ')}; ${smoke ? 'smoke' : quick ? 'quick' : 'full'} run`)
+  log(`${info.cpu}, ${info.cores} cores, Node ${info.node}; peers ${peers.join(', ')}; N = ${nodesList.join(', ')}; ${smoke ? 'smoke' : quick ? 'quick' : 'full'} run; workloads ${workloads.join(', ')}${readHeavy ? ` (read-heavy at N = ${readHeavy.nodes})` : ''}`)
+  for (const peer of peers) {
+    const only = PEERS[peer].workloads
+    if (only && !only.some((w) => workloads.includes(w))) log(`${PEERS[peer].label} runs only the ${only.join(', ')} workload: skipped`)
+  }
 
-  const results = { machine: info, mode: smoke ? 'smoke' : quick ? 'quick' : 'full', settings: { budgetMs, tpOps, seqOps, nodes: nodesList, peers }, floors: {}, rows: [] }
+  const results = { machine: info, mode: smoke ? 'smoke' : quick ? 'quick' : 'full', settings: { budgetMs, tpOps, seqOps, nodes: nodesList, peers, workloads, readHeavy }, floors: {}, rows: [], readHeavy: [] }
 
   // Stop children on Ctrl-C: fork()ed children share our process group, so they get it too.
   process.on('SIGINT', () => process.exit(130))
 
-  if (!smoke) {
+  if (!smoke && standard) {
     log('raw loopback TCP round trip')
     const raw = await runChild('raw-tcp.js', { budgetMs: Math.max(budgetMs, 1000), count: 20000 })
     results.floors.rawTcp = raw.phases.rtt?.data ?? null
@@ -277,27 +375,53 @@ async function main() {
   // N-major, and repeated runs round-robin over the peers, so runs of one size follow each
   // other closely (chordnet with and without Noise alternate under the same load); rows are
   // reported peer-major.
+  // The read-heavy workload of a peer runs in a child of its own (a fresh ring), right after the
+  // standard one of the same peer, N and round.
   const gone = new Set()
+  const unavailable = new Map() // peer -> its run that said it cannot run here
+  const does = (peer, workload) => workloads.includes(workload) && (PEERS[peer].workloads ?? WORKLOADS).includes(workload)
   for (const n of nodesList) {
+    const withReadHeavy = readHeavy && n === readHeavy.nodes
     const repeatOf = (peer) => args.repeat ?? (smoke || quick ? 1 : PEERS[peer].repeat)
     const runsOf = new Map(peers.map((peer) => [peer, []]))
+    const rhRunsOf = new Map(peers.map((peer) => [peer, []]))
     const rounds = Math.max(...peers.map(repeatOf))
     for (let k = 0; k < rounds; k++) {
       for (const peer of peers) {
         const spec = PEERS[peer]
         const runs = runsOf.get(peer)
-        if (gone.has(peer) || k >= repeatOf(peer) || runs.some((r) => r.status === 'unavailable')) continue
-        log(`${spec.label}, ${n} nodes${repeatOf(peer) > 1 ? `, run ${k + 1}/${repeatOf(peer)}` : ''}`)
-        const options = { nodes: n, seqOps, tpOps, budgetMs, smoke, ...(spec.options || {}) }
-        // In smoke mode, a peer other than ours gets 20 s in all: it is there only if it is fast.
-        const total = smoke && !spec.ours ? 20000 : smoke ? 100000 : 30000 + 16 * (budgetMs + 20000)
-        const run = await runChild(spec.file, options, { totalDeadlineMs: total })
-        log(`  -> ${run.status}${run.detail ? ` (${run.detail.slice(0, 200)})` : ''} in ${(run.wallMs / 1000).toFixed(1)} s`)
-        runs.push(run)
+        if (k >= repeatOf(peer)) continue
+        if (does(peer, 'standard') && !gone.has(peer) && !runs.some((r) => r.status === 'unavailable')) {
+          log(`${spec.label}, ${n} nodes${repeatOf(peer) > 1 ? `, run ${k + 1}/${repeatOf(peer)}` : ''}`)
+          const options = { nodes: n, seqOps, tpOps, budgetMs, smoke, ...(spec.options || {}) }
+          // In smoke mode, a peer other than ours gets 20 s in all: it is there only if it is fast.
+          const total = smoke && !spec.ours ? 20000 : smoke ? 100000 : 30000 + 16 * (budgetMs + 20000)
+          const run = await runChild(spec.file, options, { totalDeadlineMs: total })
+          log(`  -> ${run.status}${run.detail ? ` (${run.detail.slice(0, 200)})` : ''} in ${(run.wallMs / 1000).toFixed(1)} s`)
+          runs.push(run)
+          if (run.status === 'unavailable') unavailable.set(peer, run)
+        }
+        if (withReadHeavy && does(peer, 'read-heavy')) {
+          const rhRuns = rhRunsOf.get(peer)
+          if (unavailable.has(peer)) {
+            if (rhRuns.length === 0) rhRuns.push(unavailable.get(peer)) // its row says why
+            continue
+          }
+          const nodes = spec.nodes ?? n
+          log(`${spec.label}, ${nodes} node${nodes === 1 ? '' : 's'}, read-heavy${repeatOf(peer) > 1 ? `, run ${k + 1}/${repeatOf(peer)}` : ''}`)
+          const options = { nodes, seqOps, tpOps, budgetMs, smoke, ...(spec.options || {}), workloads: ['read-heavy'], readHeavy }
+          const total = smoke && !spec.ours ? 20000 : 120000 + readHeavy.preloadBudgetMs + readHeavy.depths.length * (budgetMs + 20000)
+          const run = await runChild(spec.file, options, { totalDeadlineMs: total })
+          log(`  -> ${run.status}${run.detail ? ` (${run.detail.slice(0, 200)})` : ''} in ${(run.wallMs / 1000).toFixed(1)} s`)
+          rhRuns.push(run)
+          if (run.status === 'unavailable') unavailable.set(peer, run)
+        }
       }
     }
     for (const peer of peers) {
       const runs = runsOf.get(peer)
+      const rhRuns = rhRunsOf.get(peer)
+      if (rhRuns.length) results.readHeavy.push({ ...aggregateReadHeavy(peer, PEERS[peer].nodes ?? n, rhRuns, readHeavy.depths), rawRuns: rhRuns })
       if (gone.has(peer) || runs.length === 0) continue
       results.rows.push({ ...aggregate(peer, n, runs), rawRuns: runs })
       if (runs.every((r) => r.status === 'unavailable')) gone.add(peer) // one row says why, not one per N
@@ -316,16 +440,19 @@ async function main() {
   process.stdout.write(markdown + '\n')
   log(`wrote ${path.relative(process.cwd(), outDir) || '.'}/{bench.md,bench.svg,BENCH_SUMMARY.md,results.json} in ${results.wallSeconds.toFixed(0)} s`)
 
-  // Exit status: wrong values anywhere fail; so does chordnet not completing.
+  // Exit status: wrong values anywhere fail; so does chordnet not completing. In the read-heavy
+  // workload, a stale or wrong read of ours fails the run too.
+  for (const r of results.readHeavy.filter((r) => r.ours && (r.stale || r.wrong))) log(`READ-HEAVY: ${r.label}: ${r.stale} stale and ${r.wrong} wrong of ${r.checked} gets (${r.firstStale ?? r.firstWrong})`)
+  const rhWrong = results.readHeavy.some((r) => r.ours && (r.stale || r.wrong))
   const wrong = results.rows.filter((r) => r.correctness.wrong > 0)
   const oursBroken = results.rows.filter((r) => r.ours && !r.ok)
   if (smoke) {
     for (const r of wrong) log(`WRONG VALUES: ${r.label} with ${r.nodes} nodes: ${r.correctness.wrong} of ${r.correctness.checked} (${r.correctness.firstWrong})`)
     for (const r of oursBroken) log(`chordnet did not complete cleanly with ${r.nodes} nodes: ${r.statuses.join('; ')} ${r.correctness.firstError ?? ''}`)
     const checkedOurs = results.rows.filter((r) => r.ours).every((r) => r.correctness.checked > 0)
-    process.exitCode = wrong.length || oursBroken.length || !checkedOurs ? 1 : 0
+    process.exitCode = wrong.length || oursBroken.length || !checkedOurs || rhWrong ? 1 : 0
   } else {
-    process.exitCode = wrong.some((r) => r.ours) ? 1 : 0
+    process.exitCode = wrong.some((r) => r.ours) || rhWrong ? 1 : 0
   }
 }
 

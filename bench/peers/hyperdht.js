@@ -6,6 +6,9 @@
  * variant 'immutable': set = immutablePut(value), get = immutableGet(hash) (content-addressed;
  * the hash of each value is remembered by the benchmark). Default query options (get waits for
  * the query to finish, `latest: true`).
+ * A key written again (the read-heavy workload) is put with the next seq: under the seq it
+ * already holds, a node refuses another value (SEQ_REUSED) yet mutablePut still resolves, so
+ * every later get would read the first value.
  */
 const DHT = require('hyperdht')
 const createTestnet = require('hyperdht/testnet')
@@ -18,6 +21,7 @@ function createAdapter(options) {
   let nodes
   const keyPairs = new Map()
   const hashes = new Map()
+  const seqs = new Map() // key -> the seq of its last mutablePut (0 for the first, as before)
 
   function keyPairFor(key) {
     let kp = keyPairs.get(key)
@@ -41,7 +45,9 @@ function createAdapter(options) {
         const { hash } = await nodes[i].immutablePut(b4a.from(value))
         hashes.set(key, hash)
       } else {
-        await nodes[i].mutablePut(keyPairFor(key), b4a.from(value))
+        const seq = seqs.has(key) ? seqs.get(key) + 1 : 0
+        seqs.set(key, seq)
+        await nodes[i].mutablePut(keyPairFor(key), b4a.from(value), { seq })
       }
     },
     async get(i, key) {
