@@ -41,6 +41,9 @@ Options:
   --quick            smaller defaults: hops 1,000+10,000, failures 1,000, churn 500 x 50,
                      faults 300 nodes
   -h, --help         this text
+
+Environment: SIM_DEBUG=1 makes `faults` print each run's network counters and every member
+whose successor is not the next live member.
 ";
 
 struct Cli {

@@ -377,18 +377,21 @@ impl Sim {
         }
     }
 
-    /// A crashed node comes back with the same id and an empty store, knowing `contact`; its
-    /// own rejoin duty takes it back into the ring.
+    /// A crashed node comes back with the same id and an empty store and joins through
+    /// `contact`, as a node restarted without a data folder is connected again by its user.
     pub fn restart(&mut self, id: Id, contact: Id) {
         let Some(&slot) = self.slot_of.get(&id) else { return };
         if self.nodes[slot].engine.is_some() {
             return;
         }
-        let mut engine = self.new_engine(id);
-        engine.learn_member(&Sim::node_ref(contact));
+        let engine = self.new_engine(id);
         self.nodes[slot].engine = Some(engine);
         self.live.insert(id, slot);
         self.schedule_wake(slot);
+        // As its user would: a fresh node (no data folder) joins by connecting to a member. A
+        // lone node that merely knows a member and never had a ring is the first node of a
+        // ring and waits for joiners; it does not go looking for one.
+        self.start_op(id, UserOp::JoinThrough(Sim::node_ref(contact)));
     }
 
     /// A node crashed by [`Sim::crash_keeping`] restarts on what it kept, as a node restarts on

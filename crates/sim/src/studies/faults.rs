@@ -258,6 +258,25 @@ pub fn run_scenario(scenario: Scenario, n: usize, seed: u64) -> Run {
     run.workload = workload.counts;
     run.data = workload.check(&sim, replicas);
     run.end = ring::health(&sim);
+    // SIM_DEBUG=1: the network's counters, and each member whose successor is not the next
+    // live member, with what its true successor thinks (to start a diagnosis from).
+    if std::env::var_os("SIM_DEBUG").is_some() {
+        eprintln!("counters: {:?}", sim.counters);
+        let mut ids: Vec<Id> = sim.live_ids().into_iter().filter(|&id| sim.routing(id).is_some()).collect();
+        ids.sort();
+        let short = |id: Id| format!("{:08x}", (id.0 >> 96) as u32);
+        for (i, &id) in ids.iter().enumerate() {
+            let next = ids[(i + 1) % ids.len()];
+            let r = sim.routing(id).unwrap();
+            if r.successor().id != next {
+                let nr = sim.routing(next).unwrap();
+                eprintln!(
+                    "{} succ {} (true {}: alone {}, its pred {:?}, conns {}); my conns {}, my pred {:?}",
+                    short(id), short(r.successor().id), short(next), nr.is_alone(), nr.predecessor().map(|p| short(p.id)), sim.connections(next), sim.connections(id), r.predecessor().map(|p| short(p.id))
+                );
+            }
+        }
+    }
     run
 }
 
