@@ -565,6 +565,11 @@ impl Engine {
         }
         let mut failed: Vec<ReqId> = self.io.requests.iter().filter(|(_, r)| r.to.id == peer).map(|(id, _)| *id).collect();
         failed.sort_unstable();
+        // Closed on purpose (a full table made room, an idle close, a goodbye): the peer is
+        // alive, only busy. Failing its requests as unreachable would make stabilize forget a
+        // live successor and the predecessor check a live predecessor — at full tables, where
+        // one node's eviction is its neighbour's lost successor, rings came apart.
+        let error = if lost { error } else { Error::Rejected { code: "busy".into(), reason: format!("{error}: closed on purpose, the peer is alive"), elsewhere: Vec::new() } };
         for id in failed {
             let outstanding = self.io.requests.remove(&id).expect("listed");
             self.queue.push_back((outstanding.task, Input::Reply(id, Err(error.clone()))));

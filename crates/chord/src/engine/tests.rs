@@ -1001,6 +1001,35 @@ fn a_member_that_keeps_naming_strangers_makes_us_dial_no_faster_than_its_budget(
 }
 
 #[test]
+fn a_connection_closed_on_purpose_does_not_make_a_live_successor_forgotten() {
+    for lost in [false, true] {
+        let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], chord(false));
+        // Stabilize asks the successor for its state; the connection closes under the request.
+        let mut asked = Vec::new();
+        for _ in 0..80 {
+            h.now += 50;
+            let now = h.at();
+            h.engine(2 * Q).handle_timeout(now);
+            asked = queued_requests(&mut h, 2 * Q);
+            if asked.iter().any(|(to, body)| *to == Id(3 * Q) && *body == Request::State) {
+                break;
+            }
+        }
+        assert!(asked.iter().any(|(to, body)| *to == Id(3 * Q) && *body == Request::State), "{asked:?}");
+        let now = h.at();
+        let error = Error::PeerGone("connection closed".into());
+        if lost {
+            h.engine(2 * Q).peer_gone(now, Id(3 * Q), error, true);
+        } else {
+            // The successor's table was full and it made room: it is alive.
+            h.engine(2 * Q).peer_closed(now, Id(3 * Q), error, true);
+        }
+        let successor = h.engines[&Id(2 * Q)].core.ring.as_ref().unwrap().successor().id;
+        assert_eq!(successor == Id(3 * Q), !lost, "lost {lost}: successor {successor:?}");
+    }
+}
+
+#[test]
 fn a_client_claiming_membership_counts_only_once_it_answers_as_a_member() {
     // A lone node (the first of a ring) and a client whose handshake claims it is a member.
     let mut h = Harness::ring(&[Q], chord(false));
