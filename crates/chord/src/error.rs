@@ -121,6 +121,12 @@ impl Error {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Error::PeerGone(_) | Error::Timeout(_) | Error::Io { .. })
     }
+
+    /// The peer is alive but has no connection slot for us (its table is full of routing
+    /// peers), or closed ours on purpose to make room.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Error::Rejected { code, .. } if code == "busy")
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -258,14 +258,22 @@ impl Machine for SyncArc {
 
 /// Anti-entropy of our primary arc with each of our replicas, in parallel. When every one of
 /// them that is alive synced (at least one; or there are none), we hold all of the arc
-/// (`ArcState::synced`). One that answered with an error (busy, still rejoining) leaves the
-/// arc to the next round: the write we lack may be on it alone.
+/// (`ArcState::synced`). One that answered with an error (still rejoining, a broken store)
+/// leaves the arc to the next round: the write we lack may be on it alone.
+///
+/// Busy refusals are the exception, up to `replicas − 1` of them: a member whose every
+/// connection slot serves its own routing (a small `maxPeers`) refuses us for as long as its
+/// neighbours stay, so waiting for it would leave the arc unwritable for good. A resolved
+/// write has `replicas` copies on distinct nodes within the successors we sync with, so with
+/// fewer than `replicas` of them refusing, at least one copy holder answered.
 #[derive(Default)]
 pub struct SyncReplicas {
     children: HashMap<TaskId, NodeRef>,
     arc: Option<(Id, Id)>,
     synced: bool,
     incomplete: bool,
+    busy: usize,
+    replicas: usize,
 }
 
 impl Machine for SyncReplicas {
@@ -273,6 +281,7 @@ impl Machine for SyncReplicas {
         match input {
             Input::Start => {
                 let replicas = cx.core.chord.as_ref().map_or(1, |c| c.replicas);
+                self.replicas = replicas;
                 let Some(ring) = &cx.core.ring else { return Step::Done(Outcome::Unit(Ok(()))) };
                 let Some(arc) = ring.primary_arc() else { return Step::Done(Outcome::Unit(Ok(()))) };
                 self.arc = Some(arc);
@@ -292,6 +301,7 @@ impl Machine for SyncReplicas {
                     match &outcome {
                         Outcome::Unit(Ok(())) => self.synced = true,
                         Outcome::Unit(Err(error)) if error.is_unreachable() => cx.core.forget(replica.id),
+                        Outcome::Unit(Err(error)) if error.is_busy() => self.busy += 1,
                         _ => self.incomplete = true,
                     }
                 }
@@ -302,7 +312,8 @@ impl Machine for SyncReplicas {
             // Only if the arc is still the one synced: a predecessor that moved meanwhile
             // leaves the difference to the next round.
             let current = cx.core.ring.as_ref().and_then(|r| r.primary_arc());
-            if let (true, Some(arc)) = (self.synced && !self.incomplete, self.arc.filter(|arc| Some(*arc) == current)) {
+            let complete = self.synced && !self.incomplete && self.busy < self.replicas.max(1);
+            if let (true, Some(arc)) = (complete, self.arc.filter(|arc| Some(*arc) == current)) {
                 cx.core.arc.synced(arc.0);
             }
             Step::Done(Outcome::Unit(Ok(())))

@@ -21,6 +21,8 @@ struct Harness {
     silent: HashSet<Id>,
     /// Answer pings only (a peer busy with everything else).
     busy: HashSet<Id>,
+    /// (from, to) pairs whose requests fail as refused busy (a full connection table).
+    refusing: HashSet<(Id, Id)>,
     /// Pings lost on these links (from, to), this many each.
     lose_pings: HashMap<(Id, Id), u32>,
     /// Requests swallowed by silent nodes, by (from, to).
@@ -57,6 +59,7 @@ impl Harness {
             dead: HashSet::new(),
             silent: HashSet::new(),
             busy: HashSet::new(),
+            refusing: HashSet::new(),
             lose_pings: HashMap::new(),
             swallowed: HashMap::new(),
             done: HashMap::new(),
@@ -141,6 +144,9 @@ impl Harness {
             Action::Request { to, id, body } => {
                 if self.dead.contains(&to.id) || !self.engines.contains_key(&to.id) {
                     let error = Error::Io { code: "ECONNREFUSED", message: "refused".into() };
+                    self.engines.get_mut(&from).unwrap().request_failed(now, id, error);
+                } else if self.refusing.contains(&(from, to.id)) {
+                    let error = Error::Rejected { code: "busy".into(), reason: "peer limit reached".into(), elsewhere: Vec::new() };
                     self.engines.get_mut(&from).unwrap().request_failed(now, id, error);
                 } else if self.silent.contains(&to.id) {
                     *self.swallowed.entry((from, to.id)).or_default() += 1;
@@ -439,6 +445,36 @@ fn a_join_walks_back_when_its_lookup_overshoots() {
     let join = h.start(joiner, UserOp::JoinThrough(node(Q)));
     assert!(matches!(h.result(join), Some(Ok(_))));
     assert_eq!(h.engines[&Id(joiner)].core.ring.as_ref().unwrap().successor().id, Id(3 * Q));
+}
+
+#[test]
+fn a_joiner_refused_as_busy_by_one_successor_still_owns_its_arc_once_the_others_synced() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], chord(false));
+    let key = key_in(2 * Q, 2 * Q + Q / 2); // owned by 3Q now, by the joiner after
+    let set = h.start(Q, UserOp::Set(key.clone(), b"before".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    // The joiner's first sync covers all its successors (3Q, 4Q, Q); Q's table is full of its
+    // own neighbours and refuses it for good.
+    let joiner = 2 * Q + Q / 2;
+    h.add(joiner, chord(false));
+    h.refusing.insert((Id(joiner), Id(Q)));
+    let join = h.start(joiner, UserOp::JoinThrough(node(3 * Q)));
+    assert!(matches!(h.result(join), Some(Ok(_))));
+    h.advance(2_000);
+    assert!(!h.engines[&Id(joiner)].core.unsynced(Id(joiner)), "the arc is the joiner's once 3Q and 4Q synced");
+    assert_eq!(h.holds(joiner, &key), Some(b"before".to_vec()));
+    let write = h.start(4 * Q, UserOp::Set(key.clone(), b"after".to_vec()));
+    h.advance(1_000);
+    assert!(matches!(h.result(write), Some(Ok(_))), "writes to the joiner's arc do not wait");
+    // With 2 copies per write, 2 refusing is too many: a write's copies may be on them alone.
+    let two = ChordConfig { replicas: 2, ..chord(false) };
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], two.clone());
+    h.add(joiner, two);
+    h.refusing.extend([(Id(joiner), Id(Q)), (Id(joiner), Id(4 * Q))]);
+    let join = h.start(joiner, UserOp::JoinThrough(node(3 * Q)));
+    h.result(join);
+    h.advance(2_000);
+    assert!(h.engines[&Id(joiner)].core.unsynced(Id(joiner)));
 }
 
 #[test]
