@@ -342,7 +342,10 @@ impl Sim {
                     },
                     Some(Admission::Refuse(reason)) => {
                         self.counters.busy += 1;
-                        return Err(Error::Rejected { code: "busy".into(), reason, elsewhere: Vec::new() });
+                        // As the transport does: the refusing end names members to try instead
+                        // (our own full table names none).
+                        let elsewhere = if end == to { self.nodes[end].engine.as_ref().map(|e| e.elsewhere()).unwrap_or_default() } else { Vec::new() };
+                        return Err(Error::Rejected { code: "busy".into(), reason, elsewhere });
                     }
                     None => return Err(Error::PeerGone("crashed".into())),
                 }
@@ -536,6 +539,9 @@ impl Sim {
             }
             Event::Response { from, to, id, body } => {
                 let peer = self.nodes[from].id;
+                if std::env::var("SIM_TRACE").is_ok_and(|t| format!("{:08x}", (self.nodes[to].id.0 >> 96) as u32) == t) {
+                    eprintln!("TRACE {} resp {id}: {}", self.now, format!("{body:?}").chars().take(300).collect::<String>());
+                }
                 self.with_engine(to, |engine, now| engine.handle_response(now, peer, id, body));
             }
             Event::OneWay { from, to, message } => {
@@ -548,7 +554,12 @@ impl Sim {
                 let error = Error::Io { code: "ECONNREFUSED", message: format!("cannot connect to {peer}: refused") };
                 self.with_engine(to, |engine, now| engine.request_failed(now, id, error));
             }
-            Event::Failed { to, id, error } => self.with_engine(to, |engine, now| engine.request_failed(now, id, error)),
+            Event::Failed { to, id, error } => {
+                if std::env::var("SIM_TRACE").is_ok_and(|t| format!("{:08x}", (self.nodes[to].id.0 >> 96) as u32) == t) {
+                    eprintln!("TRACE {} failed {id}: {error:?}", self.now);
+                }
+                self.with_engine(to, |engine, now| engine.request_failed(now, id, error))
+            }
             Event::Wake { node } => {
                 if self.nodes[node].wake_at == Some(self.now) {
                     self.nodes[node].wake_at = None;
@@ -598,6 +609,9 @@ impl Sim {
         match action {
             Action::Request { to, id, body } => {
                 self.counters.count(&body);
+                if std::env::var("SIM_TRACE").is_ok_and(|t| format!("{:08x}", (self.nodes[slot].id.0 >> 96) as u32) == t) {
+                    eprintln!("TRACE {} req {id} to {:08x}: {body:?}", self.now, (to.id.0 >> 96) as u32);
+                }
                 let Some(&target) = self.slot_of.get(&to.id) else { return };
                 if self.nodes[target].engine.is_none() {
                     // A crashed node's port refuses connections, unless the network is cut.

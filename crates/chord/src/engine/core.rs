@@ -190,6 +190,9 @@ pub struct Core {
     /// A join this node was asked to make failed and it has had no ring since: it keeps
     /// trying through the members it knows, like a node that lost its ring.
     pub(super) join_failed: bool,
+    /// A join this node was asked to make is under way (`connect()` on a lone node): until it
+    /// ends the node is on its way into another ring, no ring of one to be joined through.
+    pub(super) joining: bool,
     /// Seeded by the driver: the simulator's runs are a function of their seed.
     pub(super) rng: StdRng,
     /// This node's secret (`Settings::secret`): keys the MAC of the scan cursors it hands out.
@@ -471,7 +474,7 @@ impl Core {
     /// one it is rejoining)? Only a rejoining node that is not the seed of a whole ring's
     /// restart.
     pub fn refuses_joins(&self) -> bool {
-        self.rejoining() && !self.seeding
+        (self.rejoining() || (self.joining && self.ring.as_ref().is_some_and(|r| r.is_alone()))) && !self.seeding
     }
 
     /// Did our arc grow, or rings merge around us, lately? Then copies of our arc may still

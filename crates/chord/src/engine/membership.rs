@@ -433,9 +433,11 @@ impl Machine for JoinThrough {
                     return Step::Done(Outcome::Op(Ok(OpOutput::Unit)));
                 }
                 cx.spawn(Join::new(self.peer.clone()));
+                cx.core.joining = true;
                 Step::Pending
             }
             Input::Child(_, Outcome::Unit(result)) => {
+                cx.core.joining = false;
                 if let Err(error) = result {
                     // Keep trying through it (the rejoin duty), serving nothing meanwhile.
                     cx.core.rejoin_via = Some(self.peer.clone());

@@ -271,6 +271,7 @@ impl Engine {
             seeding: false,
             had_ring: false,
             join_failed: false,
+            joining: false,
             rng: rand::rngs::StdRng::seed_from_u64(settings.seed),
             secret: settings.secret,
         };

@@ -35,9 +35,12 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
     if let Some(refusal) = super::guard::check(cx, sender, &body) {
         return Served::Now(refusal);
     }
-    if matches!(body, Request::State | Request::FindSuccessor { .. } | Request::Relay { body: Routed::FindSuccessor { .. }, .. }) && cx.core.refuses_joins() {
-        // A node rejoining its ring is no place to join (or rejoin) through: two restarted
-        // neighbours joining each other would form a ring apart from their live one.
+    if matches!(body, Request::State | Request::Notify(_) | Request::FindSuccessor { .. } | Request::Relay { body: Routed::FindSuccessor { .. }, .. }) && cx.core.refuses_joins() {
+        // A node rejoining its ring (or joining one) is no place to join (or rejoin) through:
+        // two restarted neighbours joining each other would form a ring apart from their live
+        // one. Nor is it a successor to adopt: a member that took a restarted node back as its
+        // successor and notified it made it a ring of two with that member, whose
+        // predecessors it then walked back around the whole ring (simulator crash-20pct).
         return Served::Now(super::core::rejoining());
     }
     Served::Now(match body {

@@ -478,6 +478,37 @@ fn a_joiner_refused_as_busy_by_one_successor_still_owns_its_arc_once_the_others_
 }
 
 #[test]
+fn a_node_joining_through_a_contact_is_not_adopted_or_notified_into_a_ring_of_two_meanwhile() {
+    // A member restarted without its folder joins through a contact; its old predecessor
+    // still knows its id, asks it for its state and notifies it. Taken as "the second node of
+    // a ring", it would make that member its successor and then walk the member's
+    // predecessors back around the whole ring.
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q], chord(false));
+    let joiner = 2 * Q + Q / 2;
+    h.add(joiner, chord(false));
+    h.silent.insert(Id(Q)); // the contact is slow: the join is still under way below
+    let _join = h.start(joiner, UserOp::JoinThrough(node(Q)));
+    let now = h.at();
+    for (id, body) in [(7, Request::State), (8, Request::Notify(node(2 * Q)))] {
+        h.engine(joiner).handle_request(now, &node(2 * Q), ReplyTo { conn: 0, id }, body);
+    }
+    let mut answers = Vec::new();
+    while let Some(action) = h.engine(joiner).poll_action() {
+        if let Action::Respond { body, .. } = action {
+            answers.push(body);
+        }
+    }
+    assert!(answers.iter().all(|a| matches!(a, Response::Error { code, .. } if code == "rejoining")), "{answers:?}");
+    assert_eq!(answers.len(), 2);
+    assert!(h.engines[&Id(joiner)].core.ring.as_ref().unwrap().is_alone(), "no successor taken from a notify");
+    // Once the contact answers, the join completes and the node is an ordinary member.
+    h.silent.remove(&Id(Q));
+    h.advance(6_000);
+    assert_eq!(h.engines[&Id(joiner)].core.ring.as_ref().unwrap().successor().id, Id(3 * Q));
+    assert!(!h.engines[&Id(joiner)].core.refuses_joins());
+}
+
+#[test]
 fn a_joiner_takes_the_keys_it_now_owns() {
     let mut h = Harness::ring(&[Q, 3 * Q, 5 * Q], chord(false));
     let key = key_in(Q, 2 * Q); // owned by 3Q now, by the joiner at 2Q after

@@ -274,6 +274,10 @@ pub fn run_scenario(scenario: Scenario, n: usize, seed: u64) -> Run {
                     "{} succ {} (true {}: alone {}, its pred {:?}, conns {}); my conns {}, my pred {:?}",
                     short(id), short(r.successor().id), short(next), nr.is_alone(), nr.predecessor().map(|p| short(p.id)), sim.connections(next), sim.connections(id), r.predecessor().map(|p| short(p.id))
                 );
+                let list = |r: &chord::routing::Routing| r.successors().iter().take(4).map(|n| short(n.id)).collect::<Vec<_>>().join(",");
+                let their_pred = sim.routing(r.successor().id).and_then(|s| s.predecessor()).map(|p| short(p.id));
+                eprintln!("  my succs [{}]; true's succs [{}]; my succ's pred {:?}; true member {:?}", list(r), list(nr), their_pred, sim.engine(next).map(|e| e.is_member()));
+
             }
         }
     }
