@@ -59,6 +59,8 @@ pub struct ChordOptions {
     pub durability: Option<String>,
     /// Keep the identity in `dataDir`, drop the local entries and refill them from the ring.
     pub resync: Option<bool>,
+    /// Bytes of values read from other members kept for repeated gets, under read leases.
+    pub cache_bytes: Option<f64>,
 }
 
 #[napi(object)]
@@ -129,6 +131,18 @@ pub struct JsStats {
     pub contacts: u32,
     /// Frames refused before sending for exceeding the frame limit (0 unless there is a bug).
     pub oversized_frames: f64,
+    /// Gets answered from the read cache (`cacheBytes`), and gets that looked there and missed.
+    pub cache_hits: f64,
+    pub cache_misses: f64,
+    /// Entries and bytes in the read cache now (bytes count keys, values and ~100 B of
+    /// bookkeeping per entry; at most `cacheBytes`).
+    pub cache_entries: f64,
+    pub cache_bytes: f64,
+    /// As an owner: read leases granted, invalidations sent for writes, and holders whose lease
+    /// a write waited out because they did not confirm (silent or cut off).
+    pub leases_granted: f64,
+    pub invalidations_sent: f64,
+    pub lease_timeouts: f64,
 }
 
 /// One kind of traffic since the node started: frames (length prefix included, before
@@ -423,6 +437,8 @@ fn config_of(options: StartOptions) -> Result<Config> {
             stabilize_interval: c.stabilize_ms.map_or(defaults.stabilize_interval, |ms| Duration::from_millis(ms as u64)),
             successor_list: None,
             max_clock_drift: c.max_clock_drift_ms.map_or(defaults.max_clock_drift, |ms| Duration::from_millis(ms as u64)),
+            // Out of range (negative, fractional, huge) saturates and is refused by `validate`.
+            cache_bytes: c.cache_bytes.map_or(defaults.cache_bytes, |bytes| if bytes.fract() == 0.0 && bytes >= 0.0 { bytes.min(usize::MAX as f64) as usize } else { usize::MAX }),
         }
     });
     Ok(config)
@@ -643,7 +659,25 @@ impl NativeNode {
                 merges: s.merges as f64,
                 contacts: s.contacts as u32,
                 oversized_frames: s.oversized_frames as f64,
+                cache_hits: s.cache_hits as f64,
+                cache_misses: s.cache_misses as f64,
+                cache_entries: s.cache_entries as f64,
+                cache_bytes: s.cache_bytes as f64,
+                leases_granted: s.leases_granted as f64,
+                invalidations_sent: s.invalidations_sent as f64,
+                lease_timeouts: s.lease_timeouts as f64,
             }
+        })
+    }
+
+    /// A get answered at once if it can be (the read cache under a lease, or a key this node
+    /// owns): the value, `null` when absent, `undefined` when it must go through `get`.
+    #[napi(ts_return_type = "Buffer | null | undefined")]
+    pub fn get_now(&self, key: Buffer) -> Result<Either3<Buffer, Null, Undefined>> {
+        guarded_sync(|| match self.node.get_now(&key) {
+            Some(Some(value)) => Either3::A(Buffer::from(value)),
+            Some(None) => Either3::B(Null),
+            None => Either3::C(()),
         })
     }
 

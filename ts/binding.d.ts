@@ -32,6 +32,11 @@ export declare class NativeNode {
   /** The value this node holds locally for `key` (owner or replica), without routing. */
   localGet(key: Buffer): Buffer | null
   stats(): JsStats
+  /**
+   * A get answered at once if it can be (the read cache under a lease, or a key this node
+   * owns): the value, `null` when absent, `undefined` when it must go through `get`.
+   */
+  getNow(key: Buffer): Buffer | null | undefined
   /** One page of a walk over the ring's keys; pass `cursor` back for the next page. */
   scan(cursor: Buffer | undefined | null, withValues: boolean, limit: number): Promise<JsScanPage>
   join(): Promise<void>
@@ -60,6 +65,8 @@ export interface ChordOptions {
   durability?: string
   /** Keep the identity in `dataDir`, drop the local entries and refill them from the ring. */
   resync?: boolean
+  /** Bytes of values read from other members kept for repeated gets, under read leases. */
+  cacheBytes?: number
 }
 
 /**
@@ -269,6 +276,20 @@ export interface JsLimits {
    * values.
    */
   storeCacheBytes: number
+  /**
+   * Default `cacheBytes`: values a node read from other members kept in memory for
+   * repeated gets, under read leases (keys, values and about 100 bytes per entry).
+   */
+  defaultCacheBytes: number
+  /** Largest configurable `cacheBytes` (16 GiB). */
+  maxCacheBytes: number
+  /**
+   * How long a read lease lasts: a node answers a cached key from memory for at
+   * most this long after it asked the owner, a write waits at most this long for a
+   * silent holder to drop its copy, and a node that took over part of the ring
+   * takes writes to it only this long after it synced it.
+   */
+  readLeaseMs: number
 }
 
 export interface JsLookup {
@@ -374,6 +395,22 @@ export interface JsStats {
   contacts: number
   /** Frames refused before sending for exceeding the frame limit (0 unless there is a bug). */
   oversizedFrames: number
+  /** Gets answered from the read cache (`cacheBytes`), and gets that looked there and missed. */
+  cacheHits: number
+  cacheMisses: number
+  /**
+   * Entries and bytes in the read cache now (bytes count keys, values and ~100 B of
+   * bookkeeping per entry; at most `cacheBytes`).
+   */
+  cacheEntries: number
+  cacheBytes: number
+  /**
+   * As an owner: read leases granted, invalidations sent for writes, and holders whose lease
+   * a write waited out because they did not confirm (silent or cut off).
+   */
+  leasesGranted: number
+  invalidationsSent: number
+  leaseTimeouts: number
 }
 
 /**

@@ -3,7 +3,7 @@
  * (strings become UTF-8); results are Buffers. Routing, replication and hand-off are in Rust.
  */
 import type { EventEmitter } from 'node:events'
-import { BytesLike, checkBoolean, checkCount, checkPort, checkString, describe, toBytes } from './coerce'
+import { BytesLike, checkBoolean, checkCount, checkPort, checkSafeCount, checkString, describe, toBytes } from './coerce'
 import { Batcher, OpKind } from './batch'
 import { call, errorFor, KeyError } from './errors'
 import { MeshOptions, MeshSocket, MeshSocketEvents } from './mesh'
@@ -58,6 +58,16 @@ export interface ChordOptions extends MeshOptions {
   durability?: 'sync' | 'os'
   /** With `dataDir`: keep the identity, drop the local entries (a damaged store) and refill them from the ring (default false). */
   resync?: boolean
+  /**
+   * Bytes of values this node read from other members kept in memory, so that a repeated
+   * `get` of an unchanged key answers without crossing the network (default
+   * `limits.defaultCacheBytes`, at most `limits.maxCacheBytes`; `0` turns the cache off).
+   * Never stale: each value is held under a read lease from the key's owner
+   * (`limits.readLeaseMs`), and a write anywhere resolves only once every node holding the
+   * key dropped it or its lease ran out — so a `get` that starts after a `set`/`delete`
+   * resolved, on any node, returns that write or a newer one. See README, "Read cache".
+   */
+  cacheBytes?: number
 }
 
 export interface NodeAddress {
@@ -106,6 +116,18 @@ export interface ChordStats {
   contacts: number
   /** Frames this node refused to send for exceeding the frame limit: 0 unless there is a bug. */
   oversizedFrames: number
+  /** Gets answered from the read cache (`cacheBytes`), and gets that looked there first and missed. */
+  cacheHits: number
+  cacheMisses: number
+  /** Entries and bytes in the read cache now (keys, values and ~100 bytes of bookkeeping each; at most `cacheBytes`). */
+  cacheEntries: number
+  cacheBytes: number
+  /** As a key's owner: read leases granted to other nodes. */
+  leasesGranted: number
+  /** As a key's owner: invalidations sent to lease holders for writes. */
+  invalidationsSent: number
+  /** Lease holders a write waited out (they did not confirm the invalidation: silent or cut off). */
+  leaseTimeouts: number
 }
 
 export interface ChordSocketEvents extends MeshSocketEvents {
@@ -255,6 +277,7 @@ export class ChordSocket extends MeshSocket {
       dataDir: options.dataDir === undefined ? undefined : checkString(options.dataDir, 'options.dataDir'),
       durability: options.durability === undefined ? undefined : checkString(options.durability, "options.durability ('sync' or 'os')"),
       resync: options.resync === undefined ? undefined : checkBoolean(options.resync, 'options.resync'),
+      cacheBytes: options.cacheBytes === undefined ? undefined : checkSafeCount(options.cacheBytes, 'options.cacheBytes'),
     }
   }
 
@@ -262,7 +285,14 @@ export class ChordSocket extends MeshSocket {
   async get(key: BytesLike): Promise<Buffer | undefined>
   async get<T>(key: BytesLike, fallback: T): Promise<Buffer | T>
   async get(key: BytesLike, ...rest: unknown[]): Promise<unknown> {
-    const value = await this.#op(OpKind.Get, toKey(key))
+    const k = toKey(key)
+    // Fast path: a key under a read lease, or one this node owns, answers without a round
+    // trip through the batcher (same guarantee; `undefined` means it must go the long way).
+    if (this.node !== undefined && !this.closed) {
+      const now = this.node.getNow(k)
+      if (now !== undefined) return now ?? rest[0]
+    }
+    const value = await this.#op(OpKind.Get, k)
     return value ?? rest[0]
   }
 

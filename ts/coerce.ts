@@ -40,6 +40,14 @@ export function checkCount(value: unknown, what: string): number {
   return value
 }
 
+/** A non-negative integer that may exceed 32 bits (byte sizes). */
+export function checkSafeCount(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new TypeError(`${what} must be a non-negative integer (got ${describe(value)})`)
+  }
+  return value
+}
+
 export function checkBoolean(value: unknown, what: string): boolean {
   if (typeof value !== 'boolean') throw new TypeError(`${what} must be a boolean (got ${describe(value)})`)
   return value

@@ -116,6 +116,16 @@ macro_rules! with_limits {
             #[doc = "bytes of its values: 32 MiB keeps the hot blocks of a few hundred thousand 1 KiB"]
             #[doc = "values."]
             STORE_CACHE_BYTES, store_cache_bytes: u64 = 32 << 20;
+            #[doc = "Default `cacheBytes`: values a node read from other members kept in memory for"]
+            #[doc = "repeated gets, under read leases (keys, values and about 100 bytes per entry)."]
+            DEFAULT_CACHE_BYTES, default_cache_bytes: usize = 32 << 20;
+            #[doc = "Largest configurable `cacheBytes` (16 GiB)."]
+            MAX_CACHE_BYTES, max_cache_bytes: usize = 16 << 30;
+            #[doc = "How long a read lease lasts: a node answers a cached key from memory for at"]
+            #[doc = "most this long after it asked the owner, a write waits at most this long for a"]
+            #[doc = "silent holder to drop its copy, and a node that took over part of the ring"]
+            #[doc = "takes writes to it only this long after it synced it."]
+            READ_LEASE, read_lease_ms: Duration = Duration::from_secs(1);
         }
     };
 }
@@ -199,6 +209,8 @@ pub struct ChordConfig {
     pub successor_list: Option<usize>,
     /// Versions further ahead of our wall clock than this are refused, never observed.
     pub max_clock_drift: Duration,
+    /// Bytes of values read with a lease kept for repeated gets (`engine::lease`); 0: none.
+    pub cache_bytes: usize,
 }
 
 impl Default for ChordConfig {
@@ -210,6 +222,7 @@ impl Default for ChordConfig {
             stabilize_interval: DEFAULT_STABILIZE_INTERVAL,
             successor_list: None,
             max_clock_drift: DEFAULT_MAX_CLOCK_DRIFT,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -222,6 +235,7 @@ impl ChordConfig {
 
     pub fn validate(&self) -> Result<()> {
         check_range("replicas", self.replicas as u64, 1, MAX_REPLICAS as u64)?;
+        check_range("cacheBytes", self.cache_bytes as u64, 0, MAX_CACHE_BYTES as u64)?;
         check_range(
             "stabilizeMs",
             self.stabilize_interval.as_millis() as u64,

@@ -16,8 +16,9 @@ use serde_bytes::ByteBuf;
 /// Bumped on any incompatible change; peers with another version are rejected at handshake.
 /// Version 2: Noise by default, ids bound to static keys, byte-bounded anti-entropy pages and
 /// fetches, ring-merge candidates, `Info`. Version 3: `Relay` (lookups and dict operations
-/// forwarded along open connections), the `rejoining` refusal (docs/PROTOCOL.md).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// forwarded along open connections), the `rejoining` refusal (docs/PROTOCOL.md). Version 4:
+/// read leases (`GetLeased`, `Leased`, `Invalidate`).
+pub const PROTOCOL_VERSION: u16 = 4;
 pub use crate::config::{DEFAULT_MAX_FRAME_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES, MIN_FRAME_BYTES};
 /// Bytes of the length prefix.
 pub const LENGTH_PREFIX_BYTES: usize = 4;
@@ -104,7 +105,8 @@ impl Message {
             Message::Request { body, .. } => match body {
                 Request::Ping | Request::State | Request::Notify(_) => Traffic::Maintenance,
                 Request::FindSuccessor { .. } | Request::Relay { body: Routed::FindSuccessor { .. }, .. } => Traffic::Lookup,
-                Request::Get { .. } | Request::Write { .. } | Request::Relay { .. } => Traffic::Data,
+                Request::Get { .. } | Request::GetLeased { .. } | Request::Write { .. } | Request::Relay { .. } => Traffic::Data,
+                Request::Invalidate { .. } => Traffic::Data,
                 Request::Replicate { .. } | Request::Handoff { .. } => Traffic::Replication,
                 Request::SyncArc { .. } | Request::Fetch { .. } => Traffic::AntiEntropy,
                 Request::Page { .. } => Traffic::Walk,
@@ -115,7 +117,7 @@ impl Message {
             Message::Response { body, .. } => match body {
                 Response::Pong | Response::State { .. } => Traffic::Maintenance,
                 Response::Next(_) | Response::Relayed { answer: RelayAnswer::Next(_), .. } => Traffic::Lookup,
-                Response::Value { .. } | Response::Written { .. } | Response::Redirect(_) | Response::Relayed { .. } => Traffic::Data,
+                Response::Value { .. } | Response::Leased { .. } | Response::Written { .. } | Response::Redirect(_) | Response::Relayed { .. } => Traffic::Data,
                 Response::InSync | Response::SubDigests(_) | Response::Versions { .. } | Response::Items { .. } => Traffic::AntiEntropy,
                 Response::Page { .. } => Traffic::Walk,
                 Response::Ok | Response::Info(_) | Response::Error { .. } => Traffic::Other,
@@ -180,6 +182,12 @@ pub enum Request {
     Relay { ttl: u8, body: Routed },
     /// Your table of subscribers, please (a joiner copies its successor's).
     Subscriptions,
+    /// Read a key at its owner and grant me a read lease on it (`engine::lease`): answered
+    /// `Leased` by an owner that grants one, else as `Get`.
+    GetLeased { key: ByteBuf },
+    /// These keys changed at their owner: drop them from your read cache, then answer `Ok`
+    /// (the owner acknowledges the write only then, or once your lease ran out).
+    Invalidate { keys: Vec<ByteBuf> },
 }
 
 /// A request that can be relayed towards the owner of a ring position.
@@ -277,6 +285,9 @@ pub enum Response {
     Relayed { hops: u8, answer: RelayAnswer },
     /// The answer to `Subscriptions` (cut by bytes: renewals bring the rest).
     Subscriptions(Vec<Subscription>),
+    /// The owner's answer to `GetLeased`: as `Value`, with a lease on the key for
+    /// `engine::lease::LEASE_MS` from when the request was sent.
+    Leased { item: Option<Item>, arc: (Id, Id) },
 }
 
 /// Why a byte stream could not be read as frames; each closes that connection.

@@ -83,6 +83,8 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::Info),
         Just(Request::Subscriptions),
         (any::<u8>(), routed()).prop_map(|(ttl, body)| Request::Relay { ttl, body }),
+        bytes().prop_map(|key| Request::GetLeased { key }),
+        vec(bytes(), 0..4).prop_map(|keys| Request::Invalidate { keys }),
     ]
 }
 
@@ -112,6 +114,7 @@ fn response() -> impl Strategy<Value = Response> {
         (proptest::option::of(node()), vec(node(), 0..4)).prop_map(|(predecessor, successors)| Response::State { predecessor, successors }),
         hop().prop_map(Response::Next),
         (proptest::option::of(item()), id(), id()).prop_map(|(item, a, b)| Response::Value { item, arc: (a, b) }),
+        (proptest::option::of(item()), id(), id()).prop_map(|(item, a, b)| Response::Leased { item, arc: (a, b) }),
         (proptest::option::of(bytes()), version(), id(), id()).prop_map(|(previous, version, a, b)| Response::Written { previous, version, arc: (a, b) }),
         node().prop_map(Response::Redirect),
         Just(Response::InSync),
@@ -170,6 +173,8 @@ fn variant(message: &Message) -> &'static str {
             Request::Candidates(_) => "Candidates",
             Request::Info => "Info",
             Request::Subscriptions => "Subscriptions",
+            Request::GetLeased { .. } => "GetLeased",
+            Request::Invalidate { .. } => "Invalidate",
             Request::Relay { body, .. } => match body {
                 Routed::FindSuccessor { .. } => "Relay(FindSuccessor)",
                 Routed::Get { .. } => "Relay(Get)",
@@ -182,6 +187,7 @@ fn variant(message: &Message) -> &'static str {
             Response::State { .. } => "State",
             Response::Next(_) => "Next",
             Response::Value { .. } => "Value",
+            Response::Leased { .. } => "Leased",
             Response::Written { .. } => "Written",
             Response::Redirect(_) => "Redirect",
             Response::InSync => "InSync",

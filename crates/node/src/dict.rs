@@ -26,6 +26,15 @@ impl Node {
         value(self.run(UserOp::Get(key)).await?)
     }
 
+    /// `get` answered at once when it can be — from the read cache under a lease, or from our
+    /// own store when we own the key — with the same guarantee; `None`: call `get`.
+    pub fn get_now(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        if self.is_closed() {
+            return None;
+        }
+        self.inner.driver.get_now(key)
+    }
+
     /// Store `value` under `key`; resolves once every replica holds it.
     pub async fn set(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
         self.run(UserOp::Set(key, value)).await.map(|_| ())

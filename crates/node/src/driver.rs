@@ -172,6 +172,24 @@ impl Driver {
         read(&self.lock().engine)
     }
 
+    /// A get the engine can answer without waiting (`Engine::get_now`), else `None`.
+    pub fn get_now(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        let started = Instant::now();
+        let answer = {
+            let mut state = self.lock();
+            if state.failed.is_some() || state.closed {
+                return None;
+            }
+            let now = self.now();
+            state.engine.get_now(now, key)
+        };
+        // Counted like any get (the metrics' operations and latencies).
+        if answer.is_some() {
+            self.metrics.record_op(TimedOp::Get, started.elapsed().as_micros() as u64, None);
+        }
+        answer
+    }
+
     /// Encode a message, refusing one over the frame limit: every bulk message is cut by bytes
     /// to fit, so this is a bug caught before the peer has to drop the connection.
     fn encode(&self, message: &Message) -> Option<Frame> {

@@ -13,7 +13,11 @@
 //!   misses are checked with its successors (see `read`).
 //! - **Sync wanted.** Anti-entropy should run at the next maintenance round, not only on its
 //!   period: the arc, the successors or a neighbour changed.
+//! - **Inherited leases.** Once a sync ends with more of the arc held than before, the part
+//!   came from another owner, which may have granted read leases on its keys (`lease`): writes
+//!   to the arc wait until [`LEASE_MS`] after that sync, when every such lease has run out.
 
+use super::lease::LEASE_MS;
 use super::time::Millis;
 use crate::id::Id;
 
@@ -28,6 +32,11 @@ pub struct ArcState {
     /// When the arc last grew or rings merged around us.
     unsettled_since: Option<Millis>,
     sync_wanted: bool,
+    /// Part of the arc came from another owner (a predecessor that went, a merge, a join)
+    /// and is not synced yet: the sync that ends starts the lease wait.
+    inheriting: bool,
+    /// Writes to the arc wait until then: leases a previous owner granted may still run.
+    inherited_leases_until: Millis,
 }
 
 impl ArcState {
@@ -56,6 +65,7 @@ impl ArcState {
             false
         } else {
             self.unsettled_since = Some(now);
+            self.inheriting = true;
             true
         }
     }
@@ -65,6 +75,7 @@ impl ArcState {
     /// Until it is synced with our (new) replicas, its reads and deletes wait.
     pub fn merging(&mut self, now: Millis) {
         self.synced_from = None;
+        self.inheriting = true;
         self.sync_wanted = true;
         self.unsettled_since = Some(now);
     }
@@ -75,13 +86,22 @@ impl ArcState {
     /// after the successor accepted us): until then our arc's reads and writes wait.
     pub fn joined(&mut self) {
         self.synced_from = None;
+        self.inheriting = true;
         self.sync_wanted = true;
     }
 
     /// A sync of our arc starting at `from` finished with at least one replica: we hold all
-    /// of it.
-    pub fn synced(&mut self, from: Id) {
+    /// of it. If part of it came from another owner, so may leases on its keys.
+    pub fn synced(&mut self, from: Id, now: Millis) {
+        if std::mem::take(&mut self.inheriting) {
+            self.inherited_leases_until = now + LEASE_MS;
+        }
         self.synced_from = Some(from);
+    }
+
+    /// Must writes to our arc wait for leases a previous owner may have granted?
+    pub fn inherits_leases(&self, now: Millis) -> bool {
+        now < self.inherited_leases_until
     }
 
     /// A settled ring installed by hand (simulators, tests): we hold all of `(predecessor, me]`.
@@ -109,7 +129,7 @@ mod tests {
     #[test]
     fn an_arc_that_shrinks_stays_synced_and_one_that_grows_waits() {
         let mut arc = ArcState::default();
-        arc.synced(Id(500));
+        arc.synced(Id(500), 0);
         assert!(!arc.unsynced(Id(600), Some(Id(500)), ME));
         // A closer predecessor: the arc shrank inside what we hold.
         arc.predecessor_changed(Id(700), ME, false, 0);
@@ -121,7 +141,8 @@ mod tests {
         assert!(!arc.unsynced(Id(800), Some(Id(300)), ME), "the old part is still held");
         assert!(arc.unsettled(10 + READ_AROUND_MS - 1) && !arc.unsettled(10 + READ_AROUND_MS));
         assert!(arc.take_sync_wanted() && !arc.take_sync_wanted());
-        arc.synced(Id(300));
+        arc.synced(Id(300), 20);
+        assert!(arc.inherits_leases(20 + LEASE_MS - 1) && !arc.inherits_leases(20 + LEASE_MS), "writes wait out the previous owner's leases");
         assert!(!arc.unsynced(Id(400), Some(Id(300)), ME));
     }
 
@@ -133,7 +154,7 @@ mod tests {
         // The predecessor notifies us: the whole arc (500, 1000] waits, pulled or not.
         assert!(arc.predecessor_changed(Id(500), ME, false, 0));
         assert!(arc.unsynced(Id(999), Some(Id(500)), ME));
-        arc.synced(Id(500));
+        arc.synced(Id(500), 0);
         assert!(!arc.unsynced(Id(999), Some(Id(500)), ME));
     }
 

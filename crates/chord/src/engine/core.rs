@@ -46,6 +46,12 @@ pub struct Counters {
     pub events_refused: u64,
     /// Nodes of another ring adopted as successor (ring merges, one gap each).
     pub merges: u64,
+    /// Read leases this node granted as an owner, and invalidations it sent for writes.
+    pub leases_granted: u64,
+    pub invalidations_sent: u64,
+    /// Writes that waited for a holder that did not confirm its invalidation (its lease ran
+    /// out instead).
+    pub lease_timeouts: u64,
     /// Lookup hops, anti-entropy and suspicions, as the metrics show them.
     pub figures: RingFigures,
 }
@@ -160,6 +166,10 @@ pub struct Core {
     /// our own arc and every fresh lease are strays (left by a stand-in write or an old ring
     /// shape) and are handed to their owner, then dropped.
     pub(super) leases: HashMap<Id, (Id, Millis)>,
+    /// Read leases granted as an owner (`lease`).
+    pub(super) read_leases: super::lease::Leases,
+    /// Values read with a lease from their owners (`cacheBytes`).
+    pub(super) cache: super::lease::ReadCache,
     /// Ring events already delivered here.
     pub(super) seen: SeenSet,
     /// Events and subscriptions from peers that claim membership but have not proved it yet

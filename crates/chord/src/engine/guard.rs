@@ -44,7 +44,8 @@ type Refusal = (&'static str, String);
 pub fn check(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: &Request) -> Option<Response> {
     let sender = sender?; // we serve ourselves without checks
     let refusal = match body {
-        Request::Get { key } => check_key(key),
+        Request::Get { key } | Request::GetLeased { key } => check_key(key),
+        Request::Invalidate { keys } => keys.iter().try_for_each(|key| check_key(key)),
         Request::Write { key, value, .. } => check_sizes(key, value.as_deref().map(|v| &v[..])),
         Request::Replicate { items } => check_item_sizes(items).and_then(|()| check_items(cx, sender, items)),
         // A hand-off names its receiver as the items' owner; one outside our arc is stale

@@ -181,6 +181,8 @@ pub fn on_candidates(cx: &mut Cx<'_>, sender: &NodeRef, mut candidates: Vec<Node
 /// become our predecessor, so our arc waits for a sync (see `arc`).
 fn from_member(cx: &mut Cx<'_>, sender: &NodeRef, candidates: Vec<NodeRef>) {
     cx.core.arc.merging(cx.now.mono);
+    // Versions written in the other ring may win now: what we read under leases goes.
+    cx.core.cache.clear(cx.now.mono);
     consider(cx, candidates, Some(sender));
 }
 

@@ -22,6 +22,7 @@ pub mod cx;
 mod detector;
 mod events;
 mod guard;
+mod lease;
 mod links;
 mod lookup;
 mod maintenance;
@@ -46,6 +47,7 @@ pub use self::cx::{Action, LookupInfo, Millis, Notice, Now, OpId, OpOutput, Repl
 pub use self::route::DictOp;
 pub use self::links::{Admission, IDLE_CLOSE_MS};
 pub use self::maintenance::FINGERS_PER_ROUND;
+pub use self::lease::LEASE_MS;
 
 use self::contacts::Contacts;
 use self::links::Links;
@@ -224,6 +226,17 @@ pub struct Stats {
     /// Frames refused before sending for exceeding the frame limit: 0 unless there is a bug
     /// (the driver's figure; the engine leaves it 0).
     pub oversized_frames: u64,
+    /// Gets answered from the read cache, and gets that looked there first and missed.
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// Entries and bytes in the read cache now (at most `cacheBytes`).
+    pub cache_entries: usize,
+    pub cache_bytes: usize,
+    /// As an owner: read leases granted, invalidations sent for writes, and holders whose
+    /// lease a write waited out because they did not confirm.
+    pub leases_granted: u64,
+    pub invalidations_sent: u64,
+    pub lease_timeouts: u64,
 }
 
 pub struct Engine {
@@ -239,6 +252,7 @@ impl Engine {
         let member = settings.chord.as_ref().is_some_and(|c| c.join);
         let list_len = settings.chord.as_ref().map_or(4, |c| c.successor_list_len());
         let me = settings.me;
+        let cache_bytes = settings.chord.as_ref().map_or(0, |c| c.cache_bytes);
         let core = Core {
             ring: member.then(|| Routing::new(me.clone(), list_len)),
             clock: Clock::new(me.id),
@@ -259,6 +273,8 @@ impl Engine {
             view: BTreeMap::new(),
             arcs: BTreeMap::new(),
             leases: HashMap::new(),
+            read_leases: Default::default(),
+            cache: lease::ReadCache::new(cache_bytes),
             seen: SeenSet::new(),
             unproven: Default::default(),
             watch: Default::default(),
@@ -402,6 +418,28 @@ impl Engine {
     }
 
     /// Start a user operation; its result comes back as [`Action::Done`] with `op`.
+    /// A get answered without waiting, if it can be: from the read cache while the key's lease
+    /// holds, or from our own store when we own the key with its arc synced and settled —
+    /// exactly what `start_op(UserOp::Get)` would answer at once (the binding's fast path).
+    /// `None`: start the operation instead.
+    pub fn get_now(&mut self, now: Now, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        self.core.now = now.mono;
+        if self.core.chord.is_none() || key.len() > MAX_KEY_BYTES {
+            return None;
+        }
+        if let Some(value) = self.core.cache.get(key, now.mono) {
+            return Some(value);
+        }
+        let owned = self.core.ring.as_ref().is_some_and(|ring| matches!(ring.next_hop(Id::of_key(key)), crate::routing::Hop::Local));
+        if !owned || self.core.unsettled() {
+            return None;
+        }
+        match read::owner_get(&self.core, key.to_vec()) {
+            Response::Value { item, .. } => Some(item.and_then(|i| i.value).map(serde_bytes::ByteBuf::into_vec)),
+            _ => None,
+        }
+    }
+
     pub fn start_op(&mut self, now: Now, op: OpId, kind: UserOp) {
         self.core.now = now.mono;
         match self.machine_for(&kind) {
@@ -781,6 +819,8 @@ impl Engine {
     fn tick(&mut self, now: Now) {
         self.schedule.last_tick = now.mono;
         self.schedule.next_tick = now.mono + self.next_interval();
+        self.core.cache.expire(now.mono);
+        self.core.read_leases.expire(now.mono);
         let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
         watch::announce_if_due(&mut cx);
         self.run_spawned(now);
@@ -928,6 +968,13 @@ impl Engine {
             suspicions: counters.figures.suspicions,
             merges: counters.merges,
             contacts: self.core.contacts.len(),
+            cache_hits: self.core.cache.hits,
+            cache_misses: self.core.cache.misses,
+            cache_entries: self.core.cache.len(),
+            cache_bytes: self.core.cache.bytes(),
+            leases_granted: counters.leases_granted,
+            invalidations_sent: counters.invalidations_sent,
+            lease_timeouts: counters.lease_timeouts,
             ..Stats::default()
         };
         if let Some(ring) = &self.core.ring {

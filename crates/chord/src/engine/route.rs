@@ -62,6 +62,8 @@ pub struct Routed {
     attempt: u32,
     deadline: Millis,
     waiting: Waiting,
+    /// When the last `GetLeased` left: a lease it brings is timed from then.
+    lease_asked_at: Option<Millis>,
 }
 
 impl Routed {
@@ -73,7 +75,20 @@ impl Routed {
             DictOp::Set => Request::Write { key, value: value.map(ByteBuf::from), mode: WriteMode::Set },
             DictOp::Delete => Request::Write { key, value: None, mode: WriteMode::Delete },
         };
-        Routed { op, position, request, target: Destination::Local, direct: false, relay: false, redirects: 0, suspect_detours: 0, attempt: 0, deadline: 0, waiting: Waiting::Nothing }
+        Routed {
+            op,
+            position,
+            request,
+            target: Destination::Local,
+            direct: false,
+            relay: false,
+            redirects: 0,
+            suspect_detours: 0,
+            attempt: 0,
+            deadline: 0,
+            waiting: Waiting::Nothing,
+            lease_asked_at: None,
+        }
     }
 
     fn retarget(&mut self, cx: &mut Cx<'_>) -> Step {
@@ -102,8 +117,14 @@ impl Routed {
             }
             (Destination::Remote(node), request) => {
                 let via = if self.direct { None } else { cx.core.relay_via(self.position, node, self.relay) };
-                let id = match (via, Wire::of(request)) {
-                    (Some(via), Some(body)) => cx.request(&via, Request::Relay { ttl: RELAY_TTL, body }),
+                self.lease_asked_at = None;
+                let id = match (via, Wire::of(request), request) {
+                    (Some(via), Some(body), _) => cx.request(&via, Request::Relay { ttl: RELAY_TTL, body }),
+                    // Straight to the owner with a cache to fill: ask for a lease with the value.
+                    (None, _, Request::Get { key }) if cx.core.cache.enabled() => {
+                        self.lease_asked_at = Some(cx.now.mono);
+                        cx.request(node, Request::GetLeased { key: key.clone() })
+                    }
                     _ => cx.request(node, request.clone()),
                 };
                 self.direct = false;
@@ -155,6 +176,14 @@ impl Routed {
                 let response = Response::from(answer);
                 self.direct = matches!(response, Response::Redirect(_));
                 Ok(response)
+            }
+            // A value with a lease: kept for repeated gets until the lease ends.
+            Ok(Response::Leased { item, arc }) => {
+                if let (Some(sent), Request::Get { key }) = (self.lease_asked_at, &self.request) {
+                    let value = item.as_ref().and_then(|i| i.value.as_ref()).map(|v| v.to_vec());
+                    cx.core.cache.insert(key.to_vec(), value, sent, cx.now.mono);
+                }
+                Ok(Response::Value { item, arc })
             }
             other => other,
         };
@@ -220,6 +249,17 @@ impl Machine for Routed {
         match input {
             Input::Start => {
                 self.deadline = cx.now.mono + OPERATION_DEADLINE.as_millis() as u64;
+                match &self.request {
+                    Request::Get { key } => {
+                        if let Some(value) = cx.core.cache.get(key, cx.now.mono) {
+                            return Step::Done(Outcome::Op(Ok(OpOutput::Value(value))));
+                        }
+                    }
+                    // Our own write: our copy goes now (the owner also invalidates it, if it
+                    // granted us the lease, before the write resolves).
+                    Request::Write { key, .. } => cx.core.cache.invalidate(key, cx.now.mono),
+                    _ => {}
+                }
                 self.retarget(cx)
             }
             Input::Reply(id, reply) if matches!(self.waiting, Waiting::Remote(asked) if asked == id) => self.on_answer(cx, reply),

@@ -86,6 +86,28 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
             LocalGet::Now(answer) => answer,
             LocalGet::Around(read) => return Served::Later(Box::new(read)),
         },
+        Request::GetLeased { key } => {
+            let key = key.into_vec();
+            match get_here(cx.core, key.clone()) {
+                LocalGet::Now(Response::Value { item, arc }) => match sender {
+                    Some(holder) if cx.core.read_leases.grant(&key, holder, cx.now.mono) => {
+                        cx.core.counters.leases_granted += 1;
+                        Response::Leased { item, arc }
+                    }
+                    _ => Response::Value { item, arc },
+                },
+                LocalGet::Now(answer) => answer,
+                // Settling (a miss checked with the successors): answered without a lease.
+                LocalGet::Around(read) => return Served::Later(Box::new(read)),
+            }
+        }
+        Request::Invalidate { keys } => {
+            let now = cx.now.mono;
+            for key in &keys {
+                cx.core.cache.invalidate(key, now);
+            }
+            Response::Ok
+        }
         Request::Page { after, limit, with_values } => page(cx.core, after, limit, with_values),
         // Diagnostics hold the driver's measurements too: the node's driver answers `Info`
         // itself; an engine without one (the simulator) has nothing to report.

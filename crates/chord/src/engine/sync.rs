@@ -314,7 +314,7 @@ impl Machine for SyncReplicas {
             let current = cx.core.ring.as_ref().and_then(|r| r.primary_arc());
             let complete = self.synced && !self.incomplete && self.busy < self.replicas.max(1);
             if let (true, Some(arc)) = (complete, self.arc.filter(|arc| Some(*arc) == current)) {
-                cx.core.arc.synced(arc.0);
+                cx.core.arc.synced(arc.0, cx.now.mono);
             }
             Step::Done(Outcome::Unit(Ok(())))
         } else {

@@ -509,6 +509,83 @@ fn a_node_joining_through_a_contact_is_not_adopted_or_notified_into_a_ring_of_tw
 }
 
 #[test]
+fn a_repeated_get_is_answered_from_the_lease_and_a_write_elsewhere_invalidates_it_before_it_resolves() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], chord(false));
+    let key = key_in(Q, 2 * Q); // owned by 2Q
+    let set = h.start(Q, UserOp::Set(key.clone(), b"one".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    h.advance(super::LEASE_MS + 10); // the owner's sync-time lease wait is over
+    let get = h.start(4 * Q, UserOp::Get(key.clone()));
+    assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"one".to_vec())))));
+    let now = h.at();
+    assert_eq!(h.engine(4 * Q).get_now(now, &key), Some(Some(b"one".to_vec())), "answered from memory");
+    let get = h.start(4 * Q, UserOp::Get(key.clone()));
+    assert!(queued_requests(&mut h, 4 * Q).is_empty(), "a cached get sends nothing");
+    assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"one".to_vec())))));
+    assert_eq!(h.engines[&Id(2 * Q)].stats().leases_granted, 1);
+    // A write from a third node: the owner invalidates 4Q's copy before it resolves.
+    let set = h.start(3 * Q, UserOp::Set(key.clone(), b"two".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    assert_eq!(h.engines[&Id(2 * Q)].stats().invalidations_sent, 1);
+    let now = h.at();
+    assert_eq!(h.engine(4 * Q).get_now(now, &key), None, "the copy went before the write resolved");
+    let get = h.start(4 * Q, UserOp::Get(key.clone()));
+    assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"two".to_vec())))));
+    // Without a cache nothing is leased.
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q], ChordConfig { cache_bytes: 0, ..chord(false) });
+    h.advance(super::LEASE_MS + 10);
+    let get = h.start(3 * Q, UserOp::Get(key.clone()));
+    h.result(get);
+    assert_eq!(h.engines[&Id(2 * Q)].stats().leases_granted, 0);
+}
+
+#[test]
+fn a_silent_lease_holder_delays_a_write_by_at_most_the_lease() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q, 5 * Q], chord(false));
+    let key = key_in(Q, 2 * Q); // owned by 2Q, replicas 3Q and 4Q; 5Q only reads it
+    h.advance(super::LEASE_MS + 10);
+    let get = h.start(5 * Q, UserOp::Get(key.clone()));
+    h.result(get);
+    let leased_at = h.now;
+    h.silent.insert(Id(5 * Q)); // crashed or cut off, its lease still running
+    let set = h.start(3 * Q, UserOp::Set(key.clone(), b"new".to_vec()));
+    assert_eq!(h.result(set), None, "waits for the holder");
+    h.advance(super::LEASE_MS);
+    assert!(matches!(h.result(set), Some(Ok(_))), "resolved once the lease ran out");
+    assert!(h.now <= leased_at + super::LEASE_MS + 100);
+    assert_eq!(h.engines[&Id(2 * Q)].stats().lease_timeouts, 1);
+}
+
+#[test]
+fn a_node_that_takes_over_an_arc_takes_writes_only_once_the_previous_owners_leases_ran_out() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], chord(false));
+    let key = key_in(Q, 2 * Q); // owned by 2Q, then by 3Q
+    h.advance(super::LEASE_MS + 10);
+    let get = h.start(4 * Q, UserOp::Get(key.clone()));
+    h.result(get);
+    assert_eq!(h.engines[&Id(2 * Q)].stats().leases_granted, 1);
+    // The owner dies with 4Q's lease on record: nobody will invalidate it.
+    h.dead.insert(Id(2 * Q));
+    let set = h.start(Q, UserOp::Set(key.clone(), b"after".to_vec()));
+    let mut resolved = None;
+    for _ in 0..200 {
+        h.advance(50);
+        if let Some(result) = h.result(set) {
+            resolved = Some((result, h.now));
+            break;
+        }
+    }
+    let (result, at) = resolved.expect("the write resolves once 3Q took over");
+    assert!(result.is_ok());
+    // 4Q's copy, leased before the death, ran out before 3Q took the write: a get started now
+    // reads the write, never the cached absence.
+    let now = h.at();
+    assert_eq!(h.engine(4 * Q).get_now(now, &key), None, "at {at}");
+    let get = h.start(4 * Q, UserOp::Get(key.clone()));
+    assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"after".to_vec())))));
+}
+
+#[test]
 fn a_joiner_takes_the_keys_it_now_owns() {
     let mut h = Harness::ring(&[Q, 3 * Q, 5 * Q], chord(false));
     let key = key_in(Q, 2 * Q); // owned by 3Q now, by the joiner at 2Q after

@@ -4,9 +4,12 @@
 //! copies even while a neighbour is dead (the design's durability promise). With a `dataDir`
 //! each copy counts once it is durable: the owner's own once its store reports the write
 //! committed (`Action::Persist`), a replica's once it answered `Ok` (it persists first too).
+//!
+//! A key some nodes hold read leases on (`lease`) is acknowledged only once each of them
+//! dropped its copy (`Invalidate` answered) or its lease ran out.
 
 use super::core::{not_member, not_stored, rejoining, syncing};
-use super::cx::{Cx, Input, Machine, Notice, Outcome, ReqId, Step, Ticket};
+use super::cx::{Cx, Input, Machine, Millis, Notice, Outcome, ReqId, Step, Ticket};
 use super::events;
 use crate::id::Id;
 use crate::protocol::{Request, Response, WriteMode};
@@ -31,6 +34,8 @@ pub struct OwnerWrite {
     wanted: usize,
     /// Our own copy's durability barrier, while it is not reported.
     persisting: Option<Ticket>,
+    /// Invalidations sent to lease holders and not answered, with when each lease ends.
+    invalidating: Vec<(ReqId, Millis)>,
 }
 
 impl OwnerWrite {
@@ -48,6 +53,7 @@ impl OwnerWrite {
             acked: 0,
             wanted: 0,
             persisting: None,
+            invalidating: Vec::new(),
         }
     }
 
@@ -63,6 +69,8 @@ impl OwnerWrite {
             // current value, and a set's version must order after every version the arc's
             // previous owner gave (our clock observes them as the sync brings them).
             Hop::Local if cx.core.unsynced(position) => return Step::Done(Outcome::Response(syncing())),
+            // Part of the arc came from another owner lately: its read leases may still run.
+            Hop::Local if cx.core.arc.inherits_leases(cx.now.mono) => return Step::Done(Outcome::Response(syncing())),
             Hop::Local => {}
             Hop::Owner(next) | Hop::Closer(next) => return Step::Done(Outcome::Response(Response::Redirect(next))),
         }
@@ -88,6 +96,7 @@ impl OwnerWrite {
         if self.changed {
             self.persisting = cx.persist();
         }
+        self.invalidate(cx, &item.key);
         self.item = Some(item);
         self.wanted = replicas.saturating_sub(1).min(successors.len());
         self.candidates = successors.into();
@@ -95,6 +104,23 @@ impl OwnerWrite {
             self.ask_next(cx);
         }
         self.finish_if_answered(cx)
+    }
+
+    /// Tell every holder of a live read lease on `key` to drop its copy (the write is stored
+    /// already: a get after this reads it), and wait for each until its lease ends.
+    fn invalidate(&mut self, cx: &mut Cx<'_>, key: &[u8]) {
+        let now = cx.now.mono;
+        for (holder, until) in cx.core.read_leases.revoke(key, now) {
+            if holder.id == cx.core.me.id {
+                continue;
+            }
+            let id = cx.request(&holder, Request::Invalidate { keys: vec![ByteBuf::from(key.to_vec())] });
+            cx.core.counters.invalidations_sent += 1;
+            self.invalidating.push((id, until));
+        }
+        if let Some(last) = self.invalidating.iter().map(|(_, until)| *until).max() {
+            cx.wake_at(last);
+        }
     }
 
     /// Ask the nearest candidate not suspected meanwhile (a suspect would keep the write
@@ -109,7 +135,11 @@ impl OwnerWrite {
     }
 
     fn finish_if_answered(&mut self, cx: &mut Cx<'_>) -> Step {
-        if !self.asked.is_empty() || self.persisting.is_some() {
+        let now = cx.now.mono;
+        let before = self.invalidating.len();
+        self.invalidating.retain(|(_, until)| now < *until);
+        cx.core.counters.lease_timeouts += (before - self.invalidating.len()) as u64;
+        if !self.asked.is_empty() || self.persisting.is_some() || !self.invalidating.is_empty() {
             return Step::Pending;
         }
         if self.acked < self.wanted {
@@ -132,6 +162,20 @@ impl Machine for OwnerWrite {
     fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
         match input {
             Input::Start => self.start(cx),
+            Input::Reply(id, reply) if self.invalidating.iter().any(|(asked, _)| *asked == id) => {
+                let at = self.invalidating.iter().position(|(asked, _)| *asked == id).expect("checked");
+                match reply {
+                    // Dropped: this holder reads the write from now on.
+                    Ok(Response::Ok) => {
+                        self.invalidating.swap_remove(at);
+                    }
+                    // Unreachable or refusing: it may still answer its users from its copy,
+                    // until its lease runs out (the timer ends the wait then).
+                    _ => self.invalidating[at].0 = ReqId::MAX,
+                }
+                self.finish_if_answered(cx)
+            }
+            Input::Timer if !self.invalidating.is_empty() => self.finish_if_answered(cx),
             Input::Reply(id, reply) => {
                 let Some(at) = self.asked.iter().position(|(asked, _)| *asked == id) else { return Step::Pending };
                 let (_, node) = self.asked.swap_remove(at);
