@@ -60,6 +60,8 @@ const PEERS = {
   chordnet: { file: 'peers/chordnet.js', label: `chordnet ${require(path.join(ROOT, 'package.json')).version}`, repeat: 1, ours: true },
   // The same build without encryption: the bench table shows what Noise costs.
   'chordnet-plaintext': { file: 'peers/chordnet.js', label: `chordnet ${require(path.join(ROOT, 'package.json')).version} (Plaintext)`, repeat: 1, ours: true, options: { encryption: 'Plaintext' } },
+  // The same ring without the read cache (cacheBytes 0): every get crosses the network.
+  'chordnet-nocache': { file: 'peers/chordnet.js', label: `chordnet ${require(path.join(ROOT, 'package.json')).version} (no read cache)`, repeat: 1, ours: true, options: { cacheBytes: 0 }, workloads: ['read-heavy'] },
   // The same ring with every node on disk (dataDir, durability 'sync'): compared with the row above.
   'chordnet-disk': { file: 'peers/chordnet.js', label: `chordnet ${require(path.join(ROOT, 'package.json')).version} (dataDir, sync)`, repeat: 1, ours: true, options: { disk: true } },
   hyperdht: { file: 'peers/hyperdht.js', label: `hyperdht ${version('hyperdht')} (mutable)`, repeat: 1, options: { variant: 'mutable' } },

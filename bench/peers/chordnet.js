@@ -10,6 +10,7 @@
  * `disk: true` (peer chordnet-disk): every node keeps its data in a folder of its own (dataDir,
  * durability 'sync': a set resolves once the owner and both replicas flushed it to the disk),
  * in a temporary folder removed afterwards.
+ * `cacheBytes` (peer chordnet-nocache: 0) sets the read cache; absent, the default (on).
  */
 const path = require('node:path')
 const { createTestnet, Protocol } = require(path.resolve(__dirname, '..', '..'))
@@ -50,7 +51,8 @@ function createAdapter(options) {
     async start(n) {
       const protocol = new Protocol(`bench-${process.pid}`, options.encryption || 'Noise')
       if (options.disk) dataRoot = require('node:fs').mkdtempSync(path.join(options.dataRoot || require('node:os').tmpdir(), 'chordnet-bench-'))
-      testnet = await createTestnet(n, { stabilizeMs: options.stabilizeMs || 250, events: false, protocol, ...(dataRoot ? { dataDir: dataRoot, durability: 'sync' } : {}) })
+      const cache = options.cacheBytes === undefined ? {} : { cacheBytes: options.cacheBytes }
+      testnet = await createTestnet(n, { stabilizeMs: options.stabilizeMs || 250, events: false, protocol, ...cache, ...(dataRoot ? { dataDir: dataRoot, durability: 'sync' } : {}) })
       nodes = testnet.nodes
       startedAt = Date.now()
       // Let fix-fingers run a few rounds after the ring settled.
