@@ -34,6 +34,10 @@ pub const MAX_HOLDERS_PER_KEY: usize = 256;
 /// Bytes a cache entry costs beyond its key and value (map nodes, LRU index, bookkeeping).
 const ENTRY_OVERHEAD: usize = 96;
 
+/// Invalidations a holder remembers key by key; past it (a flood of `Invalidate`), it
+/// remembers only the time of the latest and keeps no answer to a get sent before then.
+const MAX_REMEMBERED_INVALIDATIONS: usize = 65_536;
+
 /// The owner's record of the leases it granted: key → holders with the time each lease ends.
 #[derive(Debug, Default)]
 pub struct Leases {
@@ -109,6 +113,8 @@ pub struct ReadCache {
     tick: u64,
     /// Keys invalidated lately, with when: an answer to a get sent before that is not kept.
     invalidated: HashMap<Vec<u8>, Millis>,
+    /// When the map above overflowed last: no answer to a get sent before then is kept.
+    invalidated_all_at: Option<Millis>,
     pub hits: u64,
     pub misses: u64,
 }
@@ -116,7 +122,17 @@ pub struct ReadCache {
 impl ReadCache {
     /// A cache of at most `capacity` bytes (keys, values and per-entry overhead); 0 disables.
     pub fn new(capacity: usize) -> ReadCache {
-        ReadCache { capacity, bytes: 0, entries: HashMap::new(), lru: BTreeMap::new(), tick: 0, invalidated: HashMap::new(), hits: 0, misses: 0 }
+        ReadCache {
+            capacity,
+            bytes: 0,
+            entries: HashMap::new(),
+            lru: BTreeMap::new(),
+            tick: 0,
+            invalidated: HashMap::new(),
+            invalidated_all_at: None,
+            hits: 0,
+            misses: 0,
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -133,6 +149,15 @@ impl ReadCache {
 
     /// The cached entry of `key` if its lease still holds: `Some(None)` for a cached absence.
     pub fn get(&mut self, key: &[u8], now: Millis) -> Option<Option<Vec<u8>>> {
+        let found = self.peek(key, now);
+        if found.is_none() && self.enabled() {
+            self.misses += 1;
+        }
+        found
+    }
+
+    /// As `get`, but a miss is not counted (the caller goes on to a `get` that counts it).
+    pub fn peek(&mut self, key: &[u8], now: Millis) -> Option<Option<Vec<u8>>> {
         if !self.enabled() {
             return None;
         }
@@ -149,13 +174,9 @@ impl ReadCache {
             }
             Some(false) => {
                 self.remove(key);
-                self.misses += 1;
                 None
             }
-            None => {
-                self.misses += 1;
-                None
-            }
+            None => None,
         }
     }
 
@@ -163,7 +184,8 @@ impl ReadCache {
     /// an invalidation of the key arrived since `sent`, or it does not fit.
     pub fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>, sent: Millis, now: Millis) {
         let until = sent + LEASE_MS;
-        if !self.enabled() || until <= now || self.invalidated.get(&key).is_some_and(|at| *at >= sent) {
+        let crossed = self.invalidated.get(&key).is_some_and(|at| *at >= sent) || self.invalidated_all_at.is_some_and(|at| at >= sent);
+        if !self.enabled() || until <= now || crossed {
             return;
         }
         let size = cost(&key, value.as_deref());
@@ -186,9 +208,15 @@ impl ReadCache {
     /// An owner's `Invalidate` (or our own write): drop the keys, and remember when.
     pub fn invalidate(&mut self, key: &[u8], now: Millis) {
         self.remove(key);
-        if self.enabled() {
-            self.invalidated.insert(key.to_vec(), now);
+        if !self.enabled() {
+            return;
         }
+        if self.invalidated.len() >= MAX_REMEMBERED_INVALIDATIONS && !self.invalidated.contains_key(key) {
+            self.invalidated.clear();
+            self.invalidated_all_at = Some(now);
+            return;
+        }
+        self.invalidated.insert(key.to_vec(), now);
     }
 
     /// Drop everything (rings merging around us: versions we never saw may win now).
@@ -202,6 +230,7 @@ impl ReadCache {
     /// Forget invalidations older than a lease and entries whose lease ended.
     pub fn expire(&mut self, now: Millis) {
         self.invalidated.retain(|_, at| now < *at + LEASE_MS);
+        self.invalidated_all_at = self.invalidated_all_at.filter(|at| now < *at + LEASE_MS);
         let ended: Vec<Vec<u8>> = self.entries.iter().filter(|(_, e)| e.until <= now).map(|(k, _)| k.clone()).collect();
         for key in ended {
             self.remove(&key);
@@ -249,6 +278,21 @@ mod tests {
         // An answer arriving after its lease would have ended is not kept either.
         cache.insert(b"late".to_vec(), Some(b"v".to_vec()), 0, LEASE_MS);
         assert_eq!(cache.get(b"late", LEASE_MS), None);
+    }
+
+    #[test]
+    fn a_flood_of_invalidations_is_remembered_in_bounded_memory_and_still_keeps_nothing_crossed() {
+        let mut cache = ReadCache::new(1 << 20);
+        for i in 0..MAX_REMEMBERED_INVALIDATIONS + 10 {
+            cache.invalidate(format!("k{i}").as_bytes(), 100);
+        }
+        assert!(cache.invalidated.len() <= MAX_REMEMBERED_INVALIDATIONS);
+        cache.insert(b"any".to_vec(), Some(b"v".to_vec()), 90, 110);
+        assert_eq!(cache.get(b"any", 111), None, "sent before the overflow: not kept");
+        cache.insert(b"any".to_vec(), Some(b"v".to_vec()), 101, 111);
+        assert_eq!(cache.get(b"any", 112), Some(Some(b"v".to_vec())));
+        cache.expire(100 + LEASE_MS);
+        assert!(cache.invalidated_all_at.is_none());
     }
 
     #[test]

@@ -427,7 +427,7 @@ impl Engine {
         if self.core.chord.is_none() || key.len() > MAX_KEY_BYTES {
             return None;
         }
-        if let Some(value) = self.core.cache.get(key, now.mono) {
+        if let Some(value) = self.core.cache.peek(key, now.mono) {
             return Some(value);
         }
         let owned = self.core.ring.as_ref().is_some_and(|ring| matches!(ring.next_hop(Id::of_key(key)), crate::routing::Hop::Local));
