@@ -23,6 +23,11 @@ Studies:
   faults     partitions, 5% message loss, 20% crashes with restarts, ±2 s clock skew, with
              a write workload; ring and data invariants after every round
              (default 1,000 nodes, 3 seeds per scenario)
+  restarts   members restarted on their folders while writes go on: stale reads
+  scale      rings far larger than a connection table: joins through one node, hops,
+             connections and idle cost with maxPeers 64 and 16 (default 10,000, 100,000)
+  events     messages per write with 0, 1 and 100 nodes listening for every key
+             (default 1,000 and 10,000 nodes)
   all        every study above
 
 Options:

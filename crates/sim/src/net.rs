@@ -104,6 +104,11 @@ pub struct Counters {
     pub busy: u64,
     /// Connections closed by their engines (idle, or to make room).
     pub closed: u64,
+    /// Ring events sent (`Message::Event`, one per subscriber a change goes to), subscription
+    /// messages sent (`Message::Subscribe`), and changes heard by listening nodes.
+    pub events: u64,
+    pub subscribes: u64,
+    pub heard: u64,
 }
 
 impl Counters {
@@ -125,6 +130,9 @@ impl Counters {
             dials: self.dials - earlier.dials,
             busy: self.busy - earlier.busy,
             closed: self.closed - earlier.closed,
+            events: self.events - earlier.events,
+            subscribes: self.subscribes - earlier.subscribes,
+            heard: self.heard - earlier.heard,
         }
     }
 
@@ -414,6 +422,14 @@ impl Sim {
         true
     }
 
+    /// Node `id`'s user starts listening for changes of the keys under `prefixes` (an empty
+    /// prefix: every key), as `on('add')` or `watch()` do.
+    pub fn watch(&mut self, id: Id, prefixes: Vec<Vec<u8>>) {
+        if let Some(&slot) = self.live.get(&id) {
+            self.with_engine(slot, |engine, now| engine.watch(now, prefixes));
+        }
+    }
+
     /// Start a user operation at node `id`; take its result with [`Sim::take_result`].
     pub fn start_op(&mut self, id: Id, op: UserOp) -> Option<OpId> {
         let slot = *self.live.get(&id)?;
@@ -649,6 +665,11 @@ impl Sim {
             }
             Action::Send { to, message } => {
                 self.counters.other += 1;
+                match message {
+                    Message::Event { .. } => self.counters.events += 1,
+                    Message::Subscribe { .. } => self.counters.subscribes += 1,
+                    _ => {}
+                }
                 if let Some(&target) = self.slot_of.get(&to.id) {
                     if self.nodes[target].engine.is_some() && self.connect(slot, target).is_ok() && self.passes(slot, target) {
                         self.push(at, Event::OneWay { from: slot, to: target, message });
@@ -661,7 +682,8 @@ impl Sim {
                 }
             }
             Action::Notice(Notice::Error { code, message }) => self.errors.push((self.nodes[slot].id, code, message)),
-            Action::ToClients { .. } | Action::Notice(_) => {}
+            Action::Notice(Notice::Added(_) | Notice::Deleted(_)) => self.counters.heard += 1,
+            Action::ToClients { .. } => {}
             // Simulated nodes keep their stores in memory: the engine never asks for a commit.
             Action::Persist { .. } => unreachable!("a store in memory needs no commit"),
             Action::Done { op, result } => {

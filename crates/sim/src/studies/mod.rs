@@ -6,6 +6,7 @@
 
 pub mod churn;
 pub mod detector;
+pub mod events;
 pub mod failures;
 pub mod faults;
 pub mod hops;
@@ -83,7 +84,7 @@ impl Params {
     }
 }
 
-pub const STUDIES: [&str; 6] = ["hops", "failures", "churn", "faults", "restarts", "scale"];
+pub const STUDIES: [&str; 7] = ["hops", "failures", "churn", "faults", "restarts", "scale", "events"];
 
 /// Run one study by name.
 pub fn run(study: &str, params: &Params) -> Option<Output> {
@@ -94,6 +95,7 @@ pub fn run(study: &str, params: &Params) -> Option<Output> {
         "faults" => Some(faults::run(params)),
         "restarts" => Some(restarts::run(params)),
         "scale" => Some(scale::run(params)),
+        "events" => Some(events::run(params)),
         _ => None,
     }
 }
