@@ -151,8 +151,16 @@ pub enum Request {
     FindSuccessor { position: Id, avoid: Vec<Id> },
     /// Read a key at its owner.
     Get { key: ByteBuf },
-    /// Write a key at its owner, which versions and replicates it before answering.
-    Write { key: ByteBuf, value: Option<ByteBuf>, mode: WriteMode },
+    /// Write a key at its owner, which versions and replicates it before answering. `nonce`
+    /// (random, per user write; 0: none) lets the owner run a retried write once
+    /// (`engine::dedupe`).
+    Write {
+        key: ByteBuf,
+        value: Option<ByteBuf>,
+        mode: WriteMode,
+        #[serde(default)]
+        nonce: u64,
+    },
     /// Store these versioned items as a replica.
     Replicate { items: Vec<Item> },
     /// Anti-entropy: does your copy of `(from, to]` hash to `digest`? If not, list your
@@ -195,7 +203,13 @@ pub enum Request {
 pub enum Routed {
     FindSuccessor { position: Id, avoid: Vec<Id> },
     Get { key: ByteBuf },
-    Write { key: ByteBuf, value: Option<ByteBuf>, mode: WriteMode },
+    Write {
+        key: ByteBuf,
+        value: Option<ByteBuf>,
+        mode: WriteMode,
+        #[serde(default)]
+        nonce: u64,
+    },
 }
 
 impl Routed {
@@ -204,7 +218,7 @@ impl Routed {
         match self {
             Routed::FindSuccessor { position, avoid } => Request::FindSuccessor { position, avoid },
             Routed::Get { key } => Request::Get { key },
-            Routed::Write { key, value, mode } => Request::Write { key, value, mode },
+            Routed::Write { key, value, mode, nonce } => Request::Write { key, value, mode, nonce },
         }
     }
 
@@ -213,7 +227,7 @@ impl Routed {
         Some(match request.clone() {
             Request::FindSuccessor { position, avoid } => Routed::FindSuccessor { position, avoid },
             Request::Get { key } => Routed::Get { key },
-            Request::Write { key, value, mode } => Routed::Write { key, value, mode },
+            Request::Write { key, value, mode, nonce } => Routed::Write { key, value, mode, nonce },
             _ => return None,
         })
     }

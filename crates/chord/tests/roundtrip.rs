@@ -72,7 +72,7 @@ fn request() -> impl Strategy<Value = Request> {
         (id(), vec(id(), 0..4)).prop_map(|(position, avoid)| Request::FindSuccessor { position, avoid }),
         bytes().prop_map(|key| Request::Get { key }),
         (bytes(), proptest::option::of(bytes()), prop_oneof![Just(WriteMode::Set), Just(WriteMode::Delete)])
-            .prop_map(|(key, value, mode)| Request::Write { key, value, mode }),
+            .prop_map(|(key, value, mode)| Request::Write { key, value, mode, nonce: 7 }),
         vec(item(), 0..4).prop_map(|items| Request::Replicate { items }),
         (id(), id(), bytes(), proptest::option::of((id(), bytes()))).prop_map(|(from, to, digest, after)| Request::SyncArc { from, to, digest, after }),
         vec(bytes(), 0..4).prop_map(|keys| Request::Fetch { keys }),
@@ -93,7 +93,7 @@ fn routed() -> impl Strategy<Value = Routed> {
         (id(), vec(id(), 0..4)).prop_map(|(position, avoid)| Routed::FindSuccessor { position, avoid }),
         bytes().prop_map(|key| Routed::Get { key }),
         (bytes(), proptest::option::of(bytes()), prop_oneof![Just(WriteMode::Set), Just(WriteMode::Delete)])
-            .prop_map(|(key, value, mode)| Routed::Write { key, value, mode }),
+            .prop_map(|(key, value, mode)| Routed::Write { key, value, mode, nonce: 9 }),
     ]
 }
 

@@ -170,6 +170,8 @@ pub struct Core {
     pub(super) read_leases: super::lease::Leases,
     /// Values read with a lease from their owners (`cacheBytes`).
     pub(super) cache: super::lease::ReadCache,
+    /// User writes run here lately, by nonce (`dedupe`).
+    pub(super) recent_writes: super::dedupe::RecentWrites,
     /// Ring events already delivered here.
     pub(super) seen: SeenSet,
     /// Events and subscriptions from peers that claim membership but have not proved it yet

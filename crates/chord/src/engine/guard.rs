@@ -272,9 +272,9 @@ mod tests {
         let big_key = vec![b'k'; MAX_KEY_BYTES + 1];
         let big_value = || Some(ByteBuf::from(vec![b'v'; MAX_VALUE_BYTES + 1]));
         let cases = vec![
-            Request::Write { key: ByteBuf::from(big_key.clone()), value: Some(ByteBuf::from(b"v".to_vec())), mode: WriteMode::Set },
-            Request::Write { key: ByteBuf::from(key.clone()), value: big_value(), mode: WriteMode::Set },
-            Request::Relay { ttl: 3, body: Routed::Write { key: ByteBuf::from(key.clone()), value: big_value(), mode: WriteMode::Set } },
+            Request::Write { key: ByteBuf::from(big_key.clone()), value: Some(ByteBuf::from(b"v".to_vec())), mode: WriteMode::Set, nonce: 0 },
+            Request::Write { key: ByteBuf::from(key.clone()), value: big_value(), mode: WriteMode::Set, nonce: 0 },
+            Request::Relay { ttl: 3, body: Routed::Write { key: ByteBuf::from(key.clone()), value: big_value(), mode: WriteMode::Set, nonce: 0 } },
             Request::Get { key: ByteBuf::from(big_key.clone()) },
             Request::Relay { ttl: 3, body: Routed::Get { key: ByteBuf::from(big_key.clone()) } },
             Request::Replicate { items: vec![sized(key.clone(), MAX_VALUE_BYTES + 1)] },

@@ -17,6 +17,7 @@
 
 mod arc;
 mod contacts;
+mod dedupe;
 pub mod core;
 pub mod cx;
 mod detector;
@@ -275,6 +276,7 @@ impl Engine {
             leases: HashMap::new(),
             read_leases: Default::default(),
             cache: lease::ReadCache::new(cache_bytes),
+            recent_writes: Default::default(),
             seen: SeenSet::new(),
             unproven: Default::default(),
             watch: Default::default(),

@@ -16,7 +16,7 @@
 use super::cx::{Cx, Input, Machine, Outcome, ReqId, Served, Step};
 use super::read::{get_here, LocalGet};
 use super::detector::check_avoided;
-use super::write::OwnerWrite;
+use super::write::owner_write;
 use crate::id::Id;
 use crate::protocol::{RelayAnswer, Request, Response, Routed};
 use crate::routing::{Hop, NodeRef};
@@ -49,9 +49,12 @@ pub fn serve(cx: &mut Cx<'_>, ttl: u8, body: Routed) -> Served {
             },
             Hop::Owner(next) | Hop::Closer(next) => forward_or(cx, ttl, next.clone(), Routed::Get { key }, RelayAnswer::Redirect(next)),
         },
-        Routed::Write { key, value, mode } => match hop(cx, Id::of_key(&key), &[]) {
-            Hop::Local => Served::Later(Box::new(Answering(Box::new(OwnerWrite::new(key.into_vec(), value, mode))))),
-            Hop::Owner(next) | Hop::Closer(next) => forward_or(cx, ttl, next.clone(), Routed::Write { key, value, mode }, RelayAnswer::Redirect(next)),
+        Routed::Write { key, value, mode, nonce } => match hop(cx, Id::of_key(&key), &[]) {
+            Hop::Local => match owner_write(cx, key.into_vec(), value, mode, nonce) {
+                Ok(write) => Served::Later(Box::new(Answering(Box::new(write)))),
+                Err(answer) => answered(answer.into()),
+            },
+            Hop::Owner(next) | Hop::Closer(next) => forward_or(cx, ttl, next.clone(), Routed::Write { key, value, mode, nonce }, RelayAnswer::Redirect(next)),
         },
     }
 }

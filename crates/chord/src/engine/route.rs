@@ -13,7 +13,7 @@ use super::cx::{Cx, Input, LookupInfo, Machine, Millis, OpOutput, Outcome, ReqId
 use super::lookup::Lookup;
 use super::read::{get_here, LocalGet};
 use super::serve::page;
-use super::write::OwnerWrite;
+use super::write::owner_write;
 use crate::config::OPERATION_DEADLINE;
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -72,8 +72,9 @@ impl Routed {
         let key = ByteBuf::from(key);
         let request = match op {
             DictOp::Get => Request::Get { key },
-            DictOp::Set => Request::Write { key, value: value.map(ByteBuf::from), mode: WriteMode::Set },
-            DictOp::Delete => Request::Write { key, value: None, mode: WriteMode::Delete },
+            // The nonce is drawn when the operation starts (`dedupe`).
+            DictOp::Set => Request::Write { key, value: value.map(ByteBuf::from), mode: WriteMode::Set, nonce: 0 },
+            DictOp::Delete => Request::Write { key, value: None, mode: WriteMode::Delete, nonce: 0 },
         };
         Routed {
             op,
@@ -110,11 +111,13 @@ impl Routed {
                     Step::Pending
                 }
             },
-            (Destination::Local, Request::Write { key, value, mode }) => {
-                let child = cx.spawn(OwnerWrite::new(key.to_vec(), value.clone(), *mode));
-                self.waiting = Waiting::Local(child);
-                Step::Pending
-            }
+            (Destination::Local, Request::Write { key, value, mode, nonce }) => match owner_write(cx, key.to_vec(), value.clone(), *mode, *nonce) {
+                Ok(write) => {
+                    self.waiting = Waiting::Local(cx.spawn(write));
+                    Step::Pending
+                }
+                Err(answer) => self.on_answer(cx, Ok(answer)),
+            },
             (Destination::Remote(node), request) => {
                 let via = if self.direct { None } else { cx.core.relay_via(self.position, node, self.relay) };
                 self.lease_asked_at = None;
@@ -249,15 +252,19 @@ impl Machine for Routed {
         match input {
             Input::Start => {
                 self.deadline = cx.now.mono + OPERATION_DEADLINE.as_millis() as u64;
-                match &self.request {
+                match &mut self.request {
                     Request::Get { key } => {
                         if let Some(value) = cx.core.cache.get(key, cx.now.mono) {
                             return Step::Done(Outcome::Op(Ok(OpOutput::Value(value))));
                         }
                     }
                     // Our own write: our copy goes now (the owner also invalidates it, if it
-                    // granted us the lease, before the write resolves).
-                    Request::Write { key, .. } => cx.core.cache.invalidate(key, cx.now.mono),
+                    // granted us the lease, before the write resolves). Its nonce makes the
+                    // owner run it once however often it is sent.
+                    Request::Write { key, nonce, .. } => {
+                        cx.core.cache.invalidate(key, cx.now.mono);
+                        *nonce = rand::Rng::gen::<u64>(&mut cx.core.rng).max(1);
+                    }
                     _ => {}
                 }
                 self.retarget(cx)

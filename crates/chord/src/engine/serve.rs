@@ -6,7 +6,7 @@ use super::core::{not_member, not_stored, syncing, Core};
 use super::cx::{Cx, Served};
 use super::read::{entry, get_here, LocalGet};
 use super::sync::{apply_items, Replica, TakeOver, SYNC_VERSIONS_LIMIT};
-use super::write::OwnerWrite;
+use super::write::owner_write;
 use crate::config::DATA_BUDGET_BYTES;
 use crate::id::Id;
 use crate::protocol::{Request, Response, Routed};
@@ -46,7 +46,10 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
     Served::Now(match body {
         Request::Relay { ttl, body } => return super::relay::serve(cx, ttl, body),
         Request::Ping => Response::Pong,
-        Request::Write { key, value, mode } => return Served::Later(Box::new(OwnerWrite::new(key.into_vec(), value, mode))),
+        Request::Write { key, value, mode, nonce } => match owner_write(cx, key.into_vec(), value, mode, nonce) {
+            Ok(write) => return Served::Later(Box::new(write)),
+            Err(answer) => answer,
+        },
         Request::Handoff { items } => return Served::Later(Box::new(TakeOver::new(items))),
         // With a `dataDir`, a copy counts once it is durable: answered when committed.
         Request::Replicate { items } if cx.core.store.is_durable() => return Served::Later(Box::new(Replica::new(items))),

@@ -23,6 +23,8 @@ struct Harness {
     busy: HashSet<Id>,
     /// (from, to) pairs whose requests fail as refused busy (a full connection table).
     refusing: HashSet<(Id, Id)>,
+    /// Every answer delivered, with the node it went to.
+    answered: Vec<(Id, Response)>,
     /// Pings lost on these links (from, to), this many each.
     lose_pings: HashMap<(Id, Id), u32>,
     /// Requests swallowed by silent nodes, by (from, to).
@@ -60,6 +62,7 @@ impl Harness {
             silent: HashSet::new(),
             busy: HashSet::new(),
             refusing: HashSet::new(),
+            answered: Vec::new(),
             lose_pings: HashMap::new(),
             swallowed: HashMap::new(),
             done: HashMap::new(),
@@ -157,6 +160,7 @@ impl Harness {
             }
             Action::Respond { to, body } => {
                 let target = self.index[to.conn as usize];
+                self.answered.push((target, body.clone()));
                 if !self.dead.contains(&target) {
                     self.engines.get_mut(&target).unwrap().handle_response(now, from, to.id, body);
                 }
@@ -583,6 +587,39 @@ fn a_node_that_takes_over_an_arc_takes_writes_only_once_the_previous_owners_leas
     assert_eq!(h.engine(4 * Q).get_now(now, &key), None, "at {at}");
     let get = h.start(4 * Q, UserOp::Get(key.clone()));
     assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"after".to_vec())))));
+}
+
+#[test]
+fn a_write_sent_twice_with_its_nonce_runs_once_and_both_answers_agree() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q], chord(true));
+    h.advance(super::LEASE_MS + 10);
+    let now = h.at();
+    h.engine(3 * Q).watch(now, vec![Vec::new()]);
+    h.pump();
+    let key = key_in(Q, 2 * Q); // owned by 2Q
+    let set = h.start(3 * Q, UserOp::Set(key.clone(), b"v".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    // A delete whose answer was lost is sent again, as a retry does, with the same nonce.
+    let delete = Request::Write { key: serde_bytes::ByteBuf::from(key.clone()), value: None, mode: crate::protocol::WriteMode::Delete, nonce: 42 };
+    let mut answers = Vec::new();
+    for id in [1, 2] {
+        let now = h.at();
+        h.engine(2 * Q).handle_request(now, &node(Q), ReplyTo { conn: 0, id }, delete.clone());
+        for _ in 0..50 {
+            h.pump();
+            h.advance(10);
+            let done: Vec<Response> = h.answered.drain(..).filter(|(to, r)| *to == Id(Q) && matches!(r, Response::Written { .. } | Response::Error { .. })).map(|(_, r)| r).collect();
+            if !done.is_empty() {
+                answers.extend(done);
+                break;
+            }
+        }
+    }
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert!(matches!(&answers[0], Response::Written { previous: Some(_), .. }), "{answers:?}");
+    assert_eq!(answers[0], answers[1], "the retry gets the first answer: the value it deleted, not 'absent'");
+    let deletions = h.notices.iter().filter(|(at, n)| *at == Id(3 * Q) && matches!(n, Notice::Deleted(_))).count();
+    assert_eq!(deletions, 1, "announced once");
 }
 
 #[test]

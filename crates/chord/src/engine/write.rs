@@ -10,6 +10,7 @@
 
 use super::core::{not_member, not_stored, rejoining, syncing};
 use super::cx::{Cx, Input, Machine, Millis, Notice, Outcome, ReqId, Step, Ticket};
+use super::dedupe::Seen;
 use super::events;
 use crate::id::Id;
 use crate::protocol::{Request, Response, WriteMode};
@@ -36,6 +37,19 @@ pub struct OwnerWrite {
     persisting: Option<Ticket>,
     /// Invalidations sent to lease holders and not answered, with when each lease ends.
     invalidating: Vec<(ReqId, Millis)>,
+    /// The user write's nonce (`dedupe`; 0: none).
+    nonce: u64,
+}
+
+/// A write to run here as its key's owner — unless the same user write (its nonce) ran here
+/// already, when its first answer is the answer, or is running still, when the sender is told
+/// to come back later (`dedupe`).
+pub fn owner_write(cx: &mut Cx<'_>, key: Vec<u8>, value: Option<ByteBuf>, mode: WriteMode, nonce: u64) -> Result<OwnerWrite, Response> {
+    match cx.core.recent_writes.begin(nonce, &key, cx.now.mono) {
+        Seen::New => Ok(OwnerWrite { nonce, ..OwnerWrite::new(key, value, mode) }),
+        Seen::Running => Err(Response::Error { code: "unavailable".into(), message: "the same write is still running at its owner".into() }),
+        Seen::Done(answer) => Err(answer),
+    }
 }
 
 impl OwnerWrite {
@@ -54,6 +68,7 @@ impl OwnerWrite {
             wanted: 0,
             persisting: None,
             invalidating: Vec::new(),
+            nonce: 0,
         }
     }
 
@@ -160,6 +175,19 @@ impl OwnerWrite {
 
 impl Machine for OwnerWrite {
     fn step(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
+        let step = self.advance(cx, input);
+        // Remembered by its nonce: a stored write's answer is the answer to its retries; one
+        // that stored nothing (a redirect, "syncing", a refusal) runs again when retried.
+        if let Step::Done(Outcome::Response(answer)) = &step {
+            let stored = matches!(answer, Response::Written { .. }).then(|| answer.clone());
+            cx.core.recent_writes.finish(self.nonce, stored);
+        }
+        step
+    }
+}
+
+impl OwnerWrite {
+    fn advance(&mut self, cx: &mut Cx<'_>, input: Input) -> Step {
         match input {
             Input::Start => self.start(cx),
             Input::Reply(id, reply) if self.invalidating.iter().any(|(asked, _)| *asked == id) => {
