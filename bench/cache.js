@@ -16,6 +16,7 @@
 const path = require('node:path')
 const fs = require('node:fs')
 const { createTestnet, Protocol } = require(path.resolve(__dirname, '..'))
+const { median } = require('./stats')
 
 function args() {
   const a = { runs: 3, seconds: 3, out: null }
@@ -89,11 +90,6 @@ async function mapFloor(seconds) {
   const map = new Map([['hot', Buffer.from('x'.repeat(100))]])
   const get = async (k) => map.get(k)
   return oneAtATime(() => get('hot'), seconds * 1000)
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
 const fmt = (x) => Math.round(x).toLocaleString('en-US')
