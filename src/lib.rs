@@ -115,6 +115,11 @@ pub struct JsStats {
     pub connections: u32,
     pub operations: f64,
     pub mean_redirects: f64,
+    /// Mean network legs per operation started here (0 answered here or from the read cache, 1
+    /// straight to the owner).
+    pub mean_hops: f64,
+    /// Live ring members this node's member table lists (itself included), spread by gossip.
+    pub members: u32,
     pub lookups: f64,
     pub mean_lookup_hops: f64,
     /// Ring events (add/delete) this node sent on to other nodes.
@@ -650,6 +655,8 @@ impl NativeNode {
                 connections: s.connections as u32,
                 operations: s.operations as f64,
                 mean_redirects: s.mean_redirects,
+                mean_hops: s.mean_hops,
+                members: s.members as u32,
                 lookups: s.lookups as f64,
                 mean_lookup_hops: s.mean_lookup_hops,
                 events_forwarded: s.events_forwarded as f64,

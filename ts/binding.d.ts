@@ -174,7 +174,9 @@ export interface JsLimits {
   maxFrameBytes: number
   /**
    * Default bound on open peer connections (`maxPeers`, inbound and outbound
-   * together).
+   * together). A ring member reaches owners in one hop while the ring fits a mesh
+   * in three quarters of it (96 members: `Core::mesh_fits`), and relays along its
+   * routing set beyond that.
    */
   defaultMaxPeers: number
   /** Largest configurable `maxPeers` (one port's worth of peers). */
@@ -379,6 +381,13 @@ export interface JsStats {
   connections: number
   operations: number
   meanRedirects: number
+  /**
+   * Mean network legs per operation started here (0 answered here or from the read cache, 1
+   * straight to the owner).
+   */
+  meanHops: number
+  /** Live ring members this node's member table lists (itself included), spread by gossip. */
+  members: number
   lookups: number
   meanLookupHops: number
   /** Ring events (add/delete) this node sent on to other nodes. */

@@ -96,10 +96,21 @@ export interface ChordStats {
   /** Live keys this node owns. */
   primaryKeys: number
   connections: number
-  /** Dict operations started here. */
+  /** Dict operations started here (gets answered from the read cache included). */
   operations: number
   /** Mean redirects per operation (0 when the owner was guessed right). */
   meanRedirects: number
+  /**
+   * Mean network legs per operation started here: 0 answered here or from the read cache, 1
+   * straight to the owner over an open connection; relays, redirects and a handshake first
+   * each add one.
+   */
+  meanHops: number
+  /**
+   * Live ring members this node's member table lists, itself included (0 for a client): spread
+   * by gossip with its neighbours, it names each key's owner so operations go there in one hop.
+   */
+  members: number
   lookups: number
   meanLookupHops: number
   /** Ring events (add/delete) this node sent on to other nodes. */

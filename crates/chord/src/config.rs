@@ -43,8 +43,10 @@ macro_rules! with_limits {
             #[doc = "gigabyte."]
             MAX_FRAME_BYTES, max_frame_bytes: usize = 1 << 30;
             #[doc = "Default bound on open peer connections (`maxPeers`, inbound and outbound"]
-            #[doc = "together)."]
-            DEFAULT_MAX_PEERS, default_max_peers: usize = 64;
+            #[doc = "together). A ring member reaches owners in one hop while the ring fits a mesh"]
+            #[doc = "in three quarters of it (96 members: `Core::mesh_fits`), and relays along its"]
+            #[doc = "routing set beyond that."]
+            DEFAULT_MAX_PEERS, default_max_peers: usize = 128;
             #[doc = "Largest configurable `maxPeers` (one port's worth of peers)."]
             MAX_PEERS, max_peers: usize = 65_535;
             #[doc = "Default wait for any single response from a peer (`requestTimeoutMs`)."]

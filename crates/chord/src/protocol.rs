@@ -18,7 +18,7 @@ use serde_bytes::ByteBuf;
 /// fetches, ring-merge candidates, `Info`. Version 3: `Relay` (lookups and dict operations
 /// forwarded along open connections), the `rejoining` refusal (docs/PROTOCOL.md). Version 4:
 /// read leases (`GetLeased`, `Leased`, `Invalidate`).
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 pub use crate::config::{DEFAULT_MAX_FRAME_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES, MIN_FRAME_BYTES};
 /// Bytes of the length prefix.
 pub const LENGTH_PREFIX_BYTES: usize = 4;
@@ -112,7 +112,7 @@ impl Message {
                 Request::Page { .. } => Traffic::Walk,
                 Request::Leaving { .. } | Request::Candidates(_) => Traffic::Membership,
                 Request::Info => Traffic::Other,
-                Request::Subscriptions => Traffic::Membership,
+                Request::Subscriptions | Request::Members { .. } | Request::MemberEntries { .. } => Traffic::Membership,
             },
             Message::Response { body, .. } => match body {
                 Response::Pong | Response::State { .. } => Traffic::Maintenance,
@@ -121,7 +121,7 @@ impl Message {
                 Response::InSync | Response::SubDigests(_) | Response::Versions { .. } | Response::Items { .. } => Traffic::AntiEntropy,
                 Response::Page { .. } => Traffic::Walk,
                 Response::Ok | Response::Info(_) | Response::Error { .. } => Traffic::Other,
-                Response::Subscriptions(_) => Traffic::Membership,
+                Response::Subscriptions(_) | Response::MemberDigests(_) | Response::MemberEntries(_) => Traffic::Membership,
             },
             Message::Event { .. } => Traffic::Events,
             // Who listens is membership of a kind: a node that does not listen hears no events.
@@ -130,6 +130,16 @@ impl Message {
             Message::Hello(_) | Message::Welcome(_) | Message::Reject { .. } | Message::Goodbye { .. } => Traffic::Other,
         }
     }
+}
+
+/// One ring member as membership gossip carries it (`engine::members`): `incarnation` orders
+/// what is said about one node (its start time, or later to refute a rumour of its death); a
+/// death at an incarnation beats life at it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberEntry {
+    pub node: NodeRef,
+    pub incarnation: u64,
+    pub alive: bool,
 }
 
 /// A peer advertised in peer exchange.
@@ -196,6 +206,12 @@ pub enum Request {
     /// These keys changed at their owner: drop them from your read cache, then answer `Ok`
     /// (the owner acknowledges the write only then, or once your lease ran out).
     Invalidate { keys: Vec<ByteBuf> },
+    /// Membership anti-entropy (`engine::members`): does your table hash to `digest`? If not,
+    /// answer the digests of its buckets.
+    Members { digest: u64 },
+    /// Our entries in these buckets of the member table (where our digests differ): merge
+    /// them, and answer yours.
+    MemberEntries { buckets: Vec<u16>, entries: Vec<MemberEntry> },
 }
 
 /// A request that can be relayed towards the owner of a ring position.
@@ -302,6 +318,11 @@ pub enum Response {
     /// The owner's answer to `GetLeased`: as `Value`, with a lease on the key for
     /// `engine::lease::LEASE_MS` from when the request was sent.
     Leased { item: Option<Item>, arc: (Id, Id) },
+    /// The answer to `Members`: the digest of each bucket of our member table, or none when
+    /// the whole table hashed to the digest asked about.
+    MemberDigests(Vec<u64>),
+    /// The answer to `MemberEntries`: our entries in those buckets.
+    MemberEntries(Vec<MemberEntry>),
 }
 
 /// Why a byte stream could not be read as frames; each closes that connection.

@@ -3,7 +3,7 @@
 //! variant: `variant` below matches them without a wildcard, so a new message or request type
 //! does not compile until it is given a strategy here too.
 
-use chord::protocol::{self, Hello, Message, PeerAd, RelayAnswer, Request, Response, Routed, Subscription, WriteMode, PROTOCOL_VERSION};
+use chord::protocol::{self, Hello, MemberEntry, Message, PeerAd, RelayAnswer, Request, Response, Routed, Subscription, WriteMode, PROTOCOL_VERSION};
 use chord::metrics::{MemberInfo, MetricsSnapshot};
 use chord::routing::Hop;
 use chord::store::Item;
@@ -35,6 +35,10 @@ fn item() -> impl Strategy<Value = Item> {
 
 fn hop() -> impl Strategy<Value = Hop> {
     prop_oneof![Just(Hop::Local), node().prop_map(Hop::Owner), node().prop_map(Hop::Closer)]
+}
+
+fn member() -> impl Strategy<Value = MemberEntry> {
+    (node(), any::<u64>(), any::<bool>()).prop_map(|(node, incarnation, alive)| MemberEntry { node, incarnation, alive })
 }
 
 fn hello() -> impl Strategy<Value = Hello> {
@@ -85,6 +89,8 @@ fn request() -> impl Strategy<Value = Request> {
         (any::<u8>(), routed()).prop_map(|(ttl, body)| Request::Relay { ttl, body }),
         bytes().prop_map(|key| Request::GetLeased { key }),
         vec(bytes(), 0..4).prop_map(|keys| Request::Invalidate { keys }),
+        any::<u64>().prop_map(|digest| Request::Members { digest }),
+        (vec(any::<u16>(), 0..4), vec(member(), 0..3)).prop_map(|(buckets, entries)| Request::MemberEntries { buckets, entries }),
     ]
 }
 
@@ -115,6 +121,8 @@ fn response() -> impl Strategy<Value = Response> {
         hop().prop_map(Response::Next),
         (proptest::option::of(item()), id(), id()).prop_map(|(item, a, b)| Response::Value { item, arc: (a, b) }),
         (proptest::option::of(item()), id(), id()).prop_map(|(item, a, b)| Response::Leased { item, arc: (a, b) }),
+        vec(any::<u64>(), 0..4).prop_map(Response::MemberDigests),
+        vec(member(), 0..3).prop_map(Response::MemberEntries),
         (proptest::option::of(bytes()), version(), id(), id()).prop_map(|(previous, version, a, b)| Response::Written { previous, version, arc: (a, b) }),
         node().prop_map(Response::Redirect),
         Just(Response::InSync),
@@ -175,6 +183,8 @@ fn variant(message: &Message) -> &'static str {
             Request::Subscriptions => "Subscriptions",
             Request::GetLeased { .. } => "GetLeased",
             Request::Invalidate { .. } => "Invalidate",
+            Request::Members { .. } => "Members",
+            Request::MemberEntries { .. } => "MemberEntries",
             Request::Relay { body, .. } => match body {
                 Routed::FindSuccessor { .. } => "Relay(FindSuccessor)",
                 Routed::Get { .. } => "Relay(Get)",
@@ -188,6 +198,8 @@ fn variant(message: &Message) -> &'static str {
             Response::Next(_) => "Next",
             Response::Value { .. } => "Value",
             Response::Leased { .. } => "Leased",
+            Response::MemberDigests(_) => "MemberDigests",
+            Response::MemberEntries(_) => "MemberEntries",
             Response::Written { .. } => "Written",
             Response::Redirect(_) => "Redirect",
             Response::InSync => "InSync",

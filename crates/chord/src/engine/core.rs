@@ -38,6 +38,8 @@ pub const CALM_AFTER_MS: Millis = 4_000;
 pub struct Counters {
     pub ops: u64,
     pub op_redirects: u64,
+    /// Network legs of the operations in `ops` (see `route::Routed::hops`).
+    pub op_hops: u64,
     pub lookups: u64,
     pub lookup_hops: u64,
     /// Ring events (add/delete) this node sent on to other nodes.
@@ -160,6 +162,12 @@ pub struct Core {
     /// Ring members we know of (from routing, members' answers and adverts, nodes that proved
     /// they are members): first-hop guesses. At most `MAX_VIEW_MEMBERS` (see `remember`).
     pub(super) view: BTreeMap<Id, NodeRef>,
+    /// Every ring member we know of, alive or lately dead, kept complete by anti-entropy with
+    /// our neighbours (see `members`): where a member sends an operation first.
+    pub(super) members: super::members::Members,
+    /// Our own incarnation in that table: when we started, or later to refute a rumour of our
+    /// death.
+    pub(super) incarnation: u64,
     /// Location cache: owner id -> (its predecessor id, owner), from owners' answers.
     pub(super) arcs: BTreeMap<Id, (Id, NodeRef)>,
     /// Replica leases: owner id -> (start of its arc, last anti-entropy from it). Entries outside
@@ -222,6 +230,9 @@ impl Core {
 
     /// Remember a ring member (not ourselves, not a suspect); some become contacts.
     pub fn learn(&mut self, node: &NodeRef) {
+        if node.id != self.me.id && !self.is_suspect(node.id) {
+            self.members.saw(node, self.now);
+        }
         if node.id != self.me.id && !self.is_suspect(node.id) && self.remember(node) {
             self.contacts.add_sample(node, self.now);
         }
@@ -292,6 +303,7 @@ impl Core {
     /// Drop a node from every table without keeping it as a contact (it left gracefully).
     pub fn drop_node(&mut self, id: Id) {
         self.view.remove(&id);
+        self.members.died(id, self.now);
         self.arcs.remove(&id);
         if let Some(ring) = self.ring.as_mut() {
             if ring.remove(id) {
@@ -314,7 +326,9 @@ impl Core {
                 return Ok(Destination::Remote(owner.clone()));
             }
         }
-        let guess = self.view.range(position..).next().or_else(|| self.view.iter().next()).map(|(_, n)| n.clone());
+        // A member's table of every member names the owner itself, when it is complete.
+        let listed = (self.ring.is_some() && !self.members.saturated()).then(|| self.members.following(position).filter(|n| n.id != self.me.id).cloned()).flatten();
+        let guess = listed.or_else(|| self.view.range(position..).next().or_else(|| self.view.iter().next()).map(|(_, n)| n.clone()));
         // Are we ourselves the first member at or after the position? Then our fingers know best.
         let me_first = guess.as_ref().is_none_or(|g| position.distance_to(self.me.id) < position.distance_to(g.id));
         if let (Some(ring), true) = (&self.ring, me_first) {
@@ -405,7 +419,7 @@ impl Core {
     /// kept a 1,000-node ring under load opening 7,000 connections a second. There, operations
     /// travel along the connections routing keeps anyway (`relay`).
     pub fn mesh_fits(&self) -> bool {
-        self.view.len() + self.links.limit() / 4 < self.links.limit()
+        self.view.len().max(self.members.len()) + self.links.limit() / 4 < self.links.limit()
     }
 
     /// The first hop of a lookup from here: our finger table, or for a client the member that
@@ -435,9 +449,10 @@ impl Core {
     }
 
     /// An owner answered an operation: count it and cache its arc for the next first guess.
-    pub fn remember_owner(&mut self, target: &Destination, response: &Response, redirects: u32) {
+    pub fn remember_owner(&mut self, target: &Destination, response: &Response, redirects: u32, hops: u32) {
         self.counters.ops += 1;
         self.counters.op_redirects += redirects as u64;
+        self.counters.op_hops += hops as u64;
         let Destination::Remote(owner) = target else { return };
         let arc = match response {
             Response::Value { arc, .. } | Response::Written { arc, .. } => *arc,
@@ -450,6 +465,7 @@ impl Core {
             self.arcs.clear();
         }
         self.arcs.insert(owner.id, (arc.0, owner.clone()));
+        self.members.saw(owner, self.now);
         self.remember(owner);
     }
 

@@ -28,6 +28,8 @@ mod links;
 mod lookup;
 mod maintenance;
 mod membership;
+mod gossip;
+mod members;
 mod merge;
 mod read;
 mod recent;
@@ -172,6 +174,7 @@ enum Duty {
     Strays,
     Contacts,
     Subscriptions,
+    Members,
 }
 
 /// Where a finished machine's outcome goes.
@@ -210,6 +213,12 @@ pub struct Stats {
     pub primary_keys: usize,
     pub operations: u64,
     pub mean_redirects: f64,
+    /// Mean network legs per operation: 0 answered here (or from the read cache), 1 straight to the owner over an open
+    /// connection, more through relays, redirects or a handshake first.
+    pub mean_hops: f64,
+    /// Live ring members in our member table (ourselves included): the ring's size, once
+    /// gossip has spread.
+    pub members: usize,
     pub lookups: u64,
     pub mean_lookup_hops: f64,
     pub events_forwarded: u64,
@@ -272,6 +281,8 @@ impl Engine {
             verifier: Default::default(),
             store: Store::new(),
             view: BTreeMap::new(),
+            members: members::Members::for_max_peers(settings.max_peers),
+            incarnation: now.wall.max(1),
             arcs: BTreeMap::new(),
             leases: HashMap::new(),
             read_leases: Default::default(),
@@ -430,6 +441,7 @@ impl Engine {
             return None;
         }
         if let Some(value) = self.core.cache.peek(key, now.mono) {
+            self.core.counters.ops += 1;
             return Some(value);
         }
         let owned = self.core.ring.as_ref().is_some_and(|ring| matches!(ring.next_hop(Id::of_key(key)), crate::routing::Hop::Local));
@@ -437,7 +449,11 @@ impl Engine {
             return None;
         }
         match read::owner_get(&self.core, key.to_vec()) {
-            Response::Value { item, .. } => Some(item.and_then(|i| i.value).map(serde_bytes::ByteBuf::into_vec)),
+            Response::Value { item, .. } => {
+                // An operation answered here, in no hop.
+                self.core.counters.ops += 1;
+                Some(item.and_then(|i| i.value).map(serde_bytes::ByteBuf::into_vec))
+            }
             _ => None,
         }
     }
@@ -845,6 +861,7 @@ impl Engine {
         self.start_duty(now, Duty::Stabilize, Box::<Stabilize>::default());
         self.start_duty(now, Duty::CheckPredecessor, Box::<CheckPredecessor>::default());
         self.start_duty(now, Duty::FixFingers, Box::<FixFingers>::default());
+        self.start_duty(now, Duty::Members, Box::<gossip::MemberSync>::default());
         if !self.core.contacts.is_empty() {
             self.start_duty(now, Duty::Contacts, Box::<ProbeContacts>::default());
         }
@@ -852,6 +869,7 @@ impl Engine {
             self.start_duty(now, Duty::Sync, Box::<SyncReplicas>::default());
         }
         if round.is_multiple_of(STRAY_EVERY_ROUNDS) {
+            self.core.members.expire(now.mono);
             let lease_ttl = self.interval() * SYNC_EVERY_ROUNDS * LEASE_SYNC_PERIODS;
             self.start_duty(now, Duty::Strays, Box::new(HandOffStrays::new(lease_ttl)));
         }
@@ -962,6 +980,8 @@ impl Engine {
             keys: self.core.store.live_len(),
             operations: counters.ops,
             mean_redirects: counters.op_redirects as f64 / counters.ops.max(1) as f64,
+            mean_hops: counters.op_hops as f64 / counters.ops.max(1) as f64,
+            members: self.core.members.len(),
             lookups: counters.lookups,
             mean_lookup_hops: counters.lookup_hops as f64 / counters.lookups.max(1) as f64,
             events_forwarded: counters.events_forwarded,

@@ -57,6 +57,10 @@ pub struct Routed {
     /// one end's table was full of connections it needs).
     relay: bool,
     redirects: u32,
+    /// Network legs this operation has travelled so far: each request sent (to the target or a
+    /// relay), each leg a relay forwarded it, and one more for each handshake a request had to
+    /// wait for (no open connection to its first hop). 0 for an operation answered here.
+    hops: u32,
     /// Redirects towards a node we suspect, each answered by a lookup around it.
     suspect_detours: u32,
     attempt: u32,
@@ -84,6 +88,7 @@ impl Routed {
             direct: false,
             relay: false,
             redirects: 0,
+            hops: 0,
             suspect_detours: 0,
             attempt: 0,
             deadline: 0,
@@ -120,6 +125,8 @@ impl Routed {
             },
             (Destination::Remote(node), request) => {
                 let via = if self.direct { None } else { cx.core.relay_via(self.position, node, self.relay) };
+                let first_leg = via.as_ref().unwrap_or(node).id;
+                self.hops += if cx.core.links.is_open(first_leg) { 1 } else { 2 };
                 self.lease_asked_at = None;
                 let id = match (via, Wire::of(request), request) {
                     (Some(via), Some(body), _) => cx.request(&via, Request::Relay { ttl: RELAY_TTL, body }),
@@ -175,6 +182,7 @@ impl Routed {
                 // Answered further along: a refusal is not the first hop's doing, and a
                 // redirect names a node the relay could not reach, which we then ask directly.
                 self.redirects += u32::from(hops);
+                self.hops += u32::from(hops);
                 remote = None;
                 let response = Response::from(answer);
                 self.direct = matches!(response, Response::Redirect(_));
@@ -217,7 +225,7 @@ impl Routed {
                 self.pause(cx, true)
             }
             Ok(response) => {
-                cx.core.remember_owner(&self.target, &response, self.redirects);
+                cx.core.remember_owner(&self.target, &response, self.redirects, self.hops);
                 Step::Done(Outcome::Op(self.output(response)))
             }
             Err(error) if error.is_unreachable() => {
@@ -255,6 +263,7 @@ impl Machine for Routed {
                 match &mut self.request {
                     Request::Get { key } => {
                         if let Some(value) = cx.core.cache.get(key, cx.now.mono) {
+                            cx.core.counters.ops += 1;
                             return Step::Done(Outcome::Op(Ok(OpOutput::Value(value))));
                         }
                     }

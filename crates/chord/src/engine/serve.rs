@@ -118,6 +118,8 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
             let me = cx.core.me.clone();
             Response::Subscriptions(cx.core.watch.export(&me, cx.now.mono, SUBSCRIPTIONS_BUDGET_BYTES))
         }
+        Request::Members { digest } => super::gossip::serve_digest(cx.core, sender, digest),
+        Request::MemberEntries { buckets, entries } => super::gossip::serve_entries(cx, sender, buckets, entries),
         Request::Info => Response::Error { code: "not-served".into(), message: "Info is answered by the node's driver".into() },
         Request::Candidates(candidates) => {
             if let Some(sender) = sender {

@@ -1229,3 +1229,56 @@ fn a_client_claiming_membership_counts_only_once_it_answers_as_a_member() {
     h.pump();
     assert!(h.engines[&Id(Q)].core.view.contains_key(&Id(5 * Q)));
 }
+
+/// Open connections between every member and its routing set, both ways (gossip goes over
+/// open connections only).
+fn connect_routing_sets(h: &mut Harness) {
+    let now = h.at();
+    let ids: Vec<Id> = h.engines.keys().copied().collect();
+    for id in ids {
+        let me = h.engines[&id].me().clone();
+        let set = h.engines[&id].core.routing_set();
+        for peer in set {
+            let them = h.engines[&peer].me().clone();
+            h.engines.get_mut(&id).unwrap().connected(now, &them, true);
+            h.engines.get_mut(&peer).unwrap().connected(now, &me, true);
+        }
+    }
+    h.pump();
+}
+
+#[test]
+fn member_tables_fill_by_gossip_a_false_death_is_refuted_and_a_crash_spreads() {
+    let ids: Vec<u128> = (1..=24).map(|i| i * (u128::MAX / 25)).collect();
+    let mut h = Harness::ring(&ids, chord(false));
+    connect_routing_sets(&mut h);
+    h.advance(20_000);
+    for id in &ids {
+        assert_eq!(h.engine(*id).stats().members, 24, "every table lists every member");
+    }
+    // A get goes straight to the owner the table names: no redirect.
+    let key = key_in(ids[10], ids[11]);
+    let get = h.start(ids[3], UserOp::Get(key));
+    assert!(matches!(h.result(get), Some(Ok(_))));
+    assert_eq!(h.engine(ids[3]).core.counters.op_redirects, 0);
+
+    // One member wrongly records another dead: the rumour spreads, reaches its subject, which
+    // refutes it with a newer incarnation, and every table lists it alive again.
+    let subject = ids[7];
+    let before = h.engine(subject).core.incarnation;
+    let now = h.now;
+    h.engine(ids[15]).core.members.died(Id(subject), now);
+    h.advance(20_000);
+    assert!(h.engine(subject).core.incarnation > before, "the subject refuted the rumour");
+    for id in &ids {
+        assert_eq!(h.engine(*id).stats().members, 24, "alive again everywhere");
+    }
+
+    // A member crashes: whoever finds it dead records it, and the death reaches every table.
+    let crashed = ids[20];
+    h.dead.insert(Id(crashed));
+    h.advance(30_000);
+    for id in ids.iter().filter(|id| **id != crashed) {
+        assert_eq!(h.engine(*id).stats().members, 23, "the crash reached {id:x}'s table");
+    }
+}
