@@ -26,6 +26,9 @@ Studies:
   restarts   members restarted on their folders while writes go on: stale reads
   scale      rings far larger than a connection table: joins through one node, hops,
              connections and idle cost with maxPeers 64 and 16 (default 10,000, 100,000)
+  onehop     gets straight to their owner from gossiped member tables: convergence,
+             membership bytes, hops with a mesh-sized and the default connection limit
+             (default 1,000 nodes)
   events     messages per write with 0, 1 and 100 nodes listening for every key
              (default 1,000 and 10,000 nodes)
   all        every study above
@@ -42,7 +45,8 @@ Options:
   --max-rounds M     failures: stabilization rounds before giving up (default 100)
   --seeds K          faults: seeds per scenario, from --seed up (default 3)
   --scenario NAME    faults: run one scenario (partition-2, loss-5pct, crash-20pct, skew-2s)
-  --max-peers L[,L]  scale: connection limits to run (default 64,16)
+  --max-peers L[,L]  scale, onehop: connection limits to run (default 64,16; onehop 2N and
+                     the default)
   --quick            smaller defaults: hops 1,000+10,000, failures 1,000, churn 500 x 50,
                      faults 300 nodes
   -h, --help         this text

@@ -21,7 +21,7 @@
 use chord::config::ChordConfig;
 use chord::engine::{Action, Admission, Engine, Millis, Notice, Now, OpId, OpOutput, ReplyTo, Restored, Settings, UserOp};
 use chord::error::Error;
-use chord::protocol::{Message, Request, Response, Routed};
+use chord::protocol::{encode, Message, Request, Response, Routed};
 use chord::routing::{NodeRef, Routing};
 use chord::Id;
 use rand::rngs::StdRng;
@@ -90,6 +90,9 @@ pub struct Counters {
     pub notify: u64,
     pub ping: u64,
     pub find_successor: u64,
+    /// Membership anti-entropy requests (`Members`, `MemberEntries`) and their bytes, both ways.
+    pub members: u64,
+    pub member_bytes: u64,
     /// Every other request (data: get, write, replicate, sync, fetch, hand-off, page...).
     pub data: u64,
     /// Responses and one-way messages.
@@ -123,6 +126,8 @@ impl Counters {
             notify: self.notify - earlier.notify,
             ping: self.ping - earlier.ping,
             find_successor: self.find_successor - earlier.find_successor,
+            members: self.members - earlier.members,
+            member_bytes: self.member_bytes - earlier.member_bytes,
             data: self.data - earlier.data,
             other: self.other - earlier.other,
             dropped: self.dropped - earlier.dropped,
@@ -142,7 +147,19 @@ impl Counters {
             Request::Notify(_) => self.notify += 1,
             Request::Ping => self.ping += 1,
             Request::FindSuccessor { .. } | Request::Relay { body: Routed::FindSuccessor { .. }, .. } => self.find_successor += 1,
+            Request::Members { .. } | Request::MemberEntries { .. } => {
+                self.members += 1;
+                self.member_bytes += encode(&Message::Request { id: 0, body: request.clone() }).len() as u64;
+            }
             _ => self.data += 1,
+        }
+    }
+
+    /// Bytes of membership anti-entropy answers (as framed on the wire, before encryption).
+    fn count_response(&mut self, response: &Response) {
+        self.other += 1;
+        if matches!(response, Response::MemberDigests(_) | Response::MemberEntries(_)) {
+            self.member_bytes += encode(&Message::Response { id: 0, body: response.clone() }).len() as u64;
         }
     }
 }
@@ -656,7 +673,7 @@ impl Sim {
                 }
             }
             Action::Respond { to, body } => {
-                self.counters.other += 1;
+                self.counters.count_response(&body);
                 let target = to.conn as usize;
                 // An answer goes back on the connection the request came on, if it still stands.
                 if self.nodes[slot].links.contains(&target) && self.passes(slot, target) {

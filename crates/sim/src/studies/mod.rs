@@ -10,6 +10,7 @@ pub mod events;
 pub mod failures;
 pub mod faults;
 pub mod hops;
+pub mod onehop;
 pub mod restarts;
 pub mod scale;
 
@@ -84,7 +85,7 @@ impl Params {
     }
 }
 
-pub const STUDIES: [&str; 7] = ["hops", "failures", "churn", "faults", "restarts", "scale", "events"];
+pub const STUDIES: [&str; 8] = ["hops", "failures", "churn", "faults", "restarts", "scale", "onehop", "events"];
 
 /// Run one study by name.
 pub fn run(study: &str, params: &Params) -> Option<Output> {
@@ -96,6 +97,7 @@ pub fn run(study: &str, params: &Params) -> Option<Output> {
         "restarts" => Some(restarts::run(params)),
         "scale" => Some(scale::run(params)),
         "events" => Some(events::run(params)),
+        "onehop" => Some(onehop::run(params)),
         _ => None,
     }
 }
