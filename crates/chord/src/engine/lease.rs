@@ -37,6 +37,9 @@ const ENTRY_OVERHEAD: usize = 96;
 /// Invalidations a holder remembers key by key; past it (a flood of `Invalidate`), it
 /// remembers only the time of the latest and keeps no answer to a get sent before then.
 const MAX_REMEMBERED_INVALIDATIONS: usize = 65_536;
+/// Slots of the doorkeeper (`ReadCache::wants_lease`): the keys read once lately, one per slot
+/// (128 KiB).
+const DOORKEEPER_SLOTS: usize = 16_384;
 
 /// The owner's record of the leases it granted: key → holders with the time each lease ends.
 #[derive(Debug, Default)]
@@ -115,6 +118,8 @@ pub struct ReadCache {
     invalidated: HashMap<Vec<u8>, Millis>,
     /// When the map above overflowed last: no answer to a get sent before then is kept.
     invalidated_all_at: Option<Millis>,
+    /// Hashes of keys read once lately, direct-mapped (a newer key takes the slot).
+    doorkeeper: Vec<u64>,
     pub hits: u64,
     pub misses: u64,
 }
@@ -130,6 +135,7 @@ impl ReadCache {
             tick: 0,
             invalidated: HashMap::new(),
             invalidated_all_at: None,
+            doorkeeper: if capacity > 0 { vec![0; DOORKEEPER_SLOTS] } else { Vec::new() },
             hits: 0,
             misses: 0,
         }
@@ -154,6 +160,22 @@ impl ReadCache {
             self.misses += 1;
         }
         found
+    }
+
+    /// Is a get of `key` (a miss) worth a lease? Only for a key read lately already: a key read
+    /// once (uniform reads over many keys) would cost the owner a lease record and this node
+    /// an entry, for nothing. The doorkeeper of TinyLFU (Einziger et al. 2017), direct-mapped.
+    pub fn wants_lease(&mut self, key: &[u8]) -> bool {
+        if !self.enabled() {
+            return false;
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hasher::write(&mut hasher, key);
+        let hash = std::hash::Hasher::finish(&hasher) | 1;
+        let slot = &mut self.doorkeeper[(hash as usize) % DOORKEEPER_SLOTS];
+        let seen = *slot == hash;
+        *slot = hash;
+        seen
     }
 
     /// As `get`, but a miss is not counted (the caller goes on to a `get` that counts it).
@@ -252,6 +274,15 @@ fn cost(key: &[u8], value: Option<&[u8]>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_is_leased_from_its_second_read_on() {
+        let mut cache = ReadCache::new(1 << 20);
+        assert!(!cache.wants_lease(b"once"), "a first read asks for no lease");
+        assert!(cache.wants_lease(b"once"), "a second one does");
+        assert!(cache.wants_lease(b"once"));
+        assert!(!ReadCache::new(0).wants_lease(b"once"), "no cache, no lease");
+    }
 
     #[test]
     fn a_cached_value_lives_until_its_lease_ends_timed_from_the_request() {

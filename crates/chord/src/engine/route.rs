@@ -130,8 +130,9 @@ impl Routed {
                 self.lease_asked_at = None;
                 let id = match (via, Wire::of(request), request) {
                     (Some(via), Some(body), _) => cx.request(&via, Request::Relay { ttl: RELAY_TTL, body }),
-                    // Straight to the owner with a cache to fill: ask for a lease with the value.
-                    (None, _, Request::Get { key }) if cx.core.cache.enabled() => {
+                    // Straight to the owner with a cache to fill: ask for a lease with the value
+                    // (for a key read lately already: see `ReadCache::wants_lease`).
+                    (None, _, Request::Get { key }) if cx.core.cache.wants_lease(key) => {
                         self.lease_asked_at = Some(cx.now.mono);
                         cx.request(node, Request::GetLeased { key: key.clone() })
                     }
