@@ -31,6 +31,8 @@ Studies:
              (default 1,000 nodes)
   events     messages per write with 0, 1 and 100 nodes listening for every key
              (default 1,000 and 10,000 nodes)
+  load       owned keys per node by ring positions per node (virtual nodes, ring math
+             only; 16, 64, 1,000 and 10,000 nodes)
   all        every study above
 
 Options:

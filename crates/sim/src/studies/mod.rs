@@ -10,6 +10,7 @@ pub mod events;
 pub mod failures;
 pub mod faults;
 pub mod hops;
+pub mod load;
 pub mod onehop;
 pub mod restarts;
 pub mod scale;
@@ -85,7 +86,7 @@ impl Params {
     }
 }
 
-pub const STUDIES: [&str; 8] = ["hops", "failures", "churn", "faults", "restarts", "scale", "onehop", "events"];
+pub const STUDIES: [&str; 9] = ["hops", "failures", "churn", "faults", "restarts", "scale", "onehop", "events", "load"];
 
 /// Run one study by name.
 pub fn run(study: &str, params: &Params) -> Option<Output> {
@@ -98,6 +99,7 @@ pub fn run(study: &str, params: &Params) -> Option<Output> {
         "scale" => Some(scale::run(params)),
         "events" => Some(events::run(params)),
         "onehop" => Some(onehop::run(params)),
+        "load" => Some(load::run(params)),
         _ => None,
     }
 }
