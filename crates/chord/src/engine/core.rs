@@ -184,7 +184,7 @@ pub struct Core {
     pub(super) seen: SeenSet,
     /// Events and subscriptions from peers that claim membership but have not proved it yet
     /// (see `events`).
-    pub(super) unproven: std::collections::VecDeque<(Id, crate::protocol::Message)>,
+    pub(super) unproven: std::collections::VecDeque<(NodeRef, crate::protocol::Message)>,
     /// Who in the ring listens for which keys, and what we and our clients watch.
     pub(super) watch: super::subscribers::Watch,
     pub(super) counters: Counters,

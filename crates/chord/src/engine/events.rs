@@ -35,7 +35,10 @@ const MAX_UNPROVEN: usize = 256;
 /// one it waits until the peer answers as a member, and from a client only its own
 /// subscription counts.
 pub fn on_message(cx: &mut Cx<'_>, from: &NodeRef, message: Message) {
-    if cx.core.knows_member(from.id) {
+    // Known, or a connected peer that claims membership and our member table (gossip among
+    // members) lists alive: a member, without another check.
+    let listed = cx.core.links.claims_member(from.id) && cx.core.members.contains(from.id);
+    if cx.core.knows_member(from.id) || listed {
         return from_member(cx, from, message);
     }
     if !cx.core.links.claims_member(from.id) {
@@ -49,18 +52,36 @@ pub fn on_message(cx: &mut Cx<'_>, from: &NodeRef, message: Message) {
         cx.core.unproven.pop_front();
         cx.core.counters.events_refused += 1;
     }
-    cx.core.unproven.push_back((from.id, message));
+    cx.core.unproven.push_back((from.clone(), message));
     // A check may be under way already: the one its handshake's claim started releases
-    // these too (`Engine::connected`).
+    // these too (`Engine::connected`). One the budget does not allow now is retried each
+    // maintenance round (`check_unproven`).
     verify::verify(cx, from, Box::new(proven));
+}
+
+/// Start the checks of senders whose messages are held and that no check is under way for:
+/// the verifier's budget (16 a second) refused them when their messages came — a listener
+/// hearing from many owners at once — and their events would wait for nothing.
+pub fn check_unproven(cx: &mut Cx<'_>) {
+    let mut senders: Vec<NodeRef> = Vec::new();
+    for (sender, _) in &cx.core.unproven {
+        if !senders.iter().any(|s| s.id == sender.id) {
+            senders.push(sender.clone());
+        }
+    }
+    for sender in senders {
+        if !cx.verified_then().contains_key(&sender.id) && !verify::verify(cx, &sender, Box::new(proven)) {
+            break; // the budget is spent for now
+        }
+    }
 }
 
 /// `member` answered as a ring member: what it sent meanwhile is taken now.
 pub fn proven(cx: &mut Cx<'_>, member: &NodeRef) {
-    if cx.core.unproven.iter().all(|(sender, _)| *sender != member.id) {
+    if cx.core.unproven.iter().all(|(sender, _)| sender.id != member.id) {
         return;
     }
-    let (proven, waiting) = std::mem::take(&mut cx.core.unproven).into_iter().partition(|(sender, _)| *sender == member.id);
+    let (proven, waiting) = std::mem::take(&mut cx.core.unproven).into_iter().partition(|(sender, _)| sender.id == member.id);
     cx.core.unproven = waiting;
     for (_, message) in proven {
         from_member(cx, member, message);

@@ -841,6 +841,9 @@ impl Engine {
         self.core.read_leases.expire(now.mono);
         let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
         watch::announce_if_due(&mut cx);
+        if !cx.core.unproven.is_empty() {
+            events::check_unproven(&mut cx);
+        }
         self.run_spawned(now);
         if !self.core.is_member() {
             if self.core.client_lost_ring() {

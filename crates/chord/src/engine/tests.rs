@@ -1291,3 +1291,28 @@ fn member_tables_fill_by_gossip_a_false_death_is_refuted_and_a_crash_spreads() {
         assert_eq!(h.engine(*id).stats().members, 23, "the crash reached {id:x}'s table");
     }
 }
+
+#[test]
+fn events_held_while_the_check_budget_is_spent_are_delivered_once_their_senders_are_checked() {
+    let ids: Vec<u128> = (1..=4).map(|i| i * (u128::MAX / 5)).collect();
+    let mut h = Harness::ring(&ids, chord(true));
+    let now = h.at();
+    h.engine(ids[0]).watch(now, vec![Vec::new()]);
+    h.pump();
+    // 24 members the listener never met (rings of one elsewhere) connect and each sends an
+    // event at once: more than the 16 checks a second the listener may start.
+    let senders: Vec<u128> = (0..24).map(|i| 1_000 + i).collect();
+    for (n, &sender) in senders.iter().enumerate() {
+        h.add(sender, chord(true));
+        let from = node(sender);
+        h.engine(ids[0]).connected(now, &from, true);
+        let key = format!("held-{n}").into_bytes();
+        let message = Message::Event { id: Id(5_000 + n as u128), key: serde_bytes::ByteBuf::from(key), added: true, limit: Id(ids[0]) };
+        h.engine(ids[0]).handle_message(now, &from, message);
+        h.pump();
+    }
+    let heard = |h: &Harness| h.notices.iter().filter(|(at, n)| *at == Id(ids[0]) && matches!(n, Notice::Added(key) if key.starts_with(b"held-"))).count();
+    assert!(heard(&h) < senders.len(), "the budget held some back: {}", heard(&h));
+    h.advance(3_000);
+    assert_eq!(heard(&h), senders.len(), "every held event delivered once its sender was checked");
+}
