@@ -370,7 +370,9 @@ async function run(createAdapter, options) {
     const cpu0 = process.cpuUsage()
     const stopAt = Date.now() + o.budgetMs
     let seed = 12345 + depth
-    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296)
+    // 32-bit LCG; Math.imul keeps the product exact (a plain `*` overflows 2^53 and the
+    // sequence fell into cycles of a few thousand: gets re-read a small hot set).
+    const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296)
     const worker = async () => {
       while (issued < o.tpOps && Date.now() < stopAt && !stopped) {
         const j = issued++
