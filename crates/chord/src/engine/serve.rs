@@ -140,9 +140,12 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
                 let was_predecessor = ring.predecessor().is_some_and(|p| p.id == leaver.id);
                 cx.core.drop_node(leaver.id);
                 if let Some(heir_of) = predecessor.filter(|_| was_predecessor).and_then(|p| cx.core.inherited_predecessor(&p, leaver.id)) {
+                    let (me, holds_everything) = (cx.core.me.id, cx.core.holds_everything());
                     let ring = cx.core.ring.as_mut().expect("member");
-                    if ring.predecessor().is_none() {
-                        ring.on_notify(&heir_of);
+                    // Our arc grows by the leaver's, as after a Notify: synced before it is
+                    // read, and written only once read leases the leaver granted ran out.
+                    if ring.predecessor().is_none() && ring.on_notify(&heir_of) && cx.core.arc.predecessor_changed(heir_of.id, me, holds_everything, cx.now.mono) {
+                        cx.core.maintenance_due = true;
                     }
                 }
                 if neighbour {

@@ -1316,3 +1316,39 @@ fn events_held_while_the_check_budget_is_spent_are_delivered_once_their_senders_
     h.advance(3_000);
     assert_eq!(heard(&h), senders.len(), "every held event delivered once its sender was checked");
 }
+
+#[test]
+fn the_heir_of_a_graceful_leave_takes_writes_only_once_the_leavers_leases_ran_out() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q], chord(false));
+    let key = key_in(Q, 2 * Q); // owned by 2Q, then by its heir 3Q
+    let set = h.start(Q, UserOp::Set(key.clone(), b"before".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    h.advance(super::LEASE_MS + 10);
+    for _ in 0..2 {
+        // Leased from the second read on.
+        let get = h.start(4 * Q, UserOp::Get(key.clone()));
+        assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"before".to_vec())))));
+    }
+    let leased_at = h.now;
+    assert_eq!(h.engines[&Id(2 * Q)].stats().leases_granted, 1);
+    // 2Q leaves gracefully: 3Q inherits its arc, not the record of 4Q's lease.
+    let leave = h.start(2 * Q, UserOp::Leave);
+    assert!(matches!(h.result(leave), Some(Ok(_))));
+    h.dead.insert(Id(2 * Q));
+    let set = h.start(Q, UserOp::Set(key.clone(), b"after".to_vec()));
+    let mut resolved_at = None;
+    for _ in 0..200 {
+        if let Some(result) = h.result(set) {
+            assert!(result.is_ok());
+            resolved_at = Some(h.now);
+            break;
+        }
+        h.advance(20);
+    }
+    let at = resolved_at.expect("the write resolves once 3Q took over");
+    assert!(at >= leased_at + super::LEASE_MS, "the write resolved at {at}, inside 4Q's lease from {leased_at}");
+    let now = h.at();
+    assert_eq!(h.engine(4 * Q).get_now(now, &key), None, "4Q's copy ran out first");
+    let get = h.start(4 * Q, UserOp::Get(key.clone()));
+    assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"after".to_vec())))));
+}
