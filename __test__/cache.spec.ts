@@ -5,18 +5,12 @@
  */
 import test from 'ava'
 import { ChordSocket, Protocol, limits } from '../index'
-import { chordNode, chordOptions, closeAll, sleep, until } from './helpers'
+import { chordNode, chordOptions, closeAll, joinedRing, sleep, until } from './helpers'
 import { Member, settled, startRing } from './member'
 
 /** A settled in-process ring of `n` members, each joined through the first. */
 async function ring(n: number, extra = {}): Promise<ChordSocket[]> {
-  const nodes = [await chordNode(extra)]
-  for (let i = 1; i < n; i++) {
-    const node = await chordNode(extra)
-    await node.connect(...nodes[0].addr)
-    nodes.push(node)
-  }
-  await until(() => nodes.every((n) => n.stats().successors.length > 0 && n.stats().predecessor !== undefined), 15_000, 'a settled ring')
+  const nodes = await joinedRing(n, extra, 15_000)
   // Owners take writes to an arc they took over only once a lease's time has passed.
   await sleep(limits.readLeaseMs + 200)
   return nodes

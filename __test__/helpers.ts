@@ -48,6 +48,18 @@ export async function chordNode(extra = {}): Promise<ChordSocket> {
   return node
 }
 
+/** `n` members joined one by one through the first, settled: every one has a successor and a predecessor. */
+export async function joinedRing(n: number, extra = {}, timeoutMs = 30_000): Promise<ChordSocket[]> {
+  const nodes = [await chordNode(extra)]
+  for (let i = 1; i < n; i++) {
+    const node = await chordNode(extra)
+    await node.connect(...nodes[0].addr)
+    nodes.push(node)
+  }
+  await until(() => nodes.every((node) => node.stats().successors.length > 0 && node.stats().predecessor !== undefined), timeoutMs, 'a settled ring')
+  return nodes
+}
+
 /**
  * `test` for a test that needs something of this machine (root, network namespaces): when
  * `unavailable` names what is missing it is registered as skipped, with the reason in its

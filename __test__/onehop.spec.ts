@@ -6,19 +6,7 @@
  */
 import test from 'ava'
 import { ChordSocket } from '../index'
-import { chordNode, closeAll, sleep, until } from './helpers'
-
-/** `n` members joined one by one through the first, settled (every node has neighbours). */
-async function ring(n: number, extra = {}): Promise<ChordSocket[]> {
-  const nodes = [await chordNode(extra)]
-  for (let i = 1; i < n; i++) {
-    const node = await chordNode(extra)
-    await node.connect(...nodes[0].addr)
-    nodes.push(node)
-  }
-  await until(() => nodes.every((n) => n.stats().successors.length > 0 && n.stats().predecessor !== undefined), 30_000, 'a settled ring')
-  return nodes
-}
+import { closeAll, joinedRing, sleep } from './helpers'
 
 /** Legs and operations added up over `nodes` since `before` (a snapshot of their stats). */
 function hopsSince(nodes: ChordSocket[], before: { operations: number; meanHops: number }[]): { ops: number; mean: number } {
@@ -50,7 +38,7 @@ async function readAll(nodes: ChordSocket[], keys: number, perNode: number, offs
 test('64 members: gets and sets go straight to their owners (mean hops ≤ 1.1), and on after a member leaves', async (t) => {
   t.timeout(120_000)
   // No read cache: every get must cross the network to be counted.
-  const nodes = await ring(64, { cacheBytes: 0 })
+  const nodes = await joinedRing(64, { cacheBytes: 0 })
   t.teardown(() => closeAll(nodes))
   const KEYS = 640
   // The writes open the connections: each node's first operation towards an owner waits for
@@ -89,7 +77,7 @@ test('64 members: gets and sets go straight to their owners (mean hops ≤ 1.1),
 test('a ring larger than a mesh the tables can hold relays along the routing set: more hops, every value right', async (t) => {
   t.timeout(60_000)
   // maxPeers 16: a mesh fits 12 members; 24 must relay.
-  const nodes = await ring(24, { cacheBytes: 0, maxPeers: 16 })
+  const nodes = await joinedRing(24, { cacheBytes: 0, maxPeers: 16 })
   t.teardown(() => closeAll(nodes))
   const KEYS = 240
   for (let k = 0; k < KEYS; k++) await nodes[k % nodes.length].set(`key-${k}`, `value-${k}`)

@@ -48,11 +48,7 @@ impl Row {
 }
 
 pub fn run(params: &Params) -> Output {
-    let sizes: Vec<usize> = match &params.nodes {
-        Some(sizes) => sizes.clone(),
-        None if params.quick => QUICK_SIZES.to_vec(),
-        None => SIZES.to_vec(),
-    };
+    let sizes = params.sizes_or(&SIZES, &QUICK_SIZES);
     let mut rows = Vec::new();
     let mut failed = Vec::new();
     for &n in &sizes {
@@ -136,12 +132,7 @@ fn output(rows: &[Row], failed: Vec<String>, params: &Params) -> Output {
         params.seed,
         table.to_markdown()
     );
-    let sizes: Vec<usize> = rows.iter().map(|r| r.n).fold(Vec::new(), |mut seen, n| {
-        if !seen.contains(&n) {
-            seen.push(n);
-        }
-        seen
-    });
+    let sizes = super::distinct(rows.iter().map(|r| r.n));
     let chart = sizes.iter().fold(Chart::new("Requests and events per write by listeners", "listeners", "messages per write", Kind::Lines), |chart, &n| {
         let points = rows.iter().filter(|r| r.n == n).map(|r| (r.listeners as f64, (r.write_requests() + r.counted.events) as f64 / r.writes as f64)).collect();
         chart.series(&format!("N = {}", thousands(n)), points)

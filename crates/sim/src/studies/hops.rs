@@ -46,11 +46,7 @@ struct Row {
 }
 
 pub fn run(params: &Params) -> Output {
-    let sizes = match &params.nodes {
-        Some(sizes) => sizes.clone(),
-        None if params.quick => QUICK_SIZES.to_vec(),
-        None => DEFAULT_SIZES.to_vec(),
-    };
+    let sizes = params.sizes_or(&DEFAULT_SIZES, &QUICK_SIZES);
     let mut rows = Vec::new();
     for (i, &n) in sizes.iter().enumerate() {
         let seed = params.seed.wrapping_add(i as u64);

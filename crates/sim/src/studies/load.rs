@@ -85,11 +85,7 @@ fn run_one(n: usize, v: u32, seed: u64) -> (f64, f64, f64, f64) {
 }
 
 pub fn run(params: &Params) -> Output {
-    let sizes: Vec<usize> = match &params.nodes {
-        Some(sizes) => sizes.clone(),
-        None if params.quick => QUICK_SIZES.to_vec(),
-        None => SIZES.to_vec(),
-    };
+    let sizes = params.sizes_or(&SIZES, &QUICK_SIZES);
     let mut rows = Vec::new();
     for &n in &sizes {
         for &v in &POSITIONS {
@@ -121,12 +117,7 @@ fn output(rows: &[Row], params: &Params) -> Output {
         params.seed,
         table.to_markdown()
     );
-    let sizes: Vec<usize> = rows.iter().map(|r| r.n).fold(Vec::new(), |mut seen, n| {
-        if !seen.contains(&n) {
-            seen.push(n);
-        }
-        seen
-    });
+    let sizes = super::distinct(rows.iter().map(|r| r.n));
     let chart = sizes.iter().fold(Chart::new("Owned keys, max / mean, by positions per node", "log2 positions", "max / mean", Kind::Lines), |chart, &n| {
         chart.series(&format!("N {}", thousands(n)), rows.iter().filter(|r| r.n == n).map(|r| ((r.v as f64).log2(), r.max)).collect())
     });

@@ -76,6 +76,15 @@ impl Params {
         config
     }
 
+    /// The ring sizes of a study that runs several: `--nodes`, else the study's defaults.
+    pub fn sizes_or(&self, default: &[usize], quick: &[usize]) -> Vec<usize> {
+        match &self.nodes {
+            Some(sizes) => sizes.clone(),
+            None if self.quick => quick.to_vec(),
+            None => default.to_vec(),
+        }
+    }
+
     /// The ring size of a one-size study: `--nodes`' first value, else the study's default.
     pub fn size_or(&self, default: usize, quick: usize) -> usize {
         match &self.nodes {
@@ -112,6 +121,16 @@ const LOOKUP_STEP_MS: u64 = 5;
 /// `count` lookups of random keys from random live members, through their engines
 /// (`lookup()`), judged against the oracle as each finishes. Simulated time passes meanwhile,
 /// so maintenance runs as it would.
+/// `values` without repeats, in the order they first appear (a chart's series).
+pub fn distinct(values: impl IntoIterator<Item = usize>) -> Vec<usize> {
+    values.into_iter().fold(Vec::new(), |mut seen, value| {
+        if !seen.contains(&value) {
+            seen.push(value);
+        }
+        seen
+    })
+}
+
 pub fn measure_lookups(sim: &mut Sim, count: usize) -> Tally {
     let mut tally = Tally::default();
     let mut pending: Vec<(OpId, Id)> = Vec::new();

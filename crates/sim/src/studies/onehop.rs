@@ -56,11 +56,7 @@ struct Row {
 }
 
 pub fn run(params: &Params) -> Output {
-    let sizes: Vec<usize> = match &params.nodes {
-        Some(sizes) => sizes.clone(),
-        None if params.quick => QUICK_SIZES.to_vec(),
-        None => SIZES.to_vec(),
-    };
+    let sizes = params.sizes_or(&SIZES, &QUICK_SIZES);
     let mut rows = Vec::new();
     let mut failed = Vec::new();
     for &n in &sizes {

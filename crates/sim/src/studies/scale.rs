@@ -52,11 +52,7 @@ struct Row {
 }
 
 pub fn run(params: &Params) -> Output {
-    let sizes: Vec<usize> = match &params.nodes {
-        Some(sizes) => sizes.clone(),
-        None if params.quick => QUICK_SIZES.to_vec(),
-        None => SIZES.to_vec(),
-    };
+    let sizes = params.sizes_or(&SIZES, &QUICK_SIZES);
     let limits = params.max_peers.clone().unwrap_or(LIMITS.to_vec());
     let mut rows = Vec::new();
     let mut failed = Vec::new();
@@ -178,12 +174,7 @@ fn output(rows: &[Row], failed: Vec<String>, params: &Params) -> Output {
         table.to_markdown()
     );
     let points = |limit: usize| rows.iter().filter(|r| r.limit == limit).map(|r| ((r.n as f64).log10(), r.mean_hops)).collect::<Vec<_>>();
-    let limits: Vec<usize> = rows.iter().map(|r| r.limit).fold(Vec::new(), |mut seen, l| {
-        if !seen.contains(&l) {
-            seen.push(l);
-        }
-        seen
-    });
+    let limits = super::distinct(rows.iter().map(|r| r.limit));
     let chart = limits.iter().fold(Chart::new("Mean lookup hops by ring size", "log10 N", "hops", Kind::Lines), |chart, &limit| chart.series(&format!("maxPeers {limit}"), points(limit)));
     Output { study: "scale", markdown, svg: render(&[chart]), failed }
 }
