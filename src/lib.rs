@@ -19,6 +19,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+// glibc's malloc serialises the tokio workers and Node's thread on its arena locks: with
+// frames, values and futures allocated on one thread and freed on another, a quarter of the
+// CPU of a busy ring went to malloc and to futex waits on those locks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Options of `startNode`. The TypeScript layer checks their types; the engine checks their
 /// ranges (`Config::validate`), so the limits live in one place.
 #[napi(object)]
