@@ -200,8 +200,8 @@ struct Done {
     result: std::result::Result<Option<Vec<u8>>, NodeError>,
 }
 
-/// Finished operations waiting to be collected by `nextCompletions`, in batches: one promise
-/// per batch instead of one per operation is what makes many operations in flight cheap.
+/// Finished operations waiting to be collected by `CompletionQueue::next`, in batches: one
+/// promise per batch instead of one per operation is what makes many operations in flight cheap.
 #[derive(Default)]
 struct Completions {
     queue: Mutex<Vec<Done>>,
@@ -467,7 +467,7 @@ pub fn validate_options(options: StartOptions) -> Result<()> {
 pub async fn start_node(options: StartOptions) -> Result<NativeNode> {
     let config = config_of(options)?;
     let node = guarded(Node::start(config)).await?;
-    Ok(NativeNode { node, completions: Arc::default() })
+    Ok(NativeNode { node })
 }
 
 /// `JsLimits` and `limits()` from the engine's one list of limits (`chord::with_limits!`): every
@@ -502,7 +502,38 @@ pub fn error_codes() -> Vec<String> {
 #[napi]
 pub struct NativeNode {
     node: Node,
-    completions: Arc<Completions>,
+}
+
+/// Where the outcomes of `submit`ted operations are collected. One queue serves every node of
+/// a JavaScript realm: with one pending `next()` for all of them, a process running many
+/// nodes crosses to JavaScript once per batch of the whole process instead of once per node
+/// (each crossing of an async call sets up and tears down a wake-up handle).
+#[napi]
+pub struct CompletionQueue {
+    inner: Arc<Completions>,
+}
+
+#[napi]
+impl CompletionQueue {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> CompletionQueue {
+        CompletionQueue { inner: Arc::default() }
+    }
+
+    /// Outcomes of submitted operations, waiting for at least one.
+    #[napi]
+    pub async fn next(&self) -> Result<Vec<JsDone>> {
+        let inner = self.inner.clone();
+        let batch = inner.next_batch().await;
+        Ok(batch
+            .into_iter()
+            .map(|done| match done.result {
+                Ok(value) => JsDone { id: done.id, value: value.map(Buffer::from), error: None },
+                Err(error) => JsDone { id: done.id, value: None, error: Some(to_js_error(error).reason.clone()) },
+            })
+            .collect())
+    }
 }
 
 #[napi]
@@ -582,30 +613,17 @@ impl NativeNode {
         .await
     }
 
-    /// Start a batch of dict operations; their outcomes arrive through `nextCompletions`.
+    /// Start a batch of dict operations; their outcomes arrive through `queue`, under the ids
+    /// given.
     #[napi]
-    pub fn submit(&self, ops: Vec<JsOp>) -> Result<()> {
+    pub fn submit(&self, ops: Vec<JsOp>, queue: &CompletionQueue) -> Result<()> {
         for op in ops {
             let (id, is_set) = (op.id, op.kind == 1);
             let user_op = dict_op(op.kind, op.key.to_vec(), op.value.map(|v| v.to_vec()))?;
-            let completions = self.completions.clone();
+            let completions = queue.inner.clone();
             guarded_sync(|| self.node.submit(user_op, move |result| completions.push(Done { id, result: result.map(|output| if is_set { None } else { value_of(output) }) })))?;
         }
         Ok(())
-    }
-
-    /// Outcomes of submitted operations, waiting for at least one.
-    #[napi]
-    pub async fn next_completions(&self) -> Result<Vec<JsDone>> {
-        let completions = self.completions.clone();
-        let batch = completions.next_batch().await;
-        Ok(batch
-            .into_iter()
-            .map(|done| match done.result {
-                Ok(value) => JsDone { id: done.id, value: value.map(Buffer::from), error: None },
-                Err(error) => JsDone { id: done.id, value: None, error: Some(to_js_error(error).reason.clone()) },
-            })
-            .collect())
     }
 
     #[napi]

@@ -1,12 +1,15 @@
 /**
- * Batches dict operations across the N-API boundary: operations issued in the same tick go to
- * the native node in one `submit` call, and their outcomes come back in batches through one
- * pending `nextCompletions` promise. One crossing per batch instead of one promise per
- * operation is what keeps hundreds of operations in flight cheap. The completion loop runs only
- * while operations are outstanding, so an idle socket does not keep the process alive.
+ * Batches dict operations across the N-API boundary: operations a node is given in the same
+ * tick go to it in one `submit` call, and the outcomes of every node's operations come back in
+ * batches through one pending `next()` of a queue shared by all the nodes of this realm. One
+ * crossing per batch instead of one promise per operation is what keeps hundreds of operations
+ * in flight cheap, and one shared queue keeps a process running many nodes from paying a
+ * crossing per node. The collecting loop runs only while operations are outstanding, so idle
+ * sockets do not keep the process alive.
  */
 import { fromNative } from './errors'
-import { NativeNode } from './native'
+import { native, NativeNode } from './native'
+import type { CompletionQueue } from './binding'
 
 export const enum OpKind {
   Get = 0,
@@ -19,44 +22,28 @@ interface Waiter {
   reject: (error: Error) => void
 }
 
-export class Batcher {
-  readonly #node: NativeNode
-  #nextId = 1
-  #queue: { id: number; kind: number; key: Buffer; value?: Buffer }[] = []
+/** The outstanding operations of every node in this realm, by id, and the loop that settles them. */
+class Outstanding {
+  readonly queue: CompletionQueue = new native.CompletionQueue()
   readonly #waiters = new Map<number, Waiter>()
-  #flushScheduled = false
+  #nextId = 1
   #collecting = false
 
-  constructor(node: NativeNode) {
-    this.#node = node
+  add(waiter: Waiter): number {
+    const id = this.#nextId
+    this.#nextId = this.#nextId >= 0x7fffffff ? 1 : this.#nextId + 1
+    this.#waiters.set(id, waiter)
+    return id
   }
 
-  run(kind: OpKind, key: Buffer, value?: Buffer): Promise<Buffer | null> {
-    return new Promise((resolve, reject) => {
-      const id = this.#nextId
-      this.#nextId = this.#nextId >= 0x7fffffff ? 1 : this.#nextId + 1
-      this.#waiters.set(id, { resolve, reject })
-      this.#queue.push(value === undefined ? { id, kind, key } : { id, kind, key, value })
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true
-        queueMicrotask(() => this.#flush())
-      }
-    })
-  }
-
-  #flush(): void {
-    this.#flushScheduled = false
-    const batch = this.#queue
-    this.#queue = []
-    try {
-      this.#node.submit(batch)
-    } catch (error) {
-      for (const op of batch) {
-        this.#waiters.get(op.id)?.reject(fromNative(error))
-        this.#waiters.delete(op.id)
-      }
-      return
+  fail(ids: number[], error: unknown): void {
+    for (const id of ids) {
+      this.#waiters.get(id)?.reject(fromNative(error))
+      this.#waiters.delete(id)
     }
+  }
+
+  collect(): void {
     if (!this.#collecting) void this.#collect()
   }
 
@@ -64,7 +51,7 @@ export class Batcher {
     this.#collecting = true
     try {
       while (this.#waiters.size > 0) {
-        const done = await this.#node.nextCompletions()
+        const done = await this.queue.next()
         for (const { id, value, error } of done) {
           const waiter = this.#waiters.get(id)
           if (!waiter) continue
@@ -79,5 +66,46 @@ export class Batcher {
     } finally {
       this.#collecting = false
     }
+  }
+}
+
+let outstanding: Outstanding | undefined
+
+export class Batcher {
+  readonly #node: NativeNode
+  #queue: { id: number; kind: number; key: Buffer; value?: Buffer }[] = []
+  #flushScheduled = false
+
+  constructor(node: NativeNode) {
+    this.#node = node
+  }
+
+  run(kind: OpKind, key: Buffer, value?: Buffer): Promise<Buffer | null> {
+    return new Promise((resolve, reject) => {
+      outstanding ??= new Outstanding()
+      const id = outstanding.add({ resolve, reject })
+      this.#queue.push(value === undefined ? { id, kind, key } : { id, kind, key, value })
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true
+        queueMicrotask(() => this.#flush())
+      }
+    })
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false
+    const batch = this.#queue
+    this.#queue = []
+    const shared = outstanding as Outstanding
+    try {
+      this.#node.submit(batch, shared.queue)
+    } catch (error) {
+      shared.fail(
+        batch.map((op) => op.id),
+        error,
+      )
+      return
+    }
+    shared.collect()
   }
 }
