@@ -8,8 +8,8 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, KeyObject } from 'node:crypto'
 
 const PROTOCOL_NAME = 'Noise_XXpsk0_25519_ChaChaPoly_BLAKE2s'
-/** Prologue: "chordnet\0" and the protocol version this implements, 5 (u16 BE). */
-export const PROLOGUE = Buffer.concat([Buffer.from('chordnet\0'), Buffer.from([0, 5])])
+/** Prologue: "chordnet\0" and the protocol version this implements, 6 (u16 BE). */
+export const PROLOGUE = Buffer.concat([Buffer.from('chordnet\0'), Buffer.from([0, 6])])
 /** The network key of an open network (docs/PROTOCOL.md test vector). */
 export const OPEN_NETWORK_KEY = Buffer.from('b0d5c1bbe6fe567d9878226b6621ff1172d3b6d63857e9222f16a3c2078cf89a', 'hex')
 const TAG = 16

@@ -155,6 +155,10 @@ pub struct JsStats {
     pub leases_granted: f64,
     pub invalidations_sent: f64,
     pub lease_timeouts: f64,
+    /// As an owner: read delegations granted to replicas (each lets one replica answer gets of
+    /// the arc for a lease's time); as a replica: gets answered here for the key's owner.
+    pub delegations_granted: f64,
+    pub replica_reads: f64,
 }
 
 /// One kind of traffic since the node started: frames (length prefix included, before
@@ -698,6 +702,8 @@ impl NativeNode {
                 leases_granted: s.leases_granted as f64,
                 invalidations_sent: s.invalidations_sent as f64,
                 lease_timeouts: s.lease_timeouts as f64,
+                delegations_granted: s.delegations_granted as f64,
+                replica_reads: s.replica_reads as f64,
             }
         })
     }

@@ -433,6 +433,12 @@ export interface JsStats {
   leasesGranted: number
   invalidationsSent: number
   leaseTimeouts: number
+  /**
+   * As an owner: read delegations granted to replicas (each lets one replica answer gets of
+   * the arc for a lease's time); as a replica: gets answered here for the key's owner.
+   */
+  delegationsGranted: number
+  replicaReads: number
 }
 
 /**

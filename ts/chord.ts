@@ -139,6 +139,10 @@ export interface ChordStats {
   invalidationsSent: number
   /** Lease holders a write waited out (they did not confirm the invalidation: silent or cut off). */
   leaseTimeouts: number
+  /** As a key's owner: read delegations granted to its in-sync replicas (each lets one replica answer gets of the arc for a lease's time). */
+  delegationsGranted: number
+  /** As a replica: gets answered here for the key's owner, under its delegation. */
+  replicaReads: number
 }
 
 export interface ChordSocketEvents extends MeshSocketEvents {

@@ -18,7 +18,7 @@ use serde_bytes::ByteBuf;
 /// fetches, ring-merge candidates, `Info`. Version 3: `Relay` (lookups and dict operations
 /// forwarded along open connections), the `rejoining` refusal (docs/PROTOCOL.md). Version 4:
 /// read leases (`GetLeased`, `Leased`, `Invalidate`).
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 pub use crate::config::{DEFAULT_MAX_FRAME_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES, MIN_FRAME_BYTES};
 /// Bytes of the length prefix.
 pub const LENGTH_PREFIX_BYTES: usize = 4;
@@ -106,7 +106,7 @@ impl Message {
                 Request::Ping | Request::State | Request::Notify(_) => Traffic::Maintenance,
                 Request::FindSuccessor { .. } | Request::Relay { body: Routed::FindSuccessor { .. }, .. } => Traffic::Lookup,
                 Request::Get { .. } | Request::GetLeased { .. } | Request::Write { .. } | Request::Relay { .. } => Traffic::Data,
-                Request::Invalidate { .. } => Traffic::Data,
+                Request::Invalidate { .. } | Request::Delegate { .. } => Traffic::Data,
                 Request::Replicate { .. } | Request::Handoff { .. } => Traffic::Replication,
                 Request::SyncArc { .. } | Request::Fetch { .. } => Traffic::AntiEntropy,
                 Request::Page { .. } => Traffic::Walk,
@@ -212,6 +212,10 @@ pub enum Request {
     /// Our entries in these buckets of the member table (where our digests differ): merge
     /// them, and answer yours.
     MemberEntries { buckets: Vec<u16>, entries: Vec<MemberEntry> },
+    /// Let me answer gets of your arc `(from, to]` for a read lease's time from when I sent
+    /// this (`engine::delegate`): answered `Ok` when granted, then you resolve no write to the
+    /// arc I have not acknowledged until that time has passed.
+    Delegate { from: Id, to: Id },
 }
 
 /// A request that can be relayed towards the owner of a ring position.

@@ -91,6 +91,7 @@ fn request() -> impl Strategy<Value = Request> {
         vec(bytes(), 0..4).prop_map(|keys| Request::Invalidate { keys }),
         any::<u64>().prop_map(|digest| Request::Members { digest }),
         (vec(any::<u16>(), 0..4), vec(member(), 0..3)).prop_map(|(buckets, entries)| Request::MemberEntries { buckets, entries }),
+        (id(), id()).prop_map(|(from, to)| Request::Delegate { from, to }),
     ]
 }
 
@@ -185,6 +186,7 @@ fn variant(message: &Message) -> &'static str {
             Request::Invalidate { .. } => "Invalidate",
             Request::Members { .. } => "Members",
             Request::MemberEntries { .. } => "MemberEntries",
+            Request::Delegate { .. } => "Delegate",
             Request::Relay { body, .. } => match body {
                 Routed::FindSuccessor { .. } => "Relay(FindSuccessor)",
                 Routed::Get { .. } => "Relay(Get)",

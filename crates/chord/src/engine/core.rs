@@ -54,6 +54,9 @@ pub struct Counters {
     /// Writes that waited for a holder that did not confirm its invalidation (its lease ran
     /// out instead).
     pub lease_timeouts: u64,
+    /// Read delegations granted as an owner, and gets answered here as a delegate.
+    pub delegations_granted: u64,
+    pub replica_reads: u64,
     /// Lookup hops, anti-entropy and suspicions, as the metrics show them.
     pub figures: RingFigures,
 }
@@ -178,6 +181,12 @@ pub struct Core {
     pub(super) read_leases: super::lease::Leases,
     /// Values read with a lease from their owners (`cacheBytes`).
     pub(super) cache: super::lease::ReadCache,
+    /// Read delegations granted to our replicas, as an owner (`delegate`).
+    pub(super) delegates: super::delegate::Delegates,
+    /// Read delegations held from the owners we replicate for (`delegate`).
+    pub(super) held: super::delegate::Held,
+    /// As a reader: which replicas answer gets for which owner (`delegate`).
+    pub(super) read_copies: super::delegate::ReadCopies,
     /// User writes run here lately, by nonce (`dedupe`).
     pub(super) recent_writes: super::dedupe::RecentWrites,
     /// Ring events already delivered here.
@@ -399,6 +408,23 @@ impl Core {
     /// before the position (a finger or successor of ours, or for a client
     /// a member it is connected to). Below the limit a direct connection costs one handshake
     /// and gives one hop from then on; at the limit it would displace a connection in use.
+    /// Where to send a plain get of `position` whose owner is `owner`: the owner or one of the
+    /// successors holding its replicas, as the member table lists them, among those we hold a
+    /// connection to and that answer for the owner (`delegate::ReadCopies::pick`), so a hot
+    /// key's readers spread over its copies. `None`: the owner.
+    pub fn read_replica(&mut self, position: Id, owner: &NodeRef) -> Option<NodeRef> {
+        if self.ring.is_none() || self.members.saturated() {
+            return None;
+        }
+        let replicas = self.chord.as_ref().map_or(1, |c| c.replicas);
+        let copies = self.members.following_n(position, replicas);
+        if copies.first().is_none_or(|first| first.id != owner.id) {
+            return None;
+        }
+        let open: Vec<NodeRef> = copies.into_iter().filter(|n| n.id == owner.id || (n.id != self.me.id && self.links.is_open(n.id))).cloned().collect();
+        self.read_copies.pick(&open, self.now, &mut self.rng)
+    }
+
     pub fn relay_via(&self, position: Id, node: &NodeRef, prefer_relay: bool) -> Option<NodeRef> {
         if self.links.is_open(node.id) || (self.links.has_room() && !prefer_relay && self.mesh_fits()) {
             return None;

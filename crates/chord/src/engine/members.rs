@@ -123,6 +123,13 @@ impl Members {
         self.entries.range(position..).chain(self.entries.iter()).find(|(_, m)| m.entry.alive).map(|(_, m)| &m.entry.node)
     }
 
+    /// The first `n` live members at or after `position`, clockwise (the key's owner and the
+    /// successors holding its replicas), fewer when the table holds fewer.
+    pub fn following_n(&self, position: Id, n: usize) -> Vec<&NodeRef> {
+        let live = self.entries.range(position..).chain(self.entries.range(..position)).filter(|(_, m)| m.entry.alive);
+        live.take(n).map(|(_, m)| &m.entry.node).collect()
+    }
+
     /// We met `node` (a handshake, an answer): alive. An entry we hold with a known
     /// incarnation stays as it is (its address follows the node's), unless it records a
     /// death, which meeting the node refutes only through the node's own newer incarnation

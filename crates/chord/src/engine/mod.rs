@@ -18,6 +18,8 @@
 mod arc;
 mod contacts;
 mod dedupe;
+mod delegate;
+mod replica_read;
 pub mod core;
 pub mod cx;
 mod detector;
@@ -175,6 +177,7 @@ enum Duty {
     Contacts,
     Subscriptions,
     Members,
+    Delegations,
 }
 
 /// Where a finished machine's outcome goes.
@@ -247,6 +250,10 @@ pub struct Stats {
     pub leases_granted: u64,
     pub invalidations_sent: u64,
     pub lease_timeouts: u64,
+    /// As an owner: read delegations granted to replicas; as a replica: gets answered for
+    /// their owner (`delegate`).
+    pub delegations_granted: u64,
+    pub replica_reads: u64,
 }
 
 pub struct Engine {
@@ -286,6 +293,9 @@ impl Engine {
             arcs: BTreeMap::new(),
             leases: HashMap::new(),
             read_leases: Default::default(),
+            delegates: Default::default(),
+            held: Default::default(),
+            read_copies: Default::default(),
             cache: lease::ReadCache::new(cache_bytes),
             recent_writes: Default::default(),
             seen: SeenSet::new(),
@@ -445,7 +455,17 @@ impl Engine {
             return Some(value);
         }
         let owned = self.core.ring.as_ref().is_some_and(|ring| matches!(ring.next_hop(Id::of_key(key)), crate::routing::Hop::Local));
-        if !owned || self.core.unsettled() {
+        if !owned {
+            // A replica of the key with a delegation from its owner answers it here too.
+            let mut cx = Cx::new(&mut self.core, &mut self.io, now, 0);
+            let answer = replica_read::delegated_get(&mut cx, key)?;
+            self.core.counters.ops += 1;
+            return match answer {
+                Response::Value { item, .. } => Some(item.and_then(|i| i.value).map(serde_bytes::ByteBuf::into_vec)),
+                _ => None,
+            };
+        }
+        if self.core.unsettled() {
             return None;
         }
         match read::owner_get(&self.core, key.to_vec()) {
@@ -865,6 +885,9 @@ impl Engine {
         self.start_duty(now, Duty::CheckPredecessor, Box::<CheckPredecessor>::default());
         self.start_duty(now, Duty::FixFingers, Box::<FixFingers>::default());
         self.start_duty(now, Duty::Members, Box::<gossip::MemberSync>::default());
+        if self.core.held.demanded_lately(now.mono) {
+            self.start_duty(now, Duty::Delegations, Box::<replica_read::KeepDelegations>::default());
+        }
         if !self.core.contacts.is_empty() {
             self.start_duty(now, Duty::Contacts, Box::<ProbeContacts>::default());
         }
@@ -1000,6 +1023,8 @@ impl Engine {
             leases_granted: counters.leases_granted,
             invalidations_sent: counters.invalidations_sent,
             lease_timeouts: counters.lease_timeouts,
+            delegations_granted: counters.delegations_granted,
+            replica_reads: counters.replica_reads,
             ..Stats::default()
         };
         if let Some(ring) = &self.core.ring {

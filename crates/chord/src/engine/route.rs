@@ -68,6 +68,8 @@ pub struct Routed {
     waiting: Waiting,
     /// When the last `GetLeased` left: a lease it brings is timed from then.
     lease_asked_at: Option<Millis>,
+    /// The owner whose replica this get went to instead (`delegate`).
+    replica_of: Option<Id>,
 }
 
 impl Routed {
@@ -94,6 +96,7 @@ impl Routed {
             deadline: 0,
             waiting: Waiting::Nothing,
             lease_asked_at: None,
+            replica_of: None,
         }
     }
 
@@ -123,7 +126,21 @@ impl Routed {
                 }
                 Err(answer) => self.on_answer(cx, Ok(answer)),
             },
-            (Destination::Remote(node), request) => {
+            (Destination::Remote(owner), request) => {
+                // A plain get (no lease wanted) on its first try may go to a replica instead.
+                let lease = match request {
+                    Request::Get { key } => cx.core.cache.wants_lease(key),
+                    _ => false,
+                };
+                let replica = match request {
+                    Request::Get { .. } if !lease && self.redirects == 0 && self.attempt == 0 && !self.relay => cx.core.read_replica(self.position, owner),
+                    _ => None,
+                };
+                self.replica_of = replica.as_ref().map(|_| owner.id);
+                if let Some(replica) = replica {
+                    self.target = Destination::Remote(replica);
+                }
+                let Destination::Remote(node) = &self.target else { unreachable!("set above") };
                 let via = if self.direct { None } else { cx.core.relay_via(self.position, node, self.relay) };
                 let first_leg = via.as_ref().unwrap_or(node).id;
                 self.hops += if cx.core.links.is_open(first_leg) { 1 } else { 2 };
@@ -132,7 +149,7 @@ impl Routed {
                     (Some(via), Some(body), _) => cx.request(&via, Request::Relay { ttl: RELAY_TTL, body }),
                     // Straight to the owner with a cache to fill: ask for a lease with the value
                     // (for a key read lately already: see `ReadCache::wants_lease`).
-                    (None, _, Request::Get { key }) if cx.core.cache.wants_lease(key) => {
+                    (None, _, Request::Get { key }) if lease => {
                         self.lease_asked_at = Some(cx.now.mono);
                         cx.request(node, Request::GetLeased { key: key.clone() })
                     }
@@ -199,6 +216,12 @@ impl Routed {
             }
             other => other,
         };
+        if let (Some(owner), Some(replica)) = (self.replica_of.take(), remote) {
+            match &answer {
+                Ok(Response::Value { arc, .. }) if arc.1 == owner => cx.core.read_copies.answered(owner, replica, cx.now.mono),
+                _ => cx.core.read_copies.redirected(owner, replica),
+            }
+        }
         match answer {
             Ok(Response::Redirect(next)) => {
                 self.redirects += 1;
@@ -266,6 +289,12 @@ impl Machine for Routed {
                         if let Some(value) = cx.core.cache.get(key, cx.now.mono) {
                             cx.core.counters.ops += 1;
                             return Step::Done(Outcome::Op(Ok(OpOutput::Value(value))));
+                        }
+                        // A replica of the key that reads for its owner answers here.
+                        let key = key.to_vec();
+                        if let Some(answer) = super::replica_read::delegated_get(cx, &key) {
+                            cx.core.counters.ops += 1;
+                            return Step::Done(Outcome::Op(self.output(answer)));
                         }
                     }
                     // Our own write: our copy goes now (the owner also invalidates it, if it

@@ -61,8 +61,9 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
         Request::SyncArc { from, to, digest, after } => {
             // Owners sync their own arc (it ends at their id): that grants us a replica lease.
             // Bucket-sized pieces of it (which end elsewhere) grant nothing new.
-            if sender.is_some_and(|s| s.id == to) {
+            if let Some(owner) = sender.filter(|s| s.id == to) {
                 cx.core.leases.insert(to, (from, cx.now.mono));
+                cx.core.held.owner_synced(owner, (from, to), cx.now.mono);
             }
             compare_arc(&cx.core.store, from, to, &digest, after.map(|(p, k)| (p, k.into_vec())))
         }
@@ -85,10 +86,14 @@ pub fn serve(cx: &mut Cx<'_>, sender: Option<&NodeRef>, body: Request) -> Served
             super::detector::check_avoided(cx, &avoid);
             Response::Next(cx.core.ring.as_ref().expect("member").next_hop_avoiding(position, &avoid))
         }
-        Request::Get { key } => match get_here(cx.core, key.into_vec()) {
-            LocalGet::Now(answer) => answer,
-            LocalGet::Around(read) => return Served::Later(Box::new(read)),
+        Request::Get { key } => match super::replica_read::delegated_get(cx, &key) {
+            Some(answer) => answer,
+            None => match get_here(cx.core, key.into_vec()) {
+                LocalGet::Now(answer) => answer,
+                LocalGet::Around(read) => return Served::Later(Box::new(read)),
+            },
         },
+        Request::Delegate { from, to } => super::replica_read::serve(cx, sender, (from, to)),
         Request::GetLeased { key } => {
             let key = key.into_vec();
             match get_here(cx.core, key.clone()) {

@@ -147,6 +147,11 @@ impl SyncArc {
             SyncStep::Fetch(keys) => Request::Fetch { keys: keys.clone() },
         };
         let id = cx.request(&self.peer, body);
+        // Our own arc compared whole: a match makes the peer a replica that may answer reads
+        // for us (`delegate`), if it misses no write meanwhile.
+        if matches!(step, SyncStep::Whole) && cx.core.ring.as_ref().and_then(|r| r.primary_arc()) == Some(self.arc) {
+            cx.core.delegates.comparison_started(self.peer.id, self.arc, id);
+        }
         self.waiting = Some((id, step));
         Step::Pending
     }
@@ -245,6 +250,10 @@ impl Machine for SyncArc {
             }
             Input::Reply(id, reply) if self.waiting.as_ref().is_some_and(|(asked, _)| *asked == id) => {
                 let (_, step) = self.waiting.take().expect("checked");
+                if matches!(step, SyncStep::Whole) {
+                    let matched = matches!(reply, Ok(Response::InSync));
+                    cx.core.delegates.comparison_ended(self.peer.id, self.arc, id, matched);
+                }
                 match reply {
                     Ok(response) => self.on_answer(cx, step, response),
                     Err(error) => Step::Done(Outcome::Unit(Err(error))),

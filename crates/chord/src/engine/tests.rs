@@ -1352,3 +1352,50 @@ fn the_heir_of_a_graceful_leave_takes_writes_only_once_the_leavers_leases_ran_ou
     let get = h.start(4 * Q, UserOp::Get(key.clone()));
     assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"after".to_vec())))));
 }
+
+#[test]
+fn an_in_sync_replica_answers_reads_for_its_owner_and_a_write_it_missed_waits_its_delegation_out() {
+    let mut h = Harness::ring(&[Q, 2 * Q, 3 * Q, 4 * Q, 5 * Q], ChordConfig { cache_bytes: 0, ..chord(false) });
+    let key = key_in(Q, 2 * Q); // owned by 2Q, replicas 3Q and 4Q
+    let set = h.start(Q, UserOp::Set(key.clone(), b"one".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    // Anti-entropy finds 3Q in sync; a first read there asks 2Q for a delegation.
+    h.advance(10_000);
+    let get = h.start(3 * Q, UserOp::Get(key.clone()));
+    assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"one".to_vec())))));
+    h.advance(600);
+    assert!(h.engines[&Id(2 * Q)].stats().delegations_granted >= 1, "the owner delegated its reads");
+    let now = h.at();
+    assert_eq!(h.engine(3 * Q).get_now(now, &key), Some(Some(b"one".to_vec())), "answered from the replica's own copy");
+    assert_eq!(h.engines[&Id(3 * Q)].stats().replica_reads, 1);
+    // A write the replica acknowledges: read there at once.
+    let set = h.start(5 * Q, UserOp::Set(key.clone(), b"two".to_vec()));
+    assert!(matches!(h.result(set), Some(Ok(_))));
+    let now = h.at();
+    assert_eq!(h.engine(3 * Q).get_now(now, &key), Some(Some(b"two".to_vec())));
+    // The owner stops asking the replica (it took it for dead) while the replica's delegation
+    // runs: the write its stand-in acknowledges at once resolves only once that ran out.
+    let now = h.at();
+    h.engine(3 * Q).get_now(now, &key);
+    h.engine(2 * Q).core.forget(Id(3 * Q));
+    let started = h.now;
+    let set = h.start(5 * Q, UserOp::Set(key.clone(), b"three".to_vec()));
+    let mut resolved_at = None;
+    for _ in 0..80 {
+        if h.result(set).is_some() {
+            resolved_at = Some(h.now);
+            break;
+        }
+        h.advance(10);
+    }
+    let waited = resolved_at.expect("the write resolved") - started;
+    // Renewed a quarter of a lease apart once under half a lease remains: a quarter at least.
+    assert!(waited >= super::LEASE_MS / 4 && waited <= super::LEASE_MS, "waited {waited} ms for the delegation to run out");
+    // The replica's own clock ended its delegation before the owner resolved the write: from
+    // then on it answers for the owner only once anti-entropy gave it the write.
+    let now = h.at();
+    let answer = h.engine(3 * Q).get_now(now, &key);
+    assert!(answer.is_none() || answer == Some(Some(b"three".to_vec())), "stale: {answer:?}");
+    let get = h.start(3 * Q, UserOp::Get(key.clone()));
+    assert_eq!(h.result(get), Some(Ok(OpOutput::Value(Some(b"three".to_vec())))));
+}

@@ -32,6 +32,10 @@ pub struct OwnerWrite {
     candidates: VecDeque<NodeRef>,
     asked: Vec<(ReqId, NodeRef)>,
     acked: usize,
+    /// The replicas that acknowledged their copy.
+    acked_by: Vec<Id>,
+    /// The delegations of the key's reads (`delegate`) were checked against `acked_by`.
+    delegations_checked: bool,
     wanted: usize,
     /// Our own copy's durability barrier, while it is not reported.
     persisting: Option<Ticket>,
@@ -65,6 +69,8 @@ impl OwnerWrite {
             candidates: VecDeque::new(),
             asked: Vec::new(),
             acked: 0,
+            acked_by: Vec::new(),
+            delegations_checked: false,
             wanted: 0,
             persisting: None,
             invalidating: Vec::new(),
@@ -157,6 +163,16 @@ impl OwnerWrite {
         if !self.asked.is_empty() || self.persisting.is_some() || !self.invalidating.is_empty() {
             return Step::Pending;
         }
+        // A replica answering reads for us that holds no copy of this write: wait until it may
+        // answer no more (`delegate`).
+        if !std::mem::replace(&mut self.delegations_checked, true) {
+            let position = Id::of_key(&self.item.as_ref().expect("started").key);
+            if let Some(until) = cx.core.delegates.write_resolved(position, &self.acked_by, now) {
+                self.invalidating.push((ReqId::MAX, until));
+                cx.wake_at(until);
+                return Step::Pending;
+            }
+        }
         if self.acked < self.wanted {
             cx.notice(Notice::Error {
                 code: "ERR_UNDER_REPLICATED".into(),
@@ -208,7 +224,10 @@ impl OwnerWrite {
                 let Some(at) = self.asked.iter().position(|(asked, _)| *asked == id) else { return Step::Pending };
                 let (_, node) = self.asked.swap_remove(at);
                 match reply {
-                    Ok(Response::Ok) => self.acked += 1,
+                    Ok(Response::Ok) => {
+                        self.acked += 1;
+                        self.acked_by.push(node.id);
+                    }
                     // Alive but unable to store it (its disk is full): a stand-in takes the copy.
                     Ok(Response::Error { code, .. }) if code.starts_with("storage") => self.ask_next(cx),
                     _ => {
