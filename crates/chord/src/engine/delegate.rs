@@ -143,8 +143,9 @@ pub struct Held {
     owners: HashMap<Id, (NodeRef, (Id, Id), Millis)>,
     /// Owner id -> (arc, until): gets of keys in the arc may be answered here until then.
     grants: HashMap<Id, ((Id, Id), Millis)>,
-    /// Readers came lately: keep the delegations renewed until then.
-    demand_until: Millis,
+    /// Owner id -> until when readers of its arc came lately: its delegation is kept renewed
+    /// until then (only the arcs read, not every arc we replicate).
+    demand: HashMap<Id, Millis>,
     /// `KeepDelegations` is running.
     pub(super) keeping: bool,
 }
@@ -166,33 +167,35 @@ impl Held {
         self.grants.values().find(|(arc, until)| *until > now && position.in_half_open(arc.0, arc.1)).map(|(arc, _)| *arc)
     }
 
-    /// Does an owner we replicate for own `position` (so a delegation could cover it)?
-    pub fn replicates(&self, position: Id, now: Millis) -> bool {
-        self.owners.values().any(|(_, arc, at)| now.saturating_sub(*at) < OWNER_FRESH_MS && position.in_half_open(arc.0, arc.1))
+    /// A reader came for a key at `position`: keep (or start) the delegations of the owners we
+    /// replicate for whose arc holds it. `true` when there is one and nothing keeps our
+    /// delegations renewed yet (the caller starts `KeepDelegations`).
+    pub fn demanded(&mut self, position: Id, now: Millis) -> bool {
+        let owners: Vec<Id> =
+            self.owners.values().filter(|(_, arc, at)| now.saturating_sub(*at) < OWNER_FRESH_MS && position.in_half_open(arc.0, arc.1)).map(|(owner, _, _)| owner.id).collect();
+        for owner in &owners {
+            self.demand.insert(*owner, now + DEMAND_MS);
+        }
+        !owners.is_empty() && !self.keeping
     }
 
-    /// A reader came for a key we replicate: keep (or start) our delegations. `true` when
-    /// nothing keeps them yet (the caller starts `KeepDelegations`).
-    pub fn demanded(&mut self, now: Millis) -> bool {
-        self.demand_until = now + DEMAND_MS;
-        !self.keeping
-    }
-
-    pub(super) fn wanted(&self, now: Millis) -> bool {
-        now < self.demand_until
+    pub(super) fn wanted(&mut self, now: Millis) -> bool {
+        self.demand.retain(|_, until| *until > now);
+        !self.demand.is_empty()
     }
 
     /// Readers came lately and nothing keeps our delegations renewed: start `KeepDelegations`.
-    pub fn demanded_lately(&self, now: Millis) -> bool {
-        self.wanted(now) && !self.keeping
+    pub fn demanded_lately(&mut self, now: Millis) -> bool {
+        !self.keeping && self.wanted(now)
     }
 
-    /// The owners to ask now: synced with us lately, their delegation missing or ending within
-    /// half a lease.
+    /// The owners to ask now: synced with us lately, their arc read lately, their delegation
+    /// missing or ending within half a lease.
     pub(super) fn due(&self, now: Millis) -> Vec<(NodeRef, (Id, Id))> {
         self.owners
             .values()
             .filter(|(_, _, at)| now.saturating_sub(*at) < OWNER_FRESH_MS)
+            .filter(|(owner, _, _)| self.demand.get(&owner.id).is_some_and(|until| *until > now))
             .filter(|(owner, arc, _)| self.grants.get(&owner.id).is_none_or(|(held, until)| held != arc || *until < now + LEASE_MS / 2))
             .map(|(owner, arc, _)| (owner.clone(), *arc))
             .collect()
@@ -327,7 +330,9 @@ mod tests {
         let mut held = Held::default();
         let owner = NodeRef { id: Id(200), host: "127.0.0.1".into(), port: 1 };
         held.owner_synced(&owner, ARC, 0);
-        assert!(held.replicates(Id(150), 10) && !held.replicates(Id(250), 10));
+        assert!(held.due(10).is_empty(), "no reader came");
+        assert!(!held.demanded(Id(250), 10), "not a key of an arc we replicate");
+        assert!(held.demanded(Id(150), 10));
         assert_eq!(held.due(10).len(), 1);
         held.granted(owner.id, ARC, 10);
         assert_eq!(held.covering(Id(150), 10 + LEASE_MS - 1), Some(ARC));
@@ -336,6 +341,6 @@ mod tests {
         assert_eq!(held.due(10 + LEASE_MS / 2 + 1).len(), 1);
         held.refused(owner.id);
         assert_eq!(held.covering(Id(150), 20), None);
-        assert!(held.demanded(20) && held.wanted(20 + DEMAND_MS - 1) && !held.wanted(20 + DEMAND_MS));
+        assert!(held.demanded(Id(150), 20) && held.wanted(20 + DEMAND_MS - 1) && !held.wanted(20 + DEMAND_MS));
     }
 }

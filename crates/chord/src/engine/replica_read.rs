@@ -23,13 +23,13 @@ pub fn delegated_get(cx: &mut Cx<'_>, key: &[u8]) -> Option<Response> {
         return None;
     }
     let now = cx.now.mono;
+    let demanded = cx.core.held.demanded(position, now);
     let Some(arc) = cx.core.held.covering(position, now) else {
-        if cx.core.held.replicates(position, now) && cx.core.held.demanded(now) {
+        if demanded {
             cx.core.maintenance_due = true;
         }
         return None;
     };
-    cx.core.held.demanded(now);
     let found = cx.core.store.read(key).ok()?;
     cx.core.counters.replica_reads += 1;
     let item = found.map(|(value, version)| Item { key: key.to_vec(), value: Some(ByteBuf::from(value.to_vec())), version });
