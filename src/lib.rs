@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 // glibc's malloc serialises the tokio workers and Node's thread on its arena locks: with
 // frames, values and futures allocated on one thread and freed on another, a quarter of the
 // CPU of a busy ring went to malloc and to futex waits on those locks.
-#[cfg(not(target_os = "macos"))]
+#[cfg(any(all(target_os = "linux", target_env = "gnu"), target_os = "windows"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
