@@ -171,12 +171,15 @@ impl Held {
     /// replicate for whose arc holds it. `true` when there is one and nothing keeps our
     /// delegations renewed yet (the caller starts `KeepDelegations`).
     pub fn demanded(&mut self, position: Id, now: Millis) -> bool {
-        let owners: Vec<Id> =
-            self.owners.values().filter(|(_, arc, at)| now.saturating_sub(*at) < OWNER_FRESH_MS && position.in_half_open(arc.0, arc.1)).map(|(owner, _, _)| owner.id).collect();
-        for owner in &owners {
-            self.demand.insert(*owner, now + DEMAND_MS);
+        // Every get of a key we do not own comes here: no allocation.
+        let mut any = false;
+        for (owner, arc, at) in self.owners.values() {
+            if now.saturating_sub(*at) < OWNER_FRESH_MS && position.in_half_open(arc.0, arc.1) {
+                self.demand.insert(owner.id, now + DEMAND_MS);
+                any = true;
+            }
         }
-        !owners.is_empty() && !self.keeping
+        any && !self.keeping
     }
 
     pub(super) fn wanted(&mut self, now: Millis) -> bool {
